@@ -1,0 +1,143 @@
+/**
+ * Every kernel a backend implements: its name, its parameters and the buffers it reads and writes.
+ * Shapes are NCHW, float, contiguous. "Backward" kernels overwrite their outputs (no accumulation)
+ * except `accumulate`, which the network uses where a blob feeds several layers.
+ */
+import type { DeviceBuffer } from './backend.js';
+
+type B = DeviceBuffer;
+
+export interface Conv2dGeometry {
+  batch: number;
+  inChannels: number;
+  inHeight: number;
+  inWidth: number;
+  outChannels: number;
+  outHeight: number;
+  outWidth: number;
+  kernelH: number;
+  kernelW: number;
+  strideH: number;
+  strideW: number;
+  /** Rows/columns of zeros before the input; the padding after it is implied by the output size. */
+  padTop: number;
+  padLeft: number;
+  dilationH: number;
+  dilationW: number;
+  groups: number;
+}
+
+export interface Pool2dGeometry {
+  batch: number;
+  channels: number;
+  inHeight: number;
+  inWidth: number;
+  outHeight: number;
+  outWidth: number;
+  kernelH: number;
+  kernelW: number;
+  strideH: number;
+  strideW: number;
+  padTop: number;
+  padLeft: number;
+  dilationH: number;
+  dilationW: number;
+}
+
+export interface AdaptivePoolGeometry {
+  batch: number;
+  channels: number;
+  inHeight: number;
+  inWidth: number;
+  outHeight: number;
+  outWidth: number;
+}
+
+export interface LrnParams {
+  batch: number;
+  channels: number;
+  /** Height × width. */
+  spatial: number;
+  /** Odd window across channels: channel c sums the squares of c − (size−1)/2 … c + (size−1)/2. */
+  size: number;
+  /** The α that multiplies the window sum (already divided by `size` under the α/n convention). */
+  alpha: number;
+  beta: number;
+  k: number;
+}
+
+export interface LinearParams {
+  batch: number;
+  inFeatures: number;
+  outFeatures: number;
+}
+
+export type ActivationFn = 'relu' | 'tanh' | 'sigmoid';
+
+/** A tensor viewed as [outer, axis, inner] with a softmax taken along `axis`. */
+export interface SoftmaxParams {
+  outer: number;
+  axis: number;
+  inner: number;
+  /** log-softmax instead of softmax. */
+  log: boolean;
+}
+
+/** Copies `count` rows of a [outer, srcAxis, inner] tensor starting at `srcOffset` into
+ * a [outer, dstAxis, inner] tensor starting at `dstOffset` (concat, split). */
+export interface SlabCopyParams {
+  outer: number;
+  inner: number;
+  count: number;
+  srcAxis: number;
+  srcOffset: number;
+  dstAxis: number;
+  dstOffset: number;
+}
+
+export interface KernelTable {
+  conv2d_forward: { params: Conv2dGeometry; buffers: { x: B; weight: B; bias?: B; y: B } };
+  conv2d_backward_data: { params: Conv2dGeometry; buffers: { dy: B; weight: B; dx: B } };
+  conv2d_backward_filter: { params: Conv2dGeometry; buffers: { x: B; dy: B; dweight: B; dbias?: B } };
+
+  maxpool2d_forward: { params: Pool2dGeometry; buffers: { x: B; y: B } };
+  /** Routes each output gradient to the first maximum of its window (as PyTorch). */
+  maxpool2d_backward: { params: Pool2dGeometry; buffers: { x: B; dy: B; dx: B } };
+  adaptive_avgpool2d_forward: { params: AdaptivePoolGeometry; buffers: { x: B; y: B } };
+  adaptive_avgpool2d_backward: { params: AdaptivePoolGeometry; buffers: { dy: B; dx: B } };
+
+  /** y = x / scale^β with scale = k + α·Σ x² over the channel window; scale is kept for backward. */
+  lrn_forward: { params: LrnParams; buffers: { x: B; y: B; scale: B } };
+  lrn_backward: { params: LrnParams; buffers: { x: B; y: B; scale: B; dy: B; dx: B } };
+
+  activation_forward: { params: { fn: ActivationFn; length: number }; buffers: { x: B; y: B } };
+  /** Written in terms of the output y, so the input need not be kept. */
+  activation_backward: { params: { fn: ActivationFn; length: number }; buffers: { y: B; dy: B; dx: B } };
+
+  /** c = alpha · op(a) · op(b) + beta · c, op(a) M×K, op(b) K×N, row-major. */
+  gemm: { params: { M: number; N: number; K: number; transA: boolean; transB: boolean; alpha: number; beta: number }; buffers: { a: B; b: B; c: B } };
+  /** y = x · weightᵀ + bias, weight [out, in] as PyTorch. */
+  linear_forward: { params: LinearParams; buffers: { x: B; weight: B; bias?: B; y: B } };
+  linear_backward_data: { params: LinearParams; buffers: { dy: B; weight: B; dx: B } };
+  linear_backward_params: { params: LinearParams; buffers: { x: B; dy: B; dweight: B; dbias?: B } };
+
+  /** Inverted dropout: mask[i] = 0 with probability p, else 1/(1−p); y = x · mask.
+   * Element i is dropped when uint32ToUnit(philox4x32(i/4, 0, 0, 0, seed, stream)[i%4]) < p. */
+  dropout_forward: { params: { length: number; p: number; seed: number; stream: number }; buffers: { x: B; y: B; mask: B } };
+  multiply: { params: { length: number }; buffers: { a: B; b: B; y: B } };
+
+  softmax_forward: { params: SoftmaxParams; buffers: { x: B; y: B } };
+  softmax_backward: { params: SoftmaxParams; buffers: { y: B; dy: B; dx: B } };
+  /** Mean over the batch of −log softmax(logits)[label]; labels hold class indices as floats. */
+  softmax_cross_entropy_forward: { params: { batch: number; classes: number }; buffers: { logits: B; labels: B; probs: B; loss: B } };
+  /** dlogits = (probs − onehot(labels)) · dloss / batch. */
+  softmax_cross_entropy_backward: { params: { batch: number; classes: number }; buffers: { probs: B; labels: B; dloss: B; dlogits: B } };
+
+  copy: { params: { length: number }; buffers: { x: B; y: B } };
+  copy_slab: { params: SlabCopyParams; buffers: { src: B; dst: B } };
+  /** y += x */
+  accumulate: { params: { length: number }; buffers: { x: B; y: B } };
+  fill: { params: { length: number; value: number }; buffers: { y: B } };
+}
+
+export type KernelName = keyof KernelTable;
