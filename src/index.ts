@@ -1,0 +1,10 @@
+/** alexnet-ts: the library's public surface. */
+export type { Backend, DeviceBuffer, FloatArray } from './backend/backend.js';
+export type { KernelName, KernelTable } from './backend/kernels.js';
+export { ReferenceBackend } from './backend/reference/backend.js';
+export { Tensor, type Shape, sizeOf, formatShape } from './tensor.js';
+export { Philox, philox4x32, type PhiloxState } from './random.js';
+export { createLayer, layerTypes, Layer, SpecError, type Param } from './layers/index.js';
+export type * from './net/spec.js';
+export { Net, formatSummary, type BuildOptions, type LayerSummary } from './net/net.js';
+export { pytorchDefaultInit, type Initializer, type ParamInfo } from './net/init.js';

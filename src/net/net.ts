@@ -1,0 +1,323 @@
+/**
+ * A network built from a `NetSpec`: every shape inferred and checked up front, every buffer
+ * (activations, gradients, parameters, layer workspaces) allocated once for the chosen batch size,
+ * so forward and backward allocate nothing.
+ */
+import type { Backend, FloatArray } from '../backend/backend.js';
+import { ReferenceBackend } from '../backend/reference/backend.js';
+import { createLayer, type Layer, type Param, SpecError } from '../layers/index.js';
+import { Philox, type PhiloxState } from '../random.js';
+import { formatShape, type Shape, sizeOf, Tensor } from '../tensor.js';
+import { type Initializer, pytorchDefaultInit } from './init.js';
+import type { LayerSpec, NetSpec } from './spec.js';
+
+export interface BuildOptions {
+  /** Default: a float32 reference backend. */
+  backend?: Backend;
+  batch: number;
+  /** Seeds initialisation and dropout. Default 0. */
+  seed?: number;
+  /** Also compute gradients with respect to the net's inputs. Default false. */
+  inputGradients?: boolean;
+  init?: Initializer;
+}
+
+interface Blob {
+  name: string;
+  shape: Shape;
+  data: Tensor;
+  /** Null where no gradient flows (labels, inputs unless asked for). */
+  grad: Tensor | null;
+  /** Where a second consumer's gradient lands before it is added to `grad`. */
+  scratch: Tensor | null;
+  /** Produced by a layer (false for the net's inputs). */
+  produced: boolean;
+  consumers: number;
+}
+
+interface Node {
+  layer: Layer;
+  inputs: Blob[];
+  outputs: Blob[];
+  params: Record<string, Param>;
+  workspace: Record<string, Tensor>;
+}
+
+export class Net {
+  readonly params: Param[] = [];
+  private readonly blobs = new Map<string, Blob>();
+  private readonly nodes: Node[] = [];
+  private rng: Philox;
+  private lastForwardTraining = false;
+
+  private constructor(readonly spec: NetSpec, readonly backend: Backend, readonly batch: number, seed: number) {
+    this.rng = new Philox(seed, 0);
+  }
+
+  static build(spec: NetSpec, options: BuildOptions): Net {
+    const batch = options.batch;
+    if (!Number.isInteger(batch) || batch < 1) throw new SpecError(`batch size must be a positive integer, got ${batch}`);
+    const seed = options.seed ?? 0;
+    const net = new Net(spec, options.backend ?? new ReferenceBackend(), batch, seed);
+    net.plan(options.inputGradients ?? false);
+    net.initialise(options.init ?? pytorchDefaultInit, new Philox(seed, 1));
+    return net;
+  }
+
+  get layers(): readonly Layer[] {
+    return this.nodes.map((n) => n.layer);
+  }
+
+  get inputNames(): string[] {
+    return Object.keys(this.spec.inputs);
+  }
+
+  /** Blobs no layer consumes: what the net computes. */
+  get outputNames(): string[] {
+    return [...this.blobs.values()].filter((b) => b.produced && b.consumers === 0).map((b) => b.name);
+  }
+
+  shapeOf(blob: string): Shape {
+    return this.blob(blob).shape;
+  }
+
+  param(name: string): Param {
+    const param = this.params.find((p) => p.name === name);
+    if (!param) throw new Error(`no parameter '${name}' (have: ${this.params.map((p) => p.name).join(', ')})`);
+    return param;
+  }
+
+  setInput(name: string, data: ArrayLike<number>): void {
+    if (!(name in this.spec.inputs)) throw new Error(`'${name}' is not an input of the net (inputs: ${this.inputNames.join(', ')})`);
+    const blob = this.blob(name);
+    if (data.length !== blob.data.size) {
+      throw new Error(`input '${name}' needs ${blob.data.size} values (shape ${formatShape(blob.shape)}), got ${data.length}`);
+    }
+    blob.data.write(data);
+  }
+
+  /** The data of any blob (input, activation or output). */
+  read(name: string): Promise<FloatArray> {
+    return this.blob(name).data.read();
+  }
+
+  readSync(name: string): FloatArray {
+    return this.blob(name).data.readSync();
+  }
+
+  /** The gradient of the last backward pass with respect to a blob. */
+  readGrad(name: string): Promise<FloatArray> {
+    const grad = this.blob(name).grad;
+    if (!grad) throw new Error(`no gradient is kept for '${name}' (net inputs need inputGradients: true)`);
+    return grad.read();
+  }
+
+  forward(options: { training?: boolean } = {}): void {
+    const training = options.training ?? false;
+    this.lastForwardTraining = training;
+    for (const node of this.nodes) {
+      node.layer.forward({
+        backend: this.backend, x: node.inputs.map((b) => b.data), y: node.outputs.map((b) => b.data),
+        params: node.params, workspace: node.workspace, training, rng: this.rng,
+      });
+    }
+  }
+
+  /**
+   * Backpropagates from the given output gradients (default: 1 for a scalar loss produced by the
+   * last layer); outputs not given receive zero. Parameter gradients are overwritten.
+   */
+  backward(outputGrads?: Record<string, ArrayLike<number>>): void {
+    const written = new Set<Blob>();
+    for (const [name, grad] of Object.entries(outputGrads ?? { [this.defaultLoss()]: [1] })) {
+      const blob = this.blob(name);
+      if (!blob.grad) throw new Error(`'${name}' carries no gradient`);
+      blob.grad.write(grad);
+      written.add(blob);
+    }
+    for (const node of [...this.nodes].reverse()) {
+      for (const out of node.outputs) {
+        if (!written.has(out)) this.backend.run('fill', { length: out.grad!.size, value: 0 }, { y: out.grad!.buffer });
+      }
+      const accumulateAfter: Blob[] = [];
+      const dx = node.inputs.map((blob, i) => {
+        if (!blob.grad || !node.layer.differentiable(i)) return null;
+        if (!written.has(blob)) {
+          written.add(blob);
+          return blob.grad;
+        }
+        accumulateAfter.push(blob);
+        return blob.scratch!;
+      });
+      node.layer.backward({
+        backend: this.backend, x: node.inputs.map((b) => b.data), y: node.outputs.map((b) => b.data),
+        dy: node.outputs.map((b) => b.grad!), dx,
+        params: node.params, workspace: node.workspace, training: this.lastForwardTraining, rng: this.rng,
+      });
+      for (const blob of accumulateAfter) {
+        this.backend.run('accumulate', { length: blob.grad!.size }, { x: blob.scratch!.buffer, y: blob.grad!.buffer });
+      }
+    }
+  }
+
+  /** Parameter values by name. */
+  async readParams(): Promise<Record<string, FloatArray>> {
+    const out: Record<string, FloatArray> = {};
+    for (const p of this.params) out[p.name] = await p.value.read();
+    return out;
+  }
+
+  /** Writes parameters by name; with `strict` (default) every parameter must be given, and no other. */
+  loadParams(values: Record<string, ArrayLike<number>>, options: { strict?: boolean } = {}): void {
+    const strict = options.strict ?? true;
+    for (const name of Object.keys(values)) {
+      if (!this.params.some((p) => p.name === name)) throw new Error(`parameter '${name}' does not exist in the net (have: ${this.params.map((p) => p.name).join(', ')})`);
+    }
+    for (const p of this.params) {
+      const value = values[p.name];
+      if (!value) {
+        if (strict) throw new Error(`parameter '${p.name}' is missing`);
+        continue;
+      }
+      if (value.length !== p.value.size) throw new Error(`parameter '${p.name}' needs ${p.value.size} values (shape ${formatShape(p.shape)}), got ${value.length}`);
+      p.value.write(value);
+    }
+  }
+
+  /** The dropout generator's position, for exact resume. */
+  randomState(): PhiloxState {
+    return this.rng.state();
+  }
+
+  setRandomState(state: PhiloxState): void {
+    this.rng = Philox.fromState(state);
+  }
+
+  dispose(): void {
+    for (const blob of this.blobs.values()) for (const t of [blob.data, blob.grad, blob.scratch]) t?.free();
+    for (const node of this.nodes) for (const t of Object.values(node.workspace)) t.free();
+    for (const p of this.params) {
+      p.value.free();
+      p.grad.free();
+    }
+  }
+
+  private blob(name: string): Blob {
+    const blob = this.blobs.get(name);
+    if (!blob) throw new Error(`no blob '${name}' in the net (have: ${[...this.blobs.keys()].join(', ')})`);
+    return blob;
+  }
+
+  private defaultLoss(): string {
+    const last = this.nodes[this.nodes.length - 1]!;
+    const out = last.outputs[0]!;
+    if (out.data.size !== 1) throw new Error(`backward(): the last layer '${last.layer.name}' does not output a scalar loss; pass the output gradients`);
+    return out.name;
+  }
+
+  private plan(inputGradients: boolean): void {
+    const { spec } = this;
+    if (!spec || typeof spec.inputs !== 'object' || Object.keys(spec.inputs).length === 0) throw new SpecError('net spec: "inputs" must name at least one input with its shape');
+    if (!Array.isArray(spec.layers) || spec.layers.length === 0) throw new SpecError('net spec: "layers" must be a non-empty list');
+    const shapes = new Map<string, Shape>();
+    for (const [name, shape] of Object.entries(spec.inputs)) {
+      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
+        throw new SpecError(`input '${name}': shape must be a list of positive integers, got ${JSON.stringify(shape)}`);
+      }
+      shapes.set(name, [this.batch, ...shape]);
+    }
+    // Shapes first: every layer is validated before anything is allocated.
+    const seen = new Set<string>();
+    let previous = Object.keys(spec.inputs)[0]!;
+    const planned = spec.layers.map((layerSpec, index) => {
+      const name = this.checkHeader(layerSpec, index, seen);
+      const inputs = layerSpec.inputs ?? [previous];
+      if (!Array.isArray(inputs)) throw new SpecError(`${name}: inputs must be a list of blob names`);
+      if (new Set(inputs).size !== inputs.length) throw new SpecError(`${name}: an input is listed twice`);
+      for (const input of inputs) if (!shapes.has(input)) throw new SpecError(`${name}: input '${input}' is not a net input or an earlier layer's output`);
+      const layer = createLayer(layerSpec, inputs.map((i) => shapes.get(i)!));
+      const count = layer.outputShapes.length;
+      const outputs = layerSpec.outputs ?? (count === 1 ? [name] : layer.outputShapes.map((_, i) => `${name}:${i}`));
+      if (!Array.isArray(outputs) || outputs.length !== count) throw new SpecError(`${name}: produces ${count} output(s), but outputs lists ${JSON.stringify(outputs)}`);
+      for (const [i, out] of outputs.entries()) {
+        if (shapes.has(out)) throw new SpecError(`${name}: output '${out}' is already a blob of the net (each blob is written once)`);
+        shapes.set(out, layer.outputShapes[i]!);
+      }
+      previous = outputs[0]!;
+      return { layer, inputs, outputs };
+    });
+
+    const consumers = new Map<string, number>();
+    for (const { layer, inputs } of planned) {
+      inputs.forEach((input, i) => { if (layer.differentiable(i)) consumers.set(input, (consumers.get(input) ?? 0) + 1); });
+    }
+    const produced = new Set(planned.flatMap((p) => p.outputs));
+    for (const [name, shape] of shapes) {
+      const uses = consumers.get(name) ?? 0;
+      const wantsGrad = produced.has(name) || (inputGradients && uses > 0);
+      this.blobs.set(name, {
+        name, shape, produced: produced.has(name), consumers: uses,
+        data: Tensor.zeros(this.backend, shape),
+        grad: wantsGrad ? Tensor.zeros(this.backend, shape) : null,
+        scratch: wantsGrad && uses > 1 ? Tensor.zeros(this.backend, shape) : null,
+      });
+    }
+    for (const { layer, inputs, outputs } of planned) {
+      const params: Record<string, Param> = {};
+      for (const [role, decl] of Object.entries(layer.paramDecls())) {
+        const param: Param = {
+          name: `${layer.name}.${role}`, shape: decl.shape, fanIn: decl.fanIn,
+          value: Tensor.zeros(this.backend, decl.shape), grad: Tensor.zeros(this.backend, decl.shape),
+        };
+        params[role] = param;
+        this.params.push(param);
+      }
+      const workspace = Object.fromEntries(Object.entries(layer.workspaceShapes()).map(([k, s]) => [k, Tensor.zeros(this.backend, s)]));
+      this.nodes.push({ layer, params, workspace, inputs: inputs.map((i) => this.blob(i)), outputs: outputs.map((o) => this.blob(o)) });
+    }
+  }
+
+  private checkHeader(layerSpec: LayerSpec, index: number, seen: Set<string>): string {
+    if (!layerSpec || typeof layerSpec !== 'object') throw new SpecError(`layer #${index + 1}: must be an object`);
+    const name = layerSpec.name;
+    if (typeof name !== 'string' || name === '') throw new SpecError(`layer #${index + 1}: needs a "name"`);
+    if (seen.has(name)) throw new SpecError(`layer #${index + 1}: the name '${name}' is used twice`);
+    seen.add(name);
+    return name;
+  }
+
+  private initialise(init: Initializer, rng: Philox): void {
+    for (const node of this.nodes) {
+      for (const [role, p] of Object.entries(node.params)) {
+        p.value.write(init({ name: p.name, layer: node.layer.name, role, shape: p.shape, fanIn: p.fanIn }, rng));
+      }
+    }
+  }
+
+  /** One row per layer: output shapes, parameter count and multiply-adds per example. */
+  summary(): LayerSummary[] {
+    return this.nodes.map(({ layer, outputs, params }) => ({
+      name: layer.name,
+      type: layer.spec.type,
+      outputShapes: outputs.map((o) => o.shape),
+      params: Object.values(params).reduce((n, p) => n + sizeOf(p.shape), 0),
+      macsPerExample: layer.macs() / this.batch,
+    }));
+  }
+}
+
+export interface LayerSummary {
+  name: string;
+  type: string;
+  outputShapes: Shape[];
+  params: number;
+  macsPerExample: number;
+}
+
+export function formatSummary(rows: LayerSummary[]): string {
+  const table = rows.map((r) => [r.name, r.type, r.outputShapes.map(formatShape).join(' '), r.params.toLocaleString('en-US'), r.macsPerExample.toLocaleString('en-US')]);
+  const totals = ['total', '', '', rows.reduce((n, r) => n + r.params, 0).toLocaleString('en-US'), rows.reduce((n, r) => n + r.macsPerExample, 0).toLocaleString('en-US')];
+  const all = [['layer', 'type', 'output', 'params', 'mult-adds/example'], ...table, totals];
+  const widths = all[0]!.map((_, c) => Math.max(...all.map((row) => row[c]!.length)));
+  return all.map((row) => row.map((cell, c) => (c >= 3 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ')).join('\n');
+}
