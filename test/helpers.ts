@@ -1,0 +1,23 @@
+import { type FloatArray, Philox } from '../src/index.js';
+
+export function randomNormal(length: number, rng: Philox, scale = 1): Float64Array {
+  return Float64Array.from({ length }, () => rng.nextNormal() * scale);
+}
+
+/** Largest |a − b| / (atol + rtol·|b|); ≤ 1 means every element is within tolerance. */
+export function worstError(actual: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number): { ratio: number; index: number } {
+  if (actual.length !== expected.length) throw new Error(`length ${actual.length} ≠ expected ${expected.length}`);
+  let ratio = 0, index = -1;
+  for (let i = 0; i < actual.length; i++) {
+    const r = Math.abs(actual[i]! - expected[i]!) / (atol + rtol * Math.abs(expected[i]!));
+    if (!(r <= ratio)) { ratio = r; index = i; } // NaN counts as the worst
+  }
+  return { ratio, index };
+}
+
+export function assertClose(actual: FloatArray | ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number, what: string): void {
+  const { ratio, index } = worstError(actual, expected, atol, rtol);
+  if (!(ratio <= 1)) {
+    throw new Error(`${what}: element ${index} is ${actual[index]}, expected ${expected[index]} (atol ${atol}, rtol ${rtol}; ${ratio.toFixed(2)}× the tolerance)`);
+  }
+}
