@@ -111,6 +111,9 @@ def make_all():
         ('maxpool_3s2', {'kernel': 3, 'stride': 2}, [3, 9, 9], dict(kernel_size=3, stride=2)),
         ('maxpool_3s2_ceil', {'kernel': 3, 'stride': 2, 'ceil': True}, [3, 8, 10], dict(kernel_size=3, stride=2, ceil_mode=True)),
         ('maxpool_pad1', {'kernel': 3, 'stride': 2, 'pad': 1}, [2, 7, 6], dict(kernel_size=3, stride=2, padding=1)),
+        # ceil would give 4 windows; the last would start in the right padding, so PyTorch drops it
+        ('maxpool_ceil_last_window_in_padding', {'kernel': 2, 'stride': 2, 'pad': 1, 'ceil': True}, [2, 5, 5],
+         dict(kernel_size=2, stride=2, padding=1, ceil_mode=True)),
         ('maxpool_dilated_ceil', {'kernel': 2, 'stride': 2, 'dilation': 2, 'pad': 1, 'ceil': True}, [2, 9, 8],
          dict(kernel_size=2, stride=2, dilation=2, padding=1, ceil_mode=True)),
     ]:

@@ -1,0 +1,311 @@
+/**
+ * ONNX import: a model's graph becomes a `NetSpec` plus named parameters, one engine layer per ONNX
+ * node (constant-only nodes such as a weight's Transpose are folded at import). What the engine
+ * cannot express is refused with an `UnsupportedOnnxError` naming the node and the reason.
+ */
+import { readFileSync } from 'node:fs';
+import { createLayer } from '../layers/index.js';
+import type { LayerSpec, NetSpec } from '../net/spec.js';
+import { formatShape, type Shape, sizeOf } from '../tensor.js';
+import { type AttributeProto, decodeModel, type ModelProto, type NodeProto, tensorValues } from './proto.js';
+
+export class UnsupportedOnnxError extends Error {
+  override name = 'UnsupportedOnnxError';
+}
+
+export interface ConstantTensor {
+  shape: number[];
+  data: Float32Array;
+}
+
+export interface ImportedModel {
+  spec: NetSpec;
+  batch: number;
+  params: Record<string, Float32Array>;
+  /** The graph's outputs: blob names of the built net. */
+  outputs: string[];
+}
+
+export interface ImportOptions {
+  /** Values for graph inputs that feed weight slots (ONNX's node tests pass weights as inputs). */
+  inputValues?: Record<string, ConstantTensor>;
+  /** The size of a symbolic first dimension. */
+  batch?: number;
+  source?: string;
+}
+
+export function loadOnnxFile(path: string, options: ImportOptions = {}): ImportedModel {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch (error) {
+    throw new Error(`cannot read ONNX model ${path}: ${(error as Error).message}`);
+  }
+  return importOnnx(decodeModel(bytes, path), { source: path, ...options });
+}
+
+/** Attribute reader for one node; attribute types follow onnx.proto's AttributeType enum. */
+function attributes(node: NodeProto) {
+  const byName = new Map((node.attribute ?? []).map((a) => [a.name, a] as [string, AttributeProto]));
+  return {
+    has: (name: string) => byName.has(name),
+    int: (name: string, fallback: number) => byName.get(name)?.i ?? fallback,
+    float: (name: string, fallback: number) => byName.get(name)?.f ?? fallback,
+    ints: (name: string, fallback: number[]) => (byName.has(name) ? (byName.get(name)!.ints ?? []) : fallback),
+    string: (name: string, fallback: string) => {
+      const s = byName.get(name)?.s;
+      return s ? new TextDecoder().decode(s) : fallback;
+    },
+  };
+}
+
+class Importer {
+  readonly layers: LayerSpec[] = [];
+  readonly params: Record<string, Float32Array> = {};
+  readonly opset: number;
+  private readonly shapes = new Map<string, Shape>();
+  private readonly constants = new Map<string, ConstantTensor>();
+  private readonly graphInputs = new Map<string, Shape>();
+  private readonly dataInputs: string[] = [];
+
+  constructor(readonly model: ModelProto, readonly options: ImportOptions) {
+    this.opset = model.opsetImport?.find((o) => !o.domain)?.version ?? 1;
+    const graph = model.graph ?? this.refuse('the model has no graph');
+    const source = options.source ?? 'ONNX model';
+    for (const init of graph.initializer ?? []) this.constants.set(init.name!, tensorValues(init, source));
+    for (const input of graph.input ?? []) {
+      if (this.constants.has(input.name)) continue;
+      const given = options.inputValues?.[input.name];
+      const dims = input.type?.tensorType?.shape?.dim ?? [];
+      const shape = given?.shape ?? dims.map((d, i) => d.dimValue ?? (i === 0 && options.batch ? options.batch : this.refuse(`input '${input.name}' has a symbolic dimension ${d.dimParam ?? i}; pass its size`)));
+      this.graphInputs.set(input.name, shape);
+    }
+  }
+
+  refuse(reason: string): never {
+    throw new UnsupportedOnnxError(`${this.options.source ?? 'ONNX model'}: ${reason}`);
+  }
+
+  /** A data blob (activation or net input) and its shape. */
+  data(node: NodeProto, name: string): Shape {
+    const shape = this.shapes.get(name);
+    if (shape) return shape;
+    const inputShape = this.graphInputs.get(name);
+    if (inputShape) {
+      this.dataInputs.push(name);
+      this.shapes.set(name, inputShape);
+      return inputShape;
+    }
+    if (this.constants.has(name)) this.refuse(`${node.opType} node '${node.name ?? ''}': constant '${name}' where the engine expects data`);
+    return this.refuse(`${node.opType} node '${node.name ?? ''}': input '${name}' is not produced by any earlier node`);
+  }
+
+  constant(node: NodeProto, name: string): ConstantTensor {
+    const known = this.constants.get(name);
+    if (known) return known;
+    if (this.graphInputs.has(name)) {
+      const given = this.options.inputValues?.[name];
+      if (!given) this.refuse(`graph input '${name}' feeds the weights of ${node.opType} node '${node.name ?? ''}'; pass its value`);
+      this.constants.set(name, given);
+      return given;
+    }
+    return this.refuse(`${node.opType} node '${node.name ?? ''}': '${name}' must be a constant (an initializer), but it is computed`);
+  }
+
+  isConstant(name: string): boolean {
+    return this.constants.has(name) || (this.graphInputs.has(name) && !this.shapes.has(name) && !!this.options.inputValues?.[name]);
+  }
+
+  addConstant(name: string, value: ConstantTensor): void {
+    this.constants.set(name, value);
+  }
+
+  addLayer(spec: LayerSpec, params: Record<string, Float32Array> = {}): void {
+    const inputShapes = (spec.inputs ?? []).map((i) => this.shapes.get(i)!);
+    const layer = createLayer(spec, inputShapes);
+    spec.outputs!.forEach((name, i) => this.shapes.set(name, layer.outputShapes[i]!));
+    for (const [role, value] of Object.entries(params)) this.params[`${spec.name}.${role}`] = value;
+    this.layers.push(spec);
+  }
+
+  finish(): ImportedModel {
+    if (this.dataInputs.length === 0) this.refuse('no graph input carries data');
+    const batch = this.graphInputs.get(this.dataInputs[0]!)![0] ?? this.refuse('inputs must have a batch dimension');
+    const inputs: Record<string, number[]> = {};
+    for (const name of this.dataInputs) {
+      const shape = this.graphInputs.get(name)!;
+      if (shape[0] !== batch) this.refuse(`inputs must share their first (batch) dimension: '${name}' is ${formatShape(shape)}, batch is ${batch}`);
+      inputs[name] = shape.slice(1);
+    }
+    const outputs = (this.model.graph!.output ?? []).map((o) => o.name);
+    for (const out of outputs) if (!this.shapes.has(out)) this.refuse(`graph output '${out}' is not computed by any node the engine runs`);
+    return { spec: { name: this.model.graph!.name ?? 'onnx', inputs, layers: this.layers }, batch, params: this.params, outputs };
+  }
+}
+
+type Converter = (im: Importer, node: NodeProto, name: string) => void;
+
+const pairOf = (values: number[], what: string, im: Importer): [number, number] =>
+  values.length === 2 ? [values[0]!, values[1]!] : im.refuse(`${what}: only 2-d windows are supported, got ${JSON.stringify(values)}`);
+
+/** Padding [top, left, bottom, right] from ONNX pads or auto_pad; SAME keeps ceil(in / stride) outputs. */
+function padding(im: Importer, node: NodeProto, input: Shape, kernel: [number, number], stride: [number, number], dilation: [number, number]): [number, number, number, number] {
+  const a = attributes(node);
+  const autoPad = a.string('auto_pad', 'NOTSET');
+  if (autoPad === 'NOTSET') {
+    const pads = a.ints('pads', [0, 0, 0, 0]);
+    return pads.length === 4 ? (pads as [number, number, number, number]) : im.refuse(`${node.opType} '${node.name ?? ''}': pads ${JSON.stringify(pads)} is not 2-d`);
+  }
+  if (autoPad === 'VALID') return [0, 0, 0, 0];
+  const [before, after] = [0, 1].map((axis) => {
+    const size = input[2 + axis]!;
+    const total = Math.max(0, (Math.ceil(size / stride[axis]!) - 1) * stride[axis]! + (kernel[axis]! - 1) * dilation[axis]! + 1 - size);
+    const small = Math.floor(total / 2);
+    return autoPad === 'SAME_LOWER' ? [total - small, small] : [small, total - small];
+  }).reduce<[number[], number[]]>(([b, e], [x, y]) => [[...b, x!], [...e, y!]], [[], []]);
+  return [before[0]!, before[1]!, after[0]!, after[1]!];
+}
+
+function transpose(value: ConstantTensor, perm: number[]): ConstantTensor {
+  const rank = value.shape.length;
+  const outShape = perm.map((p) => value.shape[p]!);
+  const inStrides = value.shape.map((_, i) => sizeOf(value.shape.slice(i + 1)));
+  const out = new Float32Array(value.data.length);
+  const index = new Array<number>(rank).fill(0);
+  for (let o = 0; o < out.length; o++) {
+    let from = 0;
+    for (let d = 0; d < rank; d++) from += index[d]! * inStrides[perm[d]!]!;
+    out[o] = value.data[from]!;
+    for (let d = rank - 1; d >= 0 && ++index[d]! === outShape[d]; d--) index[d] = 0;
+  }
+  return { shape: outShape, data: out };
+}
+
+const converters: Record<string, Converter> = {
+  Conv(im, node, name) {
+    const [x, w, b] = node.input!;
+    const xShape = im.data(node, x!);
+    const weight = im.constant(node, w!);
+    if (weight.shape.length !== 4) im.refuse(`Conv '${name}': only 2-d convolution is supported (weight ${formatShape(weight.shape)})`);
+    const a = attributes(node);
+    const kernel: [number, number] = [weight.shape[2]!, weight.shape[3]!];
+    const stride = pairOf(a.ints('strides', [1, 1]), `Conv '${name}' strides`, im);
+    const dilation = pairOf(a.ints('dilations', [1, 1]), `Conv '${name}' dilations`, im);
+    const params: Record<string, Float32Array> = { weight: weight.data };
+    if (b) params.bias = im.constant(node, b).data;
+    im.addLayer({
+      name, type: 'conv2d', inputs: [x!], outputs: [node.output![0]!], outChannels: weight.shape[0]!, kernel, stride, dilation,
+      pad: padding(im, node, xShape, kernel, stride, dilation), groups: a.int('group', 1), bias: !!b,
+    }, params);
+  },
+  MaxPool(im, node, name) {
+    if ((node.output ?? []).filter(Boolean).length > 1) im.refuse(`MaxPool '${name}': the Indices output is not supported`);
+    const x = node.input![0]!;
+    const xShape = im.data(node, x);
+    const a = attributes(node);
+    const kernel = pairOf(a.ints('kernel_shape', []), `MaxPool '${name}' kernel_shape`, im);
+    const stride = pairOf(a.ints('strides', [1, 1]), `MaxPool '${name}' strides`, im);
+    const dilation = pairOf(a.ints('dilations', [1, 1]), `MaxPool '${name}' dilations`, im);
+    im.addLayer({
+      name, type: 'maxpool2d', inputs: [x], outputs: [node.output![0]!], kernel, stride, dilation,
+      pad: padding(im, node, xShape, kernel, stride, dilation), ceil: a.int('ceil_mode', 0) === 1,
+    });
+  },
+  LRN(im, node, name) {
+    const a = attributes(node);
+    const x = node.input![0]!;
+    im.data(node, x);
+    im.addLayer({
+      name, type: 'lrn', inputs: [x], outputs: [node.output![0]!], size: a.int('size', 0),
+      alpha: a.float('alpha', 1e-4), beta: a.float('beta', 0.75), k: a.float('bias', 1), alphaConvention: 'over-n',
+    });
+  },
+  Relu: activation('relu'),
+  Sigmoid: activation('sigmoid'),
+  Tanh: activation('tanh'),
+  Gemm(im, node, name) {
+    const [A, B, C] = node.input!;
+    const a = attributes(node);
+    if (a.int('transA', 0)) im.refuse(`Gemm '${name}': transA=1 transposes the activations, which no engine layer does (Linear computes x·Wᵀ + b)`);
+    im.data(node, A!);
+    const b = im.constant(node, B!);
+    const alpha = a.float('alpha', 1), beta = a.float('beta', 1);
+    const weight = a.int('transB', 0) ? b : transpose(b, [1, 0]);
+    const outFeatures = weight.shape[0]!;
+    const params: Record<string, Float32Array> = { weight: weight.data.map((v) => v * alpha) };
+    if (C) {
+      const c = im.constant(node, C);
+      const perColumn = c.data.length === 1 || (c.data.length === outFeatures && sizeOf(c.shape.slice(0, -1)) === 1);
+      if (!perColumn) im.refuse(`Gemm '${name}': C ${formatShape(c.shape)} is not one bias per output column; Linear's bias is per output feature`);
+      params.bias = Float32Array.from({ length: outFeatures }, (_, j) => beta * c.data[c.data.length === 1 ? 0 : j]!);
+    }
+    im.addLayer({ name, type: 'linear', inputs: [A!], outputs: [node.output![0]!], outFeatures, bias: !!C }, params);
+  },
+  MatMul(im, node, name) {
+    const [A, B] = node.input!;
+    if (im.data(node, A!).length !== 2) im.refuse(`MatMul '${name}': only 2-d activations times a constant matrix are supported`);
+    const b = im.constant(node, B!);
+    if (b.shape.length !== 2) im.refuse(`MatMul '${name}': the constant operand must be 2-d, got ${formatShape(b.shape)}`);
+    im.addLayer({ name, type: 'linear', inputs: [A!], outputs: [node.output![0]!], outFeatures: b.shape[1]!, bias: false }, { weight: transpose(b, [1, 0]).data });
+  },
+  Transpose(im, node, name) {
+    const x = node.input![0]!;
+    if (!im.isConstant(x)) im.refuse(`Transpose '${name}': only constant tensors (weights) can be transposed`);
+    const value = im.constant(node, x);
+    const perm = attributes(node).ints('perm', value.shape.map((_, i) => value.shape.length - 1 - i));
+    im.addConstant(node.output![0]!, transpose(value, perm));
+  },
+  Flatten(im, node, name) {
+    const x = node.input![0]!;
+    im.data(node, x);
+    im.addLayer({ name, type: 'flatten', inputs: [x], outputs: [node.output![0]!], axis: attributes(node).int('axis', 1) });
+  },
+  Concat(im, node, name) {
+    const inputs = node.input!;
+    for (const i of inputs) im.data(node, i);
+    im.addLayer({ name, type: 'concat', inputs, outputs: [node.output![0]!], axis: attributes(node).int('axis', 0) });
+  },
+  Dropout(im, node, name) {
+    const [x, ratio, trainingMode] = node.input!;
+    if ((node.output ?? []).filter(Boolean).length > 1) im.refuse(`Dropout '${name}': the mask output is not supported (the engine's dropout keeps its mask for backward only)`);
+    if (trainingMode && im.constant(node, trainingMode).data[0]) im.refuse(`Dropout '${name}': training_mode=true draws random masks at inference`);
+    const p = ratio ? im.constant(node, ratio).data[0]! : attributes(node).float('ratio', 0.5);
+    im.data(node, x!);
+    im.addLayer({ name, type: 'dropout', inputs: [x!], outputs: [node.output![0]!], p });
+  },
+  Softmax: softmax('softmax'),
+  LogSoftmax: softmax('log_softmax'),
+};
+
+function activation(type: 'relu' | 'sigmoid' | 'tanh'): Converter {
+  return (im, node, name) => {
+    const x = node.input![0]!;
+    im.data(node, x);
+    im.addLayer({ name, type, inputs: [x], outputs: [node.output![0]!] });
+  };
+}
+
+/** Before opset 13, ONNX's softmax normalised over all axes from `axis` (default 1) on. */
+function softmax(type: 'softmax' | 'log_softmax'): Converter {
+  return (im, node, name) => {
+    const x = node.input![0]!;
+    im.data(node, x);
+    const modern = im.opset >= 13;
+    im.addLayer({
+      name, type, inputs: [x], outputs: [node.output![0]!],
+      axis: attributes(node).int('axis', modern ? -1 : 1), over: modern ? 'axis' : 'trailing',
+    });
+  };
+}
+
+export const supportedOnnxOps = Object.keys(converters);
+
+export function importOnnx(model: ModelProto, options: ImportOptions = {}): ImportedModel {
+  const im = new Importer(model, options);
+  (model.graph!.node ?? []).forEach((node, index) => {
+    const convert = converters[node.opType] ?? im.refuse(`node ${index} ('${node.name ?? ''}'): operator ${node.opType} is not supported (supported: ${supportedOnnxOps.join(', ')})`);
+    if (node.domain && node.domain !== 'ai.onnx') im.refuse(`node ${index}: operator domain '${node.domain}' is not supported`);
+    convert(im, node, node.name || `${node.opType.toLowerCase()}_${index}`);
+  });
+  return im.finish();
+}
