@@ -8,3 +8,7 @@ export { createLayer, layerTypes, Layer, SpecError, type Param } from './layers/
 export type * from './net/spec.js';
 export { Net, formatSummary, type BuildOptions, type LayerSummary } from './net/net.js';
 export { pytorchDefaultInit, type Initializer, type ParamInfo } from './net/init.js';
+export { planNet, summarize, type NetPlan } from './net/net.js';
+export { alexnet, alexnetTorchvision, type AlexNetOptions } from './models/alexnet.js';
+export { parseSafetensors, serializeSafetensors, type SafetensorsFile, type NamedTensor } from './io/safetensors.js';
+export { importOnnx, loadOnnxFile, supportedOnnxOps, UnsupportedOnnxError, type ImportedModel, type ImportOptions } from './onnx/import.js';

@@ -50,16 +50,19 @@ export class Net {
   private rng: Philox;
   private lastForwardTraining = false;
 
-  private constructor(readonly spec: NetSpec, readonly backend: Backend, readonly batch: number, seed: number) {
+  private constructor(readonly spec: NetSpec, readonly backend: Backend, private readonly plan: NetPlan, seed: number) {
     this.rng = new Philox(seed, 0);
   }
 
+  get batch(): number {
+    return this.plan.batch;
+  }
+
   static build(spec: NetSpec, options: BuildOptions): Net {
-    const batch = options.batch;
-    if (!Number.isInteger(batch) || batch < 1) throw new SpecError(`batch size must be a positive integer, got ${batch}`);
     const seed = options.seed ?? 0;
-    const net = new Net(spec, options.backend ?? new ReferenceBackend(), batch, seed);
-    net.plan(options.inputGradients ?? false);
+    const plan = planNet(spec, options.batch); // validates everything before allocating anything
+    const net = new Net(spec, options.backend ?? new ReferenceBackend(), plan, seed);
+    net.allocate(options.inputGradients ?? false);
     net.initialise(options.init ?? pytorchDefaultInit, new Philox(seed, 1));
     return net;
   }
@@ -215,44 +218,14 @@ export class Net {
     return out.name;
   }
 
-  private plan(inputGradients: boolean): void {
-    const { spec } = this;
-    if (!spec || typeof spec.inputs !== 'object' || Object.keys(spec.inputs).length === 0) throw new SpecError('net spec: "inputs" must name at least one input with its shape');
-    if (!Array.isArray(spec.layers) || spec.layers.length === 0) throw new SpecError('net spec: "layers" must be a non-empty list');
-    const shapes = new Map<string, Shape>();
-    for (const [name, shape] of Object.entries(spec.inputs)) {
-      if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
-        throw new SpecError(`input '${name}': shape must be a list of positive integers, got ${JSON.stringify(shape)}`);
-      }
-      shapes.set(name, [this.batch, ...shape]);
-    }
-    // Shapes first: every layer is validated before anything is allocated.
-    const seen = new Set<string>();
-    let previous = Object.keys(spec.inputs)[0]!;
-    const planned = spec.layers.map((layerSpec, index) => {
-      const name = this.checkHeader(layerSpec, index, seen);
-      const inputs = layerSpec.inputs ?? [previous];
-      if (!Array.isArray(inputs)) throw new SpecError(`${name}: inputs must be a list of blob names`);
-      if (new Set(inputs).size !== inputs.length) throw new SpecError(`${name}: an input is listed twice`);
-      for (const input of inputs) if (!shapes.has(input)) throw new SpecError(`${name}: input '${input}' is not a net input or an earlier layer's output`);
-      const layer = createLayer(layerSpec, inputs.map((i) => shapes.get(i)!));
-      const count = layer.outputShapes.length;
-      const outputs = layerSpec.outputs ?? (count === 1 ? [name] : layer.outputShapes.map((_, i) => `${name}:${i}`));
-      if (!Array.isArray(outputs) || outputs.length !== count) throw new SpecError(`${name}: produces ${count} output(s), but outputs lists ${JSON.stringify(outputs)}`);
-      for (const [i, out] of outputs.entries()) {
-        if (shapes.has(out)) throw new SpecError(`${name}: output '${out}' is already a blob of the net (each blob is written once)`);
-        shapes.set(out, layer.outputShapes[i]!);
-      }
-      previous = outputs[0]!;
-      return { layer, inputs, outputs };
-    });
-
+  private allocate(inputGradients: boolean): void {
+    const { plan } = this;
     const consumers = new Map<string, number>();
-    for (const { layer, inputs } of planned) {
+    for (const { layer, inputs } of plan.layers) {
       inputs.forEach((input, i) => { if (layer.differentiable(i)) consumers.set(input, (consumers.get(input) ?? 0) + 1); });
     }
-    const produced = new Set(planned.flatMap((p) => p.outputs));
-    for (const [name, shape] of shapes) {
+    const produced = new Set(plan.layers.flatMap((p) => p.outputs));
+    for (const [name, shape] of plan.shapes) {
       const uses = consumers.get(name) ?? 0;
       const wantsGrad = produced.has(name) || (inputGradients && uses > 0);
       this.blobs.set(name, {
@@ -262,7 +235,7 @@ export class Net {
         scratch: wantsGrad && uses > 1 ? Tensor.zeros(this.backend, shape) : null,
       });
     }
-    for (const { layer, inputs, outputs } of planned) {
+    for (const { layer, inputs, outputs } of plan.layers) {
       const params: Record<string, Param> = {};
       for (const [role, decl] of Object.entries(layer.paramDecls())) {
         const param: Param = {
@@ -277,15 +250,6 @@ export class Net {
     }
   }
 
-  private checkHeader(layerSpec: LayerSpec, index: number, seen: Set<string>): string {
-    if (!layerSpec || typeof layerSpec !== 'object') throw new SpecError(`layer #${index + 1}: must be an object`);
-    const name = layerSpec.name;
-    if (typeof name !== 'string' || name === '') throw new SpecError(`layer #${index + 1}: needs a "name"`);
-    if (seen.has(name)) throw new SpecError(`layer #${index + 1}: the name '${name}' is used twice`);
-    seen.add(name);
-    return name;
-  }
-
   private initialise(init: Initializer, rng: Philox): void {
     for (const node of this.nodes) {
       for (const [role, p] of Object.entries(node.params)) {
@@ -296,14 +260,71 @@ export class Net {
 
   /** One row per layer: output shapes, parameter count and multiply-adds per example. */
   summary(): LayerSummary[] {
-    return this.nodes.map(({ layer, outputs, params }) => ({
-      name: layer.name,
-      type: layer.spec.type,
-      outputShapes: outputs.map((o) => o.shape),
-      params: Object.values(params).reduce((n, p) => n + sizeOf(p.shape), 0),
-      macsPerExample: layer.macs() / this.batch,
-    }));
+    return summarize(this.plan);
   }
+}
+
+/** A spec with every layer built and every blob's shape inferred; nothing allocated. */
+export interface NetPlan {
+  layers: { layer: Layer; inputs: string[]; outputs: string[] }[];
+  shapes: Map<string, Shape>;
+  batch: number;
+}
+
+/** Infers and checks every shape of a spec for a batch size; throws a `SpecError` naming the
+ * layer and the problem. */
+export function planNet(spec: NetSpec, batch: number): NetPlan {
+  if (!Number.isInteger(batch) || batch < 1) throw new SpecError(`batch size must be a positive integer, got ${batch}`);
+  if (!spec || typeof spec.inputs !== 'object' || spec.inputs === null || Object.keys(spec.inputs).length === 0) throw new SpecError('net spec: "inputs" must name at least one input with its shape');
+  if (!Array.isArray(spec.layers) || spec.layers.length === 0) throw new SpecError('net spec: "layers" must be a non-empty list');
+  const shapes = new Map<string, Shape>();
+  for (const [name, shape] of Object.entries(spec.inputs)) {
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 1)) {
+      throw new SpecError(`input '${name}': shape must be a list of positive integers, got ${JSON.stringify(shape)}`);
+    }
+    shapes.set(name, [batch, ...shape]);
+  }
+  const seen = new Set<string>();
+  let previous = Object.keys(spec.inputs)[0]!;
+  const layers = spec.layers.map((layerSpec, index) => {
+    const name = checkHeader(layerSpec, index, seen);
+    const inputs = layerSpec.inputs ?? [previous];
+    if (!Array.isArray(inputs)) throw new SpecError(`${name}: inputs must be a list of blob names`);
+    if (new Set(inputs).size !== inputs.length) throw new SpecError(`${name}: an input is listed twice`);
+    for (const input of inputs) if (!shapes.has(input)) throw new SpecError(`${name}: input '${input}' is not a net input or an earlier layer's output`);
+    const layer = createLayer(layerSpec, inputs.map((i) => shapes.get(i)!));
+    const count = layer.outputShapes.length;
+    const outputs = layerSpec.outputs ?? (count === 1 ? [name] : layer.outputShapes.map((_, i) => `${name}:${i}`));
+    if (!Array.isArray(outputs) || outputs.length !== count) throw new SpecError(`${name}: produces ${count} output(s), but outputs lists ${JSON.stringify(outputs)}`);
+    for (const [i, out] of outputs.entries()) {
+      if (shapes.has(out)) throw new SpecError(`${name}: output '${out}' is already a blob of the net (each blob is written once)`);
+      shapes.set(out, layer.outputShapes[i]!);
+    }
+    previous = outputs[0]!;
+    return { layer, inputs, outputs };
+  });
+  return { layers, shapes, batch };
+}
+
+function checkHeader(layerSpec: LayerSpec, index: number, seen: Set<string>): string {
+  if (!layerSpec || typeof layerSpec !== 'object') throw new SpecError(`layer #${index + 1}: must be an object`);
+  const name = layerSpec.name;
+  if (typeof name !== 'string' || name === '') throw new SpecError(`layer #${index + 1}: needs a "name"`);
+  if (seen.has(name)) throw new SpecError(`layer #${index + 1}: the name '${name}' is used twice`);
+  if (typeof layerSpec.type !== 'string') throw new SpecError(`${name}: needs a "type"`);
+  seen.add(name);
+  return name;
+}
+
+/** One row per layer of a plan: output shapes, parameter count and multiply-adds per example. */
+export function summarize(plan: NetPlan): LayerSummary[] {
+  return plan.layers.map(({ layer, outputs }) => ({
+    name: layer.name,
+    type: layer.spec.type,
+    outputShapes: outputs.map((o) => plan.shapes.get(o)!),
+    params: Object.values(layer.paramDecls()).reduce((n, p) => n + sizeOf(p.shape), 0),
+    macsPerExample: layer.macs() / plan.batch,
+  }));
 }
 
 export interface LayerSummary {

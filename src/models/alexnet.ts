@@ -1,0 +1,81 @@
+/** AlexNet as net specs: the paper's two-column network and torchvision's one-column variant. */
+import type { LayerSpec, NetSpec } from '../net/spec.js';
+
+export interface AlexNetOptions {
+  /** 227 (as Caffe, no padding on conv1) or 224 (as torchvision, 2 pixels of padding on conv1).
+   * Both give conv1 a 55×55 output. Default 224, the size the paper states. */
+  inputSize?: 224 | 227;
+  classes?: number;
+  /** The LRN α convention; the paper's formula by default. See `LrnSpec.alphaConvention`. */
+  lrnAlphaConvention?: 'paper' | 'over-n';
+}
+
+/** The network of Krizhevsky, Sutskever and Hinton (2012): the two GPU columns are groups=2 in
+ * conv2, conv4 and conv5; LRN after conv1 and conv2; overlapping 3/2 max-pools; dropout 0.5 on fc6
+ * and fc7. With a `label` input and a softmax cross-entropy loss. */
+export function alexnet(options: AlexNetOptions = {}): NetSpec {
+  const inputSize = options.inputSize ?? 224;
+  const lrn = (name: string): LayerSpec => ({ name, type: 'lrn', size: 5, alpha: 1e-4, beta: 0.75, k: 2, alphaConvention: options.lrnAlphaConvention ?? 'paper' });
+  return {
+    name: `alexnet-${inputSize}`,
+    inputs: { data: [3, inputSize, inputSize], label: [] },
+    layers: [
+      { name: 'conv1', type: 'conv2d', outChannels: 96, kernel: 11, stride: 4, pad: inputSize === 224 ? 2 : 0 },
+      { name: 'relu1', type: 'relu' },
+      lrn('norm1'),
+      { name: 'pool1', type: 'maxpool2d', kernel: 3, stride: 2 },
+      { name: 'conv2', type: 'conv2d', outChannels: 256, kernel: 5, pad: 2, groups: 2 },
+      { name: 'relu2', type: 'relu' },
+      lrn('norm2'),
+      { name: 'pool2', type: 'maxpool2d', kernel: 3, stride: 2 },
+      { name: 'conv3', type: 'conv2d', outChannels: 384, kernel: 3, pad: 1 },
+      { name: 'relu3', type: 'relu' },
+      { name: 'conv4', type: 'conv2d', outChannels: 384, kernel: 3, pad: 1, groups: 2 },
+      { name: 'relu4', type: 'relu' },
+      { name: 'conv5', type: 'conv2d', outChannels: 256, kernel: 3, pad: 1, groups: 2 },
+      { name: 'relu5', type: 'relu' },
+      { name: 'pool5', type: 'maxpool2d', kernel: 3, stride: 2 },
+      { name: 'fc6', type: 'linear', outFeatures: 4096 },
+      { name: 'relu6', type: 'relu' },
+      { name: 'drop6', type: 'dropout', p: 0.5 },
+      { name: 'fc7', type: 'linear', outFeatures: 4096 },
+      { name: 'relu7', type: 'relu' },
+      { name: 'drop7', type: 'dropout', p: 0.5 },
+      { name: 'fc8', type: 'linear', outFeatures: options.classes ?? 1000 },
+      { name: 'loss', type: 'softmax_cross_entropy', inputs: ['fc8', 'label'] },
+    ],
+  };
+}
+
+/** torchvision.models.alexnet: one column (64-192-384-256-256), no LRN, adaptive average pooling
+ * to 6×6, dropout before fc6 and fc7. Layer names follow our convention (conv1 … fc8). */
+export function alexnetTorchvision(options: { classes?: number } = {}): NetSpec {
+  return {
+    name: 'alexnet-torchvision',
+    inputs: { data: [3, 224, 224], label: [] },
+    layers: [
+      { name: 'conv1', type: 'conv2d', outChannels: 64, kernel: 11, stride: 4, pad: 2 },
+      { name: 'relu1', type: 'relu' },
+      { name: 'pool1', type: 'maxpool2d', kernel: 3, stride: 2 },
+      { name: 'conv2', type: 'conv2d', outChannels: 192, kernel: 5, pad: 2 },
+      { name: 'relu2', type: 'relu' },
+      { name: 'pool2', type: 'maxpool2d', kernel: 3, stride: 2 },
+      { name: 'conv3', type: 'conv2d', outChannels: 384, kernel: 3, pad: 1 },
+      { name: 'relu3', type: 'relu' },
+      { name: 'conv4', type: 'conv2d', outChannels: 256, kernel: 3, pad: 1 },
+      { name: 'relu4', type: 'relu' },
+      { name: 'conv5', type: 'conv2d', outChannels: 256, kernel: 3, pad: 1 },
+      { name: 'relu5', type: 'relu' },
+      { name: 'pool5', type: 'maxpool2d', kernel: 3, stride: 2 },
+      { name: 'avgpool', type: 'adaptive_avgpool2d', output: 6 },
+      { name: 'drop6', type: 'dropout', p: 0.5 },
+      { name: 'fc6', type: 'linear', outFeatures: 4096 },
+      { name: 'relu6', type: 'relu' },
+      { name: 'drop7', type: 'dropout', p: 0.5 },
+      { name: 'fc7', type: 'linear', outFeatures: 4096 },
+      { name: 'relu7', type: 'relu' },
+      { name: 'fc8', type: 'linear', outFeatures: options.classes ?? 1000 },
+      { name: 'loss', type: 'softmax_cross_entropy', inputs: ['fc8', 'label'] },
+    ],
+  };
+}
