@@ -1,0 +1,21 @@
+/** Runs the README's library example as written, importing the package by its own name. */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+
+test('the README example runs and gives a sane loss and gradient', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const example = /## Library example\s+```js\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.ok(example, 'README.md has a "Library example" js block');
+  const file = join(ROOT, 'dist', 'readme-example.mjs');
+  writeFileSync(file, example);
+  const output = execFileSync(process.execPath, [file], { encoding: 'utf8' });
+  assert.match(output, /^conv2\s+conv2d\s+\[4, 16, 13, 13\]\s+592\s/m);
+  const [, loss, gradient] = /loss (\S+), \|dL\/dconv1.weight\|₁ = (\S+)/.exec(output) ?? [];
+  assert.ok(Math.abs(Number(loss) - Math.log(10)) < 0.5, `loss ${loss} should be near ln 10 for an untrained 10-class net`);
+  assert.ok(Number(gradient) > 0, 'the gradient reaches conv1');
+});
