@@ -7,41 +7,32 @@ import type { DeviceBuffer } from './backend.js';
 
 type B = DeviceBuffer;
 
-export interface Conv2dGeometry {
+/** A window sliding over [N, C, H, W] maps: shared by convolution and pooling. */
+export interface WindowGeometry {
   batch: number;
-  inChannels: number;
   inHeight: number;
   inWidth: number;
-  outChannels: number;
   outHeight: number;
   outWidth: number;
   kernelH: number;
   kernelW: number;
   strideH: number;
   strideW: number;
-  /** Rows/columns of zeros before the input; the padding after it is implied by the output size. */
+  /** Rows/columns of padding before the input; the padding after it is implied by the output size. */
   padTop: number;
   padLeft: number;
   dilationH: number;
   dilationW: number;
+}
+
+export interface Conv2dGeometry extends WindowGeometry {
+  inChannels: number;
+  outChannels: number;
   groups: number;
 }
 
-export interface Pool2dGeometry {
-  batch: number;
+export interface Pool2dGeometry extends WindowGeometry {
   channels: number;
-  inHeight: number;
-  inWidth: number;
-  outHeight: number;
-  outWidth: number;
-  kernelH: number;
-  kernelW: number;
-  strideH: number;
-  strideW: number;
-  padTop: number;
-  padLeft: number;
-  dilationH: number;
-  dilationW: number;
 }
 
 export interface AdaptivePoolGeometry {
