@@ -9,7 +9,8 @@ export function worstError(actual: ArrayLike<number>, expected: ArrayLike<number
   if (actual.length !== expected.length) throw new Error(`length ${actual.length} ≠ expected ${expected.length}`);
   let ratio = 0, index = -1;
   for (let i = 0; i < actual.length; i++) {
-    const r = Math.abs(actual[i]! - expected[i]!) / (atol + rtol * Math.abs(expected[i]!));
+    const diff = Math.abs(actual[i]! - expected[i]!);
+    const r = diff === 0 ? 0 : diff / (atol + rtol * Math.abs(expected[i]!));
     if (!(r <= ratio)) { ratio = r; index = i; } // NaN counts as the worst
   }
   return { ratio, index };

@@ -9,6 +9,7 @@ import { after, test } from 'node:test';
 import { Net } from '../src/index.js';
 import { importOnnx } from '../src/onnx/import.js';
 import { decodeModel, decodeTensor, tensorValues } from '../src/onnx/proto.js';
+import { testBackends } from './backends.js';
 import { assertClose } from './helpers.js';
 
 const ROOT = '/usr/share/libonnx-testdata/data';
@@ -24,7 +25,9 @@ const SKIPPED: [RegExp, string][] = [
   [/^test_dropout_default_mask(_ratio)?$/, 'asks for the optional mask output; the engine keeps dropout masks for backward only'],
 ];
 
-const tally = { passed: 0, failed: 0, skipped: [] as string[] };
+/** Per backend: passed and failed cases; skipped cases are the same for every backend. */
+const tally = { passed: new Map<string, number>(), failed: new Map<string, number>(), skipped: [] as string[] };
+const bump = (counts: Map<string, number>, backend: string) => counts.set(backend, (counts.get(backend) ?? 0) + 1);
 
 function readTensor(path: string) {
   return tensorValues(decodeTensor(readFileSync(path), path), path);
@@ -38,14 +41,15 @@ test('libonnx-testdata is installed', () => {
   if (cases.length < 100) throw new Error(`found ${cases.length} ONNX cases under ${ROOT}; install Debian's libonnx-testdata`);
 });
 
+for (const { name: backendName, backend } of await testBackends())
 for (const { suite, name, dir } of cases) {
   const skip = SKIPPED.find(([pattern]) => pattern.test(name));
   if (skip) {
-    tally.skipped.push(`${suite}/${name}: ${skip[1]}`);
-    test(`ONNX ${suite}/${name}`, { skip: skip[1] }, () => {});
+    if (backendName === 'reference') tally.skipped.push(`${suite}/${name}: ${skip[1]}`);
+    test(`ONNX [${backendName}] ${suite}/${name}`, { skip: skip[1] }, () => {});
     continue;
   }
-  test(`ONNX ${suite}/${name}`, async () => {
+  test(`ONNX [${backendName}] ${suite}/${name}`, async () => {
     try {
       const model = decodeModel(readFileSync(join(dir, 'model.onnx')), name);
       const graphInputs = (model.graph!.input ?? []).map((i) => i.name).filter((n) => !(model.graph!.initializer ?? []).some((t) => t.name === n));
@@ -54,7 +58,7 @@ for (const { suite, name, dir } of cases) {
         const files = (prefix: string) => readdirSync(join(dir, set)).filter((f) => f.startsWith(prefix)).sort((a, b) => parseInt(a.slice(prefix.length)) - parseInt(b.slice(prefix.length)));
         const inputValues = Object.fromEntries(files('input_').map((f, i) => [graphInputs[i]!, readTensor(join(dir, set, f))]));
         const imported = importOnnx(model, { inputValues, source: name });
-        const net = Net.build(imported.spec, { batch: imported.batch });
+        const net = Net.build(imported.spec, { backend, batch: imported.batch });
         net.loadParams(imported.params);
         for (const input of net.inputNames) net.setInput(input, inputValues[input]!.data);
         net.forward();
@@ -65,16 +69,19 @@ for (const { suite, name, dir } of cases) {
           if (shape.join() !== expected.shape.join()) throw new Error(`${name}: output '${output}' has shape [${shape}], expected [${expected.shape}]`);
           assertClose(await net.read(output), expected.data, 1e-7, 1e-3, `${name} ${set} output '${output}'`);
         }
+        net.dispose();
       }
-      tally.passed++;
+      bump(tally.passed, backendName);
     } catch (error) {
-      tally.failed++;
+      bump(tally.failed, backendName);
       throw error;
     }
   });
 }
 
 after(() => {
-  console.log(`ONNX conformance: ${tally.passed} passed, ${tally.failed} failed, ${tally.skipped.length} skipped`);
+  for (const backend of new Set([...tally.passed.keys(), ...tally.failed.keys()])) {
+    console.log(`ONNX conformance [${backend}]: ${tally.passed.get(backend) ?? 0} passed, ${tally.failed.get(backend) ?? 0} failed, ${tally.skipped.length} skipped`);
+  }
   for (const line of tally.skipped) console.log(`  skipped ${line}`);
 });

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { Net, type NetSpec } from '../src/index.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
+import { testBackends } from './backends.js';
 import { assertClose } from './helpers.js';
 
 const DIR = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'pytorch');
@@ -18,12 +19,13 @@ function byPrefix(tensors: Record<string, { data: Float32Array }>, prefix: strin
   return Object.entries(tensors).filter(([k]) => k.startsWith(prefix)).map(([k, v]) => [k.slice(prefix.length), v.data]);
 }
 
+for (const { name: backendName, backend } of await testBackends())
 for (const file of readdirSync(DIR).filter((f) => f.endsWith('.safetensors')).sort()) {
-  test(`PyTorch parity: ${file.replace('.safetensors', '')}`, async () => {
+  test(`PyTorch parity [${backendName}]: ${file.replace('.safetensors', '')}`, async () => {
     const { tensors, metadata } = parseSafetensors(readFileSync(join(DIR, file)), file);
     const spec = JSON.parse(metadata.net!) as NetSpec;
     const training = JSON.parse(metadata.training!) as boolean;
-    const net = Net.build(spec, { batch: Number(metadata.batch), inputGradients: true });
+    const net = Net.build(spec, { backend, batch: Number(metadata.batch), inputGradients: true });
     net.loadParams(Object.fromEntries(byPrefix(tensors, 'param.')));
     for (const [name, data] of byPrefix(tensors, 'input.')) net.setInput(name, data);
     net.forward({ training });
@@ -38,5 +40,6 @@ for (const file of readdirSync(DIR).filter((f) => f.endsWith('.safetensors')).so
     for (const [name, expected] of byPrefix(tensors, 'grad_param.')) {
       assertClose(await net.param(name).grad.read(), expected, BACKWARD.atol, BACKWARD.rtol, `${file}: gradient of ${name}`);
     }
+    net.dispose();
   });
 }

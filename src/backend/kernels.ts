@@ -124,6 +124,10 @@ export interface KernelTable {
   /** dlogits = (probs − onehot(labels)) · dloss / batch. */
   softmax_cross_entropy_backward: { params: { batch: number; classes: number }; buffers: { probs: B; labels: B; dloss: B; dlogits: B } };
 
+  /** The paper's update: velocity ← momentum·velocity − weightDecay·lr·weight − lr·grad;
+   * weight ← weight + velocity. */
+  sgd_update: { params: { length: number; lr: number; momentum: number; weightDecay: number }; buffers: { weight: B; grad: B; velocity: B } };
+
   copy: { params: { length: number }; buffers: { x: B; y: B } };
   copy_slab: { params: SlabCopyParams; buffers: { src: B; dst: B } };
   /** y += x */

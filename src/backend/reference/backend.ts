@@ -7,7 +7,7 @@ import type { Backend, DeviceBuffer, FloatArray } from '../backend.js';
 import type { KernelName, KernelTable } from '../kernels.js';
 import { conv2dBackwardData, conv2dBackwardFilter, conv2dForward } from './conv.js';
 import { gemm, linearBackwardData, linearBackwardParams, linearForward } from './dense.js';
-import { accumulate, activationBackward, activationForward, copy, copySlab, dropoutForward, fill, multiply } from './elementwise.js';
+import { accumulate, activationBackward, activationForward, copy, copySlab, dropoutForward, fill, multiply, sgdUpdate } from './elementwise.js';
 import { lrnBackward, lrnForward } from './lrn.js';
 import { adaptiveAvgpool2dBackward, adaptiveAvgpool2dForward, maxpool2dBackward, maxpool2dForward } from './pool.js';
 import { softmaxBackward, softmaxCrossEntropyBackward, softmaxCrossEntropyForward, softmaxForward } from './softmax.js';
@@ -19,13 +19,14 @@ class HostBuffer implements DeviceBuffer {
   }
 }
 
-/** A kernel over host arrays: the buffers of `KernelTable[K]` with arrays in place of handles. */
-type HostKernel<K extends KernelName> = (
+/** A kernel over host arrays: the buffers of `KernelTable[K]` with arrays in place of handles.
+ * The wasm backend reuses these over views of its memory for the kernels it does not compile. */
+export type HostKernel<K extends KernelName> = (
   params: KernelTable[K]['params'],
   buffers: { [B in keyof KernelTable[K]['buffers']]: FloatArray },
 ) => void;
 
-const kernels: { [K in KernelName]: HostKernel<K> } = {
+export const referenceKernels: { [K in KernelName]: HostKernel<K> } = {
   conv2d_forward: conv2dForward,
   conv2d_backward_data: conv2dBackwardData,
   conv2d_backward_filter: conv2dBackwardFilter,
@@ -47,6 +48,7 @@ const kernels: { [K in KernelName]: HostKernel<K> } = {
   softmax_backward: softmaxBackward,
   softmax_cross_entropy_forward: softmaxCrossEntropyForward,
   softmax_cross_entropy_backward: softmaxCrossEntropyBackward,
+  sgd_update: sgdUpdate,
   copy,
   copy_slab: copySlab,
   accumulate,
@@ -92,7 +94,7 @@ export class ReferenceBackend implements Backend {
     for (const [role, buffer] of Object.entries(buffers as Record<string, DeviceBuffer | undefined>)) {
       if (buffer) arrays[role] = this.host(buffer);
     }
-    (kernels[kernel] as HostKernel<K>)(params, arrays as never);
+    (referenceKernels[kernel] as HostKernel<K>)(params, arrays as never);
   }
 
   async flush(): Promise<void> {}

@@ -33,6 +33,13 @@ export function multiply(_p: unknown, b: { a: FloatArray; b: FloatArray; y: Floa
   for (let i = 0; i < b.y.length; i++) b.y[i] = b.a[i]! * b.b[i]!;
 }
 
+export function sgdUpdate(p: KernelTable['sgd_update']['params'], b: { weight: FloatArray; grad: FloatArray; velocity: FloatArray }): void {
+  for (let i = 0; i < b.weight.length; i++) {
+    b.velocity[i] = p.momentum * b.velocity[i]! - p.weightDecay * p.lr * b.weight[i]! - p.lr * b.grad[i]!;
+    b.weight[i]! += b.velocity[i]!;
+  }
+}
+
 export function copy(_p: unknown, b: { x: FloatArray; y: FloatArray }): void {
   b.y.set(b.x);
 }

@@ -1,0 +1,103 @@
+// Elementwise kernels over element ranges [i0, i1).
+
+export const RELU = 0, TANH = 1, SIGMOID = 2;
+
+export function activationForward(fn: i32, x: usize, y: usize, i0: i32, i1: i32): void {
+  let i = i0;
+  if (fn == RELU) {
+    const zero = f32x4.splat(0);
+    for (; i + 4 <= i1; i += 4) v128.store(y + (<usize>i << 2), f32x4.max(v128.load(x + (<usize>i << 2)), zero));
+  }
+  for (; i < i1; i++) {
+    const v = load<f32>(x + (<usize>i << 2));
+    store<f32>(y + (<usize>i << 2), fn == RELU ? (v > 0 ? v : 0) : fn == TANH ? Mathf.tanh(v) : 1 / (1 + Mathf.exp(-v)));
+  }
+}
+
+/** dx = dy · f′, with f′ written in terms of the output y. */
+export function activationBackward(fn: i32, y: usize, dy: usize, dx: usize, i0: i32, i1: i32): void {
+  let i = i0;
+  if (fn == RELU) {
+    const zero = f32x4.splat(0);
+    for (; i + 4 <= i1; i += 4) {
+      const at = <usize>i << 2;
+      v128.store(dx + at, v128.and(v128.load(dy + at), f32x4.gt(v128.load(y + at), zero)));
+    }
+  }
+  for (; i < i1; i++) {
+    const v = load<f32>(y + (<usize>i << 2));
+    const d = load<f32>(dy + (<usize>i << 2));
+    store<f32>(dx + (<usize>i << 2), fn == RELU ? (v > 0 ? d : 0) : fn == TANH ? d * (1 - v * v) : d * v * (1 - v));
+  }
+}
+
+// Philox4x32-10, as src/random.ts: the dropout mask of element i is a pure function of (seed, i).
+let out0: u32 = 0, out1: u32 = 0, out2: u32 = 0, out3: u32 = 0;
+
+function philox(c0: u32, c1: u32, c2: u32, c3: u32, k0: u32, k1: u32): void {
+  for (let round = 0; round < 10; round++) {
+    const p0 = <u64>0xd2511f53 * <u64>c0, p1 = <u64>0xcd9e8d57 * <u64>c2;
+    const hi0 = <u32>(p0 >> 32), lo0 = <u32>p0, hi1 = <u32>(p1 >> 32), lo1 = <u32>p1;
+    c0 = hi1 ^ c1 ^ k0;
+    c1 = lo1;
+    c2 = hi0 ^ c3 ^ k1;
+    c3 = lo0;
+    k0 += 0x9e3779b9;
+    k1 += 0xbb67ae85;
+  }
+  out0 = c0; out1 = c1; out2 = c2; out3 = c3;
+}
+
+/** mask = 0 with probability p, else 1/(1−p); y = x·mask. i0 must be a multiple of 4. */
+export function dropoutForward(x: usize, y: usize, mask: usize, p: f32, seed: u32, stream: u32, i0: i32, i1: i32): void {
+  const keep: f32 = 1 / (1 - p);
+  for (let i = i0; i < i1; i += 4) {
+    philox(<u32>(i >> 2), 0, 0, 0, seed, stream);
+    for (let lane = 0; lane < 4 && i + lane < i1; lane++) {
+      const u = lane == 0 ? out0 : lane == 1 ? out1 : lane == 2 ? out2 : out3;
+      const m: f32 = <f32>(u >> 8) * (1.0 / 16777216.0) < p ? 0 : keep;
+      const at = <usize>(i + lane) << 2;
+      store<f32>(mask + at, m);
+      store<f32>(y + at, load<f32>(x + at) * m);
+    }
+  }
+}
+
+export function multiply(a: usize, b: usize, y: usize, i0: i32, i1: i32): void {
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const at = <usize>i << 2;
+    v128.store(y + at, f32x4.mul(v128.load(a + at), v128.load(b + at)));
+  }
+  for (; i < i1; i++) store<f32>(y + (<usize>i << 2), load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2)));
+}
+
+/** y += x */
+export function accumulate(x: usize, y: usize, i0: i32, i1: i32): void {
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const at = <usize>i << 2;
+    v128.store(y + at, f32x4.add(v128.load(y + at), v128.load(x + at)));
+  }
+  for (; i < i1; i++) store<f32>(y + (<usize>i << 2), load<f32>(y + (<usize>i << 2)) + load<f32>(x + (<usize>i << 2)));
+}
+
+/** The paper's update: v ← momentum·v − weightDecay·lr·w − lr·g; w ← w + v. */
+export function sgdUpdate(w: usize, g: usize, v: usize, lr: f32, momentum: f32, weightDecay: f32, i0: i32, i1: i32): void {
+  const vm = f32x4.splat(momentum), vd = f32x4.splat(weightDecay * lr), vl = f32x4.splat(lr);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const at = <usize>i << 2;
+    const wi = v128.load(w + at);
+    const vi = f32x4.sub(f32x4.sub(f32x4.mul(vm, v128.load(v + at)), f32x4.mul(vd, wi)), f32x4.mul(vl, v128.load(g + at)));
+    v128.store(v + at, vi);
+    v128.store(w + at, f32x4.add(wi, vi));
+  }
+  for (; i < i1; i++) {
+    const at = <usize>i << 2;
+    const wi = load<f32>(w + at);
+    const vi = momentum * load<f32>(v + at) - weightDecay * lr * wi - lr * load<f32>(g + at);
+    store<f32>(v + at, vi);
+    store<f32>(w + at, wi + vi);
+  }
+}

@@ -1,0 +1,7 @@
+// The wasm backend's kernels. All pointers are byte offsets into the shared linear memory, which
+// the host allocates; no kernel allocates, so one module instance per thread can share it.
+export { gemm, GEMM_SCRATCH } from './gemm';
+export { conv2dForward, conv2dBackwardData, conv2dBackwardFilter, biasBackward } from './conv';
+export { maxpool2dForward, maxpool2dBackward } from './pool';
+export { lrnForward, lrnBackward } from './lrn';
+export { activationForward, activationBackward, dropoutForward, multiply, accumulate, sgdUpdate } from './elementwise';

@@ -1,0 +1,120 @@
+/**
+ * Runs lists of kernel tasks on the calling thread plus a pool of workers that share one
+ * WebAssembly.Memory. Tasks are taken from a shared counter (so faster threads take more); each
+ * executing thread appends its own column buffer and GEMM scratch pointers to tasks that want them.
+ * The main thread blocks in Atomics.wait until the workers are done: kernels stay synchronous.
+ */
+import { Worker } from 'node:worker_threads';
+import { WASM_FUNCTIONS, type KernelExports, type WasmFunction } from './exports.js';
+
+// Control words (Int32Array over a SharedArrayBuffer).
+const GENERATION = 0, PENDING = 1, NEXT = 2, COUNT = 3, FAILED = 4, STOP = 5;
+const MAX_TASKS = 256;
+const TASK_WIDTH = 20; // [function index, argument count, scratch wanted (0, 1 gemm, 2 col+gemm), ...arguments]
+
+export interface Task {
+  fn: WasmFunction;
+  args: number[];
+  /** Append this thread's GEMM scratch pointer ('gemm'), or its column buffer and GEMM scratch. */
+  scratch?: 'gemm' | 'col+gemm';
+}
+
+export interface SharedControl {
+  control: Int32Array;
+  tasks: Float64Array;
+  /** Per thread: column buffer and GEMM scratch byte offsets (float64: offsets reach 4 GiB). */
+  scratch: Float64Array;
+}
+
+export function createControl(threads: number): SharedControl {
+  return {
+    control: new Int32Array(new SharedArrayBuffer(4 * 8)),
+    tasks: new Float64Array(new SharedArrayBuffer(8 * MAX_TASKS * TASK_WIDTH)),
+    scratch: new Float64Array(new SharedArrayBuffer(8 * 2 * threads)),
+  };
+}
+
+/** Takes tasks until none are left; shared by the main thread and the workers. */
+export function drain(exports: KernelExports, { control, tasks, scratch }: SharedControl, thread: number): void {
+  const count = Atomics.load(control, COUNT);
+  for (let i = Atomics.add(control, NEXT, 1); i < count; i = Atomics.add(control, NEXT, 1)) {
+    const at = i * TASK_WIDTH;
+    const args = Array.from(tasks.subarray(at + 3, at + 3 + tasks[at + 1]!));
+    if (tasks[at + 2] === 2) args.push(scratch[2 * thread]!);
+    if (tasks[at + 2]) args.push(scratch[2 * thread + 1]!);
+    exports[WASM_FUNCTIONS[tasks[at]!]!](...args);
+  }
+}
+
+export class ThreadPool {
+  private readonly workers: Worker[] = [];
+  private generation = 0;
+
+  constructor(readonly threads: number, readonly shared: SharedControl, private readonly exports: KernelExports, module: WebAssembly.Module, memory: WebAssembly.Memory) {
+    for (let t = 1; t < threads; t++) {
+      const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { module, memory, shared, thread: t } });
+      worker.unref(); // an idle pool must not keep the process alive
+      this.workers.push(worker);
+    }
+  }
+
+  /** Per-thread column buffer and GEMM scratch pointers (byte offsets). */
+  setScratch(thread: number, col: number, scratch: number): void {
+    this.shared.scratch[2 * thread] = col;
+    this.shared.scratch[2 * thread + 1] = scratch;
+  }
+
+  run(taskList: Task[]): void {
+    const { control, tasks } = this.shared;
+    if (taskList.length > MAX_TASKS) throw new Error(`internal: ${taskList.length} tasks exceed the pool's ${MAX_TASKS}`);
+    taskList.forEach((task, i) => {
+      const at = i * TASK_WIDTH;
+      if (task.args.length > TASK_WIDTH - 3) throw new Error(`internal: task ${task.fn} has too many arguments`);
+      tasks[at] = WASM_FUNCTIONS.indexOf(task.fn);
+      tasks[at + 1] = task.args.length;
+      tasks[at + 2] = task.scratch === 'col+gemm' ? 2 : task.scratch === 'gemm' ? 1 : 0;
+      tasks.set(task.args, at + 3);
+    });
+    Atomics.store(control, NEXT, 0);
+    Atomics.store(control, COUNT, taskList.length);
+    const helpers = taskList.length > 1 ? this.workers.length : 0;
+    if (helpers > 0) {
+      Atomics.store(control, PENDING, helpers);
+      Atomics.store(control, GENERATION, ++this.generation);
+      Atomics.notify(control, GENERATION);
+    }
+    drain(this.exports, this.shared, 0);
+    if (helpers > 0) {
+      for (let pending = Atomics.load(control, PENDING); pending !== 0; pending = Atomics.load(control, PENDING)) {
+        Atomics.wait(control, PENDING, pending);
+      }
+      if (Atomics.load(control, FAILED)) {
+        Atomics.store(control, FAILED, 0);
+        throw new Error('a wasm kernel failed in a worker thread (see its error above)');
+      }
+    }
+  }
+
+  terminate(): Promise<unknown> {
+    Atomics.store(this.shared.control, STOP, 1);
+    return Promise.all(this.workers.map((w) => w.terminate()));
+  }
+}
+
+/** The worker side: wait for a generation, drain, report. */
+export function serve(exports: KernelExports, shared: SharedControl, thread: number): void {
+  const { control } = shared;
+  let seen = 0;
+  for (;;) {
+    Atomics.wait(control, GENERATION, seen);
+    if (Atomics.load(control, STOP)) return;
+    seen = Atomics.load(control, GENERATION);
+    try {
+      drain(exports, shared, thread);
+    } catch (error) {
+      console.error(`wasm worker ${thread}:`, error);
+      Atomics.store(control, FAILED, 1);
+    }
+    if (Atomics.sub(control, PENDING, 1) === 1) Atomics.notify(control, PENDING);
+  }
+}

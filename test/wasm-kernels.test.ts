@@ -1,0 +1,150 @@
+/**
+ * Every wasm kernel against the reference backend on random shapes (sizes that are not multiples of
+ * 4 or 8, groups, strides, asymmetric padding, dilation), large enough that the work is split
+ * across threads, for one and two threads and both SIMD builds. Tolerance: |Δ| ≤ 2e-5·max(1, rms) +
+ * 1e-4·|ref|, rms being the root mean square of the reference output: fused multiply-adds and
+ * another summation order change the rounding of long sums, in proportion to their size.
+ */
+import { test } from 'node:test';
+import { type Backend, type KernelName, type KernelTable, Philox, ReferenceBackend } from '../src/index.js';
+import { WasmBackend } from '../src/backend/wasm/backend.js';
+import { windowCount } from '../src/layers/conv.js';
+import type { Conv2dGeometry, Pool2dGeometry } from '../src/backend/kernels.js';
+import { assertClose } from './helpers.js';
+
+const reference = new ReferenceBackend();
+const configurations = [
+  { name: 'relaxed, 2 threads', backend: await WasmBackend.create({ threads: 2, relaxedSimd: true }) },
+  { name: 'relaxed, 1 thread', backend: await WasmBackend.create({ threads: 1, relaxedSimd: true }) },
+  { name: 'simd, 2 threads', backend: await WasmBackend.create({ threads: 2, relaxedSimd: false }) },
+];
+
+const rng = new Philox(2024);
+const random = (length: number) => Float32Array.from({ length }, () => rng.nextNormal());
+
+/** Runs one kernel on a backend: `inputs` are written, outputs start as `initial` (or zero). */
+function runKernel<K extends KernelName>(backend: Backend, kernel: K, params: KernelTable[K]['params'], inputs: Record<string, Float32Array>, outputs: Record<string, Float32Array>): Record<string, Float32Array> {
+  const buffers = Object.fromEntries([...Object.entries(inputs), ...Object.entries(outputs)].map(([role, data]) => {
+    const buffer = backend.allocate(data.length);
+    backend.write(buffer, data);
+    return [role, buffer];
+  }));
+  backend.run(kernel, params, buffers as never);
+  const result = Object.fromEntries(Object.keys(outputs).map((role) => [role, Float32Array.from(backend.readSync!(buffers[role]!))]));
+  for (const buffer of Object.values(buffers)) backend.free(buffer);
+  return result;
+}
+
+function compare<K extends KernelName>(what: string, kernel: K, params: KernelTable[K]['params'], inputs: Record<string, Float32Array>, outputs: Record<string, Float32Array>, exact = false): void {
+  const expected = runKernel(reference, kernel, params, inputs, outputs);
+  for (const { name, backend } of configurations) {
+    const actual = runKernel(backend, kernel, params, inputs, outputs);
+    for (const role of Object.keys(outputs)) {
+      const ref = expected[role]!;
+      const rms = Math.sqrt(ref.reduce((s, v) => s + v * v, 0) / ref.length);
+      assertClose(actual[role]!, ref, exact ? 0 : 2e-5 * Math.max(1, rms), exact ? 0 : 1e-4, `${what} [${name}] ${role}`);
+    }
+  }
+}
+
+function conv(batch: number, inChannels: number, inHeight: number, inWidth: number, outChannels: number, k: [number, number], s: [number, number], pad: [number, number, number, number], d: [number, number], groups: number): Conv2dGeometry {
+  return {
+    batch, inChannels, inHeight, inWidth, outChannels, groups,
+    kernelH: k[0], kernelW: k[1], strideH: s[0], strideW: s[1], padTop: pad[0], padLeft: pad[1], dilationH: d[0], dilationW: d[1],
+    outHeight: windowCount(inHeight, k[0], s[0], pad[0], pad[2], d[0], false),
+    outWidth: windowCount(inWidth, k[1], s[1], pad[1], pad[3], d[1], false),
+  };
+}
+
+const convCases: [string, Conv2dGeometry][] = [
+  ['conv1-like 11×11 stride 4', conv(3, 3, 39, 39, 16, [11, 11], [4, 4], [2, 2, 2, 2], [1, 1], 1)],
+  ['two columns, 5×5, asymmetric padding', conv(2, 6, 23, 19, 10, [5, 5], [2, 2], [2, 1, 1, 2], [1, 1], 2)],
+  ['groups 2, threads split', conv(4, 16, 27, 27, 32, [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 2)],
+  ['depthwise-ish groups 4, 13×13', conv(3, 8, 13, 13, 12, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 4)],
+  ['dilated rectangular, no padding', conv(2, 5, 17, 15, 7, [3, 2], [1, 2], [0, 0, 0, 0], [2, 3], 1)],
+];
+
+for (const [what, g] of convCases) {
+  const xLen = g.batch * g.inChannels * g.inHeight * g.inWidth;
+  const wLen = g.outChannels * (g.inChannels / g.groups) * g.kernelH * g.kernelW;
+  const yLen = g.batch * g.outChannels * g.outHeight * g.outWidth;
+  test(`wasm conv2d: ${what}`, () => {
+    compare(`${what} forward`, 'conv2d_forward', g, { x: random(xLen), weight: random(wLen), bias: random(g.outChannels) }, { y: new Float32Array(yLen) });
+    compare(`${what} forward without bias`, 'conv2d_forward', g, { x: random(xLen), weight: random(wLen) }, { y: new Float32Array(yLen) });
+    compare(`${what} data gradient`, 'conv2d_backward_data', g, { dy: random(yLen), weight: random(wLen) }, { dx: random(xLen) });
+    compare(`${what} filter gradient`, 'conv2d_backward_filter', g, { x: random(xLen), dy: random(yLen) }, { dweight: random(wLen), dbias: random(g.outChannels) });
+  });
+}
+
+test('wasm gemm: every transpose, alpha and beta, odd sizes', () => {
+  for (const [M, N, K] of [[37, 29, 53], [5, 300, 7], [130, 70, 260]] as const) {
+    for (const transA of [false, true]) {
+      for (const transB of [false, true]) {
+        compare(`gemm ${M}×${N}×${K} tA=${transA} tB=${transB}`, 'gemm', { M, N, K, transA, transB, alpha: 0.7, beta: transA ? 0.5 : 0 }, { a: random(M * K), b: random(K * N) }, { c: random(M * N) });
+      }
+    }
+  }
+});
+
+test('wasm linear: forward and both gradients, with and without bias', () => {
+  for (const [batch, inFeatures, outFeatures] of [[5, 300, 37], [64, 1000, 500]] as const) {
+    const p = { batch, inFeatures, outFeatures };
+    compare('linear forward', 'linear_forward', p, { x: random(batch * inFeatures), weight: random(outFeatures * inFeatures), bias: random(outFeatures) }, { y: random(batch * outFeatures) });
+    compare('linear forward, no bias', 'linear_forward', p, { x: random(batch * inFeatures), weight: random(outFeatures * inFeatures) }, { y: random(batch * outFeatures) });
+    compare('linear data gradient', 'linear_backward_data', p, { dy: random(batch * outFeatures), weight: random(outFeatures * inFeatures) }, { dx: random(batch * inFeatures) });
+    compare('linear parameter gradients', 'linear_backward_params', p, { x: random(batch * inFeatures), dy: random(batch * outFeatures) }, { dweight: random(outFeatures * inFeatures), dbias: random(outFeatures) });
+  }
+});
+
+test('wasm max-pool: overlapping, ceil, padded, dilated', () => {
+  const cases: Pool2dGeometry[] = [
+    { batch: 4, channels: 32, inHeight: 27, inWidth: 27, outHeight: 13, outWidth: 13, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2, padTop: 0, padLeft: 0, dilationH: 1, dilationW: 1 },
+    { batch: 2, channels: 5, inHeight: 8, inWidth: 10, outHeight: 4, outWidth: 5, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2, padTop: 0, padLeft: 0, dilationH: 1, dilationW: 1 },
+    { batch: 2, channels: 3, inHeight: 9, inWidth: 8, outHeight: 5, outWidth: 5, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, dilationH: 2, dilationW: 2 },
+  ];
+  for (const g of cases) {
+    const xLen = g.batch * g.channels * g.inHeight * g.inWidth, yLen = g.batch * g.channels * g.outHeight * g.outWidth;
+    const x = random(xLen);
+    compare('maxpool forward', 'maxpool2d_forward', g, { x }, { y: new Float32Array(yLen) }, true);
+    compare('maxpool backward', 'maxpool2d_backward', g, { x, dy: random(yLen) }, { dx: random(xLen) });
+  }
+});
+
+test('wasm LRN: both sizes, ragged spatial sizes, β = 0.75 fast path and general β', () => {
+  for (const p of [
+    { batch: 4, channels: 37, spatial: 169, size: 5, alpha: 0.01, beta: 0.75, k: 2 },
+    { batch: 3, channels: 7, spatial: 30, size: 3, alpha: 0.3, beta: 0.6, k: 1 },
+    { batch: 2, channels: 2, spatial: 5, size: 5, alpha: 0.2, beta: 0.75, k: 1.5 },
+  ]) {
+    const n = p.batch * p.channels * p.spatial;
+    const x = random(n);
+    const forward = runKernel(reference, 'lrn_forward', p, { x }, { y: new Float32Array(n), scale: new Float32Array(n) });
+    compare('lrn forward', 'lrn_forward', p, { x }, { y: new Float32Array(n), scale: new Float32Array(n) });
+    compare('lrn backward', 'lrn_backward', p, { x, y: forward.y!, scale: forward.scale!, dy: random(n) }, { dx: new Float32Array(n) });
+  }
+});
+
+test('wasm elementwise: activations, dropout (bit-identical masks), multiply, accumulate, SGD', () => {
+  const length = 100_003;
+  for (const fn of ['relu', 'tanh', 'sigmoid'] as const) {
+    const x = random(length);
+    compare(`${fn} forward`, 'activation_forward', { fn, length }, { x }, { y: new Float32Array(length) });
+    compare(`${fn} backward`, 'activation_backward', { fn, length }, { y: random(length), dy: random(length) }, { dx: new Float32Array(length) });
+  }
+  compare('dropout', 'dropout_forward', { length, p: 0.3, seed: 77, stream: 5 }, { x: random(length) }, { y: new Float32Array(length), mask: new Float32Array(length) }, true);
+  compare('multiply', 'multiply', { length }, { a: random(length), b: random(length) }, { y: new Float32Array(length) }, true);
+  compare('accumulate', 'accumulate', { length }, { x: random(length) }, { y: random(length) }, true);
+  compare('sgd update', 'sgd_update', { length, lr: 0.01, momentum: 0.9, weightDecay: 0.0005 }, { grad: random(length) }, { weight: random(length), velocity: random(length) });
+});
+
+test('wasm memory: freed buffers are reused and planned bytes are reported', async () => {
+  const backend = configurations[1]!.backend;
+  const before = backend.allocatedBytes;
+  const a = backend.allocate(1000);
+  const offsetBytes = backend.allocatedBytes - before;
+  backend.free(a);
+  const b = backend.allocate(1000);
+  if (backend.allocatedBytes - before !== offsetBytes) throw new Error('a freed block was not reused');
+  backend.free(b);
+  if (backend.allocatedBytes !== before) throw new Error(`${backend.allocatedBytes - before} bytes leaked`);
+});
