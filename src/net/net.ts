@@ -115,14 +115,16 @@ export class Net {
     return grad.read();
   }
 
-  forward(options: { training?: boolean } = {}): void {
+  forward(options: { training?: boolean; profile?: LayerProfile } = {}): void {
     const training = options.training ?? false;
     this.lastForwardTraining = training;
     for (const node of this.nodes) {
+      const start = options.profile ? performance.now() : 0;
       node.layer.forward({
         backend: this.backend, x: node.inputs.map((b) => b.data), y: node.outputs.map((b) => b.data),
         params: node.params, workspace: node.workspace, training, rng: this.rng,
       });
+      if (options.profile) addTime(options.profile, node.layer.name, 'forward', performance.now() - start);
     }
   }
 
@@ -130,7 +132,7 @@ export class Net {
    * Backpropagates from the given output gradients (default: 1 for a scalar loss produced by the
    * last layer); outputs not given receive zero. Parameter gradients are overwritten.
    */
-  backward(outputGrads?: Record<string, ArrayLike<number>>): void {
+  backward(outputGrads?: Record<string, ArrayLike<number>>, options: { profile?: LayerProfile } = {}): void {
     const written = new Set<Blob>();
     for (const [name, grad] of Object.entries(outputGrads ?? { [this.defaultLoss()]: [1] })) {
       const blob = this.blob(name);
@@ -139,6 +141,7 @@ export class Net {
       written.add(blob);
     }
     for (const node of [...this.nodes].reverse()) {
+      const start = options.profile ? performance.now() : 0;
       for (const out of node.outputs) {
         if (!written.has(out)) this.backend.run('fill', { length: out.grad!.size, value: 0 }, { y: out.grad!.buffer });
       }
@@ -160,6 +163,7 @@ export class Net {
       for (const blob of accumulateAfter) {
         this.backend.run('accumulate', { length: blob.grad!.size }, { x: blob.scratch!.buffer, y: blob.grad!.buffer });
       }
+      if (options.profile) addTime(options.profile, node.layer.name, 'backward', performance.now() - start);
     }
   }
 
@@ -194,6 +198,13 @@ export class Net {
 
   setRandomState(state: PhiloxState): void {
     this.rng = Philox.fromState(state);
+  }
+
+  /** Bytes of backend memory the net holds: parameters, gradients, activations, workspaces. */
+  plannedBytes(): number {
+    const tensors = [...this.blobs.values()].flatMap((b) => [b.data, b.grad, b.scratch])
+      .concat(this.nodes.flatMap((n) => Object.values(n.workspace)), this.params.flatMap((p) => [p.value, p.grad]));
+    return tensors.reduce((n, t) => n + (t ? 4 * t.size : 0), 0);
   }
 
   dispose(): void {
@@ -325,6 +336,15 @@ export function summarize(plan: NetPlan): LayerSummary[] {
     params: Object.values(layer.paramDecls()).reduce((n, p) => n + sizeOf(p.shape), 0),
     macsPerExample: layer.macs() / plan.batch,
   }));
+}
+
+/** Milliseconds per layer, summed over the passes profiled (host time: exact on CPU backends). */
+export type LayerProfile = Map<string, { forward: number; backward: number }>;
+
+function addTime(profile: LayerProfile, layer: string, pass: 'forward' | 'backward', ms: number): void {
+  const entry = profile.get(layer) ?? { forward: 0, backward: 0 };
+  entry[pass] += ms;
+  profile.set(layer, entry);
 }
 
 export interface LayerSummary {

@@ -140,24 +140,29 @@ export class WasmBackend implements Backend {
     conv2d_forward: (g, b) => {
       const ohw = g.outHeight * g.outWidth, taps = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
       const ranges = split(ohw, this.parts(g.batch * g.outChannels * ohw * taps), 8);
-      this.ensureScratch(taps * (ranges[0]![1] - ranges[0]![0]));
+      const chunk = panelColumns(taps, ranges[0]![1] - ranges[0]![0]);
+      this.ensureScratch(g.groups * packedSize(g.outChannels / g.groups, taps) + taps * chunk);
       const geo = this.writeConvGeometry(g);
-      this.pool.run(ranges.map(([j0, j1]) => ({ fn: 'conv2dForward', args: [geo, b.x.offset, b.weight.offset, b.bias?.offset ?? 0, b.y.offset, j0, j1], scratch: 'col+gemm' })));
+      this.pool.run(ranges.map(([j0, j1]) => ({ fn: 'conv2dForward', args: [geo, b.x.offset, b.weight.offset, b.bias?.offset ?? 0, b.y.offset, j0, j1, chunk], scratch: 'col+gemm' })));
     },
     conv2d_backward_data: (g, b) => {
       const cg = g.inChannels / g.groups, kk = g.kernelH * g.kernelW, ohw = g.outHeight * g.outWidth;
       const perGroup = Math.max(1, Math.ceil(this.parts(g.batch * g.outChannels * ohw * cg * kk) / g.groups));
       const chunks = Array.from({ length: g.groups }, (_, group) => split(cg, perGroup).map(([c0, c1]) => [group * cg + c0, group * cg + c1] as const)).flat();
-      this.ensureScratch(Math.max(...chunks.map(([c0, c1]) => c1 - c0)) * kk * ohw);
+      const rows = Math.max(...chunks.map(([c0, c1]) => c1 - c0)) * kk;
+      const chunk = panelColumns(rows, ohw);
+      this.ensureScratch(packedSize(rows, g.outChannels / g.groups) + rows * chunk);
       const geo = this.writeConvGeometry(g);
-      this.pool.run(chunks.map(([c0, c1]) => ({ fn: 'conv2dBackwardData', args: [geo, b.dy.offset, b.weight.offset, b.dx.offset, c0, c1], scratch: 'col+gemm' })));
+      this.pool.run(chunks.map(([c0, c1]) => ({ fn: 'conv2dBackwardData', args: [geo, b.dy.offset, b.weight.offset, b.dx.offset, c0, c1, chunk], scratch: 'col+gemm' })));
     },
     conv2d_backward_filter: (g, b) => {
       const ohw = g.outHeight * g.outWidth, taps = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
       const ranges = split(taps, this.parts(g.batch * g.outChannels * ohw * taps), 8);
-      this.ensureScratch((ranges[0]![1] - ranges[0]![0]) * ohw);
+      const rows = ranges[0]![1] - ranges[0]![0];
+      const chunk = panelColumns(rows, ohw);
+      this.ensureScratch(rows * chunk);
       const geo = this.writeConvGeometry(g);
-      const tasks: Task[] = ranges.map(([r0, r1]) => ({ fn: 'conv2dBackwardFilter', args: [geo, b.x.offset, b.dy.offset, b.dweight.offset, r0, r1], scratch: 'col+gemm' }));
+      const tasks: Task[] = ranges.map(([r0, r1]) => ({ fn: 'conv2dBackwardFilter', args: [geo, b.x.offset, b.dy.offset, b.dweight.offset, r0, r1, chunk], scratch: 'col+gemm' }));
       if (b.dbias) {
         for (const [k0, k1] of split(g.outChannels, this.pool.threads)) tasks.push({ fn: 'biasBackward', args: [b.dy.offset, b.dbias.offset, g.batch, g.outChannels, ohw, k0, k1] });
       }
@@ -313,3 +318,16 @@ export class WasmBackend implements Backend {
 }
 
 const ACTIVATIONS: Record<ActivationFn, number> = { relu: 0, tanh: 1, sigmoid: 2 };
+
+/** Floats of one im2col panel: small enough to stay in L2 between its writing and the GEMM reading it. */
+const PANEL_FLOATS = 1 << 16;
+
+/** Floats of an M×K matrix packed whole for the GEMM (rows rounded up to the micro-kernel's 4). */
+function packedSize(M: number, K: number): number {
+  return Math.ceil(M / 4) * 4 * K;
+}
+
+/** Pixels per im2col panel of `rows` rows: a multiple of 8 (the micro-kernel's width), at most `total`. */
+function panelColumns(rows: number, total: number): number {
+  return Math.min(total, Math.max(8, Math.floor(PANEL_FLOATS / rows / 8) * 8));
+}

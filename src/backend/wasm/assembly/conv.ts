@@ -1,7 +1,7 @@
 // Convolution as GEMM over im2col panels. Each entry point takes a range of work that no other
 // thread touches: output columns (forward), input channels (data gradient), or columns of the
 // weight gradient, so threads never write the same memory.
-import { gemm } from './gemm';
+import { gemm, gemmPacked, packedSize, packWhole } from './gemm';
 
 // Geometry block: i32s written by the host, in this order (see WindowGeometry + Conv2dGeometry).
 const BATCH = 0, IN_C = 1, IN_H = 2, IN_W = 3, OUT_C = 4, OUT_H = 5, OUT_W = 6, K_H = 7, K_W = 8;
@@ -31,80 +31,97 @@ function im2col(x: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i
   }
 }
 
-/** dx at tap r of pixel j += col[r - r0][j]: the adjoint of im2col over all output pixels. */
-function col2im(col: usize, g: usize, group: i32, r0: i32, r1: i32, dx: usize): void {
-  const H = geo(g, IN_H), W = geo(g, IN_W), OH = geo(g, OUT_H), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
+/** The adjoint of im2col: dx at tap r of output pixel j += col[r - r0][j - j0]. */
+function col2im(col: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, dx: usize): void {
+  const H = geo(g, IN_H), W = geo(g, IN_W), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
   const SH = geo(g, STRIDE_H), SW = geo(g, STRIDE_W), PT = geo(g, PAD_T), PL = geo(g, PAD_L), DH = geo(g, DIL_H), DW = geo(g, DIL_W);
   const cg = geo(g, IN_C) / geo(g, GROUPS);
+  const width = j1 - j0;
   for (let r = r0; r < r1; r++) {
     const kx = r % KW, ky = (r / KW) % KH, c = group * cg + r / (KW * KH);
     const plane = dx + ((<usize>c * H * W) << 2);
-    let src = col + ((<usize>(r - r0) * OH * OW) << 2);
-    for (let oy = 0; oy < OH; oy++) {
-      const iy = oy * SH - PT + ky * DH;
-      if (iy < 0 || iy >= H) { src += <usize>OW << 2; continue; }
-      for (let ox = 0; ox < OW; ox++) {
-        const ix = ox * SW - PL + kx * DW;
-        if (ix >= 0 && ix < W) {
-          const at = plane + ((<usize>iy * W + ix) << 2);
-          store<f32>(at, load<f32>(at) + load<f32>(src));
-        }
-        src += 4;
+    let src = col + ((<usize>(r - r0) * width) << 2);
+    let oy = j0 / OW, ox = j0 % OW;
+    for (let j = j0; j < j1; j++) {
+      const iy = oy * SH - PT + ky * DH, ix = ox * SW - PL + kx * DW;
+      if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
+        const at = plane + ((<usize>iy * W + ix) << 2);
+        store<f32>(at, load<f32>(at) + load<f32>(src));
       }
+      src += 4;
+      if (++ox == OW) { ox = 0; oy++; }
     }
   }
 }
 
-/** y[:, :, pixels j0…j1) = conv(x) + bias for every image. `col` holds (C/groups)·KH·KW·(j1−j0) floats. */
-export function conv2dForward(g: usize, x: usize, w: usize, bias: usize, y: usize, j0: i32, j1: i32, col: usize, scratch: usize): void {
+/** y[:, :, pixels j0…j1) = conv(x) + bias for every image, `chunk` pixels at a time so the
+ * im2col panel stays in cache. `work` holds the packed weights of every group (G·packedSize(K/G,
+ * taps) floats) followed by one panel of taps·chunk floats. */
+export function conv2dForward(g: usize, x: usize, w: usize, bias: usize, y: usize, j0: i32, j1: i32, chunk: i32, work: usize, scratch: usize): void {
   const N = geo(g, BATCH), C = geo(g, IN_C), K = geo(g, OUT_C), G = geo(g, GROUPS);
   const ohw = geo(g, OUT_H) * geo(g, OUT_W), inPlane = geo(g, IN_H) * geo(g, IN_W);
-  const kg = K / G, taps = (C / G) * geo(g, K_H) * geo(g, K_W), width = j1 - j0;
+  const kg = K / G, taps = (C / G) * geo(g, K_H) * geo(g, K_W);
+  const packed = <usize>packedSize(kg, taps) << 2;
+  for (let group = 0; group < G; group++) packWhole(w + ((<usize>group * kg * taps) << 2), taps, 1, kg, taps, work + <usize>group * packed);
+  const col = work + <usize>G * packed;
   for (let n = 0; n < N; n++) {
     const xn = x + ((<usize>n * C * inPlane) << 2);
     for (let group = 0; group < G; group++) {
-      im2col(xn, g, group, 0, taps, j0, j1, col);
-      const yg = y + ((<usize>(n * K + group * kg) * ohw + j0) << 2);
-      for (let k = 0; k < kg; k++) {
-        const value = bias ? load<f32>(bias + ((<usize>(group * kg + k)) << 2)) : 0;
-        const row = yg + ((<usize>k * ohw) << 2);
-        for (let j = 0; j < width; j++) store<f32>(row + (<usize>j << 2), value);
+      for (let p0 = j0; p0 < j1; p0 += chunk) {
+        const p1 = min(j1, p0 + chunk), width = p1 - p0;
+        im2col(xn, g, group, 0, taps, p0, p1, col);
+        const yg = y + ((<usize>(n * K + group * kg) * ohw + p0) << 2);
+        for (let k = 0; k < kg; k++) {
+          const value = bias ? load<f32>(bias + ((<usize>(group * kg + k)) << 2)) : 0;
+          const row = yg + ((<usize>k * ohw) << 2);
+          for (let j = 0; j < width; j++) store<f32>(row + (<usize>j << 2), value);
+        }
+        gemmPacked(kg, width, taps, 1, work + <usize>group * packed, col, width, 1, 1, yg, ohw, scratch);
       }
-      gemm(kg, width, taps, 1, w + ((<usize>group * kg * taps) << 2), taps, 1, col, width, 1, 1, yg, ohw, scratch);
     }
   }
 }
 
-/** dx[:, channels c0…c1) = convᵀ(dy) for every image; c0 and c1 lie in one group.
- * `col` holds (c1−c0)·KH·KW·OH·OW floats. */
-export function conv2dBackwardData(g: usize, dy: usize, w: usize, dx: usize, c0: i32, c1: i32, col: usize, scratch: usize): void {
+/** dx[:, channels c0…c1) = convᵀ(dy) for every image, `chunk` pixels at a time; c0 and c1 lie in
+ * one group. `work` holds the packed transposed weights (packedSize(rows, K/G) floats, rows =
+ * (c1−c0)·KH·KW) followed by one panel of rows·chunk floats. */
+export function conv2dBackwardData(g: usize, dy: usize, w: usize, dx: usize, c0: i32, c1: i32, chunk: i32, work: usize, scratch: usize): void {
   const N = geo(g, BATCH), C = geo(g, IN_C), K = geo(g, OUT_C), G = geo(g, GROUPS);
   const ohw = geo(g, OUT_H) * geo(g, OUT_W), inPlane = geo(g, IN_H) * geo(g, IN_W), kk = geo(g, K_H) * geo(g, K_W);
   const cg = C / G, kg = K / G, taps = cg * kk;
   const group = c0 / cg, r0 = (c0 - group * cg) * kk, r1 = (c1 - group * cg) * kk;
+  // Wᵀ restricted to taps r0…r1: A(r, k) = W[k][r]
+  packWhole(w + ((<usize>(group * kg * taps + r0)) << 2), 1, taps, r1 - r0, kg, work);
+  const col = work + (<usize>packedSize(r1 - r0, kg) << 2);
   for (let n = 0; n < N; n++) {
     const dxn = dx + ((<usize>n * C * inPlane) << 2);
     memory.fill(dxn + ((<usize>c0 * inPlane) << 2), 0, (<usize>(c1 - c0) * inPlane) << 2);
     const dyg = dy + ((<usize>(n * K + group * kg) * ohw) << 2);
-    // dcol[r][j] = Σ_k W[k][r] · dy[k][j]
-    gemm(r1 - r0, ohw, kg, 1, w + ((<usize>(group * kg * taps + r0)) << 2), 1, taps, dyg, ohw, 1, 0, col, ohw, scratch);
-    col2im(col, g, group, r0, r1, dxn);
+    for (let p0 = 0; p0 < ohw; p0 += chunk) {
+      const p1 = min(ohw, p0 + chunk), width = p1 - p0;
+      // dcol[r][j] = Σ_k W[k][r] · dy[k][j]
+      gemmPacked(r1 - r0, width, kg, 1, work, dyg + (<usize>p0 << 2), ohw, 1, 0, col, width, scratch);
+      col2im(col, g, group, r0, r1, p0, p1, dxn);
+    }
   }
 }
 
-/** dw[:, taps r0…r1) = Σ_n dy_n · im2col(x_n)ᵀ for every group (taps index within a group).
- * `col` holds (r1−r0)·OH·OW floats. */
-export function conv2dBackwardFilter(g: usize, x: usize, dy: usize, dw: usize, r0: i32, r1: i32, col: usize, scratch: usize): void {
+/** dw[:, taps r0…r1) = Σ_n dy_n · im2col(x_n)ᵀ for every group (taps index within a group),
+ * `chunk` pixels at a time. `col` holds (r1−r0)·chunk floats. */
+export function conv2dBackwardFilter(g: usize, x: usize, dy: usize, dw: usize, r0: i32, r1: i32, chunk: i32, col: usize, scratch: usize): void {
   const N = geo(g, BATCH), C = geo(g, IN_C), K = geo(g, OUT_C), G = geo(g, GROUPS);
   const ohw = geo(g, OUT_H) * geo(g, OUT_W), inPlane = geo(g, IN_H) * geo(g, IN_W);
   const kg = K / G, taps = (C / G) * geo(g, K_H) * geo(g, K_W);
   for (let n = 0; n < N; n++) {
     const xn = x + ((<usize>n * C * inPlane) << 2);
     for (let group = 0; group < G; group++) {
-      im2col(xn, g, group, r0, r1, 0, ohw, col);
       const dyg = dy + ((<usize>(n * K + group * kg) * ohw) << 2);
       const dwg = dw + ((<usize>(group * kg * taps + r0)) << 2);
-      gemm(kg, r1 - r0, ohw, 1, dyg, ohw, 1, col, 1, ohw, n == 0 ? 0 : 1, dwg, taps, scratch);
+      for (let p0 = 0; p0 < ohw; p0 += chunk) {
+        const p1 = min(ohw, p0 + chunk), width = p1 - p0;
+        im2col(xn, g, group, r0, r1, p0, p1, col);
+        gemm(kg, r1 - r0, width, 1, dyg + (<usize>p0 << 2), ohw, 1, col, 1, width, n == 0 && p0 == 0 ? 0 : 1, dwg, taps, scratch);
+      }
     }
   }
 }

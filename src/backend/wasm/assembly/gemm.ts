@@ -112,6 +112,35 @@ export function gemm(
   b: usize, rsb: i32, csb: i32,
   beta: f32, c: usize, ldc: i32, scratch: usize,
 ): void {
+  multiply(M, N, K, alpha, a, rsa, csa, 0, b, rsb, csb, beta, c, ldc, scratch);
+}
+
+/** Floats that `packWhole` writes for an M×K matrix. */
+export function packedSize(M: i32, K: i32): i32 {
+  return ((M + 3) & ~3) * K;
+}
+
+/** Packs all of A (M×K) once, block by block of KC, so a GEMM repeated over many B (a convolution's
+ * images and pixel panels) does not pack its weights again. */
+export function packWhole(a: usize, rsa: i32, csa: i32, M: i32, K: i32, out: usize): void {
+  const rows = (M + 3) & ~3;
+  for (let p0 = 0; p0 < K; p0 += KC) {
+    packA(a, rsa, csa, 0, p0, M, min(KC, K - p0), out + ((<usize>p0 * rows) << 2));
+  }
+}
+
+/** gemm with A already packed by `packWhole`. */
+export function gemmPacked(M: i32, N: i32, K: i32, alpha: f32, packed: usize, b: usize, rsb: i32, csb: i32, beta: f32, c: usize, ldc: i32, scratch: usize): void {
+  multiply(M, N, K, alpha, 0, 0, 0, packed, b, rsb, csb, beta, c, ldc, scratch);
+}
+
+/** The GotoBLAS loop nest; A comes either strided (packed block by block) or pre-packed. */
+function multiply(
+  M: i32, N: i32, K: i32, alpha: f32,
+  a: usize, rsa: i32, csa: i32, packed: usize,
+  b: usize, rsb: i32, csb: i32,
+  beta: f32, c: usize, ldc: i32, scratch: usize,
+): void {
   const pa = scratch;
   const pb = scratch + (<usize>(MC * KC) << 2);
   const tile = pb + (<usize>(KC * NC) << 2);
@@ -119,6 +148,7 @@ export function gemm(
     scaleBlock(M, N, beta, c, ldc);
     return;
   }
+  const rows = (M + 3) & ~3;
   for (let j0 = 0; j0 < N; j0 += NC) {
     const nc = min(NC, N - j0);
     for (let p0 = 0; p0 < K; p0 += KC) {
@@ -128,11 +158,13 @@ export function gemm(
       packB(b, rsb, csb, p0, j0, kc, nc, pb);
       for (let i0 = 0; i0 < M; i0 += MC) {
         const mc = min(MC, M - i0);
-        packA(a, rsa, csa, i0, p0, mc, kc, pa);
+        let block = pa;
+        if (packed) block = packed + ((<usize>p0 * rows + <usize>i0 * kc) << 2);
+        else packA(a, rsa, csa, i0, p0, mc, kc, pa);
         for (let jp = 0; jp < nc; jp += 8) {
           for (let ip = 0; ip < mc; ip += 4) {
             const cij = c + ((<usize>(i0 + ip) * ldc + j0 + jp) << 2);
-            kernel4x8(kc, pa + (<usize>(ip * kc) << 2), pb + (<usize>(jp * kc) << 2), alpha, cij, ldc, min(4, mc - ip), min(8, nc - jp), tile);
+            kernel4x8(kc, block + (<usize>(ip * kc) << 2), pb + (<usize>(jp * kc) << 2), alpha, cij, ldc, min(4, mc - ip), min(8, nc - jp), tile);
           }
         }
       }
