@@ -11,47 +11,58 @@ const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 1
   return load<i32>(g + (<usize>field << 2));
 }
 
-/** col[r - r0][j - j0] = x at tap r (= (c, ky, kx) within the group) of output pixel j (0 outside). */
-function im2col(x: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize): void {
+/**
+ * Moves data between an image and its im2col panel: rows r0…r1 (taps (c, ky, kx) within the group),
+ * columns j0…j1 (output pixels). With `toCol`, col[r − r0][j − j0] = x at tap r of pixel j (0 in
+ * the padding); without, x at that tap += col[…] (the adjoint, for the data gradient). Each output
+ * row's span of in-bounds pixels is found once, so the inner loop is a strided copy.
+ */
+@inline function transfer(x: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize, toCol: bool): void {
   const H = geo(g, IN_H), W = geo(g, IN_W), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
   const SH = geo(g, STRIDE_H), SW = geo(g, STRIDE_W), PT = geo(g, PAD_T), PL = geo(g, PAD_L), DH = geo(g, DIL_H), DW = geo(g, DIL_W);
   const cg = geo(g, IN_C) / geo(g, GROUPS);
   const width = j1 - j0;
+  const step = <usize>SW << 2;
   for (let r = r0; r < r1; r++) {
     const kx = r % KW, ky = (r / KW) % KH, c = group * cg + r / (KW * KH);
     const plane = x + ((<usize>c * H * W) << 2);
-    let out = col + ((<usize>(r - r0) * width) << 2);
-    let oy = j0 / OW, ox = j0 % OW;
-    for (let j = j0; j < j1; j++) {
-      const iy = oy * SH - PT + ky * DH, ix = ox * SW - PL + kx * DW;
-      store<f32>(out, iy >= 0 && iy < H && ix >= 0 && ix < W ? load<f32>(plane + ((<usize>iy * W + ix) << 2)) : 0);
-      out += 4;
-      if (++ox == OW) { ox = 0; oy++; }
+    const panelRow = col + ((<usize>(r - r0) * width) << 2);
+    // ix = ox·SW + shift lies in [0, W) for ox in [oxLo, oxHi)
+    const shift = kx * DW - PL;
+    const oxLo = shift >= 0 ? 0 : (-shift + SW - 1) / SW;
+    const oxHi = W - shift <= 0 ? 0 : min(OW, (W - shift + SW - 1) / SW);
+    for (let oy = j0 / OW; oy * OW < j1; oy++) {
+      const first = max(j0, oy * OW), last = min(j1, (oy + 1) * OW); // pixels of this output row
+      let out = panelRow + ((<usize>(first - j0)) << 2);
+      const iy = oy * SH - PT + ky * DH;
+      const lo = max(first, oy * OW + oxLo), hi = min(last, oy * OW + oxHi);
+      if (iy < 0 || iy >= H || lo >= hi) {
+        if (toCol) memory.fill(out, 0, <usize>(last - first) << 2);
+        continue;
+      }
+      if (toCol) {
+        memory.fill(out, 0, <usize>(lo - first) << 2);
+        memory.fill(panelRow + ((<usize>(hi - j0)) << 2), 0, <usize>(last - hi) << 2);
+      }
+      out = panelRow + ((<usize>(lo - j0)) << 2);
+      let src = plane + ((<usize>iy * W + (lo - oy * OW) * SW + shift) << 2);
+      const end = panelRow + ((<usize>(hi - j0)) << 2);
+      if (toCol) {
+        if (SW == 1) memory.copy(out, src, end - out);
+        else for (; out < end; out += 4, src += step) store<f32>(out, load<f32>(src));
+      } else {
+        for (; out < end; out += 4, src += step) store<f32>(src, load<f32>(src) + load<f32>(out));
+      }
     }
   }
 }
 
-/** The adjoint of im2col: dx at tap r of output pixel j += col[r - r0][j - j0]. */
+function im2col(x: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize): void {
+  transfer(x, g, group, r0, r1, j0, j1, col, true);
+}
+
 function col2im(col: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, dx: usize): void {
-  const H = geo(g, IN_H), W = geo(g, IN_W), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
-  const SH = geo(g, STRIDE_H), SW = geo(g, STRIDE_W), PT = geo(g, PAD_T), PL = geo(g, PAD_L), DH = geo(g, DIL_H), DW = geo(g, DIL_W);
-  const cg = geo(g, IN_C) / geo(g, GROUPS);
-  const width = j1 - j0;
-  for (let r = r0; r < r1; r++) {
-    const kx = r % KW, ky = (r / KW) % KH, c = group * cg + r / (KW * KH);
-    const plane = dx + ((<usize>c * H * W) << 2);
-    let src = col + ((<usize>(r - r0) * width) << 2);
-    let oy = j0 / OW, ox = j0 % OW;
-    for (let j = j0; j < j1; j++) {
-      const iy = oy * SH - PT + ky * DH, ix = ox * SW - PL + kx * DW;
-      if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
-        const at = plane + ((<usize>iy * W + ix) << 2);
-        store<f32>(at, load<f32>(at) + load<f32>(src));
-      }
-      src += 4;
-      if (++ox == OW) { ox = 0; oy++; }
-    }
-  }
+  transfer(dx, g, group, r0, r1, j0, j1, col, false);
 }
 
 /** y[:, :, pixels j0…j1) = conv(x) + bias for every image, `chunk` pixels at a time so the
