@@ -1,9 +1,9 @@
-/** Max pooling (padding never wins: padded taps are skipped) and adaptive average pooling. */
+/** Max pooling (padded taps are skipped, never win) and adaptive average pooling. */
 import type { FloatArray } from '../backend.js';
 import type { AdaptivePoolGeometry, Pool2dGeometry } from '../kernels.js';
 
-/** Index into x of the first maximum of one window (NaN wins, as in PyTorch), or −1 if the window
- * holds no input element. */
+/** Index into x of the window's maximum by PyTorch's rule: the first tap, then every tap that is
+ * greater or NaN (so the last NaN wins); −1 if the window holds no input element. */
 function windowArgmax(g: Pool2dGeometry, x: FloatArray, plane: number, oy: number, ox: number): number {
   let best = -1;
   let bestValue = -Infinity;
@@ -15,10 +15,10 @@ function windowArgmax(g: Pool2dGeometry, x: FloatArray, plane: number, oy: numbe
       if (ix < 0 || ix >= g.inWidth) continue;
       const index = (plane * g.inHeight + iy) * g.inWidth + ix;
       const value = x[index]!;
-      if (best < 0 || value > bestValue || Number.isNaN(value)) {
+      if (best < 0) best = index;
+      if (value > bestValue || Number.isNaN(value)) {
         best = index;
         bestValue = value;
-        if (Number.isNaN(value)) return best;
       }
     }
   }

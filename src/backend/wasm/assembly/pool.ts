@@ -6,62 +6,74 @@ const STRIDE_H = 8, STRIDE_W = 9, PAD_T = 10, PAD_L = 11, DIL_H = 12, DIL_W = 13
   return load<i32>(g + (<usize>field << 2));
 }
 
-/** Offset (in floats, within the plane) of the window's first maximum (NaN wins), or −1. */
-function argmax(g: usize, plane: usize, oy: i32, ox: i32): i32 {
-  const H = geo(g, IN_H), W = geo(g, IN_W), KH = geo(g, K_H), KW = geo(g, K_W);
-  const y0 = oy * geo(g, STRIDE_H) - geo(g, PAD_T), x0 = ox * geo(g, STRIDE_W) - geo(g, PAD_L);
-  const DH = geo(g, DIL_H), DW = geo(g, DIL_W);
-  let best = -1;
-  let bestValue: f32 = -Infinity;
-  for (let ky = 0; ky < KH; ky++) {
-    const iy = y0 + ky * DH;
-    if (iy < 0 || iy >= H) continue;
-    for (let kx = 0; kx < KW; kx++) {
-      const ix = x0 + kx * DW;
-      if (ix < 0 || ix >= W) continue;
-      const at = iy * W + ix;
-      const v = load<f32>(plane + (<usize>at << 2));
-      if (best < 0 || v > bestValue || isNaN(v)) {
-        best = at;
-        bestValue = v;
-        if (isNaN(v)) return best;
+/** The first tap k with start + k·step ≥ 0 (divides only at the border: integer division is slow). */
+@inline function firstInside(start: i32, step: i32): i32 {
+  return start >= 0 ? 0 : (step - 1 - start) / step;
+}
+
+/** One past the last tap k < taps with start + k·step < size. */
+@inline function endInside(start: i32, step: i32, taps: i32, size: i32): i32 {
+  return start + (taps - 1) * step < size ? taps : max(0, min(taps, (size - start + step - 1) / step));
+}
+
+/**
+ * For every output of planes p0…p1, finds the window's maximum by PyTorch's rule (the first tap,
+ * then any tap greater or NaN), branch-free, and writes it (forward) or routes the output gradient
+ * to it (backward). The window is clipped to the input once per output, so the inner loop has no
+ * bounds checks.
+ */
+@inline function forEachArgmax(g: usize, x: usize, p0: i32, p1: i32, y: usize, dy: usize, dx: usize, backward: bool): void {
+  const H = geo(g, IN_H), W = geo(g, IN_W), OH = geo(g, OUT_H), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
+  const SH = geo(g, STRIDE_H), SW = geo(g, STRIDE_W), PT = geo(g, PAD_T), PL = geo(g, PAD_L), DH = geo(g, DIL_H), DW = geo(g, DIL_W);
+  const inPlane = H * W;
+  for (let p = p0; p < p1; p++) {
+    const plane = x + ((<usize>p * inPlane) << 2);
+    const outBase = (<usize>p * OH * OW) << 2;
+    if (backward) memory.fill(dx + ((<usize>p * inPlane) << 2), 0, <usize>inPlane << 2);
+    for (let oy = 0; oy < OH; oy++) {
+      const y0 = oy * SH - PT;
+      const kyLo = firstInside(y0, DH), kyHi = endInside(y0, DH, KH, H);
+      for (let ox = 0; ox < OW; ox++) {
+        const x0 = ox * SW - PL;
+        const kxLo = firstInside(x0, DW), kxHi = endInside(x0, DW, KW, W);
+        const o = outBase + ((<usize>(oy * OW + ox)) << 2);
+        let bestValue: f32 = -Infinity;
+        if (!backward) {
+          // The value only (wasm's f32.max is slow in V8: it orders ±0, which pooling need not).
+          for (let ky = kyLo; ky < kyHi; ky++) {
+            const row = plane + ((<usize>((y0 + ky * DH) * W + x0)) << 2);
+            for (let kx = kxLo; kx < kxHi; kx++) {
+              const v = load<f32>(row + ((<usize>(kx * DW)) << 2));
+              bestValue = select<f32>(v, bestValue, v > bestValue || v != v);
+            }
+          }
+          store<f32>(y + o, bestValue);
+          continue;
+        }
+        let best = kyLo < kyHi && kxLo < kxHi ? (y0 + kyLo * DH) * W + x0 + kxLo * DW : -1;
+        for (let ky = kyLo; ky < kyHi; ky++) {
+          const row = (y0 + ky * DH) * W + x0;
+          for (let kx = kxLo; kx < kxHi; kx++) {
+            const at = row + kx * DW;
+            const v = load<f32>(plane + (<usize>at << 2));
+            const wins = v > bestValue || v != v;
+            best = select<i32>(at, best, wins);
+            bestValue = select<f32>(v, bestValue, wins);
+          }
+        }
+        if (best >= 0) {
+          const d = dx + ((<usize>p * inPlane + best) << 2);
+          store<f32>(d, load<f32>(d) + load<f32>(dy + o));
+        }
       }
     }
   }
-  return best;
 }
 
 export function maxpool2dForward(g: usize, x: usize, y: usize, p0: i32, p1: i32): void {
-  const inPlane = geo(g, IN_H) * geo(g, IN_W), OH = geo(g, OUT_H), OW = geo(g, OUT_W);
-  for (let p = p0; p < p1; p++) {
-    const plane = x + ((<usize>p * inPlane) << 2);
-    let out = y + ((<usize>p * OH * OW) << 2);
-    for (let oy = 0; oy < OH; oy++) {
-      for (let ox = 0; ox < OW; ox++) {
-        const at = argmax(g, plane, oy, ox);
-        store<f32>(out, at < 0 ? -Infinity : load<f32>(plane + (<usize>at << 2)));
-        out += 4;
-      }
-    }
-  }
+  forEachArgmax(g, x, p0, p1, y, 0, 0, false);
 }
 
 export function maxpool2dBackward(g: usize, x: usize, dy: usize, dx: usize, p0: i32, p1: i32): void {
-  const inPlane = geo(g, IN_H) * geo(g, IN_W), OH = geo(g, OUT_H), OW = geo(g, OUT_W);
-  for (let p = p0; p < p1; p++) {
-    const plane = x + ((<usize>p * inPlane) << 2);
-    const dplane = dx + ((<usize>p * inPlane) << 2);
-    memory.fill(dplane, 0, <usize>inPlane << 2);
-    let grad = dy + ((<usize>p * OH * OW) << 2);
-    for (let oy = 0; oy < OH; oy++) {
-      for (let ox = 0; ox < OW; ox++) {
-        const at = argmax(g, plane, oy, ox);
-        if (at >= 0) {
-          const d = dplane + (<usize>at << 2);
-          store<f32>(d, load<f32>(d) + load<f32>(grad));
-        }
-        grad += 4;
-      }
-    }
-  }
+  forEachArgmax(g, x, p0, p1, 0, dy, dx, true);
 }
