@@ -13,3 +13,6 @@ export { alexnet, alexnetTorchvision, type AlexNetOptions } from './models/alexn
 export { parseSafetensors, serializeSafetensors, type SafetensorsFile, type NamedTensor } from './io/safetensors.js';
 export { importOnnx, loadOnnxFile, supportedOnnxOps, UnsupportedOnnxError, type ImportedModel, type ImportOptions } from './onnx/import.js';
 export { WasmBackend, type WasmBackendOptions } from './backend/wasm/backend.js';
+export { Sgd, type SgdOptions } from './train/sgd.js';
+export { models, resolveModel } from './models/index.js';
+export { bench, formatBench, type BenchOptions, type BenchResult } from './bench/bench.js';

@@ -1,0 +1,95 @@
+/** Timing a network's inference or training step on a backend; never part of the tests. */
+import type { Backend } from '../backend/backend.js';
+import { ReferenceBackend } from '../backend/reference/backend.js';
+import { WasmBackend } from '../backend/wasm/backend.js';
+import { type LayerProfile, Net, summarize, planNet } from '../net/net.js';
+import type { NetSpec } from '../net/spec.js';
+import { Philox } from '../random.js';
+import { sizeOf } from '../tensor.js';
+import { Sgd } from '../train/sgd.js';
+
+export interface BenchOptions {
+  spec: NetSpec;
+  mode: 'train' | 'infer';
+  batch: number;
+  threads?: number;
+  backend?: 'wasm' | 'reference';
+  /** Timed steps after one warm-up step. */
+  steps?: number;
+}
+
+export interface BenchResult {
+  model: string;
+  mode: 'train' | 'infer';
+  batch: number;
+  threads: number;
+  backend: string;
+  imagesPerSecond: number;
+  /** Useful arithmetic per second: 2 FLOPs per multiply-add, training counted as 3× the forward. */
+  gflops: number;
+  msPerStep: number;
+  /** CPU time over wall time while timing: how many cores were kept busy. */
+  cpuUtilisation: number;
+  steps: number;
+  plannedBytes: number;
+  layers: { name: string; type: string; forwardMs: number; backwardMs: number }[];
+}
+
+export async function bench(options: BenchOptions): Promise<BenchResult> {
+  const threads = options.threads ?? 1;
+  const backend: Backend = options.backend === 'reference' ? new ReferenceBackend() : await WasmBackend.create({ threads });
+  const training = options.mode === 'train';
+  const net = Net.build(options.spec, { backend, batch: options.batch, seed: 1 });
+  const sgd = training ? new Sgd(net, { lr: 0.001 }) : null;
+  const rng = new Philox(7);
+  const [data, labels] = net.inputNames;
+  net.setInput(data!, Float32Array.from({ length: sizeOf(net.shapeOf(data!)) }, () => rng.nextFloat() - 0.5));
+  const classes = net.outputNames.length ? net.layers.find((l) => l.spec.type === 'softmax_cross_entropy')?.inputShapes[0]?.[1] : undefined;
+  if (labels) net.setInput(labels, Array.from({ length: sizeOf(net.shapeOf(labels)) }, () => rng.nextInt(classes ?? 1)));
+  const step = (profile?: LayerProfile) => {
+    net.forward({ training, profile });
+    if (!training) return;
+    net.backward(undefined, { profile });
+    sgd!.step();
+  };
+  step(); // warm-up: compiles, sizes the scratch buffers
+  const profile: LayerProfile = new Map();
+  const steps = options.steps ?? 3;
+  const start = performance.now();
+  const cpuStart = process.cpuUsage();
+  for (let i = 0; i < steps; i++) step(profile);
+  const msPerStep = (performance.now() - start) / steps;
+  const cpu = process.cpuUsage(cpuStart);
+  const macs = summarize(planNet(options.spec, 1)).reduce((n, r) => n + r.macsPerExample, 0);
+  const result: BenchResult = {
+    model: options.spec.name ?? 'net',
+    mode: options.mode,
+    batch: options.batch,
+    threads,
+    backend: backend instanceof WasmBackend ? `wasm-${backend.simd}` : backend.name,
+    imagesPerSecond: (options.batch * 1000) / msPerStep,
+    gflops: (2 * macs * (training ? 3 : 1) * options.batch) / msPerStep / 1e6,
+    msPerStep,
+    cpuUtilisation: (cpu.user + cpu.system) / 1000 / (msPerStep * steps),
+    steps,
+    plannedBytes: net.plannedBytes() + (sgd ? sgd.velocities.reduce((n, v) => n + 4 * v.size, 0) : 0),
+    layers: net.layers.map((l) => ({
+      name: l.name, type: l.spec.type,
+      forwardMs: (profile.get(l.name)?.forward ?? 0) / steps,
+      backwardMs: (profile.get(l.name)?.backward ?? 0) / steps,
+    })),
+  };
+  sgd?.dispose();
+  net.dispose();
+  if (backend instanceof WasmBackend) await backend.dispose();
+  return result;
+}
+
+export function formatBench(r: BenchResult): string {
+  const lines = [
+    `${r.model} ${r.mode} batch ${r.batch}, ${r.threads} thread(s), ${r.backend}: ${r.imagesPerSecond.toFixed(2)} images/s, ${r.gflops.toFixed(1)} GFLOP/s, ${r.msPerStep.toFixed(0)} ms/step, ${r.cpuUtilisation.toFixed(2)} cores busy, ${(r.plannedBytes / 2 ** 20).toFixed(0)} MiB planned`,
+    `${'layer'.padEnd(10)}${'forward ms'.padStart(12)}${'backward ms'.padStart(13)}`,
+  ];
+  for (const l of r.layers) if (l.forwardMs + l.backwardMs >= 0.05) lines.push(`${l.name.padEnd(10)}${l.forwardMs.toFixed(1).padStart(12)}${(r.mode === 'train' ? l.backwardMs.toFixed(1) : '').padStart(13)}`);
+  return lines.join('\n');
+}

@@ -1,0 +1,28 @@
+/** Model names the CLI and the library accept, and loading a user's own spec file. */
+import { readFileSync } from 'node:fs';
+import type { NetSpec } from '../net/spec.js';
+import { alexnet, alexnetTorchvision } from './alexnet.js';
+
+export const models: Record<string, { describe: string; spec: () => NetSpec }> = {
+  alexnet: { describe: "the paper's two-column net, 224×224 input (conv1 padded by 2)", spec: () => alexnet({ inputSize: 224 }) },
+  'alexnet-227': { describe: "the paper's two-column net, 227×227 input as Caffe", spec: () => alexnet({ inputSize: 227 }) },
+  'alexnet-torchvision': { describe: "torchvision's one-column alexnet, 224×224 input", spec: () => alexnetTorchvision() },
+};
+
+/** A zoo name, or the path of a JSON spec file. */
+export function resolveModel(nameOrPath: string): NetSpec {
+  const zoo = models[nameOrPath];
+  if (zoo) return zoo.spec();
+  if (!nameOrPath.endsWith('.json')) throw new Error(`unknown model '${nameOrPath}' (known: ${Object.keys(models).join(', ')}; or a .json spec file)`);
+  let text: string;
+  try {
+    text = readFileSync(nameOrPath, 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read model spec ${nameOrPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+  }
+  try {
+    return JSON.parse(text) as NetSpec;
+  } catch (error) {
+    throw new Error(`model spec ${nameOrPath} is not valid JSON: ${(error as Error).message}`);
+  }
+}
