@@ -17,6 +17,8 @@ export class Conv2d extends Layer<Conv2dSpec> {
   readonly outputShapes: Shape[];
   readonly geometry: Conv2dGeometry;
   readonly hasBias: boolean;
+  /** [top, left, bottom, right] */
+  readonly pads: [number, number, number, number];
 
   constructor(spec: Conv2dSpec, inputShapes: Shape[]) {
     super(spec, inputShapes);
@@ -27,7 +29,8 @@ export class Conv2d extends Layer<Conv2dSpec> {
     const [kernelH, kernelW] = this.pair('kernel', spec.kernel, 1);
     const [strideH, strideW] = this.pair('stride', spec.stride ?? 1, 1);
     const [dilationH, dilationW] = this.pair('dilation', spec.dilation ?? 1, 1);
-    const [padTop, padLeft, padBottom, padRight] = this.padding(spec.pad ?? 0);
+    this.pads = this.padding(spec.pad ?? 0);
+    const [padTop, padLeft, padBottom, padRight] = this.pads;
     const groups = this.integer('groups', spec.groups ?? 1, 1);
     if (inChannels % groups !== 0) this.fail(`${inChannels} input channels are not divisible by groups=${groups}`);
     if (outChannels % groups !== 0) this.fail(`${outChannels} output channels are not divisible by groups=${groups}`);

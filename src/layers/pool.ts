@@ -7,6 +7,8 @@ import { type BackwardArgs, type ForwardArgs, Layer } from './layer.js';
 export class MaxPool2d extends Layer<MaxPool2dSpec> {
   readonly outputShapes: Shape[];
   readonly geometry: Pool2dGeometry;
+  /** [top, left, bottom, right] */
+  readonly pads: [number, number, number, number];
 
   constructor(spec: MaxPool2dSpec, inputShapes: Shape[]) {
     super(spec, inputShapes);
@@ -16,7 +18,8 @@ export class MaxPool2d extends Layer<MaxPool2dSpec> {
     const [kernelH, kernelW] = this.pair('kernel', spec.kernel, 1);
     const [strideH, strideW] = this.pair('stride', spec.stride ?? spec.kernel, 1);
     const [dilationH, dilationW] = this.pair('dilation', spec.dilation ?? 1, 1);
-    const [padTop, padLeft, padBottom, padRight] = this.padding(spec.pad ?? 0);
+    this.pads = this.padding(spec.pad ?? 0);
+    const [padTop, padLeft, padBottom, padRight] = this.pads;
     const spanH = dilationH * (kernelH - 1) + 1, spanW = dilationW * (kernelW - 1) + 1;
     if (Math.max(padTop, padBottom) >= spanH || Math.max(padLeft, padRight) >= spanW) {
       this.fail(`padding ${JSON.stringify(spec.pad)} must be smaller than the ${spanH}×${spanW} window, or a window could hold only padding`);

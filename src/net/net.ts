@@ -80,6 +80,21 @@ export class Net {
     return [...this.blobs.values()].filter((b) => b.produced && b.consumers === 0).map((b) => b.name);
   }
 
+  /** The blobs a layer reads and writes. */
+  layerInputs(layer: string): string[] {
+    return this.node(layer).inputs.map((b) => b.name);
+  }
+
+  layerOutputs(layer: string): string[] {
+    return this.node(layer).outputs.map((b) => b.name);
+  }
+
+  private node(layer: string): Node {
+    const node = this.nodes.find((n) => n.layer.name === layer);
+    if (!node) throw new Error(`no layer '${layer}' in the net`);
+    return node;
+  }
+
   shapeOf(blob: string): Shape {
     return this.blob(blob).shape;
   }

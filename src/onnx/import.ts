@@ -67,6 +67,8 @@ class Importer {
   private readonly constants = new Map<string, ConstantTensor>();
   private readonly graphInputs = new Map<string, Shape>();
   private readonly dataInputs: string[] = [];
+  /** ONNX names that are another blob under a second name (Identity). */
+  private readonly aliases = new Map<string, string>();
 
   constructor(readonly model: ModelProto, readonly options: ImportOptions) {
     this.opset = model.opsetImport?.find((o) => !o.domain)?.version ?? 1;
@@ -86,8 +88,18 @@ class Importer {
     throw new UnsupportedOnnxError(`${this.options.source ?? 'ONNX model'}: ${reason}`);
   }
 
+  /** The engine's blob for an ONNX value name. */
+  blob(name: string): string {
+    return this.aliases.get(name) ?? name;
+  }
+
+  alias(name: string, target: string): void {
+    this.aliases.set(name, this.blob(target));
+  }
+
   /** A data blob (activation or net input) and its shape. */
-  data(node: NodeProto, name: string): Shape {
+  data(node: NodeProto, onnxName: string): Shape {
+    const name = this.blob(onnxName);
     const shape = this.shapes.get(name);
     if (shape) return shape;
     const inputShape = this.graphInputs.get(name);
@@ -121,6 +133,7 @@ class Importer {
   }
 
   addLayer(spec: LayerSpec, params: Record<string, Float32Array> = {}): void {
+    spec.inputs = spec.inputs?.map((i) => this.blob(i));
     const inputShapes = (spec.inputs ?? []).map((i) => this.shapes.get(i)!);
     const layer = createLayer(spec, inputShapes);
     spec.outputs!.forEach((name, i) => this.shapes.set(name, layer.outputShapes[i]!));
@@ -137,7 +150,7 @@ class Importer {
       if (shape[0] !== batch) this.refuse(`inputs must share their first (batch) dimension: '${name}' is ${formatShape(shape)}, batch is ${batch}`);
       inputs[name] = shape.slice(1);
     }
-    const outputs = (this.model.graph!.output ?? []).map((o) => o.name);
+    const outputs = (this.model.graph!.output ?? []).map((o) => this.blob(o.name));
     for (const out of outputs) if (!this.shapes.has(out)) this.refuse(`graph output '${out}' is not computed by any node the engine runs`);
     return { spec: { name: this.model.graph!.name ?? 'onnx', inputs, layers: this.layers }, batch, params: this.params, outputs };
   }
@@ -254,6 +267,11 @@ const converters: Record<string, Converter> = {
     const value = im.constant(node, x);
     const perm = attributes(node).ints('perm', value.shape.map((_, i) => value.shape.length - 1 - i));
     im.addConstant(node.output![0]!, transpose(value, perm));
+  },
+  Identity(im, node) {
+    const x = node.input![0]!;
+    im.data(node, x);
+    im.alias(node.output![0]!, x);
   },
   Flatten(im, node, name) {
     const x = node.input![0]!;

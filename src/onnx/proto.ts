@@ -45,6 +45,7 @@ export interface GraphProto {
 }
 export interface ModelProto {
   irVersion?: number;
+  producerName?: string;
   opsetImport?: { domain?: string; version?: number }[];
   graph?: GraphProto;
 }
@@ -69,6 +70,11 @@ function decode<T>(typeName: string, bytes: Uint8Array, source: string): T {
 
 export function decodeModel(bytes: Uint8Array, source = 'ONNX model'): ModelProto {
   return decode<ModelProto>('ModelProto', bytes, source);
+}
+
+export function encodeModel(model: ModelProto): Uint8Array {
+  const type = onnxType('ModelProto');
+  return type.encode(type.fromObject(model)).finish();
 }
 
 export function decodeTensor(bytes: Uint8Array, source = 'ONNX tensor'): TensorProto {
