@@ -1,0 +1,64 @@
+#!/usr/bin/python3
+"""PyTorch peer for `npm run bench`: the same nets, the same steps, one JSON line per configuration.
+Usage: pytorch_bench.py MODEL MODE BATCH THREADS STEPS   (MODEL: alexnet | alexnet-torchvision)"""
+import json
+import sys
+import time
+
+import torch
+import torch.nn as nn
+
+
+def paper_net():
+    # The paper's LRN (k + alpha * sum) is PyTorch's LocalResponseNorm with alpha * size.
+    lrn = lambda: nn.LocalResponseNorm(5, alpha=1e-4 * 5, beta=0.75, k=2.0)
+    return nn.Sequential(
+        nn.Conv2d(3, 96, 11, 4, 2), nn.ReLU(), lrn(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(96, 256, 5, padding=2, groups=2), nn.ReLU(), lrn(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(256, 384, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(384, 384, 3, padding=1, groups=2), nn.ReLU(),
+        nn.Conv2d(384, 256, 3, padding=1, groups=2), nn.ReLU(), nn.MaxPool2d(3, 2), nn.Flatten(),
+        nn.Linear(9216, 4096), nn.ReLU(), nn.Dropout(), nn.Linear(4096, 4096), nn.ReLU(), nn.Dropout(),
+        nn.Linear(4096, 1000))
+
+
+def torchvision_net():
+    return nn.Sequential(
+        nn.Conv2d(3, 64, 11, 4, 2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(64, 192, 5, padding=2), nn.ReLU(), nn.MaxPool2d(3, 2),
+        nn.Conv2d(192, 384, 3, padding=1), nn.ReLU(), nn.Conv2d(384, 256, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(256, 256, 3, padding=1), nn.ReLU(), nn.MaxPool2d(3, 2), nn.AdaptiveAvgPool2d(6), nn.Flatten(),
+        nn.Dropout(), nn.Linear(9216, 4096), nn.ReLU(), nn.Dropout(), nn.Linear(4096, 4096), nn.ReLU(),
+        nn.Linear(4096, 1000))
+
+
+def main():
+    model, mode, batch, threads, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    net = paper_net() if model == 'alexnet' else torchvision_net()
+    x = torch.rand(batch, 3, 224, 224) - 0.5
+    y = torch.randint(0, 1000, (batch,))
+    opt = torch.optim.SGD(net.parameters(), lr=0.001, momentum=0.9, weight_decay=0.0005)
+
+    def step():
+        if mode == 'infer':
+            net.eval()
+            with torch.no_grad():
+                net(x)
+            return
+        net.train()
+        opt.zero_grad()
+        nn.functional.cross_entropy(net(x), y).backward()
+        opt.step()
+
+    step()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    ms = (time.perf_counter() - start) * 1000 / steps
+    print(json.dumps({'peer': f'pytorch-{torch.__version__}', 'model': model, 'mode': mode, 'batch': batch,
+                      'threads': threads, 'imagesPerSecond': batch * 1000 / ms, 'msPerStep': ms}))
+
+
+main()

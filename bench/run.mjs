@@ -1,0 +1,63 @@
+// `npm run bench`: the standard set of configurations, ours and the peers' in the same run,
+// configuration by configuration (so both see the same machine), with ratios.
+// Options: --quick (the paper net, 2 threads, fewer configurations), --slow-peers (TensorFlow.js's
+// pure-JS cpu backend too: minutes per training image), --json FILE (write every result).
+import { execFileSync } from 'node:child_process';
+import { existsSync, writeFileSync } from 'node:fs';
+import { availableParallelism, cpus } from 'node:os';
+
+const args = process.argv.slice(2);
+const quick = args.includes('--quick');
+const slowPeers = args.includes('--slow-peers');
+const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : null;
+const hasTorch = existsSync('/usr/bin/python3') && run('/usr/bin/python3', ['-c', 'import torch']) !== null;
+
+function run(cmd, argv) {
+  try {
+    return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30 * 60 * 1000 });
+  } catch (error) {
+    return null;
+  }
+}
+
+function measure(label, cmd, argv) {
+  const out = run(cmd, argv);
+  const line = out?.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  const result = line ? JSON.parse(line) : { error: 'failed to run' };
+  return { label, ...result };
+}
+
+const models = quick ? ['alexnet'] : ['alexnet', 'alexnet-torchvision'];
+const threadCounts = quick ? [2] : [1, 2];
+const configs = [];
+for (const model of models) for (const threads of threadCounts) {
+  configs.push({ model, mode: 'infer', batch: 1, threads, steps: 10 });
+  configs.push({ model, mode: 'infer', batch: 64, threads, steps: 2 });
+  configs.push({ model, mode: 'train', batch: 64, threads, steps: 2 });
+  if (!quick) configs.push({ model, mode: 'train', batch: 128, threads, steps: 1 });
+}
+
+console.log(`machine: ${cpus()[0]?.model} × ${availableParallelism()}, node ${process.version}`);
+const all = [];
+for (const c of configs) {
+  const rows = [measure('alexnet-ts (wasm)', process.execPath, ['dist/src/cli/main.js', 'bench', '--model', c.model, '--mode', c.mode, '--batch', String(c.batch), '--threads', String(c.threads), '--steps', String(c.steps), '--json'])];
+  if (hasTorch) rows.push(measure('PyTorch (Debian)', '/usr/bin/python3', ['bench/peers/pytorch_bench.py', c.model, c.mode, String(c.batch), String(c.threads), String(c.steps)]));
+  if (c.mode === 'infer') {
+    rows.push(measure('onnxruntime-web (wasm)', process.execPath, ['bench/peers/onnxruntime.mjs', c.model, String(c.batch), String(c.threads), String(c.steps)]));
+    rows.push(measure('TensorFlow.js wasm', process.execPath, ['bench/peers/tfjs.mjs', 'wasm', c.model, 'infer', String(c.batch), String(c.threads), String(c.steps)]));
+  } else {
+    rows.push(measure('TensorFlow.js wasm', process.execPath, ['bench/peers/tfjs.mjs', 'wasm', c.model, 'train', '1', String(c.threads), '1']));
+  }
+  if (slowPeers && c.threads === 1 && (c.mode === 'infer' ? c.batch === 1 : c.batch === 64)) {
+    rows.push(measure('TensorFlow.js cpu (batch 1)', process.execPath, ['bench/peers/tfjs.mjs', 'cpu', c.model, c.mode, '1', '1', '1']));
+  }
+  const ours = rows[0].imagesPerSecond;
+  console.log(`\n${c.model} ${c.mode} batch ${c.batch}, ${c.threads} thread(s)`);
+  for (const r of rows) {
+    const value = r.imagesPerSecond ? `${r.imagesPerSecond.toFixed(2).padStart(8)} images/s` : `   ${r.error ?? 'no result'}`;
+    const ratio = r.imagesPerSecond && r !== rows[0] && ours ? `   ours ÷ peer = ${(ours / r.imagesPerSecond).toFixed(2)}` : '';
+    console.log(`  ${r.label.padEnd(28)}${value}${ratio}`);
+  }
+  all.push({ ...c, results: rows });
+}
+if (jsonFile) writeFileSync(jsonFile, JSON.stringify(all, null, 2));
