@@ -87,7 +87,7 @@ test('wasm gemm: every transpose, alpha and beta, odd sizes', () => {
 });
 
 test('wasm linear: forward and both gradients, with and without bias', () => {
-  for (const [batch, inFeatures, outFeatures] of [[5, 300, 37], [64, 1000, 500]] as const) {
+  for (const [batch, inFeatures, outFeatures] of [[1, 700, 33], [3, 9, 5], [5, 300, 37], [64, 1000, 500]] as const) {
     const p = { batch, inFeatures, outFeatures };
     compare('linear forward', 'linear_forward', p, { x: random(batch * inFeatures), weight: random(outFeatures * inFeatures), bias: random(outFeatures) }, { y: random(batch * outFeatures) });
     compare('linear forward, no bias', 'linear_forward', p, { x: random(batch * inFeatures), weight: random(outFeatures * inFeatures) }, { y: random(batch * outFeatures) });

@@ -21,6 +21,8 @@ const MAX_PAGES = 65536; // 4 GiB, all of wasm32
 /** Work below this many multiply-adds (or elements, for memory-bound kernels) stays on one thread. */
 const PARALLEL_MACS = 2e6;
 const PARALLEL_ELEMENTS = 1 << 16;
+/** Up to this batch, a linear layer reads its weights row by row instead of packing them for a GEMM. */
+const SMALL_BATCH = 4;
 
 class WasmBuffer implements DeviceBuffer {
   constructor(readonly backend: WasmBackend, public offset: number, readonly length: number, readonly bytes: number) {}
@@ -196,6 +198,11 @@ export class WasmBackend implements Backend {
       this.gemmSplitColumns(p.M, p.N, p.K, p.alpha, b.a.offset, rsa, csa, b.b.offset, rsb, csb, p.beta, b.c.offset, p.N);
     },
     linear_forward: (p, b) => {
+      if (p.batch <= SMALL_BATCH) {
+        const ranges = split(p.outFeatures, this.parts(p.batch * p.inFeatures * p.outFeatures), 4);
+        this.pool.run(ranges.map(([j0, j1]) => ({ fn: 'linearRows', args: [b.x.offset, b.weight.offset, b.bias?.offset ?? 0, b.y.offset, p.batch, p.inFeatures, p.outFeatures, j0, j1] })));
+        return;
+      }
       const y = this.view(b.y);
       if (b.bias) {
         const bias = this.view(b.bias);

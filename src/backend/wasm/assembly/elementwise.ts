@@ -101,3 +101,26 @@ export function sgdUpdate(w: usize, g: usize, v: usize, lr: f32, momentum: f32, 
     store<f32>(w + at, wi + vi);
   }
 }
+
+/** y[n][j] = bias[j] + x[n]·w[j] for outputs j0…j1: the linear layer for a small batch, where the
+ * weights are read once, row by row, and packing them for a GEMM would cost more than the products. */
+export function linearRows(x: usize, w: usize, bias: usize, y: usize, batch: i32, inF: i32, outF: i32, j0: i32, j1: i32): void {
+  const rowBytes = <usize>inF << 2;
+  for (let j = j0; j < j1; j++) {
+    const wj = w + <usize>j * rowBytes;
+    for (let n = 0; n < batch; n++) {
+      const xn = x + <usize>n * rowBytes;
+      let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+      let i = 0;
+      for (; i + 8 <= inF; i += 8) {
+        const at = <usize>i << 2;
+        s0 = f32x4.add(s0, f32x4.mul(v128.load(xn + at), v128.load(wj + at)));
+        s1 = f32x4.add(s1, f32x4.mul(v128.load(xn + at, 16), v128.load(wj + at, 16)));
+      }
+      const s = f32x4.add(s0, s1);
+      let sum = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
+      for (; i < inF; i++) sum += load<f32>(xn + (<usize>i << 2)) * load<f32>(wj + (<usize>i << 2));
+      store<f32>(y + ((<usize>n * outF + j) << 2), sum + (bias ? load<f32>(bias + (<usize>j << 2)) : 0));
+    }
+  }
+}
