@@ -7,7 +7,7 @@ export { Philox, philox4x32, type PhiloxState } from './random.js';
 export { createLayer, layerTypes, Layer, SpecError, type Param } from './layers/index.js';
 export type * from './net/spec.js';
 export { Net, formatSummary, type BuildOptions, type LayerSummary, type LayerProfile } from './net/net.js';
-export { pytorchDefaultInit, type Initializer, type ParamInfo } from './net/init.js';
+export { pytorchDefaultInit, type Initializer, type InitRule, type ParamInfo } from './net/init.js';
 export { planNet, summarize, type NetPlan } from './net/net.js';
 export { alexnet, alexnetTorchvision, type AlexNetOptions } from './models/alexnet.js';
 export { parseSafetensors, serializeSafetensors, type SafetensorsFile, type NamedTensor } from './io/safetensors.js';

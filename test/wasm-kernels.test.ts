@@ -148,3 +148,13 @@ test('wasm memory: freed buffers are reused and planned bytes are reported', asy
   backend.free(b);
   if (backend.allocatedBytes !== before) throw new Error(`${backend.allocatedBytes - before} bytes leaked`);
 });
+
+test('wasm random fill: the same counter-based draws as the reference, with the right moments', () => {
+  const length = 200_001;
+  compare('uniform', 'random_fill', { length, seed: 9, stream: 3, distribution: 'uniform', a: -0.5, b: 0.25 }, {}, { y: new Float32Array(length) });
+  compare('normal', 'random_fill', { length, seed: 9, stream: 4, distribution: 'normal', a: 0.1, b: 0.01 }, {}, { y: new Float32Array(length) });
+  const { y } = runKernel(configurations[0]!.backend, 'random_fill', { length, seed: 1, stream: 0, distribution: 'normal', a: 0, b: 1 }, {}, { y: new Float32Array(length) });
+  const mean = y!.reduce((s, v) => s + v, 0) / length;
+  const variance = y!.reduce((s, v) => s + (v - mean) ** 2, 0) / length;
+  if (Math.abs(mean) > 0.01 || Math.abs(variance - 1) > 0.02) throw new Error(`normal draws have mean ${mean}, variance ${variance}`);
+});

@@ -128,6 +128,11 @@ export interface KernelTable {
    * weight ← weight + velocity. */
   sgd_update: { params: { length: number; lr: number; momentum: number; weightDecay: number }; buffers: { weight: B; grad: B; velocity: B } };
 
+  /** Counter-based random values: element i is derived from philox4x32(⌊i/4⌋, 0, 0, 0, seed,
+   * stream) word i mod 4, so every backend draws the same values. Uniform: a + (b − a)·u.
+   * Normal (mean a, deviation b): Box-Muller on the word pairs (0, 1) and (2, 3) of a block. */
+  random_fill: { params: { length: number; seed: number; stream: number; distribution: 'uniform' | 'normal'; a: number; b: number }; buffers: { y: B } };
+
   copy: { params: { length: number }; buffers: { x: B; y: B } };
   copy_slab: { params: SlabCopyParams; buffers: { src: B; dst: B } };
   /** y += x */

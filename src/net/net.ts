@@ -11,6 +11,9 @@ import { formatShape, type Shape, sizeOf, Tensor } from '../tensor.js';
 import { type Initializer, pytorchDefaultInit } from './init.js';
 import type { LayerSpec, NetSpec } from './spec.js';
 
+/** Philox streams of the net's seed: 0 for the per-step generator (dropout), these for parameters. */
+const INIT_STREAM = 0x10000;
+
 export interface BuildOptions {
   /** Default: a float32 reference backend. */
   backend?: Backend;
@@ -63,7 +66,7 @@ export class Net {
     const plan = planNet(spec, options.batch); // validates everything before allocating anything
     const net = new Net(spec, options.backend ?? new ReferenceBackend(), plan, seed);
     net.allocate(options.inputGradients ?? false);
-    net.initialise(options.init ?? pytorchDefaultInit, new Philox(seed, 1));
+    net.initialise(options.init ?? pytorchDefaultInit, seed);
     return net;
   }
 
@@ -276,10 +279,17 @@ export class Net {
     }
   }
 
-  private initialise(init: Initializer, rng: Philox): void {
+  /** Each parameter draws from its own Philox stream of the net's seed, on the backend. */
+  private initialise(init: Initializer, seed: number): void {
+    let stream = INIT_STREAM;
     for (const node of this.nodes) {
       for (const [role, p] of Object.entries(node.params)) {
-        p.value.write(init({ name: p.name, layer: node.layer.name, role, shape: p.shape, fanIn: p.fanIn }, rng));
+        const rule = init({ name: p.name, layer: node.layer.name, role, shape: p.shape, fanIn: p.fanIn });
+        const length = p.value.size, y = p.value.buffer;
+        if (rule.distribution === 'constant') this.backend.run('fill', { length, value: rule.value }, { y });
+        else if (rule.distribution === 'uniform') this.backend.run('random_fill', { length, seed, stream, distribution: 'uniform', a: rule.low, b: rule.high }, { y });
+        else this.backend.run('random_fill', { length, seed, stream, distribution: 'normal', a: rule.mean, b: rule.std }, { y });
+        stream++;
       }
     }
   }

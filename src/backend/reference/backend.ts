@@ -7,7 +7,7 @@ import type { Backend, DeviceBuffer, FloatArray } from '../backend.js';
 import type { KernelName, KernelTable } from '../kernels.js';
 import { conv2dBackwardData, conv2dBackwardFilter, conv2dForward } from './conv.js';
 import { gemm, linearBackwardData, linearBackwardParams, linearForward } from './dense.js';
-import { accumulate, activationBackward, activationForward, copy, copySlab, dropoutForward, fill, multiply, sgdUpdate } from './elementwise.js';
+import { accumulate, activationBackward, activationForward, copy, copySlab, dropoutForward, fill, multiply, randomFill, sgdUpdate } from './elementwise.js';
 import { lrnBackward, lrnForward } from './lrn.js';
 import { adaptiveAvgpool2dBackward, adaptiveAvgpool2dForward, maxpool2dBackward, maxpool2dForward } from './pool.js';
 import { softmaxBackward, softmaxCrossEntropyBackward, softmaxCrossEntropyForward, softmaxForward } from './softmax.js';
@@ -49,6 +49,7 @@ export const referenceKernels: { [K in KernelName]: HostKernel<K> } = {
   softmax_cross_entropy_forward: softmaxCrossEntropyForward,
   softmax_cross_entropy_backward: softmaxCrossEntropyBackward,
   sgd_update: sgdUpdate,
+  random_fill: randomFill,
   copy,
   copy_slab: copySlab,
   accumulate,

@@ -29,6 +29,21 @@ export function dropoutForward(p: KernelTable['dropout_forward']['params'], b: {
   }
 }
 
+export function randomFill(p: KernelTable['random_fill']['params'], b: { y: FloatArray }): void {
+  const block = new Uint32Array(4);
+  for (let i = 0; i < p.length; i++) {
+    if (i % 4 === 0) philox4x32(i / 4, 0, 0, 0, p.seed, p.stream, block);
+    if (p.distribution === 'uniform') {
+      b.y[i] = p.a + (p.b - p.a) * uint32ToUnit(block[i % 4]!);
+      continue;
+    }
+    const pair = i % 4 < 2 ? 0 : 2;
+    const radius = Math.sqrt(-2 * Math.log(1 - uint32ToUnit(block[pair]!)));
+    const angle = 2 * Math.PI * uint32ToUnit(block[pair + 1]!);
+    b.y[i] = p.a + p.b * radius * (i % 2 === 0 ? Math.cos(angle) : Math.sin(angle));
+  }
+}
+
 export function multiply(_p: unknown, b: { a: FloatArray; b: FloatArray; y: FloatArray }): void {
   for (let i = 0; i < b.y.length; i++) b.y[i] = b.a[i]! * b.b[i]!;
 }

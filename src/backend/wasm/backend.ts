@@ -192,6 +192,7 @@ export class WasmBackend implements Backend {
     dropout_forward: (p, b) => this.elementwise('dropoutForward', p.length, [b.x.offset, b.y.offset, b.mask.offset, p.p, p.seed, p.stream]),
     multiply: (p, b) => this.elementwise('multiply', p.length, [b.a.offset, b.b.offset, b.y.offset]),
     accumulate: (p, b) => this.elementwise('accumulate', p.length, [b.x.offset, b.y.offset]),
+    random_fill: (p, b) => this.elementwise('randomFill', p.length, [b.y.offset, p.distribution === 'normal' ? 1 : 0, p.a, p.b, p.seed, p.stream]),
     sgd_update: (p, b) => this.elementwise('sgdUpdate', p.length, [b.weight.offset, b.grad.offset, b.velocity.offset, p.lr, p.momentum, p.weightDecay]),
     gemm: (p, b) => {
       const rsa = p.transA ? 1 : p.K, csa = p.transA ? p.M : 1, rsb = p.transB ? 1 : p.N, csb = p.transB ? p.K : 1;

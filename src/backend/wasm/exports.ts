@@ -2,7 +2,7 @@
 export const WASM_FUNCTIONS = [
   'gemm', 'conv2dForward', 'conv2dBackwardData', 'conv2dBackwardFilter', 'biasBackward',
   'maxpool2dForward', 'maxpool2dBackward', 'lrnForward', 'lrnBackward',
-  'activationForward', 'activationBackward', 'dropoutForward', 'multiply', 'accumulate', 'sgdUpdate', 'linearRows',
+  'activationForward', 'activationBackward', 'dropoutForward', 'multiply', 'accumulate', 'sgdUpdate', 'linearRows', 'randomFill',
 ] as const;
 
 export type WasmFunction = (typeof WASM_FUNCTIONS)[number];

@@ -63,6 +63,32 @@ export function dropoutForward(x: usize, y: usize, mask: usize, p: f32, seed: u3
   }
 }
 
+/** See the `random_fill` kernel: uniform (a + (b − a)·u) or normal (mean a, deviation b). i0 must be a multiple of 4. */
+export function randomFill(y: usize, normal: i32, a: f32, b: f32, seed: u32, stream: u32, i0: i32, i1: i32): void {
+  for (let i = i0; i < i1; i += 4) {
+    philox(<u32>(i >> 2), 0, 0, 0, seed, stream);
+    let v0: f32, v1: f32, v2: f32, v3: f32;
+    if (normal) {
+      const r0: f32 = Mathf.sqrt(<f32>-2 * Mathf.log(<f32>1 - unit(out0))), t0: f32 = <f32>2 * Mathf.PI * unit(out1);
+      const r1: f32 = Mathf.sqrt(<f32>-2 * Mathf.log(<f32>1 - unit(out2))), t1: f32 = <f32>2 * Mathf.PI * unit(out3);
+      v0 = a + b * r0 * Mathf.cos(t0); v1 = a + b * r0 * Mathf.sin(t0);
+      v2 = a + b * r1 * Mathf.cos(t1); v3 = a + b * r1 * Mathf.sin(t1);
+    } else {
+      v0 = a + (b - a) * unit(out0); v1 = a + (b - a) * unit(out1);
+      v2 = a + (b - a) * unit(out2); v3 = a + (b - a) * unit(out3);
+    }
+    const at = y + (<usize>i << 2);
+    if (i < i1) store<f32>(at, v0);
+    if (i + 1 < i1) store<f32>(at, v1, 4);
+    if (i + 2 < i1) store<f32>(at, v2, 8);
+    if (i + 3 < i1) store<f32>(at, v3, 12);
+  }
+}
+
+@inline function unit(u: u32): f32 {
+  return <f32>(u >> 8) * (1.0 / 16777216.0);
+}
+
 export function multiply(a: usize, b: usize, y: usize, i0: i32, i1: i32): void {
   let i = i0;
   for (; i + 4 <= i1; i += 4) {
