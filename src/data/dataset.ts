@@ -1,0 +1,57 @@
+/**
+ * In-memory image classification datasets (small images: MNIST, Fashion-MNIST, CIFAR): uint8
+ * pixels in NCHW order plus one label per image, turned into normalised float batches.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { readIdx } from './idx.js';
+
+export interface ImageSet {
+  /** N × C × H × W bytes. */
+  pixels: Uint8Array;
+  labels: Uint8Array;
+  /** Per-image shape [C, H, W]. */
+  shape: [number, number, number];
+  classes: number;
+  source: string;
+}
+
+export function imageCount(set: ImageSet): number {
+  return set.labels.length;
+}
+
+/** The first file of `names` (each tried as is and gzipped) present in `dir`. */
+function findFile(dir: string, names: string[]): string {
+  for (const name of names) for (const candidate of [name, `${name}.gz`]) if (existsSync(join(dir, candidate))) return join(dir, candidate);
+  throw new Error(`${dir}: no ${names.map((n) => `${n}[.gz]`).join(' or ')} found`);
+}
+
+function idxSet(imagesPath: string, labelsPath: string): ImageSet {
+  const images = readIdx(imagesPath), labels = readIdx(labelsPath);
+  if (images.dims.length !== 3) throw new Error(`${imagesPath}: expected images N×H×W, got ${images.dims.join('×')}`);
+  if (labels.dims.length !== 1) throw new Error(`${labelsPath}: expected labels N, got ${labels.dims.join('×')}`);
+  if (labels.dims[0] !== images.dims[0]) throw new Error(`${labelsPath}: ${labels.dims[0]} labels for ${images.dims[0]} images in ${imagesPath}`);
+  const classes = labels.data.reduce((m, v) => Math.max(m, v), 0) + 1;
+  return { pixels: images.data, labels: labels.data, shape: [1, images.dims[1]!, images.dims[2]!], classes, source: imagesPath };
+}
+
+/** MNIST or Fashion-MNIST: the four IDX files in one folder (Debian's dataset-fashion-mnist has them
+ * in /usr/share/datasets/fashion-mnist). */
+export function loadIdxDataset(dir: string): { train: ImageSet; test: ImageSet } {
+  if (!existsSync(dir)) throw new Error(`dataset folder ${dir} does not exist`);
+  return {
+    train: idxSet(findFile(dir, ['train-images-idx3-ubyte', 'train-images.idx3-ubyte']), findFile(dir, ['train-labels-idx1-ubyte', 'train-labels.idx1-ubyte'])),
+    test: idxSet(findFile(dir, ['t10k-images-idx3-ubyte', 't10k-images.idx3-ubyte']), findFile(dir, ['t10k-labels-idx1-ubyte', 't10k-labels.idx1-ubyte'])),
+  };
+}
+
+/** Images `indices[from…to)` as floats (x/255 − mean)/std, with their labels. */
+export function fillBatch(set: ImageSet, indices: ArrayLike<number>, from: number, to: number, mean: number, std: number, data: Float32Array, labels: Float32Array): void {
+  const size = set.shape[0] * set.shape[1] * set.shape[2];
+  for (let b = 0; b < to - from; b++) {
+    const i = indices[from + b]!;
+    const src = set.pixels.subarray(i * size, (i + 1) * size);
+    for (let k = 0; k < size; k++) data[b * size + k] = (src[k]! / 255 - mean) / std;
+    labels[b] = set.labels[i]!;
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * Learning-rate schedules. The paper's: divide by 10 when the validation error stops improving
+ * (here: no new best for `patience` epochs), at most `maxDrops` times. Caffe's: divide by 10 at
+ * fixed epochs. Or constant. A schedule's state is plain JSON, saved in checkpoints.
+ */
+export type ScheduleSpec =
+  | { kind: 'plateau'; patience: number; maxDrops: number; factor?: number }
+  | { kind: 'steps'; epochs: number[]; factor?: number }
+  | { kind: 'constant' };
+
+export interface ScheduleState {
+  lr: number;
+  bestError: number | null;
+  epochsSinceBest: number;
+  drops: number;
+}
+
+export function initialScheduleState(lr: number): ScheduleState {
+  return { lr, bestError: null, epochsSinceBest: 0, drops: 0 };
+}
+
+/** The state after an epoch ends (`epoch` counts from 1) with the given validation error. */
+export function afterEpoch(spec: ScheduleSpec, state: ScheduleState, epoch: number, validationError: number): ScheduleState {
+  const next = { ...state };
+  if (next.bestError === null || validationError < next.bestError) {
+    next.bestError = validationError;
+    next.epochsSinceBest = 0;
+  } else {
+    next.epochsSinceBest++;
+  }
+  const factor = spec.kind === 'constant' ? 1 : spec.factor ?? 0.1;
+  if (spec.kind === 'plateau' && next.epochsSinceBest >= spec.patience && next.drops < spec.maxDrops) {
+    next.lr *= factor;
+    next.drops++;
+    next.epochsSinceBest = 0;
+  } else if (spec.kind === 'steps' && spec.epochs.includes(epoch)) {
+    next.lr *= factor;
+    next.drops++;
+  }
+  return next;
+}
+
+/** Parses the CLI form: `plateau[:patience[:maxDrops]]`, `steps:E1,E2,…`, `constant`. */
+export function parseSchedule(text: string): ScheduleSpec {
+  const [kind, a, b] = text.split(':');
+  if (kind === 'constant' && a === undefined) return { kind: 'constant' };
+  if (kind === 'plateau') {
+    const patience = a === undefined ? 2 : Number(a), maxDrops = b === undefined ? 3 : Number(b);
+    if (Number.isInteger(patience) && patience >= 1 && Number.isInteger(maxDrops) && maxDrops >= 0) return { kind: 'plateau', patience, maxDrops };
+  }
+  if (kind === 'steps' && a) {
+    const epochs = a.split(',').map(Number);
+    if (epochs.every((e) => Number.isInteger(e) && e >= 1)) return { kind: 'steps', epochs };
+  }
+  throw new Error(`unknown schedule '${text}' (use plateau[:patience[:maxDrops]], steps:E1,E2,… or constant)`);
+}
