@@ -101,6 +101,8 @@ test('wasm max-pool: overlapping, ceil, padded, dilated', () => {
     { batch: 4, channels: 32, inHeight: 27, inWidth: 27, outHeight: 13, outWidth: 13, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2, padTop: 0, padLeft: 0, dilationH: 1, dilationW: 1 },
     { batch: 2, channels: 5, inHeight: 8, inWidth: 10, outHeight: 4, outWidth: 5, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2, padTop: 0, padLeft: 0, dilationH: 1, dilationW: 1 },
     { batch: 2, channels: 3, inHeight: 9, inWidth: 8, outHeight: 5, outWidth: 5, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, dilationH: 2, dilationW: 2 },
+    { batch: 3, channels: 4, inHeight: 7, inWidth: 6, outHeight: 4, outWidth: 3, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, dilationH: 1, dilationW: 1 },
+    { batch: 1, channels: 2, inHeight: 5, inWidth: 5, outHeight: 3, outWidth: 3, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, dilationH: 1, dilationW: 1 },
   ];
   for (const g of cases) {
     const xLen = g.batch * g.channels * g.inHeight * g.inWidth, yLen = g.batch * g.channels * g.outHeight * g.outWidth;

@@ -173,7 +173,8 @@ export class WasmBackend implements Backend {
     },
     maxpool2d_forward: (g, b) => {
       const geo = this.writePoolGeometry(g);
-      this.pool.run(this.planeRanges(g).map(([p0, p1]) => ({ fn: 'maxpool2dForward', args: [geo, b.x.offset, b.y.offset, p0, p1] })));
+      this.ensureScratch(0); // the GEMM scratch holds the row of window maxima
+      this.pool.run(this.planeRanges(g).map(([p0, p1]) => ({ fn: 'maxpool2dForward', args: [geo, b.x.offset, b.y.offset, p0, p1], scratch: 'gemm' })));
     },
     maxpool2d_backward: (g, b) => {
       const geo = this.writePoolGeometry(g);

@@ -1,4 +1,5 @@
 // Max pooling over a range of planes (image × channel); padded taps never win.
+import { GEMM_SCRATCH } from './gemm';
 const BATCH = 0, CHANNELS = 1, IN_H = 2, IN_W = 3, OUT_H = 4, OUT_W = 5, K_H = 6, K_W = 7;
 const STRIDE_H = 8, STRIDE_W = 9, PAD_T = 10, PAD_L = 11, DIL_H = 12, DIL_W = 13;
 
@@ -70,8 +71,53 @@ const STRIDE_H = 8, STRIDE_W = 9, PAD_T = 10, PAD_L = 11, DIL_H = 12, DIL_W = 13
   }
 }
 
-export function maxpool2dForward(g: usize, x: usize, y: usize, p0: i32, p1: i32): void {
-  forEachArgmax(g, x, p0, p1, y, 0, 0, false);
+/** max(a, b) where NaN wins, as PyTorch's pooling rule. */
+@inline function maxNaN(a: v128, b: v128): v128 {
+  return v128.bitselect(b, a, v128.or(f32x4.gt(b, a), f32x4.ne(b, b)));
+}
+
+/** Forward pooling without dilation, separably: the window's rows are reduced into `row` (one input
+ * row wide) four pixels at a time, then each output takes the maximum of its columns of `row`. */
+export function maxpool2dForward(g: usize, x: usize, y: usize, p0: i32, p1: i32, row: usize): void {
+  if (geo(g, DIL_H) != 1 || geo(g, DIL_W) != 1 || geo(g, IN_W) > GEMM_SCRATCH) {
+    forEachArgmax(g, x, p0, p1, y, 0, 0, false);
+    return;
+  }
+  const H = geo(g, IN_H), W = geo(g, IN_W), OH = geo(g, OUT_H), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
+  const SH = geo(g, STRIDE_H), SW = geo(g, STRIDE_W), PT = geo(g, PAD_T), PL = geo(g, PAD_L);
+  const rowBytes = <usize>W << 2;
+  for (let p = p0; p < p1; p++) {
+    const plane = x + <usize>p * H * rowBytes;
+    let out = y + ((<usize>p * OH * OW) << 2);
+    for (let oy = 0; oy < OH; oy++) {
+      const y0 = oy * SH - PT;
+      const first = max(0, y0), last = min(H, y0 + KH);
+      memory.copy(row, plane + <usize>first * rowBytes, rowBytes);
+      for (let iy = first + 1; iy < last; iy++) {
+        const src = plane + <usize>iy * rowBytes;
+        let i = 0;
+        for (; i + 4 <= W; i += 4) {
+          const at = <usize>i << 2;
+          v128.store(row + at, maxNaN(v128.load(row + at), v128.load(src + at)));
+        }
+        for (; i < W; i++) {
+          const a = load<f32>(row + (<usize>i << 2)), b = load<f32>(src + (<usize>i << 2));
+          store<f32>(row + (<usize>i << 2), b > a || b != b ? b : a);
+        }
+      }
+      for (let ox = 0; ox < OW; ox++) {
+        const x0 = ox * SW - PL;
+        const lo = max(0, x0), hi = min(W, x0 + KW);
+        let m = load<f32>(row + (<usize>lo << 2));
+        for (let ix = lo + 1; ix < hi; ix++) {
+          const v = load<f32>(row + (<usize>ix << 2));
+          m = select<f32>(v, m, v > m || v != v);
+        }
+        store<f32>(out, m);
+        out += 4;
+      }
+    }
+  }
 }
 
 export function maxpool2dBackward(g: usize, x: usize, dy: usize, dx: usize, p0: i32, p1: i32): void {
