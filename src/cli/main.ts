@@ -2,7 +2,17 @@
 /** The `alexnet` command line. */
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { join } from 'node:path';
+import { statSync } from 'node:fs';
 import { bench, formatBench } from '../bench/bench.js';
+import { imageCount, loadIdxDataset, pixelStatistics, subset } from '../data/dataset.js';
+import { readCheckpoint } from '../io/checkpoint.js';
+import { alexnetSmall } from '../models/alexnet.js';
+import { WasmBackend } from '../backend/wasm/backend.js';
+import { initializers } from '../net/init.js';
+import { Net } from '../net/net.js';
+import { parseSchedule } from '../train/schedule.js';
+import { epochOrder, evaluate, train } from '../train/trainer.js';
 import { models, resolveModel } from '../models/index.js';
 import { formatSummary, planNet, summarize } from '../net/net.js';
 
@@ -47,6 +57,89 @@ program.command('bench')
   .action(async (opts: { model: string; mode: 'train' | 'infer'; batch: number; threads: number; steps: number; backend: 'wasm' | 'reference'; json?: boolean }) => {
     const result = await bench({ spec: resolveModel(opts.model), mode: opts.mode, batch: opts.batch, threads: opts.threads, steps: opts.steps, backend: opts.backend });
     console.log(opts.json ? JSON.stringify(result) : formatBench(result));
+  });
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError('must be a non-negative number');
+  return n;
+}
+
+/** A progress line with images/s and ETA, redrawn in place on a terminal, silent otherwise. */
+function progress(text: string): void {
+  if (process.stderr.isTTY) process.stderr.write(`\r${text}\x1b[K`);
+}
+
+program.command('train')
+  .description('train a model on an image dataset (a folder of MNIST/Fashion-MNIST IDX files)')
+  .requiredOption('--data <dir>', 'dataset folder')
+  .requiredOption('--out <dir>', 'run folder: checkpoints and metrics.jsonl')
+  .option('--model <name|spec.json>', 'default: the scaled AlexNet matching the image size')
+  .option('--epochs <n>', 'epochs', positiveInt, 12)
+  .option('--batch <n>', 'batch size', positiveInt, 64)
+  .option('--lr <x>', 'learning rate ε', positiveNumber, 0.01)
+  .option('--momentum <x>', 'momentum', positiveNumber, 0.9)
+  .option('--weight-decay <x>', 'weight decay', positiveNumber, 0.0005)
+  .option('--schedule <s>', 'plateau[:patience[:maxDrops]] | steps:E1,E2 | constant', 'plateau:1:3')
+  .option('--val <n>', 'training images held out for validation', positiveInt, 5000)
+  .addOption(new Option('--init <scheme>', 'parameter initialisation').choices(Object.keys(initializers)).default('pytorch'))
+  .option('--crop-pad <n>', 'random crops from images padded by n pixels (0: none)', (v) => Math.floor(positiveNumber(v)), 2)
+  .option('--no-flip', 'no random horizontal flips')
+  .option('--threads <n>', 'threads (default: available cores)', positiveInt, availableParallelism())
+  .option('--seed <n>', 'random seed', (v) => Math.floor(positiveNumber(v)), 0)
+  .option('--resume', 'continue the run in --out from its last checkpoint')
+  .action(async (opts: { data: string; out: string; model?: string; epochs: number; batch: number; lr: number; momentum: number; weightDecay: number; schedule: string; val: number; init: string; cropPad: number; flip: boolean; threads: number; seed: number; resume?: boolean }) => {
+    const schedule = parseSchedule(opts.schedule);
+    const { train: all, test } = loadIdxDataset(opts.data);
+    if (opts.val >= imageCount(all)) throw new Error(`--val ${opts.val} leaves no training images (the set has ${imageCount(all)})`);
+    const order = epochOrder(imageCount(all), opts.seed, -1);
+    const validation = subset(all, order.subarray(0, opts.val), `${all.source} (validation)`);
+    const trainSet = subset(all, order.subarray(opts.val), all.source);
+    const [channels, height] = trainSet.shape;
+    const spec = opts.model ? resolveModel(opts.model) : height === 28 || height === 32 ? alexnetSmall({ inputSize: height, channels, classes: trainSet.classes }) : (() => { throw new Error(`no default model for ${height}×${height} images; pass --model`); })();
+    const { mean, std } = pixelStatistics(trainSet);
+    const backend = await WasmBackend.create({ threads: opts.threads });
+    let stop = false;
+    process.on('SIGINT', () => { stop = true; });
+    const start = performance.now();
+    const { net } = await train({
+      spec, backend, train: trainSet, validation, outDir: opts.out, epochs: opts.epochs, batch: opts.batch, lr: opts.lr,
+      momentum: opts.momentum, weightDecay: opts.weightDecay, schedule, seed: opts.seed, init: opts.init as keyof typeof initializers,
+      augment: { pad: opts.cropPad, flip: opts.flip }, mean, std, resume: opts.resume, interrupted: () => stop,
+      onProgress: (p) => progress(`epoch ${p.epoch} ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  ${p.imagesPerSecond.toFixed(0)} images/s  ETA ${((p.batches - p.batch) * opts.batch / p.imagesPerSecond).toFixed(0)} s`),
+      onEpoch: (m) => { progress(''); console.log(`epoch ${m.epoch}: loss ${m.loss.toFixed(4)}, train error ${(100 * m.trainError).toFixed(2)}%, validation top-1 error ${(100 * m.valTop1Error).toFixed(2)}%, lr ${m.lr}, ${m.imagesPerSecond.toFixed(0)} images/s`); },
+    });
+    if (stop) {
+      console.log(`interrupted: saved ${join(opts.out, 'last.safetensors')}; continue with --resume`);
+    } else {
+      const result = await evaluate(net, test, mean, std);
+      console.log(`test accuracy ${(100 * result.top1).toFixed(2)}% (top-5 ${(100 * result.top5).toFixed(2)}%) on ${result.count} images, ${((performance.now() - start) / 1000).toFixed(0)} s`);
+    }
+    await backend.dispose();
+  });
+
+program.command('eval')
+  .description('accuracy and loss of a trained model on a dataset (its test split)')
+  .requiredOption('--model <run-dir|checkpoint>', 'a run folder (uses best.safetensors) or a checkpoint file')
+  .requiredOption('--data <dir>', 'dataset folder')
+  .option('--batch <n>', 'batch size', positiveInt, 100)
+  .option('--threads <n>', 'threads', positiveInt, availableParallelism())
+  .option('--json', 'print {"top1", "top5", "loss", "count"}')
+  .action(async (opts: { model: string; data: string; batch: number; threads: number; json?: boolean }) => {
+    const path = statSync(opts.model, { throwIfNoEntry: false })?.isDirectory() ? join(opts.model, 'best.safetensors') : opts.model;
+    const checkpoint = readCheckpoint(path);
+    const { test } = loadIdxDataset(opts.data);
+    const options = (checkpoint.state.options ?? {}) as { mean?: number; std?: number };
+    const backend = await WasmBackend.create({ threads: opts.threads });
+    const net = Net.build(checkpoint.spec, { backend, batch: opts.batch });
+    const [channels, height, width] = net.shapeOf(net.inputNames[0]!).slice(1);
+    if (channels !== test.shape[0] || height !== test.shape[1] || width !== test.shape[2]) {
+      throw new Error(`${path}: the model takes ${channels}×${height}×${width} images, ${test.source} holds ${test.shape.join('×')}`);
+    }
+    net.loadParams(Object.fromEntries(Object.entries(checkpoint.params).map(([k, t]) => [k, t.data])));
+    const result = await evaluate(net, test, options.mean ?? 0, options.std ?? 1);
+    console.log(opts.json ? JSON.stringify(result) : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, loss ${result.loss.toFixed(4)} on ${result.count} images`);
+    await backend.dispose();
   });
 
 try {

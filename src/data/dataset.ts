@@ -55,3 +55,28 @@ export function fillBatch(set: ImageSet, indices: ArrayLike<number>, from: numbe
     labels[b] = set.labels[i]!;
   }
 }
+
+/** The images at `indices`, copied into a new set. */
+export function subset(set: ImageSet, indices: ArrayLike<number>, source: string): ImageSet {
+  const size = set.shape[0] * set.shape[1] * set.shape[2];
+  const pixels = new Uint8Array(indices.length * size);
+  const labels = new Uint8Array(indices.length);
+  for (let k = 0; k < indices.length; k++) {
+    const i = indices[k]!;
+    pixels.set(set.pixels.subarray(i * size, (i + 1) * size), k * size);
+    labels[k] = set.labels[i]!;
+  }
+  return { ...set, pixels, labels, source };
+}
+
+/** Mean and standard deviation of the pixel values x/255 over a set. */
+export function pixelStatistics(set: ImageSet): { mean: number; std: number } {
+  let sum = 0, sq = 0;
+  for (const v of set.pixels) {
+    sum += v;
+    sq += v * v;
+  }
+  const n = set.pixels.length;
+  const mean = sum / n / 255;
+  return { mean, std: Math.sqrt(Math.max(1e-12, sq / n / 65025 - mean * mean)) };
+}

@@ -79,3 +79,53 @@ export function alexnetTorchvision(options: { classes?: number } = {}): NetSpec 
     ],
   };
 }
+
+export interface SmallAlexNetOptions {
+  /** 28 (MNIST, Fashion-MNIST) or 32 (CIFAR). */
+  inputSize: 28 | 32;
+  channels: number;
+  classes: number;
+  /** Channels of conv1…conv5 and units of fc6/fc7. Default [32, 64, 96, 96, 64, 256]. */
+  widths?: [number, number, number, number, number, number];
+}
+
+/**
+ * AlexNet scaled for small images: the same layer types in the same order — five convolutions
+ * (conv2, conv4 and conv5 in two columns), ReLU, LRN after the first two, overlapping 3/2
+ * max-pools, two fully connected layers with dropout 0.5 — with widths 32-64-96-96-64 and
+ * 256-unit FC layers (a third of the paper's channels), conv1 5×5 with stride 1 instead of 11×11 with
+ * stride 4, ceil pooling so 28 → 14 → 7 → 3. The LRN uses the paper's α convention and constants.
+ */
+export function alexnetSmall(options: SmallAlexNetOptions): NetSpec {
+  const [c1, c2, c3, c4, c5, fc] = options.widths ?? [32, 64, 96, 96, 64, 256];
+  const lrn = (name: string): LayerSpec => ({ name, type: 'lrn', size: 5, alpha: 1e-4, beta: 0.75, k: 2 });
+  return {
+    name: `alexnet-small-${options.inputSize}`,
+    inputs: { data: [options.channels, options.inputSize, options.inputSize], label: [] },
+    layers: [
+      { name: 'conv1', type: 'conv2d', outChannels: c1, kernel: 5, pad: 2 },
+      { name: 'relu1', type: 'relu' },
+      lrn('norm1'),
+      { name: 'pool1', type: 'maxpool2d', kernel: 3, stride: 2, ceil: true },
+      { name: 'conv2', type: 'conv2d', outChannels: c2, kernel: 5, pad: 2, groups: 2 },
+      { name: 'relu2', type: 'relu' },
+      lrn('norm2'),
+      { name: 'pool2', type: 'maxpool2d', kernel: 3, stride: 2, ceil: true },
+      { name: 'conv3', type: 'conv2d', outChannels: c3, kernel: 3, pad: 1 },
+      { name: 'relu3', type: 'relu' },
+      { name: 'conv4', type: 'conv2d', outChannels: c4, kernel: 3, pad: 1, groups: 2 },
+      { name: 'relu4', type: 'relu' },
+      { name: 'conv5', type: 'conv2d', outChannels: c5, kernel: 3, pad: 1, groups: 2 },
+      { name: 'relu5', type: 'relu' },
+      { name: 'pool5', type: 'maxpool2d', kernel: 3, stride: 2, ceil: true },
+      { name: 'fc6', type: 'linear', outFeatures: fc },
+      { name: 'relu6', type: 'relu' },
+      { name: 'drop6', type: 'dropout', p: 0.5 },
+      { name: 'fc7', type: 'linear', outFeatures: fc },
+      { name: 'relu7', type: 'relu' },
+      { name: 'drop7', type: 'dropout', p: 0.5 },
+      { name: 'fc8', type: 'linear', outFeatures: options.classes },
+      { name: 'loss', type: 'softmax_cross_entropy', inputs: ['fc8', 'label'] },
+    ],
+  };
+}

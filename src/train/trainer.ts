@@ -1,0 +1,248 @@
+/**
+ * The training loop: epochs of shuffled, augmented batches; the paper's SGD; validation every
+ * epoch with top-1/top-5 error; metrics appended to a JSONL file; `last` and `best` checkpoints
+ * written atomically every epoch. A run resumes exactly from `last`: the data order of an epoch and
+ * the augmentation of a batch are pure functions of (seed, epoch, batch), and the checkpoint holds
+ * the weights, the momentum, the schedule, the position and the dropout generator, so a resumed run
+ * ends with the same weights, bit for bit, as one never stopped.
+ */
+import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Backend } from '../backend/backend.js';
+import { cropAndFlip } from '../data/augment.js';
+import { fillBatch, imageCount, type ImageSet } from '../data/dataset.js';
+import { type Checkpoint, readCheckpoint, writeCheckpoint } from '../io/checkpoint.js';
+import { initializers } from '../net/init.js';
+import { Net } from '../net/net.js';
+import type { NetSpec } from '../net/spec.js';
+import { Philox, type PhiloxState } from '../random.js';
+import { afterEpoch, initialScheduleState, type ScheduleSpec, type ScheduleState } from './schedule.js';
+import { Sgd } from './sgd.js';
+
+export interface TrainOptions {
+  spec: NetSpec;
+  backend: Backend;
+  train: ImageSet;
+  /** Evaluated after every epoch; drives the plateau schedule and the best checkpoint. */
+  validation: ImageSet;
+  outDir: string;
+  epochs: number;
+  batch: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  schedule: ScheduleSpec;
+  seed: number;
+  init: keyof typeof initializers;
+  /** Random crops from the image zero-padded by this many pixels, and horizontal flips. */
+  augment: { pad: number; flip: boolean };
+  /** Normalisation of pixel values x/255: (x − mean) / std. */
+  mean: number;
+  std: number;
+  resume?: boolean;
+  /** Stop after this many steps (tests of resume); the run can then be resumed. */
+  stopAfterSteps?: number;
+  onProgress?: (p: { epoch: number; batch: number; batches: number; loss: number; imagesPerSecond: number }) => void;
+  onEpoch?: (m: EpochMetrics) => void;
+  /** Polled between steps: true saves and stops (Ctrl-C). */
+  interrupted?: () => boolean;
+}
+
+export interface EpochMetrics {
+  epoch: number;
+  step: number;
+  loss: number;
+  trainError: number;
+  valTop1Error: number;
+  valTop5Error: number;
+  valLoss: number;
+  lr: number;
+  imagesPerSecond: number;
+  wallSeconds: number;
+}
+
+interface RunState {
+  /** Epochs completed. */
+  epoch: number;
+  /** Next batch of the current epoch. */
+  batchInEpoch: number;
+  step: number;
+  schedule: ScheduleState;
+  dropout: PhiloxState;
+  best: number | null;
+  wallSeconds: number;
+  /** Running sums of the current epoch. */
+  lossSum: number;
+  correct: number;
+  seen: number;
+}
+
+export interface EvalResult {
+  top1: number;
+  top5: number;
+  loss: number;
+  count: number;
+}
+
+/** The permutation of an epoch: Fisher-Yates driven by the epoch's own Philox stream. */
+export function epochOrder(size: number, seed: number, epoch: number): Uint32Array {
+  const order = Uint32Array.from({ length: size }, (_, i) => i);
+  const rng = new Philox(seed, 0x1000000 + epoch);
+  for (let i = size - 1; i > 0; i--) {
+    const j = rng.nextInt(i + 1);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}
+
+function lossLayer(net: Net): { logits: string; classes: number } {
+  const loss = net.layers.find((l) => l.spec.type === 'softmax_cross_entropy');
+  if (!loss) throw new Error('the model has no softmax_cross_entropy layer to train');
+  const logits = net.layerInputs(loss.name)[0]!;
+  return { logits, classes: net.shapeOf(logits)[1]! };
+}
+
+/** For one row of logits: −log softmax at the label, and how many classes score above the label. */
+function scoreRow(z: ArrayLike<number>, start: number, classes: number, label: number): { loss: number; above: number } {
+  let max = -Infinity;
+  for (let c = 0; c < classes; c++) max = Math.max(max, z[start + c]!);
+  let sum = 0, above = 0;
+  const target = z[start + label]!;
+  for (let c = 0; c < classes; c++) {
+    sum += Math.exp(z[start + c]! - max);
+    if (z[start + c]! > target) above++;
+  }
+  return { loss: max + Math.log(sum) - target, above };
+}
+
+/** Top-1/top-5 accuracy and mean loss of the net (in evaluation mode) on a whole set. */
+export async function evaluate(net: Net, set: ImageSet, mean: number, std: number): Promise<EvalResult> {
+  const { logits, classes } = lossLayer(net);
+  const [data, labelBlob] = net.inputNames;
+  const batch = net.batch;
+  const size = imageCount(set);
+  const x = new Float32Array(net.shapeOf(data!).reduce((a, b) => a * b));
+  const y = new Float32Array(batch);
+  const indices = Uint32Array.from({ length: size }, (_, i) => i);
+  let top1 = 0, top5 = 0, loss = 0;
+  for (let from = 0; from < size; from += batch) {
+    const to = Math.min(size, from + batch);
+    x.fill(0);
+    y.fill(0);
+    fillBatch(set, indices, from, to, mean, std, x, y);
+    net.setInput(data!, x);
+    net.setInput(labelBlob!, y);
+    net.forward({ training: false });
+    const z = await net.read(logits);
+    for (let b = 0; b < to - from; b++) {
+      const score = scoreRow(z, b * classes, classes, y[b]!);
+      loss += score.loss;
+      if (score.above === 0) top1++;
+      if (score.above < 5) top5++;
+    }
+  }
+  return { top1: top1 / size, top5: top5 / size, loss: loss / size, count: size };
+}
+
+export async function train(o: TrainOptions): Promise<{ net: Net; metrics: EpochMetrics[] }> {
+  const size = imageCount(o.train);
+  if (o.batch > size) throw new Error(`batch size ${o.batch} is larger than the training set (${size} images)`);
+  mkdirSync(o.outDir, { recursive: true });
+  const lastPath = join(o.outDir, 'last.safetensors'), bestPath = join(o.outDir, 'best.safetensors'), metricsPath = join(o.outDir, 'metrics.jsonl');
+  const net = Net.build(o.spec, { backend: o.backend, batch: o.batch, seed: o.seed, init: initializers[o.init] });
+  const sgd = new Sgd(net, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
+  let state: RunState = {
+    epoch: 0, batchInEpoch: 0, step: 0, schedule: initialScheduleState(o.lr), dropout: net.randomState(),
+    best: null, wallSeconds: 0, lossSum: 0, correct: 0, seen: 0,
+  };
+  if (o.resume) {
+    if (!existsSync(lastPath)) throw new Error(`--resume: no checkpoint ${lastPath}`);
+    state = restore(net, sgd, readCheckpoint(lastPath), lastPath);
+  }
+  const save = async (path: string) => writeCheckpoint(path, await snapshot(net, sgd, { ...state, dropout: net.randomState() }, o));
+  const [data, labelBlob] = net.inputNames;
+  const { logits, classes } = lossLayer(net);
+  const x = new Float32Array(net.shapeOf(data!).reduce((a, b) => a * b));
+  const y = new Float32Array(o.batch);
+  const scratch = new Float32Array(o.train.shape.reduce((a, b) => a * b));
+  const batches = Math.floor(size / o.batch);
+  const metrics: EpochMetrics[] = [];
+  while (state.epoch < o.epochs) {
+    const order = epochOrder(size, o.seed, state.epoch);
+    const epochStart = performance.now();
+    const seenAtStart = state.seen;
+    for (; state.batchInEpoch < batches; state.batchInEpoch++) {
+      if (o.interrupted?.() || (o.stopAfterSteps !== undefined && state.step >= o.stopAfterSteps)) {
+        await save(lastPath);
+        return { net, metrics };
+      }
+      fillBatch(o.train, order, state.batchInEpoch * o.batch, (state.batchInEpoch + 1) * o.batch, o.mean, o.std, x, y);
+      if (o.augment.pad || o.augment.flip) {
+        cropAndFlip(x, o.batch, o.train.shape, o.augment.pad, o.augment.flip, new Philox(o.seed, (state.epoch << 20) + state.batchInEpoch), scratch);
+      }
+      net.setInput(data!, x);
+      net.setInput(labelBlob!, y);
+      sgd.lr = state.schedule.lr;
+      net.forward({ training: true });
+      const [loss] = await net.read('loss');
+      if (!Number.isFinite(loss)) {
+        throw new Error(`the loss became ${loss} at epoch ${state.epoch + 1}, step ${state.step + 1} (learning rate ${state.schedule.lr}); try a lower --lr. The last good checkpoint is ${existsSync(lastPath) ? lastPath : 'none (first epoch)'}`);
+      }
+      net.backward();
+      sgd.step();
+      const z = await net.read(logits);
+      for (let b = 0; b < o.batch; b++) if (scoreRow(z, b * classes, classes, y[b]!).above === 0) state.correct++;
+      state.lossSum += loss! * o.batch;
+      state.seen += o.batch;
+      state.step++;
+      const elapsed = (performance.now() - epochStart) / 1000;
+      o.onProgress?.({ epoch: state.epoch + 1, batch: state.batchInEpoch + 1, batches, loss: loss!, imagesPerSecond: (state.seen - seenAtStart) / elapsed });
+    }
+    state.wallSeconds += (performance.now() - epochStart) / 1000;
+    const val = await evaluate(net, o.validation, o.mean, o.std);
+    const m: EpochMetrics = {
+      epoch: state.epoch + 1, step: state.step, loss: state.lossSum / state.seen, trainError: 1 - state.correct / state.seen,
+      valTop1Error: 1 - val.top1, valTop5Error: 1 - val.top5, valLoss: val.loss, lr: state.schedule.lr,
+      imagesPerSecond: (state.seen - seenAtStart) / ((performance.now() - epochStart) / 1000), wallSeconds: state.wallSeconds,
+    };
+    metrics.push(m);
+    appendFileSync(metricsPath, `${JSON.stringify(m)}\n`);
+    o.onEpoch?.(m);
+    state.schedule = afterEpoch(o.schedule, state.schedule, state.epoch + 1, m.valTop1Error);
+    state.epoch++;
+    state.batchInEpoch = 0;
+    state.lossSum = 0;
+    state.correct = 0;
+    state.seen = 0;
+    const isBest = state.best === null || m.valTop1Error < state.best;
+    if (isBest) state.best = m.valTop1Error;
+    await save(lastPath);
+    if (isBest) await save(bestPath);
+  }
+  sgd.dispose();
+  return { net, metrics };
+}
+
+async function snapshot(net: Net, sgd: Sgd, state: RunState, o: TrainOptions): Promise<Checkpoint> {
+  const params = await net.readParams();
+  const velocities: Checkpoint['velocities'] = {};
+  for (const [i, p] of net.params.entries()) velocities[p.name] = { shape: p.shape, data: await sgd.velocities[i]!.read() };
+  return {
+    spec: net.spec,
+    params: Object.fromEntries(net.params.map((p) => [p.name, { shape: p.shape, data: params[p.name]! }])),
+    velocities,
+    state: { ...state, options: { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, batch: o.batch, seed: o.seed, schedule: o.schedule, augment: o.augment, mean: o.mean, std: o.std } },
+  };
+}
+
+function restore(net: Net, sgd: Sgd, checkpoint: Checkpoint, path: string): RunState {
+  net.loadParams(Object.fromEntries(Object.entries(checkpoint.params).map(([k, t]) => [k, t.data])));
+  net.params.forEach((p, i) => {
+    const v = checkpoint.velocities?.[p.name];
+    if (!v) throw new Error(`${path}: no momentum for ${p.name}`);
+    sgd.velocities[i]!.write(v.data);
+  });
+  const state = checkpoint.state as unknown as RunState;
+  net.setRandomState(state.dropout);
+  return state;
+}

@@ -1,0 +1,151 @@
+/** The training system: the update rule, schedules, dataset readers, checkpoints, exact resume. */
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { gzipSync } from 'node:zlib';
+import { Net, type NetSpec, Philox, ReferenceBackend, Sgd } from '../src/index.js';
+import { loadIdxDataset, type ImageSet } from '../src/data/dataset.js';
+import { parseIdx } from '../src/data/idx.js';
+import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
+import { afterEpoch, initialScheduleState, parseSchedule } from '../src/train/schedule.js';
+import { train } from '../src/train/trainer.js';
+
+test("SGD applies the paper's update rule exactly", async () => {
+  const net = Net.build({ inputs: { x: [2] }, layers: [{ name: 'fc', type: 'linear', outFeatures: 1, bias: false }] }, { batch: 1, backend: new ReferenceBackend({ precision: 'float64' }) });
+  net.loadParams({ 'fc.weight': [1, 2] });
+  const sgd = new Sgd(net, { lr: 0.1, momentum: 0.9, weightDecay: 0.0005 });
+  sgd.velocities[0]!.write([0.1, 0]);
+  net.param('fc.weight').grad.write([0.5, -1]);
+  sgd.step();
+  // v ← 0.9·v − 0.0005·0.1·w − 0.1·g ; w ← w + v
+  const v = [0.9 * 0.1 - 0.00005 * 1 - 0.05, 0 - 0.00005 * 2 + 0.1];
+  assert.deepEqual([...(await sgd.velocities[0]!.read())], v);
+  assert.deepEqual([...(await net.param('fc.weight').value.read())], [1 + v[0]!, 2 + v[1]!]);
+});
+
+test('the plateau schedule divides by 10 after `patience` epochs without a new best, at most maxDrops times', () => {
+  const spec = parseSchedule('plateau:2:1');
+  let s = initialScheduleState(0.01);
+  const lrs = [0.5, 0.4, 0.45, 0.41, 0.42, 0.43, 0.44].map((error, i) => (s = afterEpoch(spec, s, i + 1, error)).lr);
+  assert.deepEqual(lrs.map((lr) => +lr.toPrecision(6)), [0.01, 0.01, 0.01, 0.001, 0.001, 0.001, 0.001]);
+});
+
+test('the steps schedule divides at the given epochs; constant never does; bad forms are refused', () => {
+  let s = initialScheduleState(1);
+  const lrs = [1, 2, 3, 4].map((epoch) => (s = afterEpoch(parseSchedule('steps:2,3'), s, epoch, 0.5)).lr);
+  assert.deepEqual(lrs.map((lr) => +lr.toPrecision(6)), [1, 0.1, 0.01, 0.01]);
+  assert.equal(afterEpoch(parseSchedule('constant'), initialScheduleState(1), 1, 0.9).lr, 1);
+  assert.throws(() => parseSchedule('cosine'), /unknown schedule 'cosine'/);
+});
+
+function idx(dims: number[], values: ArrayLike<number>): Uint8Array {
+  const header = new Uint8Array(4 + 4 * dims.length);
+  header.set([0, 0, 8, dims.length]);
+  dims.forEach((d, i) => new DataView(header.buffer).setUint32(4 + 4 * i, d, false));
+  const out = new Uint8Array(header.length + values.length);
+  out.set(header);
+  out.set(values, header.length);
+  return out;
+}
+
+test('IDX files are read plain and gzipped; truncated and foreign files are refused with the reason', () => {
+  const image = idx([2, 2, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  assert.deepEqual(parseIdx(image, 'a').dims, [2, 2, 3]);
+  assert.deepEqual([...parseIdx(gzipSync(image), 'a.gz').data], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  assert.throws(() => parseIdx(image.subarray(0, 20), 'cut'), /^Error: cut: truncated: the header says 2×2×3 = 12 values, the file holds 4$/);
+  assert.throws(() => parseIdx(new TextEncoder().encode('%PDF-1.4 hello'), 'x.pdf'), /x.pdf: not an IDX file/);
+  assert.throws(() => parseIdx(gzipSync(image).subarray(0, 20), 'bad.gz'), /bad.gz: corrupt gzip data/);
+});
+
+test('a dataset folder pairs images with labels and checks their counts', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'idx-'));
+  writeFileSync(join(dir, 'train-images-idx3-ubyte'), idx([2, 2, 2], [0, 1, 2, 3, 4, 5, 6, 7]));
+  writeFileSync(join(dir, 'train-labels-idx1-ubyte.gz'), gzipSync(idx([2], [3, 1])));
+  writeFileSync(join(dir, 't10k-images-idx3-ubyte'), idx([1, 2, 2], [9, 9, 9, 9]));
+  writeFileSync(join(dir, 't10k-labels-idx1-ubyte'), idx([2], [0, 1]));
+  assert.throws(() => loadIdxDataset(dir), /t10k-labels-idx1-ubyte: 2 labels for 1 images/);
+  writeFileSync(join(dir, 't10k-labels-idx1-ubyte'), idx([1], [2]));
+  const { train: t } = loadIdxDataset(dir);
+  assert.deepEqual([...t.labels], [3, 1]);
+  assert.equal(t.classes, 4);
+  assert.throws(() => loadIdxDataset(join(dir, 'nope')), /does not exist/);
+});
+
+test('checkpoints round-trip and a truncated one is refused', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ckpt-'));
+  const path = join(dir, 'c.safetensors');
+  const spec: NetSpec = { inputs: { x: [3] }, layers: [{ name: 'fc', type: 'linear', outFeatures: 2 }] };
+  writeCheckpoint(path, { spec, params: { 'fc.weight': { shape: [2, 3], data: [1, 2, 3, 4, 5, 6] } }, velocities: { 'fc.weight': { shape: [2, 3], data: [0, 0, 0, 0, 0, 0.5] } }, state: { epoch: 3 } });
+  const back = readCheckpoint(path);
+  assert.deepEqual(back.spec, spec);
+  assert.deepEqual(Array.from(back.params['fc.weight']!.data), [1, 2, 3, 4, 5, 6]);
+  assert.equal(back.velocities!['fc.weight']!.data[5], 0.5);
+  assert.equal(back.state.epoch, 3);
+  const bytes = readFileSync(path);
+  writeFileSync(path, bytes.subarray(0, bytes.length - 7));
+  assert.throws(() => readCheckpoint(path), /c.safetensors: truncated: tensor '[a-z.]+' ends at byte \d+, data has \d+/);
+});
+
+const tinySpec: NetSpec = {
+  name: 'tiny',
+  inputs: { data: [1, 8, 8], label: [] },
+  layers: [
+    { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1 },
+    { name: 'relu1', type: 'relu' },
+    { name: 'norm1', type: 'lrn', size: 3, alpha: 1e-4, beta: 0.75, k: 2 },
+    { name: 'pool1', type: 'maxpool2d', kernel: 3, stride: 2, ceil: true },
+    { name: 'conv2', type: 'conv2d', outChannels: 8, kernel: 3, pad: 1, groups: 2 },
+    { name: 'relu2', type: 'relu' },
+    { name: 'fc', type: 'linear', outFeatures: 16 },
+    { name: 'drop', type: 'dropout', p: 0.5 },
+    { name: 'out', type: 'linear', outFeatures: 4 },
+    { name: 'loss', type: 'softmax_cross_entropy', inputs: ['out', 'label'] },
+  ],
+};
+
+function randomSet(count: number, seed: number): ImageSet {
+  const rng = new Philox(seed);
+  const labels = Uint8Array.from({ length: count }, () => rng.nextInt(4));
+  // class-dependent blobs, so the labels are learnable
+  const pixels = new Uint8Array(count * 64);
+  labels.forEach((label, i) => { for (let k = 0; k < 64; k++) pixels[i * 64 + k] = ((k % 8) >> 1 === label ? 200 : 30) + rng.nextInt(40); });
+  return { pixels, labels, shape: [1, 8, 8], classes: 4, source: 'random' };
+}
+
+function options(outDir: string, extra: object = {}) {
+  return {
+    spec: tinySpec, backend: new ReferenceBackend(), train: randomSet(48, 1), validation: randomSet(16, 2), outDir,
+    epochs: 3, batch: 8, lr: 0.05, momentum: 0.9, weightDecay: 0.0005, schedule: parseSchedule('plateau:1:2'), seed: 4,
+    init: 'pytorch' as const, augment: { pad: 1, flip: true }, mean: 0.4, std: 0.3, ...extra,
+  };
+}
+
+test('a run stopped in the middle and resumed ends with the same weights, bit for bit', async () => {
+  const straight = await train(options(mkdtempSync(join(tmpdir(), 'run-'))));
+  const dir = mkdtempSync(join(tmpdir(), 'run-'));
+  await train(options(dir, { stopAfterSteps: 9 })); // in the middle of the second epoch
+  const resumed = await train(options(dir, { resume: true }));
+  const a = await straight.net.readParams(), b = await resumed.net.readParams();
+  for (const name of Object.keys(a)) assert.deepEqual(b[name], a[name], name);
+  assert.deepEqual(resumed.metrics.map((m) => m.epoch), [2, 3]);
+  assert.deepEqual(resumed.metrics.at(-1), { ...straight.metrics.at(-1), imagesPerSecond: resumed.metrics.at(-1)!.imagesPerSecond, wallSeconds: resumed.metrics.at(-1)!.wallSeconds });
+});
+
+test('training drives the loss of a small batch near zero', async () => {
+  const { metrics } = await train(options(mkdtempSync(join(tmpdir(), 'fit-')), {
+    train: randomSet(8, 5), validation: randomSet(8, 5), epochs: 60, augment: { pad: 0, flip: false }, schedule: parseSchedule('constant'),
+    spec: { ...tinySpec, layers: tinySpec.layers.filter((l) => l.type !== 'dropout') },
+  }));
+  assert.ok(metrics.at(-1)!.loss < 0.05, `loss ${metrics.at(-1)!.loss}`);
+  assert.equal(metrics.at(-1)!.valTop1Error, 0);
+});
+
+test('a NaN loss stops the run with a clear message', async () => {
+  await assert.rejects(train(options(mkdtempSync(join(tmpdir(), 'nan-')), { lr: 1e30 })), /the loss became (NaN|Infinity) at epoch 1, step \d+ \(learning rate 1e\+30\); try a lower --lr/);
+});
+
+test('a batch larger than the dataset is refused', async () => {
+  await assert.rejects(train(options(mkdtempSync(join(tmpdir(), 'big-')), { batch: 100 })), /batch size 100 is larger than the training set \(48 images\)/);
+});
