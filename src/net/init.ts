@@ -41,4 +41,9 @@ export const caffeInit: Initializer = (param) => {
   return { distribution: 'normal', mean: 0, std: param.layer === 'fc6' || param.layer === 'fc7' ? 0.005 : 0.01 };
 };
 
-export const initializers: Record<string, Initializer> = { paper: paperInit, caffe: caffeInit, pytorch: pytorchDefaultInit };
+/** He et al. (2015) for ReLU nets: weights ~ N(0, 2/fanIn), biases 0. Keeps the signal's scale
+ * through deep ReLU stacks, where N(0, 0.01) and PyTorch's default shrink it layer by layer. */
+export const kaimingInit: Initializer = (param) =>
+  param.role === 'bias' ? { distribution: 'constant', value: 0 } : { distribution: 'normal', mean: 0, std: Math.sqrt(2 / param.fanIn) };
+
+export const initializers: Record<string, Initializer> = { paper: paperInit, caffe: caffeInit, pytorch: pytorchDefaultInit, kaiming: kaimingInit };
