@@ -140,10 +140,11 @@ export class WasmBackend implements Backend {
 
   private readonly kernels: { [K in KernelName]?: (p: KernelTable[K]['params'], b: { [R in keyof KernelTable[K]['buffers']]-?: WasmBuffer }) => void } = {
     conv2d_forward: (g, b) => {
+      // Columns are (image, pixel) over the whole batch, so threads split even a batch of small maps evenly.
       const ohw = g.outHeight * g.outWidth, taps = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
-      const ranges = split(ohw, this.parts(g.batch * g.outChannels * ohw * taps), 8);
+      const ranges = split(g.batch * ohw, this.parts(g.batch * g.outChannels * ohw * taps), 8);
       const chunk = panelColumns(taps, ranges[0]![1] - ranges[0]![0]);
-      this.ensureScratch(g.groups * packedSize(g.outChannels / g.groups, taps) + taps * chunk);
+      this.ensureScratch(g.groups * packedSize(g.outChannels / g.groups, taps) + (taps + g.outChannels / g.groups) * chunk);
       const geo = this.writeConvGeometry(g);
       this.pool.run(ranges.map(([j0, j1]) => ({ fn: 'conv2dForward', args: [geo, b.x.offset, b.weight.offset, b.bias?.offset ?? 0, b.y.offset, j0, j1, chunk], scratch: 'col+gemm' })));
     },
@@ -161,9 +162,9 @@ export class WasmBackend implements Backend {
       const ohw = g.outHeight * g.outWidth, taps = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
       const ranges = split(taps, this.parts(g.batch * g.outChannels * ohw * taps), 8);
       const rows = ranges[0]![1] - ranges[0]![0];
-      // The pixels are this GEMM's inner dimension: at least one KC block of them per call.
-      const chunk = Math.max(panelColumns(rows, ohw), Math.min(ohw, 256));
-      this.ensureScratch(rows * chunk);
+      // (image, pixel) columns are this GEMM's inner dimension: at least one KC block of them per call.
+      const chunk = Math.max(panelColumns(rows, g.batch * ohw), Math.min(g.batch * ohw, 256));
+      this.ensureScratch((rows + g.outChannels / g.groups) * chunk);
       const geo = this.writeConvGeometry(g);
       const tasks: Task[] = ranges.map(([r0, r1]) => ({ fn: 'conv2dBackwardFilter', args: [geo, b.x.offset, b.dy.offset, b.dweight.offset, r0, r1, chunk], scratch: 'col+gemm' }));
       if (b.dbias) {

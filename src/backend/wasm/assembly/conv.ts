@@ -13,15 +13,14 @@ const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 1
 
 /**
  * Moves data between an image and its im2col panel: rows r0…r1 (taps (c, ky, kx) within the group),
- * columns j0…j1 (output pixels). With `toCol`, col[r − r0][j − j0] = x at tap r of pixel j (0 in
+ * columns j0…j1 (output pixels), the panel's rows `width` floats apart. With `toCol`, col[r − r0][j − j0] = x at tap r of pixel j (0 in
  * the padding); without, x at that tap += col[…] (the adjoint, for the data gradient). Each output
  * row's span of in-bounds pixels is found once, so the inner loop is a strided copy.
  */
-@inline function transfer(x: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize, toCol: bool): void {
+@inline function transfer(x: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize, width: i32, toCol: bool): void {
   const H = geo(g, IN_H), W = geo(g, IN_W), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
   const SH = geo(g, STRIDE_H), SW = geo(g, STRIDE_W), PT = geo(g, PAD_T), PL = geo(g, PAD_L), DH = geo(g, DIL_H), DW = geo(g, DIL_W);
   const cg = geo(g, IN_C) / geo(g, GROUPS);
-  const width = j1 - j0;
   const step = <usize>SW << 2;
   for (let r = r0; r < r1; r++) {
     const kx = r % KW, ky = (r / KW) % KH, c = group * cg + r / (KW * KH);
@@ -58,36 +57,47 @@ const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 1
 }
 
 function im2col(x: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize): void {
-  transfer(x, g, group, r0, r1, j0, j1, col, true);
+  transfer(x, g, group, r0, r1, j0, j1, col, j1 - j0, true);
 }
 
 function col2im(col: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, dx: usize): void {
-  transfer(dx, g, group, r0, r1, j0, j1, col, false);
+  transfer(dx, g, group, r0, r1, j0, j1, col, j1 - j0, false);
 }
 
-/** y[:, :, pixels j0…j1) = conv(x) + bias for every image, `chunk` pixels at a time so the
- * im2col panel stays in cache. `work` holds the packed weights of every group (G·packedSize(K/G,
- * taps) floats) followed by one panel of taps·chunk floats. */
-export function conv2dForward(g: usize, x: usize, w: usize, bias: usize, y: usize, j0: i32, j1: i32, chunk: i32, work: usize, scratch: usize): void {
-  const N = geo(g, BATCH), C = geo(g, IN_C), K = geo(g, OUT_C), G = geo(g, GROUPS);
+/**
+ * y = conv(x) + bias for the output columns J0…J1 of the whole batch, numbered image by image
+ * (J = n·OH·OW + pixel), `chunk` columns at a time: a panel may span several small images, so
+ * small feature maps still make wide GEMMs. The GEMM writes a panel of outputs that is then spread
+ * to each image's channels. `work` holds the packed weights of every group (G·packedSize(K/G,
+ * taps) floats), one im2col panel (taps·chunk) and one output panel ((K/G)·chunk).
+ */
+export function conv2dForward(g: usize, x: usize, w: usize, bias: usize, y: usize, J0: i32, J1: i32, chunk: i32, work: usize, scratch: usize): void {
+  const C = geo(g, IN_C), K = geo(g, OUT_C), G = geo(g, GROUPS);
   const ohw = geo(g, OUT_H) * geo(g, OUT_W), inPlane = geo(g, IN_H) * geo(g, IN_W);
   const kg = K / G, taps = (C / G) * geo(g, K_H) * geo(g, K_W);
   const packed = <usize>packedSize(kg, taps) << 2;
   for (let group = 0; group < G; group++) packWhole(w + ((<usize>group * kg * taps) << 2), taps, 1, kg, taps, work + <usize>group * packed);
   const col = work + <usize>G * packed;
-  for (let n = 0; n < N; n++) {
-    const xn = x + ((<usize>n * C * inPlane) << 2);
-    for (let group = 0; group < G; group++) {
-      for (let p0 = j0; p0 < j1; p0 += chunk) {
-        const p1 = min(j1, p0 + chunk), width = p1 - p0;
-        im2col(xn, g, group, 0, taps, p0, p1, col);
-        const yg = y + ((<usize>(n * K + group * kg) * ohw + p0) << 2);
+  const out = col + ((<usize>taps * chunk) << 2);
+  for (let group = 0; group < G; group++) {
+    for (let p0 = J0; p0 < J1; p0 += chunk) {
+      const p1 = min(J1, p0 + chunk), width = p1 - p0;
+      for (let n = p0 / ohw; n * ohw < p1; n++) { // the images this panel touches
+        const a = max(p0, n * ohw) - n * ohw, b = min(p1, (n + 1) * ohw) - n * ohw;
+        transfer(x + ((<usize>n * C * inPlane) << 2), g, group, 0, taps, a, b, col + ((<usize>(n * ohw + a - p0)) << 2), width, true);
+      }
+      gemmPacked(kg, width, taps, 1, work + <usize>group * packed, col, width, 1, 0, out, width, scratch);
+      for (let n = p0 / ohw; n * ohw < p1; n++) {
+        const a = max(p0, n * ohw) - n * ohw, b = min(p1, (n + 1) * ohw) - n * ohw;
         for (let k = 0; k < kg; k++) {
           const value = bias ? load<f32>(bias + ((<usize>(group * kg + k)) << 2)) : 0;
-          const row = yg + ((<usize>k * ohw) << 2);
-          for (let j = 0; j < width; j++) store<f32>(row + (<usize>j << 2), value);
+          const src = out + ((<usize>(k * width + n * ohw + a - p0)) << 2);
+          const dst = y + ((<usize>((n * K + group * kg + k) * ohw + a)) << 2);
+          const vb = f32x4.splat(value);
+          let j = 0;
+          for (; j + 4 <= b - a; j += 4) v128.store(dst + (<usize>j << 2), f32x4.add(v128.load(src + (<usize>j << 2)), vb));
+          for (; j < b - a; j++) store<f32>(dst + (<usize>j << 2), load<f32>(src + (<usize>j << 2)) + value);
         }
-        gemmPacked(kg, width, taps, 1, work + <usize>group * packed, col, width, 1, 1, yg, ohw, scratch);
       }
     }
   }
@@ -117,22 +127,31 @@ export function conv2dBackwardData(g: usize, dy: usize, w: usize, dx: usize, c0:
   }
 }
 
-/** dw[:, taps r0…r1) = Σ_n dy_n · im2col(x_n)ᵀ for every group (taps index within a group),
- * `chunk` pixels at a time. `col` holds (r1−r0)·chunk floats. */
-export function conv2dBackwardFilter(g: usize, x: usize, dy: usize, dw: usize, r0: i32, r1: i32, chunk: i32, col: usize, scratch: usize): void {
+/**
+ * dw[:, taps r0…r1) = Σ over the batch of dy · im2col(x)ᵀ for every group (taps index within a group),
+ * over columns (image, pixel) of the whole batch, `chunk` at a time: a panel may span several small
+ * images, so the GEMM's inner dimension stays long. `work` holds one im2col panel ((r1−r0)·chunk)
+ * and the matching panel of output gradients ((K/G)·chunk).
+ */
+export function conv2dBackwardFilter(g: usize, x: usize, dy: usize, dw: usize, r0: i32, r1: i32, chunk: i32, work: usize, scratch: usize): void {
   const N = geo(g, BATCH), C = geo(g, IN_C), K = geo(g, OUT_C), G = geo(g, GROUPS);
   const ohw = geo(g, OUT_H) * geo(g, OUT_W), inPlane = geo(g, IN_H) * geo(g, IN_W);
   const kg = K / G, taps = (C / G) * geo(g, K_H) * geo(g, K_W);
-  for (let n = 0; n < N; n++) {
-    const xn = x + ((<usize>n * C * inPlane) << 2);
-    for (let group = 0; group < G; group++) {
-      const dyg = dy + ((<usize>(n * K + group * kg) * ohw) << 2);
-      const dwg = dw + ((<usize>(group * kg * taps + r0)) << 2);
-      for (let p0 = 0; p0 < ohw; p0 += chunk) {
-        const p1 = min(ohw, p0 + chunk), width = p1 - p0;
-        im2col(xn, g, group, r0, r1, p0, p1, col);
-        gemm(kg, r1 - r0, width, 1, dyg + (<usize>p0 << 2), ohw, 1, col, 1, width, n == 0 && p0 == 0 ? 0 : 1, dwg, taps, scratch);
+  const col = work, grads = work + ((<usize>(r1 - r0) * chunk) << 2);
+  const total = N * ohw;
+  for (let group = 0; group < G; group++) {
+    const dwg = dw + ((<usize>(group * kg * taps + r0)) << 2);
+    for (let p0 = 0; p0 < total; p0 += chunk) {
+      const p1 = min(total, p0 + chunk), width = p1 - p0;
+      for (let n = p0 / ohw; n * ohw < p1; n++) {
+        const a = max(p0, n * ohw) - n * ohw, b = min(p1, (n + 1) * ohw) - n * ohw;
+        const offset = n * ohw + a - p0;
+        transfer(x + ((<usize>n * C * inPlane) << 2), g, group, r0, r1, a, b, col + (<usize>offset << 2), width, true);
+        for (let k = 0; k < kg; k++) {
+          memory.copy(grads + ((<usize>(k * width + offset)) << 2), dy + ((<usize>((n * K + group * kg + k) * ohw + a)) << 2), <usize>(b - a) << 2);
+        }
       }
+      gemm(kg, r1 - r0, width, 1, grads, width, 1, col, 1, width, p0 == 0 ? 0 : 1, dwg, taps, scratch);
     }
   }
 }
