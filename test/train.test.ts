@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { Net, type NetSpec, Philox, ReferenceBackend, Sgd } from '../src/index.js';
-import { loadIdxDataset, type ImageSet } from '../src/data/dataset.js';
+import { loadDataset, loadIdxDataset, type ImageSet } from '../src/data/dataset.js';
 import { parseIdx } from '../src/data/idx.js';
 import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
 import { afterEpoch, initialScheduleState, parseSchedule } from '../src/train/schedule.js';
@@ -71,6 +71,23 @@ test('a dataset folder pairs images with labels and checks their counts', () => 
   assert.deepEqual([...t.labels], [3, 1]);
   assert.equal(t.classes, 4);
   assert.throws(() => loadIdxDataset(join(dir, 'nope')), /does not exist/);
+});
+
+test('CIFAR-10 and CIFAR-100 binary batches are read; truncated ones are refused', () => {
+  const record = (label: number[], fill: number) => Uint8Array.from([...label, ...new Array(3072).fill(fill)]);
+  const ten = mkdtempSync(join(tmpdir(), 'cifar10-'));
+  writeFileSync(join(ten, 'data_batch_1.bin'), Buffer.concat([record([7], 1), record([2], 2)]));
+  writeFileSync(join(ten, 'test_batch.bin'), record([9], 3));
+  const a = loadDataset(ten);
+  assert.deepEqual([...a.train.labels], [7, 2]);
+  assert.deepEqual(a.train.shape, [3, 32, 32]);
+  assert.equal(a.train.pixels[3072], 2);
+  const hundred = mkdtempSync(join(tmpdir(), 'cifar100-'));
+  writeFileSync(join(hundred, 'train.bin'), record([3, 77], 5));
+  writeFileSync(join(hundred, 'test.bin'), record([1, 12], 6).subarray(0, 3000));
+  assert.throws(() => loadDataset(hundred), /test.bin: 3000 bytes is not a whole number of 3074-byte CIFAR records/);
+  writeFileSync(join(hundred, 'test.bin'), record([1, 12], 6));
+  assert.equal(loadDataset(hundred).train.labels[0], 77);
 });
 
 test('checkpoints round-trip and a truncated one is refused', () => {

@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { join } from 'node:path';
 import { statSync } from 'node:fs';
 import { bench, formatBench } from '../bench/bench.js';
-import { imageCount, loadIdxDataset, pixelStatistics, subset } from '../data/dataset.js';
+import { imageCount, loadDataset, pixelStatistics, subset } from '../data/dataset.js';
 import { readCheckpoint } from '../io/checkpoint.js';
 import { alexnetSmall } from '../models/alexnet.js';
 import { WasmBackend } from '../backend/wasm/backend.js';
@@ -71,7 +71,7 @@ function progress(text: string): void {
 }
 
 program.command('train')
-  .description('train a model on an image dataset (a folder of MNIST/Fashion-MNIST IDX files)')
+  .description('train a model on an image dataset (a folder of MNIST/Fashion-MNIST IDX files or CIFAR-10/100 binary batches)')
   .requiredOption('--data <dir>', 'dataset folder')
   .requiredOption('--out <dir>', 'run folder: checkpoints and metrics.jsonl')
   .option('--model <name|spec.json>', 'default: the scaled AlexNet matching the image size')
@@ -90,7 +90,7 @@ program.command('train')
   .option('--resume', 'continue the run in --out from its last checkpoint')
   .action(async (opts: { data: string; out: string; model?: string; epochs: number; batch: number; lr: number; momentum: number; weightDecay: number; schedule: string; val: number; init: string; cropPad: number; flip: boolean; threads: number; seed: number; resume?: boolean }) => {
     const schedule = parseSchedule(opts.schedule);
-    const { train: all, test } = loadIdxDataset(opts.data);
+    const { train: all, test } = loadDataset(opts.data);
     if (opts.val >= imageCount(all)) throw new Error(`--val ${opts.val} leaves no training images (the set has ${imageCount(all)})`);
     const order = epochOrder(imageCount(all), opts.seed, -1);
     const validation = subset(all, order.subarray(0, opts.val), `${all.source} (validation)`);
@@ -128,7 +128,7 @@ program.command('eval')
   .action(async (opts: { model: string; data: string; batch: number; threads: number; json?: boolean }) => {
     const path = statSync(opts.model, { throwIfNoEntry: false })?.isDirectory() ? join(opts.model, 'best.safetensors') : opts.model;
     const checkpoint = readCheckpoint(path);
-    const { test } = loadIdxDataset(opts.data);
+    const { test } = loadDataset(opts.data);
     const options = (checkpoint.state.options ?? {}) as { mean?: number; std?: number };
     const backend = await WasmBackend.create({ threads: opts.threads });
     const net = Net.build(checkpoint.spec, { backend, batch: opts.batch });

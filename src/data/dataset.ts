@@ -2,7 +2,7 @@
  * In-memory image classification datasets (small images: MNIST, Fashion-MNIST, CIFAR): uint8
  * pixels in NCHW order plus one label per image, turned into normalised float batches.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readIdx } from './idx.js';
 
@@ -43,6 +43,50 @@ export function loadIdxDataset(dir: string): { train: ImageSet; test: ImageSet }
     train: idxSet(findFile(dir, ['train-images-idx3-ubyte', 'train-images.idx3-ubyte']), findFile(dir, ['train-labels-idx1-ubyte', 'train-labels.idx1-ubyte'])),
     test: idxSet(findFile(dir, ['t10k-images-idx3-ubyte', 't10k-images.idx3-ubyte']), findFile(dir, ['t10k-labels-idx1-ubyte', 't10k-labels.idx1-ubyte'])),
   };
+}
+
+/** CIFAR binary batches: records of label byte(s) then 3072 bytes (the R, G and B 32×32 planes).
+ * CIFAR-10: one label byte, data_batch_1…5.bin and test_batch.bin; CIFAR-100: coarse and fine
+ * label bytes (the fine label is used), train.bin and test.bin. */
+function cifarSet(paths: string[], labelBytes: number, classes: number): ImageSet {
+  const record = labelBytes + 3072;
+  const files = paths.map((path) => {
+    let bytes: Uint8Array;
+    try {
+      bytes = readFileSync(path);
+    } catch (error) {
+      throw new Error(`cannot read ${path}: ${(error as Error).message}`);
+    }
+    if (bytes.length === 0 || bytes.length % record !== 0) throw new Error(`${path}: ${bytes.length} bytes is not a whole number of ${record}-byte CIFAR records (truncated, or not a CIFAR binary batch)`);
+    return bytes;
+  });
+  const count = files.reduce((n, f) => n + f.length / record, 0);
+  const pixels = new Uint8Array(count * 3072), labels = new Uint8Array(count);
+  let i = 0;
+  for (const [f, bytes] of files.entries()) {
+    for (let at = 0; at < bytes.length; at += record, i++) {
+      const label = bytes[at + labelBytes - 1]!;
+      if (label >= classes) throw new Error(`${paths[f]}: record ${at / record} has label ${label}, beyond ${classes} classes`);
+      labels[i] = label;
+      pixels.set(bytes.subarray(at + labelBytes, at + record), i * 3072);
+    }
+  }
+  return { pixels, labels, shape: [3, 32, 32], classes, source: paths[0]! };
+}
+
+export function loadCifarDataset(dir: string): { train: ImageSet; test: ImageSet } {
+  if (existsSync(join(dir, 'data_batch_1.bin'))) {
+    const train = [1, 2, 3, 4, 5].map((i) => join(dir, `data_batch_${i}.bin`)).filter((p, i) => i === 0 || existsSync(p));
+    return { train: cifarSet(train, 1, 10), test: cifarSet([join(dir, 'test_batch.bin')], 1, 10) };
+  }
+  return { train: cifarSet([join(dir, 'train.bin')], 2, 100), test: cifarSet([join(dir, 'test.bin')], 2, 100) };
+}
+
+/** A dataset folder of either kind: IDX files (MNIST, Fashion-MNIST) or CIFAR binary batches. */
+export function loadDataset(dir: string): { train: ImageSet; test: ImageSet } {
+  if (!existsSync(dir)) throw new Error(`dataset folder ${dir} does not exist`);
+  if (existsSync(join(dir, 'data_batch_1.bin')) || existsSync(join(dir, 'train.bin'))) return loadCifarDataset(dir);
+  return loadIdxDataset(dir);
 }
 
 /** Images `indices[from…to)` as floats (x/255 − mean)/std, with their labels. */
