@@ -44,8 +44,8 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
   const rng = new Philox(7);
   const [data, labels] = net.inputNames;
   net.setInput(data!, Float32Array.from({ length: sizeOf(net.shapeOf(data!)) }, () => rng.nextFloat() - 0.5));
-  const classes = net.outputNames.length ? net.layers.find((l) => l.spec.type === 'softmax_cross_entropy')?.inputShapes[0]?.[1] : undefined;
-  if (labels) net.setInput(labels, Array.from({ length: sizeOf(net.shapeOf(labels)) }, () => rng.nextInt(classes ?? 1)));
+  const classes = net.layers.find((l) => l.spec.type === 'softmax_cross_entropy')?.inputShapes[0]?.[1] ?? 1;
+  if (labels) net.setInput(labels, Array.from({ length: sizeOf(net.shapeOf(labels)) }, () => rng.nextInt(classes)));
   const step = (profile?: LayerProfile) => {
     net.forward({ training, profile });
     if (!training) return;

@@ -12,7 +12,8 @@ import { WasmBackend } from '../backend/wasm/backend.js';
 import { initializers } from '../net/init.js';
 import { Net } from '../net/net.js';
 import { parseSchedule } from '../train/schedule.js';
-import { epochOrder, evaluate, train } from '../train/trainer.js';
+import { evaluate, shuffled, train } from '../train/trainer.js';
+import { streams } from '../random.js';
 import { models, resolveModel } from '../models/index.js';
 import { formatSummary, planNet, summarize } from '../net/net.js';
 
@@ -92,7 +93,7 @@ program.command('train')
     const schedule = parseSchedule(opts.schedule);
     const { train: all, test } = loadDataset(opts.data);
     if (opts.val >= imageCount(all)) throw new Error(`--val ${opts.val} leaves no training images (the set has ${imageCount(all)})`);
-    const order = epochOrder(imageCount(all), opts.seed, -1);
+    const order = shuffled(imageCount(all), opts.seed, streams.validationSplit);
     const validation = subset(all, order.subarray(0, opts.val), `${all.source} (validation)`);
     const trainSet = subset(all, order.subarray(opts.val), all.source);
     const [channels, height] = trainSet.shape;

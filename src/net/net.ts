@@ -6,13 +6,10 @@
 import type { Backend, FloatArray } from '../backend/backend.js';
 import { ReferenceBackend } from '../backend/reference/backend.js';
 import { createLayer, type Layer, type Param, SpecError } from '../layers/index.js';
-import { Philox, type PhiloxState } from '../random.js';
+import { Philox, type PhiloxState, streams } from '../random.js';
 import { formatShape, type Shape, sizeOf, Tensor } from '../tensor.js';
 import { type Initializer, pytorchDefaultInit } from './init.js';
 import type { LayerSpec, NetSpec } from './spec.js';
-
-/** Philox streams of the net's seed: 0 for the per-step generator (dropout), these for parameters. */
-const INIT_STREAM = 0x10000;
 
 export interface BuildOptions {
   /** Default: a float32 reference backend. */
@@ -54,7 +51,7 @@ export class Net {
   private lastForwardTraining = false;
 
   private constructor(readonly spec: NetSpec, readonly backend: Backend, private readonly plan: NetPlan, seed: number) {
-    this.rng = new Philox(seed, 0);
+    this.rng = new Philox(seed, streams.steps);
   }
 
   get batch(): number {
@@ -281,15 +278,14 @@ export class Net {
 
   /** Each parameter draws from its own Philox stream of the net's seed, on the backend. */
   private initialise(init: Initializer, seed: number): void {
-    let stream = INIT_STREAM;
+    let index = 0;
     for (const node of this.nodes) {
       for (const [role, p] of Object.entries(node.params)) {
         const rule = init({ name: p.name, layer: node.layer.name, role, shape: p.shape, fanIn: p.fanIn });
-        const length = p.value.size, y = p.value.buffer;
+        const length = p.value.size, y = p.value.buffer, stream = streams.parameter(index++);
         if (rule.distribution === 'constant') this.backend.run('fill', { length, value: rule.value }, { y });
         else if (rule.distribution === 'uniform') this.backend.run('random_fill', { length, seed, stream, distribution: 'uniform', a: rule.low, b: rule.high }, { y });
         else this.backend.run('random_fill', { length, seed, stream, distribution: 'normal', a: rule.mean, b: rule.std }, { y });
-        stream++;
       }
     }
   }

@@ -15,7 +15,7 @@ import { type Checkpoint, readCheckpoint, writeCheckpoint } from '../io/checkpoi
 import { initializers } from '../net/init.js';
 import { Net } from '../net/net.js';
 import type { NetSpec } from '../net/spec.js';
-import { Philox, type PhiloxState } from '../random.js';
+import { Philox, type PhiloxState, streams } from '../random.js';
 import { afterEpoch, initialScheduleState, type ScheduleSpec, type ScheduleState } from './schedule.js';
 import { Sgd } from './sgd.js';
 
@@ -86,8 +86,13 @@ export interface EvalResult {
 
 /** The permutation of an epoch: Fisher-Yates driven by the epoch's own Philox stream. */
 export function epochOrder(size: number, seed: number, epoch: number): Uint32Array {
+  return shuffled(size, seed, streams.epochOrder(epoch));
+}
+
+/** A permutation of 0…size−1 by Fisher-Yates over one Philox stream. */
+export function shuffled(size: number, seed: number, stream: number): Uint32Array {
   const order = Uint32Array.from({ length: size }, (_, i) => i);
-  const rng = new Philox(seed, 0x1000000 + epoch);
+  const rng = new Philox(seed, stream);
   for (let i = size - 1; i > 0; i--) {
     const j = rng.nextInt(i + 1);
     [order[i], order[j]] = [order[j]!, order[i]!];
@@ -178,7 +183,7 @@ export async function train(o: TrainOptions): Promise<{ net: Net; metrics: Epoch
       }
       fillBatch(o.train, order, state.batchInEpoch * o.batch, (state.batchInEpoch + 1) * o.batch, o.mean, o.std, x, y);
       if (o.augment.pad || o.augment.flip) {
-        cropAndFlip(x, o.batch, o.train.shape, o.augment.pad, o.augment.flip, new Philox(o.seed, (state.epoch << 20) + state.batchInEpoch), scratch);
+        cropAndFlip(x, o.batch, o.train.shape, o.augment.pad, o.augment.flip, new Philox(o.seed, streams.augmentation(state.epoch, state.batchInEpoch)), scratch);
       }
       net.setInput(data!, x);
       net.setInput(labelBlob!, y);
