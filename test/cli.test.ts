@@ -46,3 +46,67 @@ for (const [what, args, message] of badInputs) {
     assert.match(r.stderr.split('\n')[0]!, message);
   });
 }
+
+import sharp from 'sharp';
+import { readFileSync } from 'node:fs';
+import { Net, type NetSpec } from '../src/index.js';
+import { writeCheckpoint } from '../src/io/checkpoint.js';
+import { parseNpy, serializeNpy } from '../src/io/npy.js';
+import { assertClose } from './helpers.js';
+
+const tiny: NetSpec = {
+  name: 'tiny',
+  inputs: { data: [1, 8, 8], label: [] },
+  layers: [
+    { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1 },
+    { name: 'relu1', type: 'relu' },
+    { name: 'pool1', type: 'maxpool2d', kernel: 3, stride: 2, ceil: true },
+    { name: 'fc', type: 'linear', outFeatures: 5 },
+    { name: 'loss', type: 'softmax_cross_entropy', inputs: ['fc', 'label'] },
+  ],
+};
+
+async function trainedRun(): Promise<{ dir: string; checkpoint: string; net: Net }> {
+  const dir = mkdtempSync(join(tmpdir(), 'cli-run-'));
+  const net = Net.build(tiny, { batch: 3, seed: 9 });
+  const params = await net.readParams();
+  const checkpoint = join(dir, 'best.safetensors');
+  writeCheckpoint(checkpoint, { spec: tiny, params: Object.fromEntries(net.params.map((p) => [p.name, { shape: p.shape, data: params[p.name]! }])), state: { options: { mean: 0.5, std: 0.25 } } });
+  return { dir, checkpoint, net };
+}
+
+test('run: logits for an .npy tensor equal the library forward pass', async () => {
+  const { dir, net } = await trainedRun();
+  const x = Float32Array.from({ length: 3 * 64 }, (_, i) => Math.sin(i));
+  writeFileSync(join(dir, 'x.npy'), serializeNpy([3, 1, 8, 8], x));
+  const r = alexnet('run', '--model', dir, '--input', join(dir, 'x.npy'), '--output', join(dir, 'y.npy'), '--threads', '1');
+  assert.equal(r.code, 0, r.stderr);
+  const y = parseNpy(readFileSync(join(dir, 'y.npy')), 'y.npy');
+  assert.deepEqual(y.shape, [3, 5]);
+  net.setInput('data', x);
+  net.forward();
+  assertClose(y.data, await net.read('fc'), 1e-6, 1e-5, 'run vs library');
+  writeFileSync(join(dir, 'bad.npy'), serializeNpy([3, 8, 8], x));
+  assert.match(alexnet('run', '--model', dir, '--input', join(dir, 'bad.npy'), '--output', join(dir, 'z.npy')).stderr, /bad.npy: shape \[3, 8, 8\] does not match the model's input \[N, 1, 8, 8\]/);
+});
+
+test('predict: top-K classes with probabilities for image files; an unreadable image is named', async () => {
+  const { dir } = await trainedRun();
+  const png = join(dir, 'x.png');
+  await sharp(Buffer.from(Array.from({ length: 16 * 16 * 3 }, (_, i) => (i * 7) % 256)), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(png);
+  const r = alexnet('predict', '--model', dir, png, '--top', '3', '--json', '--threads', '1');
+  assert.equal(r.code, 0, r.stderr);
+  const [result] = JSON.parse(r.stdout) as { image: string; top: { class: number; probability: number }[] }[];
+  assert.equal(result!.top.length, 3);
+  assert.ok(result!.top[0]!.probability >= result!.top[1]!.probability && result!.top[1]!.probability >= result!.top[2]!.probability);
+  writeFileSync(join(dir, 'not.png'), 'hello');
+  assert.match(alexnet('predict', '--model', dir, join(dir, 'not.png')).stderr, /^alexnet: cannot decode image .*not.png/);
+});
+
+test('a checkpoint that does not match its model is refused', async () => {
+  const { dir } = await trainedRun();
+  const other = join(dir, 'other.safetensors');
+  writeCheckpoint(other, { spec: tiny, params: { 'conv1.weight': { shape: [4, 1, 3, 3], data: new Array(36).fill(0) } }, state: {} });
+  writeFileSync(join(dir, 'x.npy'), serializeNpy([3, 1, 8, 8], new Float32Array(192)));
+  assert.match(alexnet('run', '--model', other, '--input', join(dir, 'x.npy'), '--output', join(dir, 'y.npy')).stderr, /other.safetensors does not match its model: parameter 'conv1.bias' is missing/);
+});

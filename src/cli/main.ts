@@ -3,7 +3,9 @@
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { join } from 'node:path';
-import { statSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import sharp from 'sharp';
+import { parseNpy, serializeNpy } from '../io/npy.js';
 import { bench, formatBench } from '../bench/bench.js';
 import { imageCount, loadDataset, pixelStatistics, subset } from '../data/dataset.js';
 import { readCheckpoint } from '../io/checkpoint.js';
@@ -127,25 +129,106 @@ program.command('eval')
   .option('--threads <n>', 'threads', positiveInt, availableParallelism())
   .option('--json', 'print {"top1", "top5", "loss", "count"}')
   .action(async (opts: { model: string; data: string; batch: number; threads: number; json?: boolean }) => {
-    const path = statSync(opts.model, { throwIfNoEntry: false })?.isDirectory() ? join(opts.model, 'best.safetensors') : opts.model;
-    const checkpoint = readCheckpoint(path);
+    const trained = await loadTrained(opts.model, opts.batch, opts.threads);
     const { test } = loadDataset(opts.data);
-    const options = (checkpoint.state.options ?? {}) as { mean?: number; std?: number };
-    const backend = await WasmBackend.create({ threads: opts.threads });
-    const net = Net.build(checkpoint.spec, { backend, batch: opts.batch });
+    const { net, path } = trained;
     const [channels, height, width] = net.shapeOf(net.inputNames[0]!).slice(1);
     if (channels !== test.shape[0] || height !== test.shape[1] || width !== test.shape[2]) {
       throw new Error(`${path}: the model takes ${channels}×${height}×${width} images, ${test.source} holds ${test.shape.join('×')}`);
     }
-    net.loadParams(Object.fromEntries(Object.entries(checkpoint.params).map(([k, t]) => [k, t.data])));
-    const result = await evaluate(net, test, options.mean ?? 0, options.std ?? 1);
+    const result = await evaluate(net, test, trained.mean, trained.std);
     console.log(opts.json ? JSON.stringify(result) : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, loss ${result.loss.toFixed(4)} on ${result.count} images`);
-    await backend.dispose();
+    await trained.backend.dispose();
   });
+
+program.command('run')
+  .description('logits for a raw float32 NCHW tensor (.npy in, .npy out): batch jobs and parity checks')
+  .requiredOption('--model <run-dir|checkpoint>', 'a run folder (best.safetensors) or a checkpoint file')
+  .requiredOption('--input <x.npy>', 'float32 (or float64) array [N, C, H, W], already normalised')
+  .requiredOption('--output <y.npy>', 'where the logits [N, classes] go')
+  .option('--threads <n>', 'threads', positiveInt, availableParallelism())
+  .action(async (opts: { model: string; input: string; output: string; threads: number }) => {
+    const input = parseNpy(readBytes(opts.input), opts.input);
+    const trained = await loadTrained(opts.model, input.shape[0] ?? 1, opts.threads);
+    const { net } = trained;
+    const expected = net.shapeOf(net.inputNames[0]!);
+    if (input.shape.join() !== expected.join()) throw new Error(`${opts.input}: shape [${input.shape.join(', ')}] does not match the model's input [N, ${expected.slice(1).join(', ')}]`);
+    net.setInput(net.inputNames[0]!, input.data);
+    net.forward();
+    writeFileSync(opts.output, serializeNpy(net.shapeOf(trained.logits), await net.read(trained.logits)));
+    await trained.backend.dispose();
+  });
+
+program.command('predict')
+  .description('top-K classes of image files (decoded with sharp, resized to the model input)')
+  .requiredOption('--model <run-dir|checkpoint>', 'a run folder (best.safetensors) or a checkpoint file')
+  .argument('<images...>', 'image files (PNG, JPEG, WebP, …)')
+  .option('--top <k>', 'classes to list', positiveInt, 3)
+  .option('--threads <n>', 'threads', positiveInt, availableParallelism())
+  .option('--json', 'print a JSON array, one entry per image')
+  .action(async (images: string[], opts: { model: string; top: number; threads: number; json?: boolean }) => {
+    const trained = await loadTrained(opts.model, images.length, opts.threads);
+    const { net } = trained;
+    const [channels, height, width] = net.shapeOf(net.inputNames[0]!).slice(1) as [number, number, number];
+    const size = channels * height * width;
+    const x = new Float32Array(images.length * size);
+    for (const [i, file] of images.entries()) {
+      let pixels: Buffer;
+      try {
+        let image = sharp(file).resize(width, height, { fit: 'fill' }).removeAlpha();
+        if (channels === 1) image = image.grayscale();
+        pixels = await image.raw().toBuffer();
+      } catch (error) {
+        throw new Error(`cannot decode image ${file}: ${(error as Error).message}`);
+      }
+      if (pixels.length !== size) throw new Error(`${file}: decoded to ${pixels.length} values, the model takes ${channels}×${height}×${width}`);
+      for (let c = 0; c < channels; c++) for (let p = 0; p < height * width; p++) x[i * size + c * height * width + p] = (pixels[p * channels + c]! / 255 - trained.mean) / trained.std;
+    }
+    net.setInput(net.inputNames[0]!, x);
+    net.forward();
+    const logits = await net.read(trained.logits);
+    const classes = net.shapeOf(trained.logits)[1]!;
+    const results = images.map((file, i) => {
+      const row = Array.from(logits.subarray(i * classes, (i + 1) * classes));
+      const max = Math.max(...row);
+      const exp = row.map((v) => Math.exp(v - max));
+      const total = exp.reduce((a, b) => a + b, 0);
+      const top = exp.map((e, c) => ({ class: c, probability: e / total })).sort((a, b) => b.probability - a.probability).slice(0, opts.top);
+      return { image: file, top };
+    });
+    if (opts.json) console.log(JSON.stringify(results));
+    else for (const r of results) console.log(`${r.image}: ${r.top.map((t) => `class ${t.class} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
+    await trained.backend.dispose();
+  });
+
+function readBytes(path: string): Uint8Array {
+  try {
+    return readFileSync(path);
+  } catch (error) {
+    throw new Error(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+  }
+}
+
+/** A trained net from a run folder (its best checkpoint) or a checkpoint file, built for a batch. */
+async function loadTrained(model: string, batch: number, threads: number) {
+  const path = statSync(model, { throwIfNoEntry: false })?.isDirectory() ? join(model, 'best.safetensors') : model;
+  const checkpoint = readCheckpoint(path);
+  const options = (checkpoint.state.options ?? {}) as { mean?: number; std?: number };
+  const backend = await WasmBackend.create({ threads });
+  const net = Net.build(checkpoint.spec, { backend, batch });
+  try {
+    net.loadParams(Object.fromEntries(Object.entries(checkpoint.params).map(([k, t]) => [k, t.data])));
+  } catch (error) {
+    throw new Error(`${path} does not match its model: ${(error as Error).message}`);
+  }
+  const loss = net.layers.find((l) => l.spec.type === 'softmax_cross_entropy');
+  const logits = loss ? net.layerInputs(loss.name)[0]! : net.outputNames[0]!;
+  return { net, backend, path, logits, mean: options.mean ?? 0, std: options.std ?? 1 };
+}
 
 try {
   await program.parseAsync();
 } catch (error) {
   console.error(`alexnet: ${(error as Error).message}`);
-  process.exit(1);
+  process.exitCode = 1; // not process.exit(): a piped stderr must be flushed first
 }
