@@ -14,7 +14,8 @@ import { WasmBackend } from '../backend/wasm/backend.js';
 import { initializers } from '../net/init.js';
 import { Net } from '../net/net.js';
 import { parseSchedule } from '../train/schedule.js';
-import { evaluate, shuffled, train } from '../train/trainer.js';
+import { type EpochMetrics, evaluate, shuffled, train } from '../train/trainer.js';
+import { curvesPng, filterGridPng } from '../report/plots.js';
 import { streams } from '../random.js';
 import { models, resolveModel } from '../models/index.js';
 import { formatSummary, planNet, summarize } from '../net/net.js';
@@ -115,6 +116,10 @@ program.command('train')
     if (stop) {
       console.log(`interrupted: saved ${join(opts.out, 'last.safetensors')}; continue with --resume`);
     } else {
+      const history = readFileSync(join(opts.out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as EpochMetrics);
+      writeFileSync(join(opts.out, 'curves.png'), await curvesPng(history));
+      const conv1 = net.params.find((p) => p.shape.length === 4);
+      if (conv1) writeFileSync(join(opts.out, 'conv1-filters.png'), await filterGridPng(await conv1.value.read(), conv1.shape));
       const result = await evaluate(net, test, mean, std);
       console.log(`test accuracy ${(100 * result.top1).toFixed(2)}% (top-5 ${(100 * result.top5).toFixed(2)}%) on ${result.count} images, ${((performance.now() - start) / 1000).toFixed(0)} s`);
     }
