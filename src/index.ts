@@ -9,7 +9,7 @@ export type * from './net/spec.js';
 export { Net, formatSummary, type BuildOptions, type LayerSummary, type LayerProfile } from './net/net.js';
 export { pytorchDefaultInit, type Initializer, type InitRule, type ParamInfo } from './net/init.js';
 export { planNet, summarize, type NetPlan } from './net/net.js';
-export { alexnet, alexnetTorchvision, type AlexNetOptions } from './models/alexnet.js';
+export { alexnet, alexnetCaffe, alexnetSmall, alexnetTorchvision, type AlexNetOptions, type SmallAlexNetOptions } from './models/alexnet.js';
 export { parseSafetensors, serializeSafetensors, type SafetensorsFile, type NamedTensor } from './io/safetensors.js';
 export { importOnnx, loadOnnxFile, supportedOnnxOps, UnsupportedOnnxError, type ImportedModel, type ImportOptions } from './onnx/import.js';
 export { WasmBackend, type WasmBackendOptions } from './backend/wasm/backend.js';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { alexnet, alexnetTorchvision, formatSummary, type LayerSpec, Net, type NetSpec, planNet, summarize } from '../src/index.js';
+import { alexnet, alexnetCaffe, alexnetTorchvision, formatSummary, type LayerSpec, Net, type NetSpec, planNet, summarize } from '../src/index.js';
 
 const total = (spec: NetSpec, key: 'params' | 'macsPerExample') => summarize(planNet(spec, 1)).reduce((n, r) => n + r[key], 0);
 
@@ -22,6 +22,12 @@ test('the paper net: 60,965,224 parameters, 55×55 conv1 maps, 6×6×256 into fc
 
 test('the torchvision variant has 61,100,840 parameters, as torchvision.models.alexnet', () => {
   assert.equal(total(alexnetTorchvision(), 'params'), 61_100_840);
+});
+
+test("Caffe's bvlc_alexnet layout: the paper's parameters, 227 input, ceil pools still reaching 6×6", () => {
+  const rows = summarize(planNet(alexnetCaffe(), 1));
+  assert.equal(rows.reduce((n, r) => n + r.params, 0), 60_965_224);
+  assert.deepEqual(rows.find((r) => r.name === 'pool5')!.outputShapes[0], [1, 256, 6, 6]);
 });
 
 test('the summary table lists every layer and the totals', () => {

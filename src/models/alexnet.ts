@@ -129,3 +129,16 @@ export function alexnetSmall(options: SmallAlexNetOptions): NetSpec {
     ],
   };
 }
+
+/** Caffe's bvlc_alexnet: 227×227 input, LRN as Caffe defines it (α/n, k = 1), normalisation before
+ * pooling, pooling with ceil rounding; train it with `--init caffe` (biases 0.1, fc6/fc7 std 0.005). */
+export function alexnetCaffe(options: { classes?: number } = {}): NetSpec {
+  const lrn = (name: string): LayerSpec => ({ name, type: 'lrn', size: 5, alpha: 1e-4, beta: 0.75, k: 1, alphaConvention: 'over-n' });
+  const pool = (name: string): LayerSpec => ({ name, type: 'maxpool2d', kernel: 3, stride: 2, ceil: true });
+  const spec = alexnet({ inputSize: 227, classes: options.classes });
+  return {
+    ...spec,
+    name: 'alexnet-caffe',
+    layers: spec.layers.map((l) => (l.type === 'lrn' ? lrn(l.name) : l.type === 'maxpool2d' ? pool(l.name) : l)),
+  };
+}

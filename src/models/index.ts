@@ -1,11 +1,12 @@
 /** Model names the CLI and the library accept, and loading a user's own spec file. */
 import { readFileSync } from 'node:fs';
 import type { NetSpec } from '../net/spec.js';
-import { alexnet, alexnetSmall, alexnetTorchvision } from './alexnet.js';
+import { alexnet, alexnetCaffe, alexnetSmall, alexnetTorchvision } from './alexnet.js';
 
 export const models: Record<string, { describe: string; spec: () => NetSpec }> = {
   alexnet: { describe: "the paper's two-column net, 224×224 input (conv1 padded by 2)", spec: () => alexnet({ inputSize: 224 }) },
   'alexnet-227': { describe: "the paper's two-column net, 227×227 input as Caffe", spec: () => alexnet({ inputSize: 227 }) },
+  'alexnet-caffe': { describe: "Caffe's bvlc_alexnet: 227×227 input, Caffe's LRN (α/n, k = 1), ceil pooling", spec: () => alexnetCaffe() },
   'alexnet-torchvision': { describe: "torchvision's one-column alexnet, 224×224 input", spec: () => alexnetTorchvision() },
   'alexnet-small-28': { describe: 'the scaled AlexNet for 28×28 grey images, 10 classes (MNIST, Fashion-MNIST)', spec: () => alexnetSmall({ inputSize: 28, channels: 1, classes: 10 }) },
   'alexnet-small-32': { describe: 'the scaled AlexNet for 32×32 colour images, 10 classes (CIFAR-10)', spec: () => alexnetSmall({ inputSize: 32, channels: 3, classes: 10 }) },
