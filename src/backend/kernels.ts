@@ -92,7 +92,8 @@ export interface KernelTable {
   conv2d_backward_filter: { params: Conv2dGeometry; buffers: { x: B; dy: B; dweight: B; dbias?: B } };
 
   maxpool2d_forward: { params: Pool2dGeometry; buffers: { x: B; y: B } };
-  /** Routes each output gradient to the first maximum of its window (as PyTorch). */
+  /** Routes each output gradient to its window's maximum by PyTorch's rule: the first tap, then
+   * any tap that is greater or NaN. */
   maxpool2d_backward: { params: Pool2dGeometry; buffers: { x: B; dy: B; dx: B } };
   adaptive_avgpool2d_forward: { params: AdaptivePoolGeometry; buffers: { x: B; y: B } };
   adaptive_avgpool2d_backward: { params: AdaptivePoolGeometry; buffers: { dy: B; dx: B } };

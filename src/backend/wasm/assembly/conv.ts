@@ -62,10 +62,6 @@ const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 1
   for (let i = 0; i < n; i++) store<f32>(at + (<usize>i << 2), 0);
 }
 
-function im2col(x: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize): void {
-  transfer(x, g, group, r0, r1, j0, j1, col, j1 - j0, true);
-}
-
 function col2im(col: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, dx: usize): void {
   transfer(dx, g, group, r0, r1, j0, j1, col, j1 - j0, false);
 }
