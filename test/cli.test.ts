@@ -110,3 +110,17 @@ test('a checkpoint that does not match its model is refused', async () => {
   writeFileSync(join(dir, 'x.npy'), serializeNpy([3, 1, 8, 8], new Float32Array(192)));
   assert.match(alexnet('run', '--model', other, '--input', join(dir, 'x.npy'), '--output', join(dir, 'y.npy')).stderr, /other.safetensors does not match its model: parameter 'conv1.bias' is missing/);
 });
+
+test('export writes an ONNX model that onnxruntime-web runs to the same logits', async () => {
+  const { dir, net } = await trainedRun();
+  const r = alexnet('export', '--model', dir, '--out', join(dir, 'tiny.onnx'), '--batch', '3');
+  assert.equal(r.code, 0, r.stderr);
+  const ort = await import('onnxruntime-web');
+  ort.env.wasm.numThreads = 1;
+  const session = await ort.InferenceSession.create(readFileSync(join(dir, 'tiny.onnx')));
+  const x = Float32Array.from({ length: 3 * 64 }, (_, i) => Math.cos(i));
+  const out = await session.run({ data: new ort.Tensor('float32', x, [3, 1, 8, 8]) });
+  net.setInput('data', x);
+  net.forward();
+  assertClose(out.fc!.data as Float32Array, await net.read('fc'), 1e-5, 1e-4, 'exported model in onnxruntime-web');
+});

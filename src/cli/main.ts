@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import sharp from 'sharp';
 import { parseNpy, serializeNpy } from '../io/npy.js';
+import { exportOnnx } from '../onnx/export.js';
 import { bench, formatBench } from '../bench/bench.js';
 import { imageCount, loadDataset, pixelStatistics, subset } from '../data/dataset.js';
 import { readCheckpoint } from '../io/checkpoint.js';
@@ -203,6 +204,18 @@ program.command('predict')
     });
     if (opts.json) console.log(JSON.stringify(results));
     else for (const r of results) console.log(`${r.image}: ${r.top.map((t) => `class ${t.class} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
+    await trained.backend.dispose();
+  });
+
+program.command('export')
+  .description("write a trained model's inference graph as ONNX (opset 13)")
+  .requiredOption('--model <run-dir|checkpoint>', 'a run folder (best.safetensors) or a checkpoint file')
+  .requiredOption('--out <model.onnx>', 'the ONNX file to write')
+  .option('--batch <n>', 'the batch size fixed in the graph', positiveInt, 1)
+  .action(async (opts: { model: string; out: string; batch: number }) => {
+    const trained = await loadTrained(opts.model, opts.batch, 1);
+    writeFileSync(opts.out, await exportOnnx(trained.net));
+    console.log(`wrote ${opts.out}: inputs ${trained.net.inputNames.filter((n) => n !== 'label').join(', ')}, logits '${trained.logits}'`);
     await trained.backend.dispose();
   });
 
