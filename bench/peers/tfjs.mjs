@@ -1,8 +1,7 @@
 // TensorFlow.js peer for `npm run bench` (wasm backend for inference, cpu backend for a training
 // sample). TF.js has no grouped convolution: the paper's two columns are split + concat here.
 // Usage: node tfjs.mjs BACKEND MODEL MODE BATCH THREADS STEPS
-import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
+import * as tf from '@tensorflow/tfjs'; // the full package: it registers the gradients, tfjs-core alone has none
 import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
 import { createRequire } from 'node:module';
 import { dirname } from 'node:path';
