@@ -27,6 +27,10 @@ function positiveInt(value: string): number {
   return n;
 }
 
+/** Options several commands share (a fresh Option per command: commander keeps state on them). */
+const trainedModelOption = () => new Option('--model <run-dir|checkpoint>', 'a run folder (uses best.safetensors) or a checkpoint file').makeOptionMandatory();
+const threadsOption = () => new Option('--threads <n>', 'threads (default: available cores)').argParser(positiveInt).default(availableParallelism());
+
 const program = new Command('alexnet')
   .description('AlexNet in TypeScript: train, evaluate, run and benchmark AlexNet-class networks')
   .showHelpAfterError('(run with --help for usage)');
@@ -55,7 +59,7 @@ program.command('bench')
   .requiredOption('--model <name|spec.json>', 'a zoo model or a JSON net spec')
   .addOption(new Option('--mode <mode>', 'what to time').choices(['train', 'infer']).default('infer'))
   .option('--batch <n>', 'batch size', positiveInt, 64)
-  .option('--threads <n>', 'threads (default: available cores)', positiveInt, availableParallelism())
+  .addOption(threadsOption())
   .option('--steps <n>', 'timed steps after one warm-up', positiveInt, 3)
   .addOption(new Option('--backend <name>', 'backend').choices(['wasm', 'reference']).default('wasm'))
   .option('--json', 'print one JSON object')
@@ -90,7 +94,7 @@ program.command('train')
   .addOption(new Option('--init <scheme>', 'parameter initialisation').choices(Object.keys(initializers)).default('kaiming'))
   .option('--crop-pad <n>', 'random crops from images padded by n pixels (0: none)', (v) => Math.floor(positiveNumber(v)), 2)
   .option('--no-flip', 'no random horizontal flips')
-  .option('--threads <n>', 'threads (default: available cores)', positiveInt, availableParallelism())
+  .addOption(threadsOption())
   .option('--seed <n>', 'random seed', (v) => Math.floor(positiveNumber(v)), 0)
   .option('--resume', 'continue the run in --out from its last checkpoint')
   .action(async (opts: { data: string; out: string; model?: string; epochs: number; batch: number; lr: number; momentum: number; weightDecay: number; schedule: string; val: number; init: string; cropPad: number; flip: boolean; threads: number; seed: number; resume?: boolean }) => {
@@ -129,10 +133,10 @@ program.command('train')
 
 program.command('eval')
   .description('accuracy and loss of a trained model on a dataset (its test split)')
-  .requiredOption('--model <run-dir|checkpoint>', 'a run folder (uses best.safetensors) or a checkpoint file')
+  .addOption(trainedModelOption())
   .requiredOption('--data <dir>', 'dataset folder')
   .option('--batch <n>', 'batch size', positiveInt, 100)
-  .option('--threads <n>', 'threads', positiveInt, availableParallelism())
+  .addOption(threadsOption())
   .option('--json', 'print {"top1", "top5", "loss", "count"}')
   .action(async (opts: { model: string; data: string; batch: number; threads: number; json?: boolean }) => {
     const trained = await loadTrained(opts.model, opts.batch, opts.threads);
@@ -149,10 +153,10 @@ program.command('eval')
 
 program.command('run')
   .description('logits for a raw float32 NCHW tensor (.npy in, .npy out): batch jobs and parity checks')
-  .requiredOption('--model <run-dir|checkpoint>', 'a run folder (best.safetensors) or a checkpoint file')
+  .addOption(trainedModelOption())
   .requiredOption('--input <x.npy>', 'float32 (or float64) array [N, C, H, W], already normalised')
   .requiredOption('--output <y.npy>', 'where the logits [N, classes] go')
-  .option('--threads <n>', 'threads', positiveInt, availableParallelism())
+  .addOption(threadsOption())
   .action(async (opts: { model: string; input: string; output: string; threads: number }) => {
     const input = parseNpy(readBytes(opts.input), opts.input);
     const trained = await loadTrained(opts.model, input.shape[0] ?? 1, opts.threads);
@@ -167,10 +171,10 @@ program.command('run')
 
 program.command('predict')
   .description('top-K classes of image files (decoded with sharp, resized to the model input)')
-  .requiredOption('--model <run-dir|checkpoint>', 'a run folder (best.safetensors) or a checkpoint file')
+  .addOption(trainedModelOption())
   .argument('<images...>', 'image files (PNG, JPEG, WebP, …)')
   .option('--top <k>', 'classes to list', positiveInt, 3)
-  .option('--threads <n>', 'threads', positiveInt, availableParallelism())
+  .addOption(threadsOption())
   .option('--json', 'print a JSON array, one entry per image')
   .action(async (images: string[], opts: { model: string; top: number; threads: number; json?: boolean }) => {
     const trained = await loadTrained(opts.model, images.length, opts.threads);
@@ -209,7 +213,7 @@ program.command('predict')
 
 program.command('export')
   .description("write a trained model's inference graph as ONNX (opset 13)")
-  .requiredOption('--model <run-dir|checkpoint>', 'a run folder (best.safetensors) or a checkpoint file')
+  .addOption(trainedModelOption())
   .requiredOption('--out <model.onnx>', 'the ONNX file to write')
   .option('--batch <n>', 'the batch size fixed in the graph', positiveInt, 1)
   .action(async (opts: { model: string; out: string; batch: number }) => {
