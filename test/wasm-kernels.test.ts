@@ -80,7 +80,9 @@ test('wasm gemm: every transpose, alpha and beta, odd sizes', () => {
   for (const [M, N, K] of [[37, 29, 53], [5, 300, 7], [130, 70, 260]] as const) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
-        compare(`gemm ${M}×${N}×${K} tA=${transA} tB=${transB}`, 'gemm', { M, N, K, transA, transB, alpha: 0.7, beta: transA ? 0.5 : 0 }, { a: random(M * K), b: random(K * N) }, { c: random(M * N) });
+        for (const beta of [0, 0.5, 1]) {
+          compare(`gemm ${M}×${N}×${K} tA=${transA} tB=${transB} β=${beta}`, 'gemm', { M, N, K, transA, transB, alpha: 0.7, beta }, { a: random(M * K), b: random(K * N) }, { c: random(M * N) });
+        }
       }
     }
   }

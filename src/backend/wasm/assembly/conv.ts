@@ -50,6 +50,7 @@ const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 1
         if (SW == 1) for (; out + 16 <= end; out += 16, src += 16) v128.store(out, v128.load(src));
         for (; out < end; out += 4, src += step) store<f32>(out, load<f32>(src));
       } else {
+        if (SW == 1) for (; out + 16 <= end; out += 16, src += 16) v128.store(src, f32x4.add(v128.load(src), v128.load(out)));
         for (; out < end; out += 4, src += step) store<f32>(src, load<f32>(src) + load<f32>(out));
       }
     }

@@ -18,7 +18,16 @@ export const GEMM_SCRATCH: i32 = MC * KC + KC * NC + 32;
 function packA(a: usize, rsa: i32, csa: i32, i0: i32, p0: i32, mc: i32, kc: i32, out: usize): void {
   for (let ip = 0; ip < mc; ip += 4) {
     const rows = min(4, mc - ip);
-    for (let p = 0; p < kc; p++) {
+    let p = 0;
+    if (rows == 4 && csa == 1) { // rows contiguous along k: transpose 4×4 blocks
+      const row = a + ((<usize>(i0 + ip) * rsa + p0) << 2), step = <usize>rsa << 2;
+      for (; p + 4 <= kc; p += 4) {
+        const at = row + (<usize>p << 2);
+        transpose4(v128.load(at), v128.load(at + step), v128.load(at + 2 * step), v128.load(at + 3 * step), out, 16);
+        out += 64;
+      }
+    }
+    for (; p < kc; p++) {
       const col = a + (<usize>(p0 + p) * csa << 2);
       for (let r = 0; r < 4; r++) {
         store<f32>(out, r < rows ? load<f32>(col + (<usize>(i0 + ip + r) * rsa << 2)) : 0);
@@ -26,6 +35,17 @@ function packA(a: usize, rsa: i32, csa: i32, i0: i32, p0: i32, mc: i32, kc: i32,
       }
     }
   }
+}
+
+/** Stores the transpose of the 4×4 block with rows r0…r3: its row i (the column i of the block)
+ * at out + i·stride bytes. */
+@inline function transpose4(r0: v128, r1: v128, r2: v128, r3: v128, out: usize, stride: usize): void {
+  const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
+  const t2 = i32x4.shuffle(r2, r3, 0, 4, 1, 5), t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+  v128.store(out, i64x2.shuffle(t0, t2, 0, 2));
+  v128.store(out + stride, i64x2.shuffle(t0, t2, 1, 3));
+  v128.store(out + 2 * stride, i64x2.shuffle(t1, t3, 0, 2));
+  v128.store(out + 3 * stride, i64x2.shuffle(t1, t3, 1, 3));
 }
 
 /** Packs rows p0…p0+kc of B, columns j0…j0+nc, into panels of 8 columns (zero-padded). */
@@ -43,7 +63,17 @@ function packB(b: usize, rsb: i32, csb: i32, p0: i32, j0: i32, kc: i32, nc: i32,
       }
       continue;
     }
-    for (let p = 0; p < kc; p++) {
+    let p = 0;
+    if (cols == 8 && rsb == 1) { // columns contiguous along k: transpose two 4×4 blocks
+      const col = b + ((<usize>(j0 + jp) * csb + p0) << 2), step = <usize>csb << 2;
+      for (; p + 4 <= kc; p += 4) {
+        const at = col + (<usize>p << 2);
+        transpose4(v128.load(at), v128.load(at + step), v128.load(at + 2 * step), v128.load(at + 3 * step), out, 32);
+        transpose4(v128.load(at + 4 * step), v128.load(at + 5 * step), v128.load(at + 6 * step), v128.load(at + 7 * step), out + 16, 32);
+        out += 128;
+      }
+    }
+    for (; p < kc; p++) {
       const row = b + (<usize>(p0 + p) * rsb << 2);
       for (let c = 0; c < 8; c++) {
         store<f32>(out, c < cols ? load<f32>(row + (<usize>(j0 + jp + c) * csb << 2)) : 0);
@@ -58,9 +88,10 @@ function packB(b: usize, rsb: i32, csb: i32, p0: i32, j0: i32, kc: i32, nc: i32,
   v128.store(c + 16, f32x4.add(v128.load(c + 16), acc1));
 }
 
-/** The micro-kernel: C tile (rows×cols ≤ 4×8) += alpha · (4-row A panel · 8-column B panel).
- * A partial tile goes through `tile` (32 floats) so only its valid part of C is touched. */
-function kernel4x8(kc: i32, ap: usize, bp: usize, alpha: f32, c: usize, ldc: i32, rows: i32, cols: i32, tile: usize): void {
+/** The micro-kernel: C tile (rows×cols ≤ 4×8) += alpha · (4-row A panel · 8-column B panel), or =
+ * with `overwrite` (C is then not read). A partial tile goes through `tile` (32 floats) so only its
+ * valid part of C is touched. */
+function kernel4x8(kc: i32, ap: usize, bp: usize, alpha: f32, c: usize, ldc: i32, rows: i32, cols: i32, tile: usize, overwrite: bool): void {
   let c00 = f32x4.splat(0), c01 = f32x4.splat(0);
   let c10 = f32x4.splat(0), c11 = f32x4.splat(0);
   let c20 = f32x4.splat(0), c21 = f32x4.splat(0);
@@ -85,6 +116,13 @@ function kernel4x8(kc: i32, ap: usize, bp: usize, alpha: f32, c: usize, ldc: i32
     c20 = f32x4.mul(c20, va); c21 = f32x4.mul(c21, va); c30 = f32x4.mul(c30, va); c31 = f32x4.mul(c31, va);
   }
   const ld = <usize>ldc << 2;
+  if (rows == 4 && cols == 8 && overwrite) {
+    v128.store(c, c00); v128.store(c + 16, c01);
+    v128.store(c + ld, c10); v128.store(c + ld + 16, c11);
+    v128.store(c + 2 * ld, c20); v128.store(c + 2 * ld + 16, c21);
+    v128.store(c + 3 * ld, c30); v128.store(c + 3 * ld + 16, c31);
+    return;
+  }
   if (rows == 4 && cols == 8) {
     addRow(c, c00, c01);
     addRow(c + ld, c10, c11);
@@ -99,7 +137,8 @@ function kernel4x8(kc: i32, ap: usize, bp: usize, alpha: f32, c: usize, ldc: i32
   for (let r = 0; r < rows; r++) {
     for (let j = 0; j < cols; j++) {
       const at = c + <usize>r * ld + (<usize>j << 2);
-      store<f32>(at, load<f32>(at) + load<f32>(tile + ((<usize>(r * 8 + j)) << 2)));
+      const value = load<f32>(tile + ((<usize>(r * 8 + j)) << 2));
+      store<f32>(at, overwrite ? value : load<f32>(at) + value);
     }
   }
 }
@@ -153,8 +192,9 @@ function multiply(
     const nc = min(NC, N - j0);
     for (let p0 = 0; p0 < K; p0 += KC) {
       const kc = min(KC, K - p0);
-      // The first K block applies beta; later ones accumulate onto it.
-      if (p0 == 0) scaleBlock(M, nc, beta, c + (<usize>j0 << 2), ldc);
+      // The first K block overwrites C (beta = 0) or scales it; later ones accumulate onto it.
+      const overwrite = p0 == 0 && beta == 0;
+      if (p0 == 0 && beta != 0 && beta != 1) scaleBlock(M, nc, beta, c + (<usize>j0 << 2), ldc);
       packB(b, rsb, csb, p0, j0, kc, nc, pb);
       for (let i0 = 0; i0 < M; i0 += MC) {
         const mc = min(MC, M - i0);
@@ -164,7 +204,7 @@ function multiply(
         for (let jp = 0; jp < nc; jp += 8) {
           for (let ip = 0; ip < mc; ip += 4) {
             const cij = c + ((<usize>(i0 + ip) * ldc + j0 + jp) << 2);
-            kernel4x8(kc, block + (<usize>(ip * kc) << 2), pb + (<usize>(jp * kc) << 2), alpha, cij, ldc, min(4, mc - ip), min(8, nc - jp), tile);
+            kernel4x8(kc, block + (<usize>(ip * kc) << 2), pb + (<usize>(jp * kc) << 2), alpha, cij, ldc, min(4, mc - ip), min(8, nc - jp), tile, overwrite);
           }
         }
       }
