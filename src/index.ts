@@ -1,18 +1,6 @@
-/** alexnet-ts: the library's public surface. */
-export type { Backend, DeviceBuffer, FloatArray } from './backend/backend.js';
-export type { KernelName, KernelTable } from './backend/kernels.js';
-export { ReferenceBackend } from './backend/reference/backend.js';
-export { Tensor, type Shape, sizeOf, formatShape } from './tensor.js';
-export { Philox, philox4x32, type PhiloxState } from './random.js';
-export { createLayer, layerTypes, Layer, SpecError, type Param } from './layers/index.js';
-export type * from './net/spec.js';
-export { Net, formatSummary, type BuildOptions, type LayerSummary, type LayerProfile } from './net/net.js';
-export { pytorchDefaultInit, type Initializer, type InitRule, type ParamInfo } from './net/init.js';
-export { planNet, summarize, type NetPlan } from './net/net.js';
-export { alexnet, alexnetCaffe, alexnetSmall, alexnetTorchvision, type AlexNetOptions, type SmallAlexNetOptions } from './models/alexnet.js';
-export { parseSafetensors, serializeSafetensors, type SafetensorsFile, type NamedTensor } from './io/safetensors.js';
+/** alexnet-ts: the library's public surface — everything in browser.ts, plus what needs Node
+ * (files, ONNX through protobufjs, the benchmark harness). */
+export * from './browser.js';
 export { importOnnx, loadOnnxFile, supportedOnnxOps, UnsupportedOnnxError, type ImportedModel, type ImportOptions } from './onnx/import.js';
-export { WasmBackend, type WasmBackendOptions } from './backend/wasm/backend.js';
-export { Sgd, type SgdOptions } from './train/sgd.js';
 export { models, resolveModel } from './models/index.js';
 export { bench, formatBench, type BenchOptions, type BenchResult } from './bench/bench.js';

@@ -1,5 +1,6 @@
 /** The backends every suite runs over: the reference oracle and the wasm backend in the
- * configurations that change its code paths (relaxed-SIMD FMA or plain SIMD; one or two threads). */
+ * configurations that change its code paths (relaxed-SIMD FMA or plain SIMD; one or two threads;
+ * shared memory, or the unshared build a browser page without cross-origin isolation gets). */
 import type { Backend } from '../src/index.js';
 import { ReferenceBackend } from '../src/index.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
@@ -13,7 +14,7 @@ export async function testBackends(): Promise<TestBackend[]> {
   return [
     { name: 'reference', backend: new ReferenceBackend() },
     { name: 'wasm-relaxed-2t', backend: await WasmBackend.create({ threads: 2, relaxedSimd: true }) },
-    { name: 'wasm-relaxed-1t', backend: await WasmBackend.create({ threads: 1, relaxedSimd: true }) },
+    { name: 'wasm-relaxed-1t-unshared', backend: await WasmBackend.create({ threads: 1, relaxedSimd: true, sharedMemory: false }) },
     { name: 'wasm-simd-2t', backend: await WasmBackend.create({ threads: 2, relaxedSimd: false }) },
   ];
 }

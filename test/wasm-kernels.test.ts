@@ -15,7 +15,7 @@ import { assertClose } from './helpers.js';
 const reference = new ReferenceBackend();
 const configurations = [
   { name: 'relaxed, 2 threads', backend: await WasmBackend.create({ threads: 2, relaxedSimd: true }) },
-  { name: 'relaxed, 1 thread', backend: await WasmBackend.create({ threads: 1, relaxedSimd: true }) },
+  { name: 'relaxed, 1 thread, unshared memory', backend: await WasmBackend.create({ threads: 1, relaxedSimd: true, sharedMemory: false }) },
   { name: 'simd, 2 threads', backend: await WasmBackend.create({ threads: 2, relaxedSimd: false }) },
 ];
 

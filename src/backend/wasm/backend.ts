@@ -4,14 +4,12 @@
  * are regions of that memory; kernels it does not compile (the cheap, memory-bound ones) run the
  * reference backend's TypeScript over views of the same memory, so nothing is ever copied.
  */
-import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
-import v8 from 'node:v8';
 import type { Backend, DeviceBuffer, FloatArray } from '../backend.js';
 import type { ActivationFn, Conv2dGeometry, KernelName, KernelTable, Pool2dGeometry } from '../kernels.js';
 import { type HostKernel, referenceKernels } from '../reference/backend.js';
 import type { KernelExports } from './exports.js';
-import { createControl, type Task, ThreadPool } from './threads.js';
+import { platform } from './platform.js';
+import { type Task, ThreadPool } from './threads.js';
 
 const PAGE = 65536;
 /** Below this byte offset: the module's own static data. */
@@ -34,6 +32,8 @@ export interface WasmBackendOptions {
   threads?: number;
   /** Use the relaxed-SIMD (FMA) build: 'auto' (default) when the engine validates it. */
   relaxedSimd?: boolean | 'auto';
+  /** Shared memory (needed for more than one thread). Default: where the host allows it. */
+  sharedMemory?: boolean;
 }
 
 /** [start, end) ranges covering [0, total) in `parts` pieces, boundaries rounded to `align`. */
@@ -42,10 +42,6 @@ function split(total: number, parts: number, align = 1): [number, number][] {
   const step = Math.ceil(total / parts / align) * align;
   for (let start = 0; start < total; start += step) out.push([start, Math.min(total, start + step)]);
   return out;
-}
-
-function wasmFile(variant: string): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(readFileSync(new URL(`../../../wasm/kernels-${variant}.wasm`, import.meta.url)));
 }
 
 export class WasmBackend implements Backend {
@@ -68,19 +64,28 @@ export class WasmBackend implements Backend {
     this.geometry = this.allocateBytes(64);
   }
 
+  /**
+   * Loads the kernels and starts the worker threads. Where memory cannot be shared (a browser page
+   * without cross-origin isolation) the backend runs on one thread, on an unshared-memory build;
+   * asking for more threads there is an error. In a browser, run a multi-threaded backend in a
+   * Worker: the page's own thread may not block, so it would spin while the workers compute.
+   */
   static async create(options: WasmBackendOptions = {}): Promise<WasmBackend> {
-    const threads = options.threads ?? availableParallelism();
+    const host = await platform();
+    const shared = options.sharedMemory ?? host.canShareMemory();
+    if (shared && !host.canShareMemory()) throw new Error('this page cannot share memory: serve it cross-origin isolated (COOP: same-origin, COEP: require-corp)');
+    const threads = options.threads ?? (shared ? host.cores() : 1);
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${threads}`);
-    v8.setFlagsFromString('--experimental-wasm-relaxed-simd'); // Node 20; later engines have it on
-    const relaxed = wasmFile('relaxed');
+    if (threads > 1 && !shared) throw new Error(`${threads} threads need shared memory, which ${host.canShareMemory() ? 'was turned off' : 'this page does not have: serve it cross-origin isolated (COOP: same-origin, COEP: require-corp)'}; use 1 thread`);
+    const relaxed = await host.wasmBytes({ relaxed: true, shared });
     const wantRelaxed = options.relaxedSimd ?? 'auto';
     const useRelaxed = wantRelaxed === 'auto' ? WebAssembly.validate(relaxed) : wantRelaxed;
     if (useRelaxed && !WebAssembly.validate(relaxed)) throw new Error('this JavaScript engine cannot run relaxed SIMD; use relaxedSimd: false');
-    const module = await WebAssembly.compile(useRelaxed ? relaxed : wasmFile('simd'));
-    const memory = new WebAssembly.Memory({ initial: HEAP_BASE / PAGE + 16, maximum: MAX_PAGES, shared: true });
+    const module = await WebAssembly.compile(useRelaxed ? relaxed : await host.wasmBytes({ relaxed: false, shared }));
+    const memory = new WebAssembly.Memory({ initial: HEAP_BASE / PAGE + 16, maximum: MAX_PAGES, shared });
     const instance = await WebAssembly.instantiate(module, { env: { memory, abort: () => { throw new Error('wasm abort'); } } });
     const exports = instance.exports as unknown as KernelExports;
-    const pool = new ThreadPool(threads, createControl(threads), exports, module, memory);
+    const pool = await ThreadPool.start(threads, exports, module, memory, host);
     return new WasmBackend(memory, exports, pool, useRelaxed ? 'relaxed' : 'simd');
   }
 

@@ -2,10 +2,11 @@
  * Runs lists of kernel tasks on the calling thread plus a pool of workers that share one
  * WebAssembly.Memory. Tasks are taken from a shared counter (so faster threads take more); each
  * executing thread appends its own column buffer and GEMM scratch pointers to tasks that want them.
- * The main thread blocks in Atomics.wait until the workers are done: kernels stay synchronous.
+ * The calling thread waits for the workers in Atomics.wait (or, on a browser's main thread, where
+ * that is forbidden, by spinning): kernels stay synchronous.
  */
-import { Worker } from 'node:worker_threads';
 import { WASM_FUNCTIONS, type KernelExports, type WasmFunction } from './exports.js';
+import type { Platform, WorkerHandle } from './platform.js';
 
 // Control words (Int32Array over a SharedArrayBuffer).
 const GENERATION = 0, PENDING = 1, NEXT = 2, COUNT = 3, FAILED = 4, STOP = 5;
@@ -26,11 +27,21 @@ export interface SharedControl {
   scratch: Float64Array;
 }
 
-export function createControl(threads: number): SharedControl {
+/** What a worker receives when it starts. */
+export interface WorkerData {
+  module: WebAssembly.Module;
+  memory: WebAssembly.Memory;
+  shared: SharedControl;
+  thread: number;
+}
+
+/** The control block; on plain ArrayBuffers when there is a single thread (memory not shareable). */
+function createControl(threads: number): SharedControl {
+  const Buffer = threads > 1 ? SharedArrayBuffer : ArrayBuffer;
   return {
-    control: new Int32Array(new SharedArrayBuffer(4 * 8)),
-    tasks: new Float64Array(new SharedArrayBuffer(8 * MAX_TASKS * TASK_WIDTH)),
-    scratch: new Float64Array(new SharedArrayBuffer(8 * 2 * threads)),
+    control: new Int32Array(new Buffer(4 * 8)),
+    tasks: new Float64Array(new Buffer(8 * MAX_TASKS * TASK_WIDTH)),
+    scratch: new Float64Array(new Buffer(8 * 2 * threads)),
   };
 }
 
@@ -47,15 +58,34 @@ export function drain(exports: KernelExports, { control, tasks, scratch }: Share
 }
 
 export class ThreadPool {
-  private readonly workers: Worker[] = [];
   private generation = 0;
 
-  constructor(readonly threads: number, readonly shared: SharedControl, private readonly exports: KernelExports, module: WebAssembly.Module, memory: WebAssembly.Memory) {
-    for (let t = 1; t < threads; t++) {
-      const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: { module, memory, shared, thread: t } });
-      worker.unref(); // an idle pool must not keep the process alive
-      this.workers.push(worker);
+  private constructor(readonly shared: SharedControl, private readonly exports: KernelExports, private readonly workers: WorkerHandle[], private readonly canBlock: boolean) {}
+
+  get threads(): number {
+    return this.workers.length + 1;
+  }
+
+  /** Starts threads − 1 workers and waits until each has instantiated the module: a browser may
+   * not start a worker while the page's thread is blocked, so none may be started lazily. */
+  static async start(threads: number, exports: KernelExports, module: WebAssembly.Module, memory: WebAssembly.Memory, platform: Platform): Promise<ThreadPool> {
+    const shared = createControl(threads);
+    const workers: WorkerHandle[] = [];
+    const ready: Promise<void>[] = [];
+    for (let thread = 1; thread < threads; thread++) {
+      ready.push(new Promise((resolve, reject) => {
+        const data: WorkerData = { module, memory, shared, thread };
+        workers.push(platform.startWorker(data, (report) => ('error' in report ? reject(new Error(report.error)) : resolve())));
+      }));
     }
+    try {
+      await Promise.all(ready);
+    } catch (error) {
+      Atomics.store(shared.control, STOP, 1);
+      await Promise.all(workers.map((w) => w.terminate()));
+      throw error;
+    }
+    return new ThreadPool(shared, exports, workers, platform.canBlock());
   }
 
   /** Per-thread column buffer and GEMM scratch pointers (byte offsets). */
@@ -86,7 +116,7 @@ export class ThreadPool {
     drain(this.exports, this.shared, 0);
     if (helpers > 0) {
       for (let pending = Atomics.load(control, PENDING); pending !== 0; pending = Atomics.load(control, PENDING)) {
-        Atomics.wait(control, PENDING, pending);
+        if (this.canBlock) Atomics.wait(control, PENDING, pending);
       }
       if (Atomics.load(control, FAILED)) {
         Atomics.store(control, FAILED, 0);
