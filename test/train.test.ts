@@ -8,6 +8,7 @@ import { gzipSync } from 'node:zlib';
 import { Net, type NetSpec, Philox, ReferenceBackend, Sgd } from '../src/index.js';
 import { loadDataset, loadIdxDataset, type ImageSet } from '../src/data/dataset.js';
 import { parseIdx } from '../src/data/idx.js';
+import { cropAndFlip } from '../src/data/augment.js';
 import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
 import { afterEpoch, initialScheduleState, parseSchedule } from '../src/train/schedule.js';
 import { train } from '../src/train/trainer.js';
@@ -23,6 +24,30 @@ test("SGD applies the paper's update rule exactly", async () => {
   const v = [0.9 * 0.1 - 0.00005 * 1 - 0.05, 0 - 0.00005 * 2 + 0.1];
   assert.deepEqual([...(await sgd.velocities[0]!.read())], v);
   assert.deepEqual([...(await net.param('fc.weight').value.read())], [1 + v[0]!, 2 + v[1]!]);
+});
+
+test('crop-and-flip: every image is a shifted (and maybe mirrored) copy, the border filled; every shift occurs', () => {
+  const [C, H, W] = [2, 3, 4], size = C * H * W, count = 400, pad = 1, fill = -7;
+  const source = Float32Array.from({ length: size }, (_, i) => i + 1);
+  const batch = new Float32Array(count * size);
+  for (let b = 0; b < count; b++) batch.set(source, b * size);
+  cropAndFlip(batch, count, [C, H, W], pad, fill, true, new Philox(3), new Float32Array(size));
+  const seen = new Set<string>();
+  for (let b = 0; b < count; b++) {
+    const image = batch.subarray(b * size, (b + 1) * size);
+    const explained = [];
+    for (const mirror of [false, true]) for (let dy = -pad; dy <= pad; dy++) for (let dx = -pad; dx <= pad; dx++) {
+      const expected = Float32Array.from({ length: size }, (_, i) => {
+        const c = Math.floor(i / (H * W)), y = Math.floor(i / W) % H, x = i % W;
+        const sy = y + dy, sx = (mirror ? W - 1 - x : x) + dx;
+        return sy >= 0 && sy < H && sx >= 0 && sx < W ? source[(c * H + sy) * W + sx]! : fill;
+      });
+      if (expected.every((v, i) => v === image[i])) explained.push(`${mirror} ${dy} ${dx}`);
+    }
+    assert.equal(explained.length, 1, `image ${b} is no single crop of the source`);
+    seen.add(explained[0]!);
+  }
+  assert.equal(seen.size, 2 * (2 * pad + 1) ** 2);
 });
 
 test('the plateau schedule divides by 10 after `patience` epochs without a new best, at most maxDrops times', () => {

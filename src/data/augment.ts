@@ -1,8 +1,9 @@
-/** Augmentation for small images: a random crop from the image zero-padded by `pad` pixels, and a
- * horizontal flip with probability ½ — drawn from a generator the caller seeds, so runs repeat. */
+/** Augmentation for small images: a random crop from the image padded by `pad` pixels of value
+ * `fill` (the normalised value of a black pixel, so the border looks like the original's background),
+ * and a horizontal flip with probability ½ — drawn from a generator the caller seeds, so runs repeat. */
 import type { Philox } from '../random.js';
 
-export function cropAndFlip(batch: Float32Array, count: number, shape: [number, number, number], pad: number, flip: boolean, rng: Philox, scratch: Float32Array): void {
+export function cropAndFlip(batch: Float32Array, count: number, shape: [number, number, number], pad: number, fill: number, flip: boolean, rng: Philox, scratch: Float32Array): void {
   const [C, H, W] = shape;
   const size = C * H * W;
   for (let b = 0; b < count; b++) {
@@ -15,7 +16,7 @@ export function cropAndFlip(batch: Float32Array, count: number, shape: [number, 
         const sy = y + dy;
         for (let x = 0; x < W; x++) {
           const sx = (mirror ? W - 1 - x : x) + dx;
-          image[(c * H + y) * W + x] = sy >= 0 && sy < H && sx >= 0 && sx < W ? scratch[(c * H + sy) * W + sx]! : 0;
+          image[(c * H + y) * W + x] = sy >= 0 && sy < H && sx >= 0 && sx < W ? scratch[(c * H + sy) * W + sx]! : fill;
         }
       }
     }

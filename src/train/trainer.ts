@@ -183,7 +183,7 @@ export async function train(o: TrainOptions): Promise<{ net: Net; metrics: Epoch
       }
       fillBatch(o.train, order, state.batchInEpoch * o.batch, (state.batchInEpoch + 1) * o.batch, o.mean, o.std, x, y);
       if (o.augment.pad || o.augment.flip) {
-        cropAndFlip(x, o.batch, o.train.shape, o.augment.pad, o.augment.flip, new Philox(o.seed, streams.augmentation(state.epoch, state.batchInEpoch)), scratch);
+        cropAndFlip(x, o.batch, o.train.shape, o.augment.pad, -o.mean / o.std, o.augment.flip, new Philox(o.seed, streams.augmentation(state.epoch, state.batchInEpoch)), scratch);
       }
       net.setInput(data!, x);
       net.setInput(labelBlob!, y);
