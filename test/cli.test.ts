@@ -71,7 +71,7 @@ async function trainedRun(): Promise<{ dir: string; checkpoint: string; net: Net
   const net = Net.build(tiny, { batch: 3, seed: 9 });
   const params = await net.readParams();
   const checkpoint = join(dir, 'best.safetensors');
-  writeCheckpoint(checkpoint, { spec: tiny, params: Object.fromEntries(net.params.map((p) => [p.name, { shape: p.shape, data: params[p.name]! }])), state: { options: { mean: 0.5, std: 0.25 } } });
+  writeCheckpoint(checkpoint, { spec: tiny, params: Object.fromEntries(net.params.map((p) => [p.name, { shape: p.shape, data: params[p.name]! }])), state: { options: { mean: 0.5, std: 0.25, classNames: ['ant', 'bee', 'cat', 'dog', 'eel'] } } });
   return { dir, checkpoint, net };
 }
 
@@ -96,8 +96,11 @@ test('predict: top-K classes with probabilities for image files; an unreadable i
   await sharp(Buffer.from(Array.from({ length: 16 * 16 * 3 }, (_, i) => (i * 7) % 256)), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(png);
   const r = alexnet('predict', '--model', dir, png, '--top', '3', '--json', '--threads', '1');
   assert.equal(r.code, 0, r.stderr);
-  const [result] = JSON.parse(r.stdout) as { image: string; top: { class: number; probability: number }[] }[];
+  const [result] = JSON.parse(r.stdout) as { image: string; top: { class: number; name: string; probability: number }[] }[];
   assert.equal(result!.top.length, 3);
+  for (const t of result!.top) assert.equal(t.name, ['ant', 'bee', 'cat', 'dog', 'eel'][t.class]);
+  const text = alexnet('predict', '--model', dir, png, '--top', '1', '--threads', '1');
+  assert.equal(text.stdout.trim(), `${png}: ${result!.top[0]!.name} ${(100 * result!.top[0]!.probability).toFixed(1)}%`);
   assert.ok(result!.top[0]!.probability >= result!.top[1]!.probability && result!.top[1]!.probability >= result!.top[2]!.probability);
   writeFileSync(join(dir, 'not.png'), 'hello');
   assert.match(alexnet('predict', '--model', dir, join(dir, 'not.png')).stderr, /^alexnet: cannot decode image .*not.png/);

@@ -1,12 +1,12 @@
 /** The training system: the update rule, schedules, dataset readers, checkpoints, exact resume. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { Net, type NetSpec, Philox, ReferenceBackend, Sgd } from '../src/index.js';
-import { loadDataset, loadIdxDataset, type ImageSet } from '../src/data/dataset.js';
+import { datasetClassNames, loadDataset, loadIdxDataset, parseClassNames, type ImageSet } from '../src/data/dataset.js';
 import { parseIdx } from '../src/data/idx.js';
 import { cropAndFlip } from '../src/data/augment.js';
 import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
@@ -48,6 +48,20 @@ test('crop-and-flip: every image is a shifted (and maybe mirrored) copy, the bor
     seen.add(explained[0]!);
   }
   assert.equal(seen.size, 2 * (2 * pad + 1) ** 2);
+});
+
+test('class names: a class-names.txt, CIFAR-10 meta, Fashion-MNIST by folder name, a --class-names list', () => {
+  const base = mkdtempSync(join(tmpdir(), 'names-'));
+  const plain = join(base, 'digits'), fashion = join(base, 'fashion-mnist'), cifar = join(base, 'cifar-10-batches-bin');
+  for (const dir of [plain, fashion, cifar]) mkdirSync(dir);
+  assert.equal(datasetClassNames(plain), undefined);
+  assert.deepEqual(datasetClassNames(fashion + '/')?.slice(0, 2), ['T-shirt/top', 'Trouser']);
+  writeFileSync(join(cifar, 'batches.meta.txt'), 'airplane\nautomobile\n\n');
+  assert.deepEqual(datasetClassNames(cifar), ['airplane', 'automobile']);
+  writeFileSync(join(plain, 'class-names.txt'), 'zero\n one \n');
+  assert.deepEqual(datasetClassNames(plain), ['zero', 'one']);
+  assert.deepEqual(parseClassNames('a, b,c'), ['a', 'b', 'c']);
+  assert.deepEqual(parseClassNames(join(plain, 'class-names.txt')), ['zero', 'one']);
 });
 
 test('the plateau schedule divides by 10 after `patience` epochs without a new best, at most maxDrops times', () => {

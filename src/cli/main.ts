@@ -8,7 +8,7 @@ import sharp from 'sharp';
 import { parseNpy, serializeNpy } from '../io/npy.js';
 import { exportOnnx } from '../onnx/export.js';
 import { bench, formatBench } from '../bench/bench.js';
-import { imageCount, loadDataset, pixelStatistics, subset } from '../data/dataset.js';
+import { datasetClassNames, imageCount, loadDataset, parseClassNames, pixelStatistics, subset } from '../data/dataset.js';
 import { readCheckpoint } from '../io/checkpoint.js';
 import { alexnetSmall } from '../models/alexnet.js';
 import { WasmBackend } from '../backend/wasm/backend.js';
@@ -96,8 +96,9 @@ program.command('train')
   .option('--no-flip', 'no random horizontal flips')
   .addOption(threadsOption())
   .option('--seed <n>', 'random seed', (v) => Math.floor(positiveNumber(v)), 0)
+  .option('--class-names <file|list>', "names for predict: a file (one per line) or a comma-separated list (default: the dataset folder's own)")
   .option('--resume', 'continue the run in --out from its last checkpoint')
-  .action(async (opts: { data: string; out: string; model?: string; epochs: number; batch: number; lr: number; momentum: number; weightDecay: number; schedule: string; val: number; init: string; cropPad: number; flip: boolean; threads: number; seed: number; resume?: boolean }) => {
+  .action(async (opts: { data: string; out: string; model?: string; epochs: number; batch: number; lr: number; momentum: number; weightDecay: number; schedule: string; val: number; init: string; cropPad: number; flip: boolean; threads: number; seed: number; classNames?: string; resume?: boolean }) => {
     const schedule = parseSchedule(opts.schedule);
     const { train: all, test } = loadDataset(opts.data);
     if (opts.val >= imageCount(all)) throw new Error(`--val ${opts.val} leaves no training images (the set has ${imageCount(all)})`);
@@ -106,6 +107,8 @@ program.command('train')
     const trainSet = subset(all, order.subarray(opts.val), all.source);
     const [channels, height] = trainSet.shape;
     const spec = opts.model ? resolveModel(opts.model) : height === 28 || height === 32 ? alexnetSmall({ inputSize: height, channels, classes: trainSet.classes }) : (() => { throw new Error(`no default model for ${height}×${height} images; pass --model`); })();
+    const classNames = opts.classNames !== undefined ? parseClassNames(opts.classNames) : datasetClassNames(opts.data);
+    if (classNames && classNames.length !== trainSet.classes) throw new Error(`${classNames.length} class names for a dataset of ${trainSet.classes} classes`);
     const { mean, std } = pixelStatistics(trainSet);
     const backend = await WasmBackend.create({ threads: opts.threads });
     let stop = false;
@@ -114,7 +117,7 @@ program.command('train')
     const { net } = await train({
       spec, backend, train: trainSet, validation, outDir: opts.out, epochs: opts.epochs, batch: opts.batch, lr: opts.lr,
       momentum: opts.momentum, weightDecay: opts.weightDecay, schedule, seed: opts.seed, init: opts.init as keyof typeof initializers,
-      augment: { pad: opts.cropPad, flip: opts.flip }, mean, std, resume: opts.resume, interrupted: () => stop,
+      augment: { pad: opts.cropPad, flip: opts.flip }, mean, std, classNames, resume: opts.resume, interrupted: () => stop,
       onProgress: (p) => progress(`epoch ${p.epoch} ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  ${p.imagesPerSecond.toFixed(0)} images/s  ETA ${((p.batches - p.batch) * opts.batch / p.imagesPerSecond).toFixed(0)} s`),
       onEpoch: (m) => { progress(''); console.log(`epoch ${m.epoch}: loss ${m.loss.toFixed(4)}, train error ${(100 * m.trainError).toFixed(2)}%, validation top-1 error ${(100 * m.valTop1Error).toFixed(2)}%, lr ${m.lr}, ${m.imagesPerSecond.toFixed(0)} images/s`); },
     });
@@ -203,11 +206,12 @@ program.command('predict')
       const max = Math.max(...row);
       const exp = row.map((v) => Math.exp(v - max));
       const total = exp.reduce((a, b) => a + b, 0);
-      const top = exp.map((e, c) => ({ class: c, probability: e / total })).sort((a, b) => b.probability - a.probability).slice(0, opts.top);
+      const top = exp.map((e, c) => ({ class: c, ...(trained.classNames ? { name: trained.classNames[c] } : {}), probability: e / total }))
+        .sort((a, b) => b.probability - a.probability).slice(0, opts.top);
       return { image: file, top };
     });
     if (opts.json) console.log(JSON.stringify(results));
-    else for (const r of results) console.log(`${r.image}: ${r.top.map((t) => `class ${t.class} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
+    else for (const r of results) console.log(`${r.image}: ${r.top.map((t) => `${t.name ?? `class ${t.class}`} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
     await trained.backend.dispose();
   });
 
@@ -235,7 +239,7 @@ function readBytes(path: string): Uint8Array {
 async function loadTrained(model: string, batch: number, threads: number) {
   const path = statSync(model, { throwIfNoEntry: false })?.isDirectory() ? join(model, 'best.safetensors') : model;
   const checkpoint = readCheckpoint(path);
-  const options = (checkpoint.state.options ?? {}) as { mean?: number; std?: number };
+  const options = (checkpoint.state.options ?? {}) as { mean?: number; std?: number; classNames?: string[] };
   const backend = await WasmBackend.create({ threads });
   const net = Net.build(checkpoint.spec, { backend, batch });
   try {
@@ -245,7 +249,7 @@ async function loadTrained(model: string, batch: number, threads: number) {
   }
   const loss = net.layers.find((l) => l.spec.type === 'softmax_cross_entropy');
   const logits = loss ? net.layerInputs(loss.name)[0]! : net.outputNames[0]!;
-  return { net, backend, path, logits, mean: options.mean ?? 0, std: options.std ?? 1 };
+  return { net, backend, path, logits, mean: options.mean ?? 0, std: options.std ?? 1, classNames: options.classNames };
 }
 
 try {

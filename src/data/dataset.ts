@@ -3,7 +3,7 @@
  * pixels in NCHW order plus one label per image, turned into normalised float batches.
  */
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { readIdx } from './idx.js';
 
 export interface ImageSet {
@@ -87,6 +87,28 @@ export function loadDataset(dir: string): { train: ImageSet; test: ImageSet } {
   if (!existsSync(dir)) throw new Error(`dataset folder ${dir} does not exist`);
   if (existsSync(join(dir, 'data_batch_1.bin')) || existsSync(join(dir, 'train.bin'))) return loadCifarDataset(dir);
   return loadIdxDataset(dir);
+}
+
+const FASHION_MNIST = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+
+function lines(path: string): string[] {
+  return readFileSync(path, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+}
+
+/**
+ * The class names a dataset folder carries: `class-names.txt` (one per line) if present, else
+ * CIFAR-10's batches.meta.txt or CIFAR-100's fine_label_names.txt, else Fashion-MNIST's ten names
+ * for an IDX folder named like it (its files carry none); undefined when unknown.
+ */
+export function datasetClassNames(dir: string): string[] | undefined {
+  for (const file of ['class-names.txt', 'batches.meta.txt', 'fine_label_names.txt']) if (existsSync(join(dir, file))) return lines(join(dir, file));
+  if (/fashion/i.test(basename(dir.replace(/\/+$/, ''))) && !existsSync(join(dir, 'data_batch_1.bin'))) return FASHION_MNIST;
+  return undefined;
+}
+
+/** `--class-names`: a text file with one name per line, or a comma-separated list. */
+export function parseClassNames(value: string): string[] {
+  return existsSync(value) ? lines(value) : value.split(',').map((n) => n.trim());
 }
 
 /** Images `indices[from…to)` as floats (x/255 − mean)/std, with their labels. */

@@ -39,6 +39,8 @@ export interface TrainOptions {
   /** Normalisation of pixel values x/255: (x − mean) / std. */
   mean: number;
   std: number;
+  /** Stored with the checkpoints, for predictions. */
+  classNames?: string[];
   resume?: boolean;
   /** Stop after this many steps (tests of resume); the run can then be resumed. */
   stopAfterSteps?: number;
@@ -236,7 +238,7 @@ async function snapshot(net: Net, sgd: Sgd, state: RunState, o: TrainOptions): P
     spec: net.spec,
     params: Object.fromEntries(net.params.map((p) => [p.name, { shape: p.shape, data: params[p.name]! }])),
     velocities,
-    state: { ...state, options: { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, batch: o.batch, seed: o.seed, schedule: o.schedule, augment: o.augment, mean: o.mean, std: o.std } },
+    state: { ...state, options: { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, batch: o.batch, seed: o.seed, schedule: o.schedule, augment: o.augment, mean: o.mean, std: o.std, classNames: o.classNames } },
   };
 }
 
