@@ -4,12 +4,14 @@ export function randomNormal(length: number, rng: Philox, scale = 1): Float64Arr
   return Float64Array.from({ length }, () => rng.nextNormal() * scale);
 }
 
-/** Largest |a − b| / (atol + rtol·|b|); ≤ 1 means every element is within tolerance. */
+/** Largest |a − b| / (atol + rtol·|b|); ≤ 1 means every element is within tolerance. Identical
+ * infinities and NaN against NaN match; any other NaN is the worst error. */
 export function worstError(actual: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number): { ratio: number; index: number } {
   if (actual.length !== expected.length) throw new Error(`length ${actual.length} ≠ expected ${expected.length}`);
   let ratio = 0, index = -1;
   for (let i = 0; i < actual.length; i++) {
-    const diff = Math.abs(actual[i]! - expected[i]!);
+    const a = actual[i]!, b = expected[i]!;
+    const diff = a === b || (Number.isNaN(a) && Number.isNaN(b)) ? 0 : Math.abs(a - b); // equal infinities and NaNs match
     const r = diff === 0 ? 0 : diff / (atol + rtol * Math.abs(expected[i]!));
     if (!(r <= ratio)) { ratio = r; index = i; } // NaN counts as the worst
   }

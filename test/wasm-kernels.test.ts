@@ -111,6 +111,11 @@ test('wasm max-pool: overlapping, ceil, padded, dilated', () => {
     const x = random(xLen);
     compare('maxpool forward', 'maxpool2d_forward', g, { x }, { y: new Float32Array(yLen) }, true);
     compare('maxpool backward', 'maxpool2d_backward', g, { x, dy: random(yLen) }, { dx: random(xLen) });
+    // Ties (ReLU zeros, rounded values), NaN and windows of −∞ route the gradient as PyTorch does.
+    const special = x.map((v, i) => (i % 97 === 5 ? NaN : i % 89 === 3 ? -Infinity : Math.max(0, Math.round(v * 2) / 2)));
+    for (let i = 0; i < xLen; i += 31) special.fill(-Infinity, i, i + 12);
+    compare('maxpool forward, ties/NaN/−∞', 'maxpool2d_forward', g, { x: special }, { y: new Float32Array(yLen) }, true);
+    compare('maxpool backward, ties/NaN/−∞', 'maxpool2d_backward', g, { x: special, dy: random(yLen) }, { dx: random(xLen) });
   }
 });
 

@@ -185,7 +185,8 @@ export class WasmBackend implements Backend {
     },
     maxpool2d_backward: (g, b) => {
       const geo = this.writePoolGeometry(g);
-      this.pool.run(this.planeRanges(g).map(([p0, p1]) => ({ fn: 'maxpool2dBackward', args: [geo, b.x.offset, b.dy.offset, b.dx.offset, p0, p1] })));
+      this.ensureScratch(0); // the GEMM scratch holds each row's column maxima
+      this.pool.run(this.planeRanges(g).map(([p0, p1]) => ({ fn: 'maxpool2dBackward', args: [geo, b.x.offset, b.dy.offset, b.dx.offset, p0, p1], scratch: 'gemm' })));
     },
     lrn_forward: (p, b) => {
       const ranges = split(p.batch, this.elementParts(p.batch * p.channels * p.spatial * p.size));

@@ -107,6 +107,18 @@ export function maxpool2dForward(g: usize, x: usize, y: usize, p0: i32, p1: i32,
       }
       for (let ox = 0; ox < OW; ox++) {
         const x0 = ox * SW - PL;
+        if (SW == 2 && x0 >= 0 && ox + 4 <= OW && x0 + KW + 7 <= W) { // four windows inside the row
+          let src = row + (<usize>x0 << 2);
+          let m = i32x4.shuffle(v128.load(src), v128.load(src, 16), 0, 2, 4, 6);
+          for (let kx = 1; kx < KW; kx++) {
+            src += 4;
+            m = maxNaN(m, i32x4.shuffle(v128.load(src), v128.load(src, 16), 0, 2, 4, 6));
+          }
+          v128.store(out, m);
+          out += 16;
+          ox += 3;
+          continue;
+        }
         const lo = max(0, x0), hi = min(W, x0 + KW);
         let m = load<f32>(row + (<usize>lo << 2));
         for (let ix = lo + 1; ix < hi; ix++) {
@@ -120,6 +132,84 @@ export function maxpool2dForward(g: usize, x: usize, y: usize, p0: i32, p1: i32,
   }
 }
 
-export function maxpool2dBackward(g: usize, x: usize, dy: usize, dx: usize, p0: i32, p1: i32): void {
-  forEachArgmax(g, x, p0, p1, 0, dy, dx, true);
+/**
+ * Backward pooling without dilation, in two passes per plane that find the same tap as the
+ * row-major scan: (1) for every input row and output column, the winning tap of the window's
+ * columns in that row (value and plane index, kept in `rows`: IN_H × OUT_W of each); (2) for every
+ * output, the winning row among the window's rows, four outputs at a time. The first pass's results
+ * are shared by the output rows whose windows overlap.
+ */
+export function maxpool2dBackward(g: usize, x: usize, dy: usize, dx: usize, p0: i32, p1: i32, rows: usize): void {
+  const H = geo(g, IN_H), W = geo(g, IN_W), OH = geo(g, OUT_H), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
+  if (geo(g, DIL_H) != 1 || geo(g, DIL_W) != 1 || 2 * H * (OW + 4) > GEMM_SCRATCH) {
+    forEachArgmax(g, x, p0, p1, 0, dy, dx, true);
+    return;
+  }
+  const SH = geo(g, STRIDE_H), SW = geo(g, STRIDE_W), PT = geo(g, PAD_T), PL = geo(g, PAD_L);
+  const stride = (OW + 3) & ~3; // row length in `rows`, padded for 4-wide loads
+  const values = rows, taps = rows + ((<usize>H * stride) << 2);
+  for (let p = p0; p < p1; p++) {
+    const plane = x + ((<usize>p * H * W) << 2), grad = dx + ((<usize>p * H * W) << 2);
+    memory.fill(grad, 0, (<usize>H * W) << 2);
+    for (let iy = 0; iy < H; iy++) {
+      const row = plane + ((<usize>iy * W) << 2);
+      const at = (<usize>iy * stride) << 2;
+      for (let ox = 0; ox < OW; ox++) {
+        const x0 = ox * SW - PL;
+        if (SW == 2 && x0 >= 0 && ox + 4 <= OW && x0 + KW + 7 <= W) { // four windows inside the row
+          const lanes = i32x4.add(i32x4.splat(iy * W + x0), i32x4(0, 2, 4, 6));
+          let src = row + (<usize>x0 << 2);
+          let best = i32x4.shuffle(v128.load(src), v128.load(src, 16), 0, 2, 4, 6), tap = lanes;
+          for (let kx = 1; kx < KW; kx++) {
+            src += 4;
+            const v = i32x4.shuffle(v128.load(src), v128.load(src, 16), 0, 2, 4, 6);
+            const wins = v128.or(f32x4.gt(v, best), f32x4.ne(v, v));
+            best = v128.bitselect(v, best, wins);
+            tap = v128.bitselect(i32x4.add(lanes, i32x4.splat(kx)), tap, wins);
+          }
+          v128.store(values + at + (<usize>ox << 2), best);
+          v128.store(taps + at + (<usize>ox << 2), tap);
+          ox += 3;
+          continue;
+        }
+        const lo = max(0, x0), hi = min(W, x0 + KW);
+        let best: f32 = -Infinity, tap = lo < hi ? iy * W + lo : -1;
+        for (let ix = lo; ix < hi; ix++) {
+          const v = load<f32>(row + (<usize>ix << 2));
+          const wins = v > best || v != v;
+          best = select<f32>(v, best, wins);
+          tap = select<i32>(iy * W + ix, tap, wins);
+        }
+        store<f32>(values + at + (<usize>ox << 2), best);
+        store<i32>(taps + at + (<usize>ox << 2), tap);
+      }
+    }
+    const outputs = dy + ((<usize>p * OH * OW) << 2);
+    for (let oy = 0; oy < OH; oy++) {
+      const y0 = oy * SH - PT;
+      const first = max(0, y0), last = min(H, y0 + KH);
+      for (let ox = 0; ox < OW; ox += 4) {
+        // The first row's winner stands unless a later row beats it (a window of −∞ keeps its first tap).
+        let best = f32x4.splat(-Infinity), at = i32x4.splat(-1);
+        if (first < last) {
+          const offset = ((<usize>first * stride + ox) << 2);
+          best = v128.load(values + offset);
+          at = v128.load(taps + offset);
+        }
+        for (let iy = first + 1; iy < last; iy++) {
+          const offset = ((<usize>iy * stride + ox) << 2);
+          const v = v128.load(values + offset);
+          const wins = v128.or(f32x4.gt(v, best), f32x4.ne(v, v));
+          best = v128.bitselect(v, best, wins);
+          at = v128.bitselect(v128.load(taps + offset), at, wins);
+        }
+        for (let lane = 0; lane < min(4, OW - ox); lane++) {
+          const tap = lane == 0 ? i32x4.extract_lane(at, 0) : lane == 1 ? i32x4.extract_lane(at, 1) : lane == 2 ? i32x4.extract_lane(at, 2) : i32x4.extract_lane(at, 3);
+          if (tap < 0) continue;
+          const d = grad + (<usize>tap << 2);
+          store<f32>(d, load<f32>(d) + load<f32>(outputs + ((<usize>(oy * OW + ox + lane)) << 2)));
+        }
+      }
+    }
+  }
 }
