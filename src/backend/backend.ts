@@ -30,4 +30,6 @@ export interface Backend {
   run<K extends KernelName>(kernel: K, params: KernelTable[K]['params'], buffers: KernelTable[K]['buffers']): void;
   /** Waits until every enqueued kernel has finished. */
   flush(): Promise<void>;
+  /** Releases what the backend holds outside its buffers (worker threads, devices); it is unusable afterwards. */
+  dispose(): Promise<void>;
 }

@@ -81,7 +81,7 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
   };
   sgd?.dispose();
   net.dispose();
-  if (backend instanceof WasmBackend) await backend.dispose();
+  await backend.dispose();
   return result;
 }
 

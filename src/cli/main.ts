@@ -12,6 +12,7 @@ import { datasetClassNames, imageCount, loadDataset, parseClassNames, pixelStati
 import { readCheckpoint } from '../io/checkpoint.js';
 import { alexnetSmall } from '../models/alexnet.js';
 import { WasmBackend } from '../backend/wasm/backend.js';
+import { ReferenceBackend } from '../backend/reference/backend.js';
 import { initializers } from '../net/init.js';
 import { Net } from '../net/net.js';
 import { parseSchedule } from '../train/schedule.js';
@@ -221,7 +222,7 @@ program.command('export')
   .requiredOption('--out <model.onnx>', 'the ONNX file to write')
   .option('--batch <n>', 'the batch size fixed in the graph', positiveInt, 1)
   .action(async (opts: { model: string; out: string; batch: number }) => {
-    const trained = await loadTrained(opts.model, opts.batch, 1);
+    const trained = await loadTrained(opts.model, opts.batch, 'host'); // only the parameters are read
     writeFileSync(opts.out, await exportOnnx(trained.net));
     console.log(`wrote ${opts.out}: inputs ${trained.net.inputNames.filter((n) => n !== 'label').join(', ')}, logits '${trained.logits}'`);
     await trained.backend.dispose();
@@ -236,11 +237,12 @@ function readBytes(path: string): Uint8Array {
 }
 
 /** A trained net from a run folder (its best checkpoint) or a checkpoint file, built for a batch. */
-async function loadTrained(model: string, batch: number, threads: number) {
+/** `threads` for the wasm backend, or 'host' for the reference backend (no workers to start). */
+async function loadTrained(model: string, batch: number, threads: number | 'host') {
   const path = statSync(model, { throwIfNoEntry: false })?.isDirectory() ? join(model, 'best.safetensors') : model;
   const checkpoint = readCheckpoint(path);
   const options = (checkpoint.state.options ?? {}) as { mean?: number; std?: number; classNames?: string[] };
-  const backend = await WasmBackend.create({ threads });
+  const backend = threads === 'host' ? new ReferenceBackend() : await WasmBackend.create({ threads });
   const net = Net.build(checkpoint.spec, { backend, batch });
   try {
     net.loadParams(Object.fromEntries(Object.entries(checkpoint.params).map(([k, t]) => [k, t.data])));

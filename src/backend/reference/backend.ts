@@ -100,6 +100,8 @@ export class ReferenceBackend implements Backend {
 
   async flush(): Promise<void> {}
 
+  async dispose(): Promise<void> {}
+
   private host(buffer: DeviceBuffer): FloatArray {
     if (!(buffer instanceof HostBuffer) || buffer.backend !== this) throw new Error('buffer belongs to another backend');
     if (!buffer.data) throw new Error('buffer was freed');
