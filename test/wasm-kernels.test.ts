@@ -60,6 +60,7 @@ const convCases: [string, Conv2dGeometry][] = [
   ['conv1-like 11×11 stride 4', conv(3, 3, 39, 39, 16, [11, 11], [4, 4], [2, 2, 2, 2], [1, 1], 1)],
   ['two columns, 5×5, asymmetric padding', conv(2, 6, 23, 19, 10, [5, 5], [2, 2], [2, 1, 1, 2], [1, 1], 2)],
   ['groups 2, threads split', conv(4, 16, 27, 27, 32, [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 2)],
+  ['groups 2, fewer images than tasks', conv(2, 20, 27, 27, 32, [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 2)],
   ['depthwise-ish groups 4, 13×13', conv(3, 8, 13, 13, 12, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 4)],
   ['dilated rectangular, no padding', conv(2, 5, 17, 15, 7, [3, 2], [1, 2], [0, 0, 0, 0], [2, 3], 1)],
 ];
