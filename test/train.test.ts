@@ -77,6 +77,10 @@ test('the steps schedule divides at the given epochs; constant never does; bad f
   assert.deepEqual(lrs.map((lr) => +lr.toPrecision(6)), [1, 0.1, 0.01, 0.01]);
   assert.equal(afterEpoch(parseSchedule('constant'), initialScheduleState(1), 1, 0.9).lr, 1);
   assert.throws(() => parseSchedule('cosine'), /unknown schedule 'cosine'/);
+  assert.deepEqual(parseSchedule('steps:60%,80%', 5), { kind: 'steps', epochs: [3, 4] });
+  assert.deepEqual(parseSchedule('steps:60%,80%', 12), { kind: 'steps', epochs: [7, 10] });
+  assert.deepEqual(parseSchedule('steps:1%', 3), { kind: 'steps', epochs: [1] });
+  assert.throws(() => parseSchedule('steps:60%'), /unknown schedule/); // a percentage needs the run's length
 });
 
 function idx(dims: number[], values: ArrayLike<number>): Uint8Array {

@@ -100,7 +100,7 @@ program.command('train')
   .option('--class-names <file|list>', "names for predict: a file (one per line) or a comma-separated list (default: the dataset folder's own)")
   .option('--resume', 'continue the run in --out from its last checkpoint')
   .action(async (opts: { data: string; out: string; model?: string; epochs: number; batch: number; lr: number; momentum: number; weightDecay: number; schedule: string; val: number; init: string; cropPad: number; flip: boolean; threads: number; seed: number; classNames?: string; resume?: boolean }) => {
-    const schedule = parseSchedule(opts.schedule);
+    const schedule = parseSchedule(opts.schedule, opts.epochs);
     const { train: all, test } = loadDataset(opts.data);
     if (opts.val >= imageCount(all)) throw new Error(`--val ${opts.val} leaves no training images (the set has ${imageCount(all)})`);
     const order = shuffled(imageCount(all), opts.seed, streams.validationSplit);

@@ -40,8 +40,10 @@ export function afterEpoch(spec: ScheduleSpec, state: ScheduleState, epoch: numb
   return next;
 }
 
-/** Parses the CLI form: `plateau[:patience[:maxDrops]]`, `steps:E1,E2,…`, `constant`. */
-export function parseSchedule(text: string): ScheduleSpec {
+/** Parses the CLI form: `plateau[:patience[:maxDrops]]`, `steps:E1,E2,…` (an epoch may be given as a
+ * percentage of `epochs`, the run's length: `steps:60%,80%` drops after epochs 3 and 4 of 5), or
+ * `constant`. */
+export function parseSchedule(text: string, epochs?: number): ScheduleSpec {
   const [kind, a, b] = text.split(':');
   if (kind === 'constant' && a === undefined) return { kind: 'constant' };
   if (kind === 'plateau') {
@@ -49,8 +51,8 @@ export function parseSchedule(text: string): ScheduleSpec {
     if (Number.isInteger(patience) && patience >= 1 && Number.isInteger(maxDrops) && maxDrops >= 0) return { kind: 'plateau', patience, maxDrops };
   }
   if (kind === 'steps' && a) {
-    const epochs = a.split(',').map(Number);
-    if (epochs.every((e) => Number.isInteger(e) && e >= 1)) return { kind: 'steps', epochs };
+    const at = a.split(',').map((e) => (e.endsWith('%') && epochs !== undefined ? Math.max(1, Math.round((Number(e.slice(0, -1)) / 100) * epochs)) : Number(e)));
+    if (at.every((e) => Number.isInteger(e) && e >= 1)) return { kind: 'steps', epochs: at };
   }
-  throw new Error(`unknown schedule '${text}' (use plateau[:patience[:maxDrops]], steps:E1,E2,… or constant)`);
+  throw new Error(`unknown schedule '${text}' (use plateau[:patience[:maxDrops]], steps:E1,E2,… (epochs or percentages of --epochs) or constant)`);
 }
