@@ -168,8 +168,9 @@ export class WasmBackend implements Backend {
       const ohw = g.outHeight * g.outWidth, taps = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
       const ranges = split(taps, this.parts(g.batch * g.outChannels * ohw * taps), 8);
       const rows = ranges[0]![1] - ranges[0]![0];
-      // (image, pixel) columns are this GEMM's inner dimension: at least one KC block of them per call.
-      const chunk = Math.max(panelColumns(rows, g.batch * ohw), Math.min(g.batch * ohw, 256));
+      // (image, pixel) columns are this GEMM's inner dimension: at least one KC block of them per
+      // call, within one image when its map is that large (then dy is read in place, not gathered).
+      const chunk = ohw >= 256 ? Math.min(ohw, Math.max(panelColumns(rows, ohw), 256)) : Math.max(panelColumns(rows, g.batch * ohw), Math.min(g.batch * ohw, 256));
       this.ensureScratch((rows + g.outChannels / g.groups) * chunk);
       const geo = this.writeConvGeometry(g);
       const tasks: Task[] = ranges.map(([r0, r1]) => ({ fn: 'conv2dBackwardFilter', args: [geo, b.x.offset, b.dy.offset, b.dweight.offset, r0, r1, chunk], scratch: 'col+gemm' }));

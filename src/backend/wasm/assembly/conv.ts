@@ -132,9 +132,10 @@ export function conv2dBackwardData(g: usize, dy: usize, w: usize, dx: usize, c0:
 
 /**
  * dw[:, taps r0…r1) = Σ over the batch of dy · im2col(x)ᵀ for every group (taps index within a group),
- * over columns (image, pixel) of the whole batch, `chunk` at a time: a panel may span several small
- * images, so the GEMM's inner dimension stays long. `work` holds one im2col panel ((r1−r0)·chunk)
- * and the matching panel of output gradients ((K/G)·chunk).
+ * over columns (image, pixel) of the whole batch, `chunk` at a time. With chunk ≤ OH·OW a panel
+ * lies in one image and the GEMM reads dy where it is; otherwise a panel spans several small images
+ * (so the GEMM's inner dimension stays long) and their output gradients are gathered first. `work`
+ * holds one im2col panel ((r1−r0)·chunk) and one panel of output gradients ((K/G)·chunk).
  */
 export function conv2dBackwardFilter(g: usize, x: usize, dy: usize, dw: usize, r0: i32, r1: i32, chunk: i32, work: usize, scratch: usize): void {
   const N = geo(g, BATCH), C = geo(g, IN_C), K = geo(g, OUT_C), G = geo(g, GROUPS);
@@ -144,6 +145,17 @@ export function conv2dBackwardFilter(g: usize, x: usize, dy: usize, dw: usize, r
   const total = N * ohw;
   for (let group = 0; group < G; group++) {
     const dwg = dw + ((<usize>(group * kg * taps + r0)) << 2);
+    if (chunk <= ohw) {
+      for (let n = 0; n < N; n++) {
+        for (let p0 = 0; p0 < ohw; p0 += chunk) {
+          const p1 = min(ohw, p0 + chunk), width = p1 - p0;
+          transfer(x + ((<usize>n * C * inPlane) << 2), g, group, r0, r1, p0, p1, col, width, true);
+          const dyg = dy + ((<usize>(n * K + group * kg) * ohw + p0) << 2);
+          gemm(kg, r1 - r0, width, 1, dyg, ohw, 1, col, 1, width, n == 0 && p0 == 0 ? 0 : 1, dwg, taps, scratch);
+        }
+      }
+      continue;
+    }
     for (let p0 = 0; p0 < total; p0 += chunk) {
       const p1 = min(total, p0 + chunk), width = p1 - p0;
       for (let n = p0 / ohw; n * ohw < p1; n++) {
