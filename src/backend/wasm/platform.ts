@@ -44,7 +44,13 @@ async function nodePlatform(): Promise<Platform> {
   ]);
   v8.setFlagsFromString('--experimental-wasm-relaxed-simd'); // Node 20; later versions have it on
   return {
-    wasmBytes: async (variant) => new Uint8Array(await readFile(wasmUrl(variant))),
+    async wasmBytes(variant) {
+      try {
+        return new Uint8Array(await readFile(wasmUrl(variant)));
+      } catch (error) {
+        throw new Error(`cannot load the wasm kernels ${wasmUrl(variant).pathname} (built by \`npm run build\`): ${(error as Error).message}`);
+      }
+    },
     cores: () => availableParallelism(),
     canShareMemory: () => true,
     canBlock: () => true,
