@@ -71,6 +71,17 @@ const STRIDE_H = 8, STRIDE_W = 9, PAD_T = 10, PAD_L = 11, DIL_H = 12, DIL_W = 13
   }
 }
 
+/** The floats at `at`, at + 8, at + 16 and at + 24 bytes: one tap of four stride-2 windows. */
+@inline function evenLanes(at: usize): v128 {
+  return i32x4.shuffle(v128.load(at), v128.load(at, 16), 0, 2, 4, 6);
+}
+
+/** Whether outputs ox…ox+3 have stride-2 windows (starting at x0) wholly inside a row of W, with
+ * room for `evenLanes`' second load. */
+@inline function fourWindowsInRow(SW: i32, x0: i32, ox: i32, OW: i32, KW: i32, W: i32): bool {
+  return SW == 2 && x0 >= 0 && ox + 4 <= OW && x0 + KW + 7 <= W;
+}
+
 /** max(a, b) where NaN wins, as PyTorch's pooling rule. */
 @inline function maxNaN(a: v128, b: v128): v128 {
   return v128.bitselect(b, a, v128.or(f32x4.gt(b, a), f32x4.ne(b, b)));
@@ -107,12 +118,12 @@ export function maxpool2dForward(g: usize, x: usize, y: usize, p0: i32, p1: i32,
       }
       for (let ox = 0; ox < OW; ox++) {
         const x0 = ox * SW - PL;
-        if (SW == 2 && x0 >= 0 && ox + 4 <= OW && x0 + KW + 7 <= W) { // four windows inside the row
+        if (fourWindowsInRow(SW, x0, ox, OW, KW, W)) {
           let src = row + (<usize>x0 << 2);
-          let m = i32x4.shuffle(v128.load(src), v128.load(src, 16), 0, 2, 4, 6);
+          let m = evenLanes(src);
           for (let kx = 1; kx < KW; kx++) {
             src += 4;
-            m = maxNaN(m, i32x4.shuffle(v128.load(src), v128.load(src, 16), 0, 2, 4, 6));
+            m = maxNaN(m, evenLanes(src));
           }
           v128.store(out, m);
           out += 16;
@@ -156,13 +167,13 @@ export function maxpool2dBackward(g: usize, x: usize, dy: usize, dx: usize, p0: 
       const at = (<usize>iy * stride) << 2;
       for (let ox = 0; ox < OW; ox++) {
         const x0 = ox * SW - PL;
-        if (SW == 2 && x0 >= 0 && ox + 4 <= OW && x0 + KW + 7 <= W) { // four windows inside the row
+        if (fourWindowsInRow(SW, x0, ox, OW, KW, W)) {
           const lanes = i32x4.add(i32x4.splat(iy * W + x0), i32x4(0, 2, 4, 6));
           let src = row + (<usize>x0 << 2);
-          let best = i32x4.shuffle(v128.load(src), v128.load(src, 16), 0, 2, 4, 6), tap = lanes;
+          let best = evenLanes(src), tap = lanes;
           for (let kx = 1; kx < KW; kx++) {
             src += 4;
-            const v = i32x4.shuffle(v128.load(src), v128.load(src, 16), 0, 2, 4, 6);
+            const v = evenLanes(src);
             const wins = v128.or(f32x4.gt(v, best), f32x4.ne(v, v));
             best = v128.bitselect(v, best, wins);
             tap = v128.bitselect(i32x4.add(lanes, i32x4.splat(kx)), tap, wins);
