@@ -72,15 +72,16 @@ export class WasmBackend implements Backend {
    */
   static async create(options: WasmBackendOptions = {}): Promise<WasmBackend> {
     const host = await platform();
+    const isolate = 'serve it cross-origin isolated (COOP: same-origin, COEP: require-corp)';
     const shared = options.sharedMemory ?? host.canShareMemory();
-    if (shared && !host.canShareMemory()) throw new Error('this page cannot share memory: serve it cross-origin isolated (COOP: same-origin, COEP: require-corp)');
+    if (shared && !host.canShareMemory()) throw new Error(`this page cannot share memory: ${isolate}`);
     const threads = options.threads ?? (shared ? host.cores() : 1);
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${threads}`);
-    if (threads > 1 && !shared) throw new Error(`${threads} threads need shared memory, which ${host.canShareMemory() ? 'was turned off' : 'this page does not have: serve it cross-origin isolated (COOP: same-origin, COEP: require-corp)'}; use 1 thread`);
-    const relaxed = await host.wasmBytes({ relaxed: true, shared });
+    if (threads > 1 && !shared) throw new Error(`${threads} threads need shared memory, which ${host.canShareMemory() ? 'was turned off' : `this page does not have: ${isolate}`}; use 1 thread`);
     const wantRelaxed = options.relaxedSimd ?? 'auto';
-    const useRelaxed = wantRelaxed === 'auto' ? WebAssembly.validate(relaxed) : wantRelaxed;
-    if (useRelaxed && !WebAssembly.validate(relaxed)) throw new Error('this JavaScript engine cannot run relaxed SIMD; use relaxedSimd: false');
+    const relaxed = wantRelaxed === false ? null : await host.wasmBytes({ relaxed: true, shared });
+    const useRelaxed = relaxed !== null && WebAssembly.validate(relaxed);
+    if (wantRelaxed === true && !useRelaxed) throw new Error('this JavaScript engine cannot run relaxed SIMD; use relaxedSimd: false');
     const module = await WebAssembly.compile(useRelaxed ? relaxed : await host.wasmBytes({ relaxed: false, shared }));
     const memory = new WebAssembly.Memory({ initial: HEAP_BASE / PAGE + 16, maximum: MAX_PAGES, shared });
     const instance = await WebAssembly.instantiate(module, { env: { memory, abort: () => { throw new Error('wasm abort'); } } });
