@@ -10,8 +10,10 @@ import { datasetClassNames, loadDataset, loadIdxDataset, parseClassNames, type I
 import { parseIdx } from '../src/data/idx.js';
 import { cropAndFlip } from '../src/data/augment.js';
 import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
-import { afterEpoch, initialScheduleState, parseSchedule } from '../src/train/schedule.js';
+import { afterEpoch, initialScheduleState, learningRateAt, parseSchedule } from '../src/train/schedule.js';
 import { train } from '../src/train/trainer.js';
+import { WasmBackend } from '../src/backend/wasm/backend.js';
+import { assertClose } from './helpers.js';
 
 test("SGD applies the paper's update rule exactly", async () => {
   const net = Net.build({ inputs: { x: [2] }, layers: [{ name: 'fc', type: 'linear', outFeatures: 1, bias: false }] }, { batch: 1, backend: new ReferenceBackend({ precision: 'float64' }) });
@@ -81,6 +83,18 @@ test('the steps schedule divides at the given epochs; constant never does; bad f
   assert.deepEqual(parseSchedule('steps:60%,80%', 12), { kind: 'steps', epochs: [7, 10] });
   assert.deepEqual(parseSchedule('steps:1%', 3), { kind: 'steps', epochs: [1] });
   assert.throws(() => parseSchedule('steps:60%'), /unknown schedule/); // a percentage needs the run's length
+});
+
+test('the linear schedule warms up, then falls to 0 at the last step; epoch ends do not change it', () => {
+  const spec = parseSchedule('linear:0.5', 2), state = initialScheduleState(0.4);
+  // 2 epochs of 4 steps: warm-up over 2 steps, then 6 steps down to 0
+  const lrs = Array.from({ length: 8 }, (_, step) => learningRateAt(spec, state, 0.4, step, 4, 8));
+  assert.deepEqual(lrs.map((lr) => +lr.toPrecision(6)), [0.2, 0.4, 0.4, 0.333333, 0.266667, 0.2, 0.133333, 0.0666667]);
+  assert.deepEqual(afterEpoch(spec, { ...state, lr: 0.2 }, 1, 0.5).lr, 0.2);
+  assert.deepEqual(parseSchedule('linear'), { kind: 'linear', warmup: 0 });
+  assert.equal(learningRateAt(parseSchedule('steps:1'), { ...state, lr: 0.04 }, 0.4, 5, 4, 8), 0.04);
+  assert.throws(() => parseSchedule('linear:2', 2), /unknown schedule/); // the warm-up must end before the run
+  assert.throws(() => parseSchedule('linear:x'), /unknown schedule/);
 });
 
 function idx(dims: number[], values: ArrayLike<number>): Uint8Array {
@@ -191,6 +205,33 @@ test('a run stopped in the middle and resumed ends with the same weights, bit fo
   for (const name of Object.keys(a)) assert.deepEqual(b[name], a[name], name);
   assert.deepEqual(resumed.metrics.map((m) => m.epoch), [2, 3]);
   assert.deepEqual(resumed.metrics.at(-1), { ...straight.metrics.at(-1), imagesPerSecond: resumed.metrics.at(-1)!.imagesPerSecond, wallSeconds: resumed.metrics.at(-1)!.wallSeconds });
+});
+
+test('data parallelism: 2 replicas resume bit for bit, and train like one net on the whole batch', async () => {
+  const run = async (dir: string, extra: object) => {
+    const backend = await WasmBackend.create({ threads: 2 });
+    try {
+      return await train(options(dir, { backend, ...extra }));
+    } finally {
+      await backend.dispose();
+    }
+  };
+  const replicas = { replicas: 2 };
+  const straight = await run(mkdtempSync(join(tmpdir(), 'rep-')), replicas);
+  const dir = mkdtempSync(join(tmpdir(), 'rep-'));
+  await run(dir, { ...replicas, stopAfterSteps: 9 });
+  await assert.rejects(run(dir, { resume: true }), /is from a run of 2 replica\(s\); resume it with --replicas 2/);
+  const resumed = await run(dir, { ...replicas, resume: true });
+  const a = await straight.net.readParams(), b = await resumed.net.readParams();
+  for (const name of Object.keys(a)) assert.deepEqual(b[name], a[name], name);
+  // Without dropout (whose masks differ by replica), 2 replicas of 4 images follow one net of 8 up
+  // to the order of float sums.
+  const noDropout = { spec: { ...tinySpec, layers: tinySpec.layers.filter((l) => l.type !== 'dropout') } };
+  const split = await run(mkdtempSync(join(tmpdir(), 'rep-')), { ...replicas, ...noDropout });
+  const whole = await run(mkdtempSync(join(tmpdir(), 'rep-')), noDropout);
+  const [ps, pw] = [await split.net.readParams(), await whole.net.readParams()];
+  for (const name of Object.keys(pw)) assertClose(ps[name]!, pw[name]!, 1e-4, 1e-3, name);
+  assert.ok(Math.abs(split.metrics.at(-1)!.loss - whole.metrics.at(-1)!.loss) < 1e-4);
 });
 
 test('training drives the loss of a small batch near zero', async () => {

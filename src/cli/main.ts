@@ -90,16 +90,17 @@ program.command('train')
   .option('--lr <x>', 'learning rate ε', positiveNumber, 0.02)
   .option('--momentum <x>', 'momentum', positiveNumber, 0.9)
   .option('--weight-decay <x>', 'weight decay', positiveNumber, 0.0005)
-  .option('--schedule <s>', 'plateau[:patience[:maxDrops]] (the paper) | steps:E1,E2 (epochs or % of --epochs) | constant', 'steps:60%,80%')
+  .option('--schedule <s>', 'plateau[:patience[:maxDrops]] (the paper) | steps:E1,E2 (epochs or % of --epochs) | linear[:warmupEpochs] | constant', 'steps:60%,80%')
   .option('--val <n>', 'training images held out for validation', positiveInt, 5000)
   .addOption(new Option('--init <scheme>', 'parameter initialisation').choices(Object.keys(initializers)).default('kaiming'))
   .option('--crop-pad <n>', 'random crops from images padded by n pixels (0: none)', (v) => Math.floor(positiveNumber(v)), 0)
   .option('--no-flip', 'no random horizontal flips')
   .addOption(threadsOption())
+  .option('--replicas <n>', 'split each batch over n replicas of the net, one per thread (data parallelism)', positiveInt, 1)
   .option('--seed <n>', 'random seed', (v) => Math.floor(positiveNumber(v)), 0)
   .option('--class-names <file|list>', "names for predict: a file (one per line) or a comma-separated list (default: the dataset folder's own)")
   .option('--resume', 'continue the run in --out from its last checkpoint')
-  .action(async (opts: { data: string; out: string; model?: string; epochs: number; batch: number; lr: number; momentum: number; weightDecay: number; schedule: string; val: number; init: string; cropPad: number; flip: boolean; threads: number; seed: number; classNames?: string; resume?: boolean }) => {
+  .action(async (opts: { data: string; out: string; model?: string; epochs: number; batch: number; lr: number; momentum: number; weightDecay: number; schedule: string; val: number; init: string; cropPad: number; flip: boolean; threads: number; replicas: number; seed: number; classNames?: string; resume?: boolean }) => {
     const schedule = parseSchedule(opts.schedule, opts.epochs);
     const { train: all, test } = loadDataset(opts.data);
     if (opts.val >= imageCount(all)) throw new Error(`--val ${opts.val} leaves no training images (the set has ${imageCount(all)})`);
@@ -117,7 +118,7 @@ program.command('train')
     const start = performance.now();
     const { net } = await train({
       spec, backend, train: trainSet, validation, outDir: opts.out, epochs: opts.epochs, batch: opts.batch, lr: opts.lr,
-      momentum: opts.momentum, weightDecay: opts.weightDecay, schedule, seed: opts.seed, init: opts.init as keyof typeof initializers,
+      momentum: opts.momentum, weightDecay: opts.weightDecay, schedule, seed: opts.seed, init: opts.init as keyof typeof initializers, replicas: opts.replicas,
       augment: { pad: opts.cropPad, flip: opts.flip }, mean, std, classNames, resume: opts.resume, interrupted: () => stop,
       onProgress: (p) => progress(`epoch ${p.epoch} ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  ${p.imagesPerSecond.toFixed(0)} images/s  ETA ${((p.batches - p.batch) * opts.batch / p.imagesPerSecond).toFixed(0)} s`),
       onEpoch: (m) => { progress(''); console.log(`epoch ${m.epoch}: loss ${m.loss.toFixed(4)}, train error ${(100 * m.trainError).toFixed(2)}%, validation top-1 error ${(100 * m.valTop1Error).toFixed(2)}%, lr ${m.lr}, ${m.imagesPerSecond.toFixed(0)} images/s`); },

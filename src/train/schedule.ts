@@ -1,11 +1,14 @@
 /**
  * Learning-rate schedules. The paper's: divide by 10 when the validation error stops improving
  * (here: no new best for `patience` epochs), at most `maxDrops` times. Caffe's: divide by 10 at
- * fixed epochs. Or constant. A schedule's state is plain JSON, saved in checkpoints.
+ * fixed epochs. Constant. And, for runs with a fixed budget, `linear`: a linear warm-up over the
+ * first `warmup` epochs, then a linear fall to 0 at the run's last step, set step by step (Li,
+ * Yumer and Ramanan, "Budgeted Training", 2020). A schedule's state is plain JSON, saved in checkpoints.
  */
 export type ScheduleSpec =
   | { kind: 'plateau'; patience: number; maxDrops: number; factor?: number }
   | { kind: 'steps'; epochs: number[]; factor?: number }
+  | { kind: 'linear'; warmup: number }
   | { kind: 'constant' };
 
 export interface ScheduleState {
@@ -28,7 +31,7 @@ export function afterEpoch(spec: ScheduleSpec, state: ScheduleState, epoch: numb
   } else {
     next.epochsSinceBest++;
   }
-  const factor = spec.kind === 'constant' ? 1 : spec.factor ?? 0.1;
+  const factor = spec.kind === 'plateau' || spec.kind === 'steps' ? spec.factor ?? 0.1 : 1;
   if (spec.kind === 'plateau' && next.epochsSinceBest >= spec.patience && next.drops < spec.maxDrops) {
     next.lr *= factor;
     next.drops++;
@@ -40,9 +43,18 @@ export function afterEpoch(spec: ScheduleSpec, state: ScheduleState, epoch: numb
   return next;
 }
 
+/** The learning rate of a step (counting from 0): the epoch schedules' current rate, or the linear
+ * schedule's value at this point of a run of `totalSteps`. */
+export function learningRateAt(spec: ScheduleSpec, state: ScheduleState, baseLr: number, step: number, stepsPerEpoch: number, totalSteps: number): number {
+  if (spec.kind !== 'linear') return state.lr;
+  const warmupSteps = spec.warmup * stepsPerEpoch;
+  if (step < warmupSteps) return (baseLr * (step + 1)) / warmupSteps;
+  return (baseLr * (totalSteps - step)) / (totalSteps - warmupSteps);
+}
+
 /** Parses the CLI form: `plateau[:patience[:maxDrops]]`, `steps:E1,E2,…` (an epoch may be given as a
- * percentage of `epochs`, the run's length: `steps:60%,80%` drops after epochs 3 and 4 of 5), or
- * `constant`. */
+ * percentage of `epochs`, the run's length: `steps:60%,80%` drops after epochs 3 and 4 of 5),
+ * `linear[:warmupEpochs]` (fractions allowed) or `constant`. */
 export function parseSchedule(text: string, epochs?: number): ScheduleSpec {
   const [kind, a, b] = text.split(':');
   if (kind === 'constant' && a === undefined) return { kind: 'constant' };
@@ -54,5 +66,9 @@ export function parseSchedule(text: string, epochs?: number): ScheduleSpec {
     const at = a.split(',').map((e) => (e.endsWith('%') && epochs !== undefined ? Math.max(1, Math.round((Number(e.slice(0, -1)) / 100) * epochs)) : Number(e)));
     if (at.every((e) => Number.isInteger(e) && e >= 1)) return { kind: 'steps', epochs: at };
   }
-  throw new Error(`unknown schedule '${text}' (use plateau[:patience[:maxDrops]], steps:E1,E2,… (epochs or percentages of --epochs) or constant)`);
+  if (kind === 'linear' && b === undefined) {
+    const warmup = a === undefined ? 0 : Number(a);
+    if (a !== '' && Number.isFinite(warmup) && warmup >= 0 && (epochs === undefined || warmup < epochs)) return { kind: 'linear', warmup };
+  }
+  throw new Error(`unknown schedule '${text}' (use plateau[:patience[:maxDrops]], steps:E1,E2,… (epochs or percentages of --epochs), linear[:warmupEpochs] or constant)`);
 }

@@ -9,6 +9,7 @@
 import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
+import { WasmBackend } from '../backend/wasm/backend.js';
 import { cropAndFlip } from '../data/augment.js';
 import { fillBatch, imageCount, type ImageSet } from '../data/dataset.js';
 import { type Checkpoint, readCheckpoint, writeCheckpoint } from '../io/checkpoint.js';
@@ -16,7 +17,9 @@ import { initializers } from '../net/init.js';
 import { Net } from '../net/net.js';
 import type { NetSpec } from '../net/spec.js';
 import { Philox, type PhiloxState, streams } from '../random.js';
-import { afterEpoch, initialScheduleState, type ScheduleSpec, type ScheduleState } from './schedule.js';
+import { type Learner, logitsOf, SingleNet } from './learner.js';
+import { ReplicaGroup } from './replicas.js';
+import { afterEpoch, initialScheduleState, learningRateAt, type ScheduleSpec, type ScheduleState } from './schedule.js';
 import { Sgd } from './sgd.js';
 
 export interface TrainOptions {
@@ -34,6 +37,9 @@ export interface TrainOptions {
   schedule: ScheduleSpec;
   seed: number;
   init: keyof typeof initializers;
+  /** Data parallelism: the batch is split over this many replicas of the net, one per thread, each
+   * on a single-threaded backend of its own (wasm only). Default 1: one net, on `backend`. */
+  replicas?: number;
   /** Random crops from the image zero-padded by this many pixels, and horizontal flips. */
   augment: { pad: number; flip: boolean };
   /** Normalisation of pixel values x/255: (x − mean) / std. */
@@ -70,7 +76,8 @@ interface RunState {
   batchInEpoch: number;
   step: number;
   schedule: ScheduleState;
-  dropout: PhiloxState;
+  /** One dropout generator per replica. */
+  dropout: PhiloxState[];
   best: number | null;
   wallSeconds: number;
   /** Running sums of the current epoch. */
@@ -102,13 +109,6 @@ export function shuffled(size: number, seed: number, stream: number): Uint32Arra
   return order;
 }
 
-function lossLayer(net: Net): { logits: string; classes: number } {
-  const loss = net.layers.find((l) => l.spec.type === 'softmax_cross_entropy');
-  if (!loss) throw new Error('the model has no softmax_cross_entropy layer to train');
-  const logits = net.layerInputs(loss.name)[0]!;
-  return { logits, classes: net.shapeOf(logits)[1]! };
-}
-
 /** For one row of logits: −log softmax at the label, and how many classes score above the label. */
 function scoreRow(z: ArrayLike<number>, start: number, classes: number, label: number): { loss: number; above: number } {
   let max = -Infinity;
@@ -124,7 +124,7 @@ function scoreRow(z: ArrayLike<number>, start: number, classes: number, label: n
 
 /** Top-1/top-5 accuracy and mean loss of the net (in evaluation mode) on a whole set. */
 export async function evaluate(net: Net, set: ImageSet, mean: number, std: number): Promise<EvalResult> {
-  const { logits, classes } = lossLayer(net);
+  const { logits, classes } = logitsOf(net);
   const [data, labelBlob] = net.inputNames;
   const batch = net.batch;
   const size = imageCount(set);
@@ -153,23 +153,40 @@ export async function evaluate(net: Net, set: ImageSet, mean: number, std: numbe
 
 export async function train(o: TrainOptions): Promise<{ net: Net; metrics: EpochMetrics[] }> {
   const size = imageCount(o.train);
+  const replicas = o.replicas ?? 1;
   if (o.batch > size) throw new Error(`batch size ${o.batch} is larger than the training set (${size} images)`);
+  if (o.batch % replicas !== 0) throw new Error(`batch size ${o.batch} does not split evenly over ${replicas} replicas`);
   mkdirSync(o.outDir, { recursive: true });
   const lastPath = join(o.outDir, 'last.safetensors'), bestPath = join(o.outDir, 'best.safetensors'), metricsPath = join(o.outDir, 'metrics.jsonl');
-  const net = Net.build(o.spec, { backend: o.backend, batch: o.batch, seed: o.seed, init: initializers[o.init] });
+  const learner = await createLearner(o, replicas);
+  try {
+    return await trainWith(learner, o, size, lastPath, bestPath, metricsPath);
+  } finally {
+    await learner.dispose();
+  }
+}
+
+async function createLearner(o: TrainOptions, replicas: number): Promise<Learner> {
+  const net = Net.build(o.spec, { backend: o.backend, batch: o.batch / replicas, seed: o.seed, init: initializers[o.init] });
   const sgd = new Sgd(net, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
+  if (replicas === 1) return new SingleNet(net, sgd);
+  if (!(o.backend instanceof WasmBackend)) throw new Error(`${replicas} replicas need the wasm backend, not '${o.backend.name}'`);
+  return ReplicaGroup.start(net, sgd, o.backend, { spec: o.spec, seed: o.seed, init: o.init, replicas });
+}
+
+async function trainWith(learner: Learner, o: TrainOptions, size: number, lastPath: string, bestPath: string, metricsPath: string): Promise<{ net: Net; metrics: EpochMetrics[] }> {
+  const net = learner.net;
   let state: RunState = {
-    epoch: 0, batchInEpoch: 0, step: 0, schedule: initialScheduleState(o.lr), dropout: net.randomState(),
+    epoch: 0, batchInEpoch: 0, step: 0, schedule: initialScheduleState(o.lr), dropout: learner.randomStates(),
     best: null, wallSeconds: 0, lossSum: 0, correct: 0, seen: 0,
   };
   if (o.resume) {
     if (!existsSync(lastPath)) throw new Error(`--resume: no checkpoint ${lastPath}`);
-    state = restore(net, sgd, readCheckpoint(lastPath), lastPath);
+    state = restore(learner, readCheckpoint(lastPath), lastPath);
   }
-  const save = async (path: string) => writeCheckpoint(path, await snapshot(net, sgd, { ...state, dropout: net.randomState() }, o));
-  const [data, labelBlob] = net.inputNames;
-  const { logits, classes } = lossLayer(net);
-  const x = new Float32Array(net.shapeOf(data!).reduce((a, b) => a * b));
+  const save = async (path: string) => writeCheckpoint(path, await snapshot(learner, { ...state, dropout: learner.randomStates() }, o));
+  const { classes } = logitsOf(net);
+  const x = new Float32Array(o.batch * o.train.shape.reduce((a, b) => a * b));
   const y = new Float32Array(o.batch);
   const scratch = new Float32Array(o.train.shape.reduce((a, b) => a * b));
   const batches = Math.floor(size / o.batch);
@@ -187,23 +204,17 @@ export async function train(o: TrainOptions): Promise<{ net: Net; metrics: Epoch
       if (o.augment.pad || o.augment.flip) {
         cropAndFlip(x, o.batch, o.train.shape, o.augment.pad, -o.mean / o.std, o.augment.flip, new Philox(o.seed, streams.augmentation(state.epoch, state.batchInEpoch)), scratch);
       }
-      net.setInput(data!, x);
-      net.setInput(labelBlob!, y);
-      sgd.lr = state.schedule.lr;
-      net.forward({ training: true });
-      const [loss] = await net.read('loss');
+      state.schedule.lr = learningRateAt(o.schedule, state.schedule, o.lr, state.step, batches, batches * o.epochs);
+      const { loss, logits: z } = await learner.step(x, y, state.schedule.lr);
       if (!Number.isFinite(loss)) {
         throw new Error(`the loss became ${loss} at epoch ${state.epoch + 1}, step ${state.step + 1} (learning rate ${state.schedule.lr}); try a lower --lr. The last good checkpoint is ${existsSync(lastPath) ? lastPath : 'none (first epoch)'}`);
       }
-      net.backward();
-      sgd.step();
-      const z = await net.read(logits);
       for (let b = 0; b < o.batch; b++) if (scoreRow(z, b * classes, classes, y[b]!).above === 0) state.correct++;
-      state.lossSum += loss! * o.batch;
+      state.lossSum += loss * o.batch;
       state.seen += o.batch;
       state.step++;
       const elapsed = (performance.now() - epochStart) / 1000;
-      o.onProgress?.({ epoch: state.epoch + 1, batch: state.batchInEpoch + 1, batches, loss: loss!, imagesPerSecond: (state.seen - seenAtStart) / elapsed });
+      o.onProgress?.({ epoch: state.epoch + 1, batch: state.batchInEpoch + 1, batches, loss, imagesPerSecond: (state.seen - seenAtStart) / elapsed });
     }
     state.wallSeconds += (performance.now() - epochStart) / 1000;
     const val = await evaluate(net, o.validation, o.mean, o.std);
@@ -226,11 +237,10 @@ export async function train(o: TrainOptions): Promise<{ net: Net; metrics: Epoch
     await save(lastPath);
     if (isBest) await save(bestPath);
   }
-  sgd.dispose();
   return { net, metrics };
 }
 
-async function snapshot(net: Net, sgd: Sgd, state: RunState, o: TrainOptions): Promise<Checkpoint> {
+async function snapshot({ net, sgd }: Learner, state: RunState, o: TrainOptions): Promise<Checkpoint> {
   const params = await net.readParams();
   const velocities: Checkpoint['velocities'] = {};
   for (const [i, p] of net.params.entries()) velocities[p.name] = { shape: p.shape, data: await sgd.velocities[i]!.read() };
@@ -238,18 +248,19 @@ async function snapshot(net: Net, sgd: Sgd, state: RunState, o: TrainOptions): P
     spec: net.spec,
     params: Object.fromEntries(net.params.map((p) => [p.name, { shape: p.shape, data: params[p.name]! }])),
     velocities,
-    state: { ...state, options: { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, batch: o.batch, seed: o.seed, schedule: o.schedule, augment: o.augment, mean: o.mean, std: o.std, classNames: o.classNames } },
+    state: { ...state, options: { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, batch: o.batch, seed: o.seed, replicas: o.replicas ?? 1, schedule: o.schedule, augment: o.augment, mean: o.mean, std: o.std, classNames: o.classNames } },
   };
 }
 
-function restore(net: Net, sgd: Sgd, checkpoint: Checkpoint, path: string): RunState {
-  net.loadParams(Object.fromEntries(Object.entries(checkpoint.params).map(([k, t]) => [k, t.data])));
-  net.params.forEach((p, i) => {
+function restore(learner: Learner, checkpoint: Checkpoint, path: string): RunState {
+  const velocities = learner.net.params.map((p) => {
     const v = checkpoint.velocities?.[p.name];
     if (!v) throw new Error(`${path}: no momentum for ${p.name}`);
-    sgd.velocities[i]!.write(v.data);
+    return v.data;
   });
-  const state = checkpoint.state as unknown as RunState;
-  net.setRandomState(state.dropout);
-  return state;
+  const state = checkpoint.state as unknown as RunState & { dropout: PhiloxState | PhiloxState[] };
+  const dropout = Array.isArray(state.dropout) ? state.dropout : [state.dropout]; // checkpoints of single-net runs before replicas
+  if (dropout.length !== learner.replicas) throw new Error(`${path} is from a run of ${dropout.length} replica(s); resume it with --replicas ${dropout.length}`);
+  learner.load(Object.fromEntries(Object.entries(checkpoint.params).map(([k, t]) => [k, t.data])), velocities, dropout);
+  return { ...state, dropout };
 }

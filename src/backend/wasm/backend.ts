@@ -94,6 +94,12 @@ export class WasmBackend implements Backend {
     return this.pool.threads;
   }
 
+  /** With `true`, kernels run on the calling thread alone until set back to `false` (the workers
+   * sleep): for a data-parallel trainer whose other threads run replicas of the net. */
+  set singleThreaded(on: boolean) {
+    this.pool.solo = on;
+  }
+
   /** Bytes of wasm memory in use (buffers and per-thread scratch). */
   get allocatedBytes(): number {
     return this.top - HEAP_BASE - this.free_.reduce((n, f) => n + f.bytes, 0);
@@ -289,7 +295,7 @@ export class WasmBackend implements Backend {
     if (bytes <= this.scratchBytes) return;
     for (const offset of this.scratch) this.release(offset, this.scratchBytes);
     this.scratchBytes = bytes;
-    this.scratch = Array.from({ length: this.pool.threads }, () => this.allocateBytes(bytes));
+    this.scratch = Array.from({ length: this.pool.size }, () => this.allocateBytes(bytes));
     this.scratch.forEach((offset, t) => this.pool.setScratch(t, offset + 4 * this.exports.GEMM_SCRATCH.value, offset));
   }
 

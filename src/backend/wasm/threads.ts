@@ -59,11 +59,19 @@ export function drain(exports: KernelExports, { control, tasks, scratch }: Share
 
 export class ThreadPool {
   private generation = 0;
+  /** Run every task on the calling thread, leaving the workers asleep. */
+  solo = false;
 
   private constructor(readonly shared: SharedControl, private readonly exports: KernelExports, private readonly workers: WorkerHandle[], private readonly canBlock: boolean) {}
 
-  get threads(): number {
+  /** All threads, the calling one included. */
+  get size(): number {
     return this.workers.length + 1;
+  }
+
+  /** Threads that run kernels now, the calling one included. */
+  get threads(): number {
+    return this.solo ? 1 : this.workers.length + 1;
   }
 
   /** Starts threads − 1 workers and waits until each has instantiated the module: a browser may
@@ -107,7 +115,7 @@ export class ThreadPool {
     });
     Atomics.store(control, NEXT, 0);
     Atomics.store(control, COUNT, taskList.length);
-    const helpers = taskList.length > 1 ? this.workers.length : 0;
+    const helpers = taskList.length > 1 && !this.solo ? this.workers.length : 0;
     if (helpers > 0) {
       Atomics.store(control, PENDING, helpers);
       Atomics.store(control, GENERATION, ++this.generation);
