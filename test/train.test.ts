@@ -11,7 +11,7 @@ import { parseIdx } from '../src/data/idx.js';
 import { cropAndFlip } from '../src/data/augment.js';
 import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
 import { afterEpoch, initialScheduleState, learningRateAt, parseSchedule } from '../src/train/schedule.js';
-import { train } from '../src/train/trainer.js';
+import { evaluate, train } from '../src/train/trainer.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
 import { assertClose } from './helpers.js';
 
@@ -245,6 +245,31 @@ test('training drives the loss of a small batch near zero', async () => {
 
 test('a NaN loss stops the run with a clear message', async () => {
   await assert.rejects(train(options(mkdtempSync(join(tmpdir(), 'nan-')), { lr: 1e30 })), /the loss became (NaN|Infinity) at epoch 1, step \d+ \(learning rate 1e\+30\); try a lower --lr/);
+});
+
+test("evaluation with mirror images averages each image's softmax with its reflection's", async () => {
+  const net = Net.build(tinySpec, { batch: 4, seed: 3 }), set = randomSet(10, 7), [mean, std] = [0.4, 0.3];
+  const probabilities = async (pixels: Uint8Array) => {
+    net.setInput('data', Array.from(pixels, (v) => (v / 255 - mean) / std));
+    net.forward();
+    const e = Array.from((await net.read('out')).slice(0, 4), (v) => Math.exp(v)), sum = e.reduce((a, b) => a + b); // the first image's row
+    return e.map((v) => v / sum);
+  };
+  let top1 = 0, loss = 0;
+  for (let i = 0; i < 10; i++) {
+    const image = set.pixels.subarray(64 * i, 64 * (i + 1));
+    const mirrored = image.map((_, k) => image[8 * Math.floor(k / 8) + 7 - (k % 8)]!);
+    const batchOf = (img: Uint8Array) => Uint8Array.from({ length: 4 * 64 }, (_, k) => img[k % 64]!); // 4 copies: the net's batch
+    const [p, q] = [await probabilities(batchOf(image)), await probabilities(batchOf(mirrored))];
+    const average = p.map((v, c) => (v + q[c]!) / 2), label = set.labels[i]!;
+    if (average.every((v) => v <= average[label]!)) top1++;
+    loss -= Math.log(average[label]!);
+  }
+  const result = await evaluate(net, set, mean, std, { mirror: true });
+  assert.equal(result.top1, top1 / 10);
+  assert.ok(Math.abs(result.loss - loss / 10) < 1e-5, `${result.loss} vs ${loss / 10}`);
+  const plain = await evaluate(net, set, mean, std);
+  assert.notEqual(plain.loss, result.loss);
 });
 
 test('a batch larger than the dataset is refused', async () => {

@@ -6,6 +6,7 @@ import { type LayerProfile, Net, summarize, planNet } from '../net/net.js';
 import type { NetSpec } from '../net/spec.js';
 import { Philox } from '../random.js';
 import { sizeOf } from '../tensor.js';
+import { ReplicaGroup } from '../train/replicas.js';
 import { Sgd } from '../train/sgd.js';
 
 export interface BenchOptions {
@@ -16,6 +17,8 @@ export interface BenchOptions {
   backend?: 'wasm' | 'reference';
   /** Timed steps after one warm-up step. */
   steps?: number;
+  /** Training only: split the batch over this many replicas of the net, one per thread (no per-layer times then). */
+  replicas?: number;
 }
 
 export interface BenchResult {
@@ -23,6 +26,7 @@ export interface BenchResult {
   mode: 'train' | 'infer';
   batch: number;
   threads: number;
+  replicas: number;
   backend: string;
   imagesPerSecond: number;
   /** Useful arithmetic per second: 2 FLOPs per multiply-add, training counted as 3× the forward. */
@@ -39,25 +43,35 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
   const threads = options.threads ?? 1;
   const backend: Backend = options.backend === 'reference' ? new ReferenceBackend() : await WasmBackend.create({ threads });
   const training = options.mode === 'train';
-  const net = Net.build(options.spec, { backend, batch: options.batch, seed: 1 });
+  const replicas = training ? options.replicas ?? 1 : 1;
+  if (options.batch % replicas !== 0) throw new Error(`batch ${options.batch} does not split evenly over ${replicas} replicas`);
+  if (replicas > 1 && !(backend instanceof WasmBackend)) throw new Error('replicas need the wasm backend');
+  const net = Net.build(options.spec, { backend, batch: options.batch / replicas, seed: 1 });
   const sgd = training ? new Sgd(net, { lr: 0.001 }) : null;
+  const group = replicas > 1 ? await ReplicaGroup.start(net, sgd!, backend as WasmBackend, { spec: options.spec, seed: 1, init: 'pytorch', replicas }) : null;
   const rng = new Philox(7);
   const [data, labels] = net.inputNames;
-  net.setInput(data!, Float32Array.from({ length: sizeOf(net.shapeOf(data!)) }, () => rng.nextFloat() - 0.5));
+  const x = Float32Array.from({ length: sizeOf(net.shapeOf(data!)) * replicas }, () => rng.nextFloat() - 0.5);
   const classes = net.layers.find((l) => l.spec.type === 'softmax_cross_entropy')?.inputShapes[0]?.[1] ?? 1;
-  if (labels) net.setInput(labels, Array.from({ length: sizeOf(net.shapeOf(labels)) }, () => rng.nextInt(classes)));
-  const step = (profile?: LayerProfile) => {
+  const y = Float32Array.from({ length: labels ? sizeOf(net.shapeOf(labels)) * replicas : 0 }, () => rng.nextInt(classes));
+  net.setInput(data!, x.subarray(0, sizeOf(net.shapeOf(data!))));
+  if (labels) net.setInput(labels, y.subarray(0, sizeOf(net.shapeOf(labels))));
+  const step = async (profile?: LayerProfile) => {
+    if (group) {
+      await group.step(x, y, 0.001);
+      return;
+    }
     net.forward({ training, profile });
     if (!training) return;
     net.backward(undefined, { profile });
     sgd!.step();
   };
-  step(); // warm-up: compiles, sizes the scratch buffers
+  await step(); // warm-up: compiles, sizes the scratch buffers
   const profile: LayerProfile = new Map();
   const steps = options.steps ?? 3;
   const start = performance.now();
   const cpuStart = process.cpuUsage();
-  for (let i = 0; i < steps; i++) step(profile);
+  for (let i = 0; i < steps; i++) await step(profile);
   const msPerStep = (performance.now() - start) / steps;
   const cpu = process.cpuUsage(cpuStart);
   const macs = summarize(planNet(options.spec, 1)).reduce((n, r) => n + r.macsPerExample, 0);
@@ -66,6 +80,7 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
     mode: options.mode,
     batch: options.batch,
     threads,
+    replicas,
     backend: backend instanceof WasmBackend ? `wasm-${backend.simd}` : backend.name,
     imagesPerSecond: (options.batch * 1000) / msPerStep,
     gflops: (2 * macs * (training ? 3 : 1) * options.batch) / msPerStep / 1e6,
@@ -79,7 +94,8 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
       backwardMs: (profile.get(l.name)?.backward ?? 0) / steps,
     })),
   };
-  sgd?.dispose();
+  if (group) await group.dispose();
+  else sgd?.dispose();
   net.dispose();
   await backend.dispose();
   return result;
@@ -87,7 +103,7 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
 
 export function formatBench(r: BenchResult): string {
   const lines = [
-    `${r.model} ${r.mode} batch ${r.batch}, ${r.threads} thread(s), ${r.backend}: ${r.imagesPerSecond.toFixed(2)} images/s, ${r.gflops.toFixed(1)} GFLOP/s, ${r.msPerStep.toFixed(0)} ms/step, ${r.cpuUtilisation.toFixed(2)} cores busy, ${(r.plannedBytes / 2 ** 20).toFixed(0)} MiB planned`,
+    `${r.model} ${r.mode} batch ${r.batch}, ${r.threads} thread(s)${r.replicas > 1 ? ` as ${r.replicas} replicas` : ''}, ${r.backend}: ${r.imagesPerSecond.toFixed(2)} images/s, ${r.gflops.toFixed(1)} GFLOP/s, ${r.msPerStep.toFixed(0)} ms/step, ${r.cpuUtilisation.toFixed(2)} cores busy, ${(r.plannedBytes / 2 ** 20).toFixed(0)} MiB planned`,
     `${'layer'.padEnd(10)}${'forward ms'.padStart(12)}${'backward ms'.padStart(13)}`,
   ];
   for (const l of r.layers) if (l.forwardMs + l.backwardMs >= 0.05) lines.push(`${l.name.padEnd(10)}${l.forwardMs.toFixed(1).padStart(12)}${(r.mode === 'train' ? l.backwardMs.toFixed(1) : '').padStart(13)}`);

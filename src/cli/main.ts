@@ -31,6 +31,7 @@ function positiveInt(value: string): number {
 /** Options several commands share (a fresh Option per command: commander keeps state on them). */
 const trainedModelOption = () => new Option('--model <run-dir|checkpoint>', 'a run folder (uses best.safetensors) or a checkpoint file').makeOptionMandatory();
 const threadsOption = () => new Option('--threads <n>', 'threads (default: available cores)').argParser(positiveInt).default(availableParallelism());
+const replicasOption = () => new Option('--replicas <n>', 'split each batch over n replicas of the net, one per thread (data parallelism)').argParser(positiveInt).default(1);
 
 const program = new Command('alexnet')
   .description('AlexNet in TypeScript: train, evaluate, run and benchmark AlexNet-class networks')
@@ -62,10 +63,11 @@ program.command('bench')
   .option('--batch <n>', 'batch size', positiveInt, 64)
   .addOption(threadsOption())
   .option('--steps <n>', 'timed steps after one warm-up', positiveInt, 3)
+  .addOption(replicasOption())
   .addOption(new Option('--backend <name>', 'backend').choices(['wasm', 'reference']).default('wasm'))
   .option('--json', 'print one JSON object')
-  .action(async (opts: { model: string; mode: 'train' | 'infer'; batch: number; threads: number; steps: number; backend: 'wasm' | 'reference'; json?: boolean }) => {
-    const result = await bench({ spec: resolveModel(opts.model), mode: opts.mode, batch: opts.batch, threads: opts.threads, steps: opts.steps, backend: opts.backend });
+  .action(async (opts: { model: string; mode: 'train' | 'infer'; batch: number; threads: number; steps: number; replicas: number; backend: 'wasm' | 'reference'; json?: boolean }) => {
+    const result = await bench({ spec: resolveModel(opts.model), mode: opts.mode, batch: opts.batch, threads: opts.threads, steps: opts.steps, replicas: opts.replicas, backend: opts.backend });
     console.log(opts.json ? JSON.stringify(result) : formatBench(result));
   });
 
@@ -96,7 +98,7 @@ program.command('train')
   .option('--crop-pad <n>', 'random crops from images padded by n pixels (0: none)', (v) => Math.floor(positiveNumber(v)), 0)
   .option('--no-flip', 'no random horizontal flips')
   .addOption(threadsOption())
-  .option('--replicas <n>', 'split each batch over n replicas of the net, one per thread (data parallelism)', positiveInt, 1)
+  .addOption(replicasOption())
   .option('--seed <n>', 'random seed', (v) => Math.floor(positiveNumber(v)), 0)
   .option('--class-names <file|list>', "names for predict: a file (one per line) or a comma-separated list (default: the dataset folder's own)")
   .option('--resume', 'continue the run in --out from its last checkpoint')
@@ -131,7 +133,8 @@ program.command('train')
       const conv1 = net.params.find((p) => p.shape.length === 4);
       if (conv1) writeFileSync(join(opts.out, 'conv1-filters.png'), await filterGridPng(await conv1.value.read(), conv1.shape));
       const result = await evaluate(net, test, mean, std);
-      console.log(`test accuracy ${(100 * result.top1).toFixed(2)}% (top-5 ${(100 * result.top5).toFixed(2)}%) on ${result.count} images, ${((performance.now() - start) / 1000).toFixed(0)} s`);
+      const mirrored = opts.flip ? ` (${(100 * (await evaluate(net, test, mean, std, { mirror: true })).top1).toFixed(2)}% averaged with mirror images)` : '';
+      console.log(`test accuracy ${(100 * result.top1).toFixed(2)}%${mirrored} (top-5 ${(100 * result.top5).toFixed(2)}%) on ${result.count} images, ${((performance.now() - start) / 1000).toFixed(0)} s`);
     }
     await backend.dispose();
   });
@@ -142,8 +145,9 @@ program.command('eval')
   .requiredOption('--data <dir>', 'dataset folder')
   .option('--batch <n>', 'batch size', positiveInt, 100)
   .addOption(threadsOption())
+  .option('--mirror', "average each image's prediction with its mirror image's (the paper's test-time reflections)")
   .option('--json', 'print {"top1", "top5", "loss", "count"}')
-  .action(async (opts: { model: string; data: string; batch: number; threads: number; json?: boolean }) => {
+  .action(async (opts: { model: string; data: string; batch: number; threads: number; mirror?: boolean; json?: boolean }) => {
     const trained = await loadTrained(opts.model, opts.batch, opts.threads);
     const { test } = loadDataset(opts.data);
     const { net, path } = trained;
@@ -151,7 +155,7 @@ program.command('eval')
     if (channels !== test.shape[0] || height !== test.shape[1] || width !== test.shape[2]) {
       throw new Error(`${path}: the model takes ${channels}×${height}×${width} images, ${test.source} holds ${test.shape.join('×')}`);
     }
-    const result = await evaluate(net, test, trained.mean, trained.std);
+    const result = await evaluate(net, test, trained.mean, trained.std, { mirror: opts.mirror });
     console.log(opts.json ? JSON.stringify(result) : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, loss ${result.loss.toFixed(4)} on ${result.count} images`);
     await trained.backend.dispose();
   });

@@ -22,3 +22,9 @@ export function cropAndFlip(batch: Float32Array, count: number, shape: [number, 
     }
   }
 }
+
+/** Mirrors every image of a batch left to right, in place. */
+export function mirrorImages(batch: Float32Array, count: number, shape: [number, number, number]): void {
+  const [C, H, W] = shape;
+  for (let row = 0; row < count * C * H; row++) batch.subarray(row * W, (row + 1) * W).reverse();
+}

@@ -10,7 +10,7 @@ import { appendFileSync, existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { WasmBackend } from '../backend/wasm/backend.js';
-import { cropAndFlip } from '../data/augment.js';
+import { cropAndFlip, mirrorImages } from '../data/augment.js';
 import { fillBatch, imageCount, type ImageSet } from '../data/dataset.js';
 import { type Checkpoint, readCheckpoint, writeCheckpoint } from '../io/checkpoint.js';
 import { initializers } from '../net/init.js';
@@ -109,43 +109,55 @@ export function shuffled(size: number, seed: number, stream: number): Uint32Arra
   return order;
 }
 
-/** For one row of logits: −log softmax at the label, and how many classes score above the label. */
-function scoreRow(z: ArrayLike<number>, start: number, classes: number, label: number): { loss: number; above: number } {
-  let max = -Infinity;
-  for (let c = 0; c < classes; c++) max = Math.max(max, z[start + c]!);
-  let sum = 0, above = 0;
-  const target = z[start + label]!;
-  for (let c = 0; c < classes; c++) {
-    sum += Math.exp(z[start + c]! - max);
-    if (z[start + c]! > target) above++;
-  }
-  return { loss: max + Math.log(sum) - target, above };
+/** How many classes score above the label in one row of scores (0: a top-1 hit). */
+function classesAbove(scores: ArrayLike<number>, start: number, classes: number, label: number): number {
+  let above = 0;
+  for (let c = 0; c < classes; c++) if (scores[start + c]! > scores[start + label]!) above++;
+  return above;
 }
 
-/** Top-1/top-5 accuracy and mean loss of the net (in evaluation mode) on a whole set. */
-export async function evaluate(net: Net, set: ImageSet, mean: number, std: number): Promise<EvalResult> {
+/** Adds `weight` × softmax of each row of logits to `out`. */
+function addSoftmax(z: ArrayLike<number>, rows: number, classes: number, weight: number, out: Float64Array): void {
+  for (let r = 0; r < rows; r++) {
+    let max = -Infinity, sum = 0;
+    for (let c = 0; c < classes; c++) max = Math.max(max, z[r * classes + c]!);
+    for (let c = 0; c < classes; c++) sum += Math.exp(z[r * classes + c]! - max);
+    for (let c = 0; c < classes; c++) out[r * classes + c] += (weight * Math.exp(z[r * classes + c]! - max)) / sum;
+  }
+}
+
+/** Top-1/top-5 accuracy and mean loss of the net (in evaluation mode) on a whole set. With
+ * `mirror`, each image's softmax output is averaged with its mirror image's, as the paper averages
+ * over reflected test patches. */
+export async function evaluate(net: Net, set: ImageSet, mean: number, std: number, options: { mirror?: boolean } = {}): Promise<EvalResult> {
   const { logits, classes } = logitsOf(net);
   const [data, labelBlob] = net.inputNames;
   const batch = net.batch;
   const size = imageCount(set);
   const x = new Float32Array(net.shapeOf(data!).reduce((a, b) => a * b));
   const y = new Float32Array(batch);
+  const probabilities = new Float64Array(batch * classes);
   const indices = Uint32Array.from({ length: size }, (_, i) => i);
+  const views = options.mirror ? 2 : 1;
   let top1 = 0, top5 = 0, loss = 0;
   for (let from = 0; from < size; from += batch) {
     const to = Math.min(size, from + batch);
     x.fill(0);
     y.fill(0);
+    probabilities.fill(0);
     fillBatch(set, indices, from, to, mean, std, x, y);
-    net.setInput(data!, x);
     net.setInput(labelBlob!, y);
-    net.forward({ training: false });
-    const z = await net.read(logits);
+    for (let view = 0; view < views; view++) {
+      if (view === 1) mirrorImages(x, batch, set.shape);
+      net.setInput(data!, x);
+      net.forward({ training: false });
+      addSoftmax(await net.read(logits), batch, classes, 1 / views, probabilities);
+    }
     for (let b = 0; b < to - from; b++) {
-      const score = scoreRow(z, b * classes, classes, y[b]!);
-      loss += score.loss;
-      if (score.above === 0) top1++;
-      if (score.above < 5) top5++;
+      const above = classesAbove(probabilities, b * classes, classes, y[b]!);
+      loss -= Math.log(Math.max(probabilities[b * classes + y[b]!]!, Number.MIN_VALUE));
+      if (above === 0) top1++;
+      if (above < 5) top5++;
     }
   }
   return { top1: top1 / size, top5: top5 / size, loss: loss / size, count: size };
@@ -209,7 +221,7 @@ async function trainWith(learner: Learner, o: TrainOptions, size: number, lastPa
       if (!Number.isFinite(loss)) {
         throw new Error(`the loss became ${loss} at epoch ${state.epoch + 1}, step ${state.step + 1} (learning rate ${state.schedule.lr}); try a lower --lr. The last good checkpoint is ${existsSync(lastPath) ? lastPath : 'none (first epoch)'}`);
       }
-      for (let b = 0; b < o.batch; b++) if (scoreRow(z, b * classes, classes, y[b]!).above === 0) state.correct++;
+      for (let b = 0; b < o.batch; b++) if (classesAbove(z, b * classes, classes, y[b]!) === 0) state.correct++;
       state.lossSum += loss * o.batch;
       state.seen += o.batch;
       state.step++;
