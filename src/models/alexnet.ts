@@ -87,6 +87,8 @@ export interface SmallAlexNetOptions {
   classes: number;
   /** Channels of conv1…conv5 and units of fc6/fc7. Default [32, 64, 64, 64, 64, 512]. */
   widths?: [number, number, number, number, number, number];
+  /** The dropout rate of fc6 and fc7. Default 0.5, the paper's. */
+  dropout?: number;
 }
 
 /**
@@ -101,6 +103,7 @@ export interface SmallAlexNetOptions {
  */
 export function alexnetSmall(options: SmallAlexNetOptions): NetSpec {
   const [c1, c2, c3, c4, c5, fc] = options.widths ?? [32, 64, 64, 64, 64, 512];
+  const dropout = options.dropout ?? 0.5;
   const lrn = (name: string): LayerSpec => ({ name, type: 'lrn', size: 5, alpha: 1e-4, beta: 0.75, k: 2 });
   return {
     name: `alexnet-small-${options.inputSize}`,
@@ -123,10 +126,10 @@ export function alexnetSmall(options: SmallAlexNetOptions): NetSpec {
       { name: 'pool5', type: 'maxpool2d', kernel: 3, stride: 2, ceil: true },
       { name: 'fc6', type: 'linear', outFeatures: fc },
       { name: 'relu6', type: 'relu' },
-      { name: 'drop6', type: 'dropout', p: 0.5 },
+      { name: 'drop6', type: 'dropout', p: dropout },
       { name: 'fc7', type: 'linear', outFeatures: fc },
       { name: 'relu7', type: 'relu' },
-      { name: 'drop7', type: 'dropout', p: 0.5 },
+      { name: 'drop7', type: 'dropout', p: dropout },
       { name: 'fc8', type: 'linear', outFeatures: options.classes },
       { name: 'loss', type: 'softmax_cross_entropy', inputs: ['fc8', 'label'] },
     ],
