@@ -37,6 +37,8 @@ const badInputs: [string, string[], RegExp][] = [
   ['a missing checkpoint', ['eval', '--model', '/nonexistent/run.safetensors', '--data', '/tmp'], /^alexnet: cannot read checkpoint \/nonexistent\/run.safetensors: no such file$/],
   ['a zero batch', ['bench', '--model', 'alexnet', '--batch', '0'], /option '--batch <n>' argument '0' is invalid. must be a positive integer/],
   ['an unknown schedule', ['train', '--data', '/tmp', '--out', '/tmp/x', '--schedule', 'cosine'], /^alexnet: unknown schedule 'cosine'/],
+  ['a warm-up as long as the run', ['train', '--data', '/tmp', '--out', '/tmp/x', '--epochs', '2', '--schedule', 'linear:2'], /^alexnet: schedule 'linear:2': the warm-up \(2 epochs\) must end before the run does \(2 epochs\)$/],
+  ['replicas that do not split the batch', ['bench', '--model', 'alexnet-small-28', '--mode', 'train', '--batch', '64', '--replicas', '3'], /^alexnet: batch 64 does not split evenly over 3 replicas$/],
 ];
 
 for (const [what, args, message] of badInputs) {

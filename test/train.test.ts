@@ -93,7 +93,7 @@ test('the linear schedule warms up, then falls to 0 at the last step; epoch ends
   assert.deepEqual(afterEpoch(spec, { ...state, lr: 0.2 }, 1, 0.5).lr, 0.2);
   assert.deepEqual(parseSchedule('linear'), { kind: 'linear', warmup: 0 });
   assert.equal(learningRateAt(parseSchedule('steps:1'), { ...state, lr: 0.04 }, 0.4, 5, 4, 8), 0.04);
-  assert.throws(() => parseSchedule('linear:2', 2), /unknown schedule/); // the warm-up must end before the run
+  assert.throws(() => parseSchedule('linear:2', 2), /the warm-up \(2 epochs\) must end before the run does/);
   assert.throws(() => parseSchedule('linear:x'), /unknown schedule/);
 });
 

@@ -41,11 +41,11 @@ export interface BenchResult {
 
 export async function bench(options: BenchOptions): Promise<BenchResult> {
   const threads = options.threads ?? 1;
-  const backend: Backend = options.backend === 'reference' ? new ReferenceBackend() : await WasmBackend.create({ threads });
   const training = options.mode === 'train';
   const replicas = training ? options.replicas ?? 1 : 1;
   if (options.batch % replicas !== 0) throw new Error(`batch ${options.batch} does not split evenly over ${replicas} replicas`);
-  if (replicas > 1 && !(backend instanceof WasmBackend)) throw new Error('replicas need the wasm backend');
+  if (replicas > 1 && options.backend === 'reference') throw new Error('replicas need the wasm backend');
+  const backend: Backend = options.backend === 'reference' ? new ReferenceBackend() : await WasmBackend.create({ threads });
   const net = Net.build(options.spec, { backend, batch: options.batch / replicas, seed: 1 });
   const sgd = training ? new Sgd(net, { lr: 0.001 }) : null;
   const group = replicas > 1 ? await ReplicaGroup.start(net, sgd!, backend as WasmBackend, { spec: options.spec, seed: 1, init: 'pytorch', replicas }) : null;

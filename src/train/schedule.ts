@@ -68,7 +68,8 @@ export function parseSchedule(text: string, epochs?: number): ScheduleSpec {
   }
   if (kind === 'linear' && b === undefined) {
     const warmup = a === undefined ? 0 : Number(a);
-    if (a !== '' && Number.isFinite(warmup) && warmup >= 0 && (epochs === undefined || warmup < epochs)) return { kind: 'linear', warmup };
+    if (epochs !== undefined && warmup >= epochs) throw new Error(`schedule '${text}': the warm-up (${warmup} epochs) must end before the run does (${epochs} epochs)`);
+    if (a !== '' && Number.isFinite(warmup) && warmup >= 0) return { kind: 'linear', warmup };
   }
   throw new Error(`unknown schedule '${text}' (use plateau[:patience[:maxDrops]], steps:E1,E2,… (epochs or percentages of --epochs), linear[:warmupEpochs] or constant)`);
 }
