@@ -288,16 +288,16 @@ export class ReplicaGroup implements Learner {
   load(params: Record<string, ArrayLike<number>>, velocities: ArrayLike<number>[], randomStates: PhiloxState[]): void {
     if (randomStates.length !== this.replicas) throw new Error(`internal: ${randomStates.length} dropout generators for ${this.replicas} replicas`);
     this.sync();
+    loadNet(this.net, this.sgd, params, velocities, randomStates[0]!); // first: it checks every name and size
     const [paramSlot, velocitySlot] = this.memory.slots[0]!;
     let at = 0;
     this.net.params.forEach((p, i) => {
-      paramSlot!.set(params[p.name] ?? [], at);
+      paramSlot!.set(params[p.name]!, at);
       velocitySlot!.set(velocities[i]!, at);
       at += p.value.size;
     });
     randomStates.forEach((s, r) => this.memory.writeState(r, s));
     this.run(LOAD);
-    loadNet(this.net, this.sgd, params, velocities, randomStates[0]!);
   }
 
   async dispose(): Promise<void> {

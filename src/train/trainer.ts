@@ -179,11 +179,12 @@ export async function train(o: TrainOptions): Promise<{ net: Net; metrics: Epoch
 }
 
 async function createLearner(o: TrainOptions, replicas: number): Promise<Learner> {
-  const net = Net.build(o.spec, { backend: o.backend, batch: o.batch / replicas, seed: o.seed, init: initializers[o.init] });
+  const backend = o.backend;
+  if (replicas > 1 && !(backend instanceof WasmBackend)) throw new Error(`${replicas} replicas need the wasm backend, not '${backend.name}'`);
+  const net = Net.build(o.spec, { backend, batch: o.batch / replicas, seed: o.seed, init: initializers[o.init] });
   const sgd = new Sgd(net, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
-  if (replicas === 1) return new SingleNet(net, sgd);
-  if (!(o.backend instanceof WasmBackend)) throw new Error(`${replicas} replicas need the wasm backend, not '${o.backend.name}'`);
-  return ReplicaGroup.start(net, sgd, o.backend, { spec: o.spec, seed: o.seed, init: o.init, replicas });
+  if (!(backend instanceof WasmBackend) || replicas === 1) return new SingleNet(net, sgd);
+  return ReplicaGroup.start(net, sgd, backend, { spec: o.spec, seed: o.seed, init: o.init, replicas });
 }
 
 async function trainWith(learner: Learner, o: TrainOptions, size: number, lastPath: string, bestPath: string, metricsPath: string): Promise<{ net: Net; metrics: EpochMetrics[] }> {
