@@ -21,8 +21,8 @@ const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 1
   const H = geo(g, IN_H), W = geo(g, IN_W), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
   const SH = geo(g, STRIDE_H), SW = geo(g, STRIDE_W), PT = geo(g, PAD_T), PL = geo(g, PAD_L), DH = geo(g, DIL_H), DW = geo(g, DIL_W);
   const cg = geo(g, IN_C) / geo(g, GROUPS);
-  if (toCol && SH == 1 && SW == 1 && DH == 1 && DW == 1 && OW == W && geo(g, OUT_H) == H) {
-    imageToColumnsSame(x, H, W, KH, KW, PT, PL, group * cg, r0, r1, j0, j1, col, width);
+  if (SH == 1 && SW == 1 && DH == 1 && DW == 1 && OW == W && geo(g, OUT_H) == H) {
+    transferSame(x, H, W, KH, KW, PT, PL, group * cg, r0, r1, j0, j1, col, width, toCol);
     return;
   }
   const step = <usize>SW << 2;
@@ -62,34 +62,40 @@ const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 1
 }
 
 /**
- * `transfer` to columns for a "same" convolution (stride 1, no dilation, output the input's size),
- * where tap (c, ky, kx) of pixel j reads the plane at j + (ky − PT)·W + (kx − PL): one shifted copy
- * per tap instead of one per tap and row, then the rows above or below the image and the columns
- * past its left or right edge set to 0. Copies stay inside the plane; what they skip is an edge.
+ * `transfer` for a "same" convolution (stride 1, no dilation, output the input's size), where tap
+ * (c, ky, kx) of pixel j reads the plane at j + (ky − PT)·W + (kx − PL): one shifted copy (or add)
+ * per tap instead of one per tap and row. To columns, the copy runs over the pixels whose input row
+ * exists and those whose input column lies past the image's left or right edge are zeroed after;
+ * back to the image, those panel entries are zeroed first (the panel is scratch), so the one
+ * shifted add sends them, as 0, to a neighbouring row. Copies stay inside the plane.
  */
-@inline function imageToColumnsSame(x: usize, H: i32, W: i32, KH: i32, KW: i32, PT: i32, PL: i32, c0: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize, width: i32): void {
+@inline function transferSame(x: usize, H: i32, W: i32, KH: i32, KW: i32, PT: i32, PL: i32, c0: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize, width: i32, toCol: bool): void {
   const plane = H * W;
   for (let r = r0; r < r1; r++) {
     const kx = r % KW, ky = (r / KW) % KH, c = c0 + r / (KW * KH);
-    const src = x + ((<usize>c * plane) << 2);
+    const image = x + ((<usize>c * plane) << 2);
     const row = col + ((<usize>(r - r0) * width) << 2);
     const delta = (ky - PT) * W + (kx - PL);
     const lo = max(j0, (PT - ky) * W), hi = min(j1, (H + PT - ky) * W); // pixels whose input row exists
     if (lo >= hi) {
-      zero(row, j1 - j0);
+      if (toCol) zero(row, j1 - j0);
       continue;
     }
-    zero(row, lo - j0);
-    zero(row + ((<usize>(hi - j0)) << 2), j1 - hi);
-    const copyLo = max(lo, -delta), copyHi = min(hi, plane - delta);
-    if (copyLo < copyHi) copyShifted(row + ((<usize>(copyLo - j0)) << 2), src + ((<usize>(copyLo + delta)) << 2), copyHi - copyLo);
-    // columns whose input column lies past the left (kx < PL) or right (kx > PL) edge
-    const edge = kx < PL ? 0 : W - (kx - PL), edgeWidth = kx < PL ? PL - kx : kx - PL;
-    if (edgeWidth == 0) continue;
-    for (let rowStart = (lo / W) * W; rowStart < hi; rowStart += W) {
-      const a = max(lo, rowStart + edge), b = min(hi, rowStart + edge + edgeWidth);
-      if (a < b) zero(row + ((<usize>(a - j0)) << 2), b - a);
+    if (toCol) {
+      zero(row, lo - j0);
+      zero(row + ((<usize>(hi - j0)) << 2), j1 - hi);
     }
+    const copyLo = max(lo, -delta), copyHi = min(hi, plane - delta);
+    if (toCol && copyLo < copyHi) copyShifted(row + ((<usize>(copyLo - j0)) << 2), image + ((<usize>(copyLo + delta)) << 2), copyHi - copyLo);
+    // pixels whose input column lies past the left (kx < PL) or right (kx > PL) edge
+    const edge = kx < PL ? 0 : W - (kx - PL), edgeWidth = kx < PL ? PL - kx : kx - PL;
+    if (edgeWidth != 0) {
+      for (let rowStart = (lo / W) * W; rowStart < hi; rowStart += W) {
+        const a = max(lo, rowStart + edge), b = min(hi, rowStart + edge + edgeWidth);
+        if (a < b) zero(row + ((<usize>(a - j0)) << 2), b - a);
+      }
+    }
+    if (!toCol && copyLo < copyHi) addShifted(image + ((<usize>(copyLo + delta)) << 2), row + ((<usize>(copyLo - j0)) << 2), copyHi - copyLo);
   }
 }
 
@@ -98,6 +104,13 @@ const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 1
   const end = to + (<usize>n << 2);
   for (; to + 16 <= end; to += 16, from += 16) v128.store(to, v128.load(from));
   for (; to < end; to += 4, from += 4) store<f32>(to, load<f32>(from));
+}
+
+/** Adds n floats at `from` onto those at `to`, four at a time. */
+@inline function addShifted(to: usize, from: usize, n: i32): void {
+  const end = from + (<usize>n << 2);
+  for (; from + 16 <= end; to += 16, from += 16) v128.store(to, f32x4.add(v128.load(to), v128.load(from)));
+  for (; from < end; to += 4, from += 4) store<f32>(to, load<f32>(to) + load<f32>(from));
 }
 
 /** Writes n zero floats. The segments are short (a row of a small map): a loop beats memory.fill,
