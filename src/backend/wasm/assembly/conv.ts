@@ -227,13 +227,19 @@ export function conv2dBackwardFilter(g: usize, x: usize, dy: usize, dw: usize, r
   }
 }
 
-/** db[k0…k1) = Σ over images and pixels of dy. */
+/** db[k0…k1) = Σ over images and pixels of dy: each image's plane summed four lanes at a time,
+ * the planes' sums in f64. */
 export function biasBackward(dy: usize, db: usize, batch: i32, channels: i32, spatial: i32, k0: i32, k1: i32): void {
   for (let k = k0; k < k1; k++) {
     let sum: f64 = 0;
     for (let n = 0; n < batch; n++) {
       const row = dy + ((<usize>(n * channels + k) * spatial) << 2);
-      for (let j = 0; j < spatial; j++) sum += <f64>load<f32>(row + (<usize>j << 2));
+      let lanes = f32x4.splat(0);
+      let j = 0;
+      for (; j + 4 <= spatial; j += 4) lanes = f32x4.add(lanes, v128.load(row + (<usize>j << 2)));
+      let plane = f32x4.extract_lane(lanes, 0) + f32x4.extract_lane(lanes, 1) + f32x4.extract_lane(lanes, 2) + f32x4.extract_lane(lanes, 3);
+      for (; j < spatial; j++) plane += load<f32>(row + (<usize>j << 2));
+      sum += <f64>plane;
     }
     store<f32>(db + (<usize>k << 2), <f32>sum);
   }
