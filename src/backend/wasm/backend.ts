@@ -166,8 +166,8 @@ export class WasmBackend implements Backend {
       const perGroup = Math.max(1, Math.ceil(this.parts(g.batch * g.outChannels * ohw * cg * kk) / g.groups));
       const chunks = Array.from({ length: g.groups }, (_, group) => split(cg, perGroup).map(([c0, c1]) => [group * cg + c0, group * cg + c1] as const)).flat();
       const rows = Math.max(...chunks.map(([c0, c1]) => c1 - c0)) * kk;
-      const chunk = panelColumns(rows, ohw);
-      this.ensureScratch(packedSize(rows, g.outChannels / g.groups) + rows * chunk);
+      const chunk = panelColumns(rows, g.batch * ohw);
+      this.ensureScratch(packedSize(rows, g.outChannels / g.groups) + (rows + g.outChannels / g.groups) * chunk);
       const geo = this.writeConvGeometry(g);
       this.pool.run(chunks.map(([c0, c1]) => ({ fn: 'conv2dBackwardData', args: [geo, b.dy.offset, b.weight.offset, b.dx.offset, c0, c1, chunk], scratch: 'col+gemm' })));
     },

@@ -119,8 +119,8 @@ const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 1
   for (let i = 0; i < n; i++) store<f32>(at + (<usize>i << 2), 0);
 }
 
-function col2im(col: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, dx: usize): void {
-  transfer(dx, g, group, r0, r1, j0, j1, col, j1 - j0, false);
+function col2im(col: usize, width: i32, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, dx: usize): void {
+  transfer(dx, g, group, r0, r1, j0, j1, col, width, false);
 }
 
 /**
@@ -162,9 +162,11 @@ export function conv2dForward(g: usize, x: usize, w: usize, bias: usize, y: usiz
   }
 }
 
-/** dx[:, channels c0…c1) = convᵀ(dy) for every image, `chunk` pixels at a time; c0 and c1 lie in
- * one group. `work` holds the packed transposed weights (packedSize(rows, K/G) floats, rows =
- * (c1−c0)·KH·KW) followed by one panel of rows·chunk floats. */
+/** dx[:, channels c0…c1) = convᵀ(dy) for every image; c0 and c1 lie in one group. Panels of
+ * `chunk` columns: pixels of one image where a map has at least that many, else whole images,
+ * their output gradients gathered first (so small maps still make wide GEMMs). `work` holds the
+ * packed transposed weights (packedSize(rows, K/G) floats, rows = (c1−c0)·KH·KW), one panel of
+ * rows·chunk floats and one of gathered output gradients, (K/G)·chunk. */
 export function conv2dBackwardData(g: usize, dy: usize, w: usize, dx: usize, c0: i32, c1: i32, chunk: i32, work: usize, scratch: usize): void {
   const N = geo(g, BATCH), C = geo(g, IN_C), K = geo(g, OUT_C), G = geo(g, GROUPS);
   const ohw = geo(g, OUT_H) * geo(g, OUT_W), inPlane = geo(g, IN_H) * geo(g, IN_W), kk = geo(g, K_H) * geo(g, K_W);
@@ -173,15 +175,28 @@ export function conv2dBackwardData(g: usize, dy: usize, w: usize, dx: usize, c0:
   // Wᵀ restricted to taps r0…r1: A(r, k) = W[k][r]
   packWhole(w + ((<usize>(group * kg * taps + r0)) << 2), 1, taps, r1 - r0, kg, work);
   const col = work + (<usize>packedSize(r1 - r0, kg) << 2);
-  for (let n = 0; n < N; n++) {
-    const dxn = dx + ((<usize>n * C * inPlane) << 2);
-    memory.fill(dxn + ((<usize>c0 * inPlane) << 2), 0, (<usize>(c1 - c0) * inPlane) << 2);
-    const dyg = dy + ((<usize>(n * K + group * kg) * ohw) << 2);
+  const grads = col + ((<usize>(r1 - r0) * chunk) << 2);
+  const images = chunk / ohw;
+  for (let n0 = 0; n0 < N; n0 += max(1, images)) {
+    const n1 = images > 1 ? min(N, n0 + images) : n0 + 1;
+    for (let n = n0; n < n1; n++) memory.fill(dx + ((<usize>(n * C + c0) * inPlane) << 2), 0, (<usize>(c1 - c0) * inPlane) << 2);
+    if (images > 1) {
+      const width = (n1 - n0) * ohw;
+      for (let n = n0; n < n1; n++) {
+        for (let k = 0; k < kg; k++) {
+          memory.copy(grads + ((<usize>(k * width + (n - n0) * ohw)) << 2), dy + ((<usize>(n * K + group * kg + k) * ohw) << 2), <usize>ohw << 2);
+        }
+      }
+      // dcol[r][j] = Σ_k W[k][r] · dy[k][j]
+      gemmPacked(r1 - r0, width, kg, 1, work, grads, width, 1, 0, col, width, scratch);
+      for (let n = n0; n < n1; n++) col2im(col + ((<usize>(n - n0) * ohw) << 2), width, g, group, r0, r1, 0, ohw, dx + ((<usize>n * C * inPlane) << 2));
+      continue;
+    }
+    const dyg = dy + ((<usize>(n0 * K + group * kg) * ohw) << 2);
     for (let p0 = 0; p0 < ohw; p0 += chunk) {
       const p1 = min(ohw, p0 + chunk), width = p1 - p0;
-      // dcol[r][j] = Σ_k W[k][r] · dy[k][j]
       gemmPacked(r1 - r0, width, kg, 1, work, dyg + (<usize>p0 << 2), ohw, 1, 0, col, width, scratch);
-      col2im(col, g, group, r0, r1, p0, p1, dxn);
+      col2im(col, width, g, group, r0, r1, p0, p1, dx + ((<usize>n0 * C * inPlane) << 2));
     }
   }
 }
