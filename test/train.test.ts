@@ -270,6 +270,7 @@ test("evaluation with mirror images averages each image's softmax with its refle
   assert.ok(Math.abs(result.loss - loss / 10) < 1e-5, `${result.loss} vs ${loss / 10}`);
   const plain = await evaluate(net, set, mean, std);
   assert.notEqual(plain.loss, result.loss);
+  assert.deepEqual(result.singleView, plain, 'the same pass scores the images alone');
 });
 
 test('a batch larger than the dataset is refused', async () => {

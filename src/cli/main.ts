@@ -132,8 +132,9 @@ program.command('train')
       writeFileSync(join(opts.out, 'curves.png'), await curvesPng(history));
       const conv1 = net.params.find((p) => p.shape.length === 4);
       if (conv1) writeFileSync(join(opts.out, 'conv1-filters.png'), await filterGridPng(await conv1.value.read(), conv1.shape));
-      const result = await evaluate(net, test, mean, std);
-      const mirrored = opts.flip ? ` (${(100 * (await evaluate(net, test, mean, std, { mirror: true })).top1).toFixed(2)}% averaged with mirror images)` : '';
+      const evaluated = await evaluate(net, test, mean, std, { mirror: opts.flip });
+      const result = evaluated.singleView ?? evaluated;
+      const mirrored = opts.flip ? ` (${(100 * evaluated.top1).toFixed(2)}% averaged with mirror images)` : '';
       console.log(`test accuracy ${(100 * result.top1).toFixed(2)}%${mirrored} (top-5 ${(100 * result.top5).toFixed(2)}%) on ${result.count} images, ${((performance.now() - start) / 1000).toFixed(0)} s`);
     }
     await backend.dispose();

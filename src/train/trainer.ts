@@ -91,6 +91,8 @@ export interface EvalResult {
   top5: number;
   loss: number;
   count: number;
+  /** With `mirror`: the scores of the images alone (no reflections), from the same pass. */
+  singleView?: EvalResult;
 }
 
 /** The permutation of an epoch: Fisher-Yates driven by the epoch's own Philox stream. */
@@ -116,19 +118,19 @@ function classesAbove(scores: ArrayLike<number>, start: number, classes: number,
   return above;
 }
 
-/** Adds `weight` × softmax of each row of logits to `out`. */
-function addSoftmax(z: ArrayLike<number>, rows: number, classes: number, weight: number, out: Float64Array): void {
+/** The softmax of each row of logits, into `out`. */
+function softmaxRows(z: ArrayLike<number>, rows: number, classes: number, out: Float64Array): void {
   for (let r = 0; r < rows; r++) {
     let max = -Infinity, sum = 0;
     for (let c = 0; c < classes; c++) max = Math.max(max, z[r * classes + c]!);
     for (let c = 0; c < classes; c++) sum += Math.exp(z[r * classes + c]! - max);
-    for (let c = 0; c < classes; c++) out[r * classes + c] += (weight * Math.exp(z[r * classes + c]! - max)) / sum;
+    for (let c = 0; c < classes; c++) out[r * classes + c] = Math.exp(z[r * classes + c]! - max) / sum;
   }
 }
 
 /** Top-1/top-5 accuracy and mean loss of the net (in evaluation mode) on a whole set. With
  * `mirror`, each image's softmax output is averaged with its mirror image's, as the paper averages
- * over reflected test patches. */
+ * over reflected test patches, and the images' own scores come beside (`singleView`). */
 export async function evaluate(net: Net, set: ImageSet, mean: number, std: number, options: { mirror?: boolean } = {}): Promise<EvalResult> {
   const { logits, classes } = logitsOf(net);
   const [data, labelBlob] = net.inputNames;
@@ -136,31 +138,48 @@ export async function evaluate(net: Net, set: ImageSet, mean: number, std: numbe
   const size = imageCount(set);
   const x = new Float32Array(net.shapeOf(data!).reduce((a, b) => a * b));
   const y = new Float32Array(batch);
-  const probabilities = new Float64Array(batch * classes);
+  const single = new Float64Array(batch * classes), averaged = new Float64Array(batch * classes);
   const indices = Uint32Array.from({ length: size }, (_, i) => i);
-  const views = options.mirror ? 2 : 1;
-  let top1 = 0, top5 = 0, loss = 0;
+  const singleScore = new Score(), averagedScore = new Score();
   for (let from = 0; from < size; from += batch) {
     const to = Math.min(size, from + batch);
     x.fill(0);
     y.fill(0);
-    probabilities.fill(0);
     fillBatch(set, indices, from, to, mean, std, x, y);
     net.setInput(labelBlob!, y);
-    for (let view = 0; view < views; view++) {
-      if (view === 1) mirrorImages(x, batch, set.shape);
-      net.setInput(data!, x);
-      net.forward({ training: false });
-      addSoftmax(await net.read(logits), batch, classes, 1 / views, probabilities);
-    }
-    for (let b = 0; b < to - from; b++) {
-      const above = classesAbove(probabilities, b * classes, classes, y[b]!);
-      loss -= Math.log(Math.max(probabilities[b * classes + y[b]!]!, Number.MIN_VALUE));
-      if (above === 0) top1++;
-      if (above < 5) top5++;
+    net.setInput(data!, x);
+    net.forward({ training: false });
+    softmaxRows(await net.read(logits), batch, classes, single);
+    singleScore.add(single, to - from, classes, y);
+    if (!options.mirror) continue;
+    mirrorImages(x, batch, set.shape);
+    net.setInput(data!, x);
+    net.forward({ training: false });
+    softmaxRows(await net.read(logits), batch, classes, averaged);
+    for (let i = 0; i < averaged.length; i++) averaged[i] = (averaged[i]! + single[i]!) / 2;
+    averagedScore.add(averaged, to - from, classes, y);
+  }
+  return options.mirror ? { ...averagedScore.result(size), singleView: singleScore.result(size) } : singleScore.result(size);
+}
+
+/** Running top-1/top-5 hits and loss over batches of class probabilities. */
+class Score {
+  private top1 = 0;
+  private top5 = 0;
+  private loss = 0;
+
+  add(probabilities: Float64Array, images: number, classes: number, labels: Float32Array): void {
+    for (let b = 0; b < images; b++) {
+      const above = classesAbove(probabilities, b * classes, classes, labels[b]!);
+      this.loss -= Math.log(Math.max(probabilities[b * classes + labels[b]!]!, Number.MIN_VALUE));
+      if (above === 0) this.top1++;
+      if (above < 5) this.top5++;
     }
   }
-  return { top1: top1 / size, top5: top5 / size, loss: loss / size, count: size };
+
+  result(count: number): EvalResult {
+    return { top1: this.top1 / count, top5: this.top5 / count, loss: this.loss / count, count };
+  }
 }
 
 export async function train(o: TrainOptions): Promise<{ net: Net; metrics: EpochMetrics[] }> {
