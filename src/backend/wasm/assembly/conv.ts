@@ -1,7 +1,7 @@
 // Convolution as GEMM over im2col panels. Each entry point takes a range of work that no other
 // thread touches: output columns (forward), input channels (data gradient), or columns of the
 // weight gradient, so threads never write the same memory.
-import { gemm, gemmPacked, packedSize, packWhole } from './gemm';
+import { gemm, gemmPacked, KC, MC, packedSize, packWhole } from './gemm';
 
 // Geometry block: i32s written by the host, in this order (see WindowGeometry + Conv2dGeometry).
 const BATCH = 0, IN_C = 1, IN_H = 2, IN_W = 3, OUT_C = 4, OUT_H = 5, OUT_W = 6, K_H = 7, K_W = 8;
@@ -17,12 +17,12 @@ const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 1
  * the padding); without, x at that tap += col[…] (the adjoint, for the data gradient). Each output
  * row's span of in-bounds pixels is found once, so the inner loop is a strided copy.
  */
-@inline function transfer(x: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize, width: i32, toCol: bool): void {
+@inline function transfer(x: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize, width: i32, toCol: bool, masks: usize): void {
   const H = geo(g, IN_H), W = geo(g, IN_W), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
   const SH = geo(g, STRIDE_H), SW = geo(g, STRIDE_W), PT = geo(g, PAD_T), PL = geo(g, PAD_L), DH = geo(g, DIL_H), DW = geo(g, DIL_W);
   const cg = geo(g, IN_C) / geo(g, GROUPS);
-  if (SH == 1 && SW == 1 && DH == 1 && DW == 1 && OW == W && geo(g, OUT_H) == H) {
-    transferSame(x, H, W, KH, KW, PT, PL, group * cg, r0, r1, j0, j1, col, width, toCol);
+  if (SH == 1 && SW == 1 && DH == 1 && DW == 1 && OW == W && geo(g, OUT_H) == H && KW * ((j1 - j0 + 3) & ~3) <= MASK_INTS) {
+    transferSame(x, H, W, KH, KW, PT, PL, group * cg, r0, r1, j0, j1, col, width, toCol, masks);
     return;
   }
   const step = <usize>SW << 2;
@@ -61,66 +61,77 @@ const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 1
   }
 }
 
+/** Ints of scratch (the GEMM's, idle while panels are filled) that `transferSame`'s column masks may take. */
+const MASK_INTS = MC * KC;
+
 /**
  * `transfer` for a "same" convolution (stride 1, no dilation, output the input's size), where tap
- * (c, ky, kx) of pixel j reads the plane at j + (ky − PT)·W + (kx − PL): one shifted copy (or add)
- * per tap instead of one per tap and row. To columns, the copy runs over the pixels whose input row
- * exists and those whose input column lies past the image's left or right edge are zeroed after;
- * back to the image, those panel entries are zeroed first (the panel is scratch), so the one
- * shifted add sends them, as 0, to a neighbouring row. Copies stay inside the plane.
+ * (c, ky, kx) of pixel j reads the plane at j + (ky − PT)·W + (kx − PL): one shifted pass per tap
+ * over the pixels whose input row exists, instead of one per tap and row. A pixel whose input
+ * column lies past the image's left or right edge is masked out (to columns: written as 0; back to
+ * the image: not added), with one mask of the panel's pixels per kx, built first in `masks`.
  */
-@inline function transferSame(x: usize, H: i32, W: i32, KH: i32, KW: i32, PT: i32, PL: i32, c0: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize, width: i32, toCol: bool): void {
-  const plane = H * W;
+@inline function transferSame(x: usize, H: i32, W: i32, KH: i32, KW: i32, PT: i32, PL: i32, c0: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize, width: i32, toCol: bool, masks: usize): void {
+  const plane = H * W, pixels = j1 - j0, maskRow = <usize>((pixels + 3) & ~3) << 2;
+  for (let kx = 0; kx < KW; kx++) {
+    const mask = masks + <usize>kx * maskRow;
+    for (let j = 0, ox = j0 % W; j < pixels; j++) {
+      const ix = ox + kx - PL;
+      store<i32>(mask + (<usize>j << 2), ix >= 0 && ix < W ? -1 : 0);
+      if (++ox == W) ox = 0;
+    }
+  }
+  let kx = r0 % KW, ky = (r0 / KW) % KH, c = c0 + r0 / (KW * KH);
   for (let r = r0; r < r1; r++) {
-    const kx = r % KW, ky = (r / KW) % KH, c = c0 + r / (KW * KH);
     const image = x + ((<usize>c * plane) << 2);
     const row = col + ((<usize>(r - r0) * width) << 2);
     const delta = (ky - PT) * W + (kx - PL);
-    const lo = max(j0, (PT - ky) * W), hi = min(j1, (H + PT - ky) * W); // pixels whose input row exists
-    if (lo >= hi) {
-      if (toCol) zero(row, j1 - j0);
-      continue;
-    }
+    // [lo, hi): the pixels whose input row exists; [copyLo, copyHi) within it: those whose read
+    // stays inside the plane (the ones left out lie past an edge)
+    const lo = min(j1, max(j0, (PT - ky) * W)), hi = max(lo, min(j1, (H + PT - ky) * W));
+    const copyLo = min(hi, max(lo, -delta)), copyHi = max(copyLo, min(hi, plane - delta));
+    const at = <usize>(copyLo - j0) << 2, mask = masks + <usize>kx * maskRow + at;
     if (toCol) {
-      zero(row, lo - j0);
-      zero(row + ((<usize>(hi - j0)) << 2), j1 - hi);
+      zero(row, copyLo - j0);
+      maskedCopy(row + at, image + ((<usize>(copyLo + delta)) << 2), mask, copyHi - copyLo);
+      zero(row + ((<usize>(copyHi - j0)) << 2), j1 - copyHi);
+    } else {
+      maskedAdd(image + ((<usize>(copyLo + delta)) << 2), row + at, mask, copyHi - copyLo);
     }
-    const copyLo = max(lo, -delta), copyHi = min(hi, plane - delta);
-    if (toCol && copyLo < copyHi) copyShifted(row + ((<usize>(copyLo - j0)) << 2), image + ((<usize>(copyLo + delta)) << 2), copyHi - copyLo);
-    // pixels whose input column lies past the left (kx < PL) or right (kx > PL) edge
-    const edge = kx < PL ? 0 : W - (kx - PL), edgeWidth = kx < PL ? PL - kx : kx - PL;
-    if (edgeWidth != 0) {
-      for (let rowStart = (lo / W) * W; rowStart < hi; rowStart += W) {
-        const a = max(lo, rowStart + edge), b = min(hi, rowStart + edge + edgeWidth);
-        if (a < b) zero(row + ((<usize>(a - j0)) << 2), b - a);
+    if (++kx == KW) {
+      kx = 0;
+      if (++ky == KH) {
+        ky = 0;
+        c++;
       }
     }
-    if (!toCol && copyLo < copyHi) addShifted(image + ((<usize>(copyLo + delta)) << 2), row + ((<usize>(copyLo - j0)) << 2), copyHi - copyLo);
   }
 }
 
-/** Copies n floats, four at a time. */
-@inline function copyShifted(to: usize, from: usize, n: i32): void {
+/** to[i] = from[i] where mask[i] is all ones, else 0, for n floats, four at a time. */
+@inline function maskedCopy(to: usize, from: usize, mask: usize, n: i32): void {
   const end = to + (<usize>n << 2);
-  for (; to + 16 <= end; to += 16, from += 16) v128.store(to, v128.load(from));
-  for (; to < end; to += 4, from += 4) store<f32>(to, load<f32>(from));
+  for (; to + 16 <= end; to += 16, from += 16, mask += 16) v128.store(to, v128.and(v128.load(from), v128.load(mask)));
+  for (; to < end; to += 4, from += 4, mask += 4) store<i32>(to, load<i32>(from) & load<i32>(mask));
 }
 
-/** Adds n floats at `from` onto those at `to`, four at a time. */
-@inline function addShifted(to: usize, from: usize, n: i32): void {
+/** to[i] += from[i] where mask[i] is all ones, for n floats, four at a time. */
+@inline function maskedAdd(to: usize, from: usize, mask: usize, n: i32): void {
   const end = from + (<usize>n << 2);
-  for (; from + 16 <= end; to += 16, from += 16) v128.store(to, f32x4.add(v128.load(to), v128.load(from)));
-  for (; from < end; to += 4, from += 4) store<f32>(to, load<f32>(to) + load<f32>(from));
+  for (; from + 16 <= end; to += 16, from += 16, mask += 16) v128.store(to, f32x4.add(v128.load(to), v128.and(v128.load(from), v128.load(mask))));
+  for (; from < end; to += 4, from += 4, mask += 4) store<f32>(to, load<f32>(to) + reinterpret<f32>(load<i32>(from) & load<i32>(mask)));
 }
 
-/** Writes n zero floats. The segments are short (a row of a small map): a loop beats memory.fill,
- * which V8 runs as a call. */
+/** Writes n zero floats, four at a time. The segments are short (a row or two of a small map): a
+ * loop beats memory.fill, which V8 runs as a call. */
 @inline function zero(at: usize, n: i32): void {
-  for (let i = 0; i < n; i++) store<f32>(at + (<usize>i << 2), 0);
+  const end = at + (<usize>max(0, n) << 2);
+  for (; at + 16 <= end; at += 16) v128.store(at, i32x4.splat(0));
+  for (; at < end; at += 4) store<f32>(at, 0);
 }
 
-function col2im(col: usize, width: i32, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, dx: usize): void {
-  transfer(dx, g, group, r0, r1, j0, j1, col, width, false);
+function col2im(col: usize, width: i32, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, dx: usize, scratch: usize): void {
+  transfer(dx, g, group, r0, r1, j0, j1, col, width, false, scratch);
 }
 
 /**
@@ -143,7 +154,7 @@ export function conv2dForward(g: usize, x: usize, w: usize, bias: usize, y: usiz
       const p1 = min(J1, p0 + chunk), width = p1 - p0;
       for (let n = p0 / ohw; n * ohw < p1; n++) { // the images this panel touches
         const a = max(p0, n * ohw) - n * ohw, b = min(p1, (n + 1) * ohw) - n * ohw;
-        transfer(x + ((<usize>n * C * inPlane) << 2), g, group, 0, taps, a, b, col + ((<usize>(n * ohw + a - p0)) << 2), width, true);
+        transfer(x + ((<usize>n * C * inPlane) << 2), g, group, 0, taps, a, b, col + ((<usize>(n * ohw + a - p0)) << 2), width, true, scratch);
       }
       gemmPacked(kg, width, taps, 1, work + <usize>group * packed, col, width, 1, 0, out, width, scratch);
       for (let n = p0 / ohw; n * ohw < p1; n++) {
@@ -189,14 +200,14 @@ export function conv2dBackwardData(g: usize, dy: usize, w: usize, dx: usize, c0:
       }
       // dcol[r][j] = Σ_k W[k][r] · dy[k][j]
       gemmPacked(r1 - r0, width, kg, 1, work, grads, width, 1, 0, col, width, scratch);
-      for (let n = n0; n < n1; n++) col2im(col + ((<usize>(n - n0) * ohw) << 2), width, g, group, r0, r1, 0, ohw, dx + ((<usize>n * C * inPlane) << 2));
+      for (let n = n0; n < n1; n++) col2im(col + ((<usize>(n - n0) * ohw) << 2), width, g, group, r0, r1, 0, ohw, dx + ((<usize>n * C * inPlane) << 2), scratch);
       continue;
     }
     const dyg = dy + ((<usize>(n0 * K + group * kg) * ohw) << 2);
     for (let p0 = 0; p0 < ohw; p0 += chunk) {
       const p1 = min(ohw, p0 + chunk), width = p1 - p0;
       gemmPacked(r1 - r0, width, kg, 1, work, dyg + (<usize>p0 << 2), ohw, 1, 0, col, width, scratch);
-      col2im(col, width, g, group, r0, r1, p0, p1, dx + ((<usize>n0 * C * inPlane) << 2));
+      col2im(col, width, g, group, r0, r1, p0, p1, dx + ((<usize>n0 * C * inPlane) << 2), scratch);
     }
   }
 }
@@ -220,7 +231,7 @@ export function conv2dBackwardFilter(g: usize, x: usize, dy: usize, dw: usize, r
       for (let n = 0; n < N; n++) {
         for (let p0 = 0; p0 < ohw; p0 += chunk) {
           const p1 = min(ohw, p0 + chunk), width = p1 - p0;
-          transfer(x + ((<usize>n * C * inPlane) << 2), g, group, r0, r1, p0, p1, col, width, true);
+          transfer(x + ((<usize>n * C * inPlane) << 2), g, group, r0, r1, p0, p1, col, width, true, scratch);
           const dyg = dy + ((<usize>(n * K + group * kg) * ohw + p0) << 2);
           gemm(kg, r1 - r0, width, 1, dyg, ohw, 1, col, 1, width, n == 0 && p0 == 0 ? 0 : 1, dwg, taps, scratch);
         }
@@ -232,7 +243,7 @@ export function conv2dBackwardFilter(g: usize, x: usize, dy: usize, dw: usize, r
       for (let n = p0 / ohw; n * ohw < p1; n++) {
         const a = max(p0, n * ohw) - n * ohw, b = min(p1, (n + 1) * ohw) - n * ohw;
         const offset = n * ohw + a - p0;
-        transfer(x + ((<usize>n * C * inPlane) << 2), g, group, r0, r1, a, b, col + (<usize>offset << 2), width, true);
+        transfer(x + ((<usize>n * C * inPlane) << 2), g, group, r0, r1, a, b, col + (<usize>offset << 2), width, true, scratch);
         for (let k = 0; k < kg; k++) {
           memory.copy(grads + ((<usize>(k * width + offset)) << 2), dy + ((<usize>((n * K + group * kg + k) * ohw + a)) << 2), <usize>(b - a) << 2);
         }
