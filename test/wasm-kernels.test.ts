@@ -64,6 +64,7 @@ const convCases: [string, Conv2dGeometry][] = [
   ['depthwise-ish groups 4, 13×13', conv(3, 8, 13, 13, 12, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 4)],
   ['same size, kernel wider than the image', conv(3, 3, 3, 2, 4, [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 1)],
   ['same size, one column', conv(3, 2, 4, 1, 3, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1)],
+  ['7×7 maps, data-gradient panels of whole images, the last one short', conv(3, 64, 7, 7, 16, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1)],
   ['dilated rectangular, no padding', conv(2, 5, 17, 15, 7, [3, 2], [1, 2], [0, 0, 0, 0], [2, 3], 1)],
 ];
 
