@@ -141,21 +141,22 @@ export async function evaluate(net: Net, set: ImageSet, mean: number, std: numbe
   const single = new Float64Array(batch * classes), averaged = new Float64Array(batch * classes);
   const indices = Uint32Array.from({ length: size }, (_, i) => i);
   const singleScore = new Score(), averagedScore = new Score();
+  const softmaxOfBatch = async (out: Float64Array) => {
+    net.setInput(data!, x);
+    net.forward({ training: false });
+    softmaxRows(await net.read(logits), batch, classes, out);
+  };
   for (let from = 0; from < size; from += batch) {
     const to = Math.min(size, from + batch);
     x.fill(0);
     y.fill(0);
     fillBatch(set, indices, from, to, mean, std, x, y);
     net.setInput(labelBlob!, y);
-    net.setInput(data!, x);
-    net.forward({ training: false });
-    softmaxRows(await net.read(logits), batch, classes, single);
+    await softmaxOfBatch(single);
     singleScore.add(single, to - from, classes, y);
     if (!options.mirror) continue;
     mirrorImages(x, batch, set.shape);
-    net.setInput(data!, x);
-    net.forward({ training: false });
-    softmaxRows(await net.read(logits), batch, classes, averaged);
+    await softmaxOfBatch(averaged);
     for (let i = 0; i < averaged.length; i++) averaged[i] = (averaged[i]! + single[i]!) / 2;
     averagedScore.add(averaged, to - from, classes, y);
   }
