@@ -35,7 +35,7 @@ const badInputs: [string, string[], RegExp][] = [
   ['an unknown option', ['info', '--model', 'alexnet', '--colour'], /unknown option '--colour'/],
   ['a missing dataset folder', ['train', '--data', '/nonexistent/fmnist', '--out', join(tmpdir(), 'never')], /^alexnet: dataset folder \/nonexistent\/fmnist does not exist$/],
   ['a missing checkpoint', ['eval', '--model', '/nonexistent/run.safetensors', '--data', '/tmp'], /^alexnet: cannot read checkpoint \/nonexistent\/run.safetensors: no such file$/],
-  ['a zero batch', ['bench', '--model', 'alexnet', '--batch', '0'], /option '--batch <n>' argument '0' is invalid. must be a positive integer/],
+  ['a zero batch', ['bench', '--model', 'alexnet', '--batch', '0'], /option '--batch <n>' argument '0' is invalid. must be an integer from 1 to 65536/],
   ['an unknown schedule', ['train', '--data', '/tmp', '--out', '/tmp/x', '--schedule', 'cosine'], /^alexnet: unknown schedule 'cosine'/],
   ['a warm-up as long as the run', ['train', '--data', '/tmp', '--out', '/tmp/x', '--epochs', '2', '--schedule', 'linear:2'], /^alexnet: schedule 'linear:2': the warm-up \(2 epochs\) must end before the run does \(2 epochs\)$/],
   ['replicas that do not split the batch', ['bench', '--model', 'alexnet-small-28', '--mode', 'train', '--batch', '64', '--replicas', '3'], /^alexnet: batch 64 does not split evenly over 3 replicas$/],

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { Net, type NetSpec, Philox, ReferenceBackend, Sgd } from '../src/index.js';
-import { datasetClassNames, loadDataset, loadIdxDataset, parseClassNames, type ImageSet } from '../src/data/dataset.js';
+import { datasetClassNames, loadDataset, loadSplit, parseClassNames, type ImageSet } from '../src/data/dataset.js';
 import { parseIdx } from '../src/data/idx.js';
 import { cropAndFlip } from '../src/data/augment.js';
 import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
@@ -122,12 +122,12 @@ test('a dataset folder pairs images with labels and checks their counts', () => 
   writeFileSync(join(dir, 'train-labels-idx1-ubyte.gz'), gzipSync(idx([2], [3, 1])));
   writeFileSync(join(dir, 't10k-images-idx3-ubyte'), idx([1, 2, 2], [9, 9, 9, 9]));
   writeFileSync(join(dir, 't10k-labels-idx1-ubyte'), idx([2], [0, 1]));
-  assert.throws(() => loadIdxDataset(dir), /t10k-labels-idx1-ubyte: 2 labels for 1 images/);
+  assert.throws(() => loadDataset(dir, { classes: 4 }), /t10k-labels-idx1-ubyte: 2 labels for 1 images/);
   writeFileSync(join(dir, 't10k-labels-idx1-ubyte'), idx([1], [2]));
-  const { train: t } = loadIdxDataset(dir);
+  const { train: t } = loadDataset(dir, { classes: 4 });
   assert.deepEqual([...t.labels], [3, 1]);
   assert.equal(t.classes, 4);
-  assert.throws(() => loadIdxDataset(join(dir, 'nope')), /does not exist/);
+  assert.throws(() => loadDataset(join(dir, 'nope')), /does not exist/);
 });
 
 test('CIFAR-10 and CIFAR-100 binary batches are read; truncated ones are refused', () => {
@@ -151,7 +151,8 @@ test('checkpoints round-trip and a truncated one is refused', () => {
   const dir = mkdtempSync(join(tmpdir(), 'ckpt-'));
   const path = join(dir, 'c.safetensors');
   const spec: NetSpec = { inputs: { x: [3] }, layers: [{ name: 'fc', type: 'linear', outFeatures: 2 }] };
-  writeCheckpoint(path, { spec, params: { 'fc.weight': { shape: [2, 3], data: [1, 2, 3, 4, 5, 6] } }, velocities: { 'fc.weight': { shape: [2, 3], data: [0, 0, 0, 0, 0, 0.5] } }, state: { epoch: 3 } });
+  const bias = { shape: [2], data: [0, 0] };
+  writeCheckpoint(path, { spec, params: { 'fc.weight': { shape: [2, 3], data: [1, 2, 3, 4, 5, 6] }, 'fc.bias': bias }, velocities: { 'fc.weight': { shape: [2, 3], data: [0, 0, 0, 0, 0, 0.5] }, 'fc.bias': bias }, state: { epoch: 3 } });
   const back = readCheckpoint(path);
   assert.deepEqual(back.spec, spec);
   assert.deepEqual(Array.from(back.params['fc.weight']!.data), [1, 2, 3, 4, 5, 6]);
@@ -244,7 +245,7 @@ test('training drives the loss of a small batch near zero', async () => {
 });
 
 test('a NaN loss stops the run with a clear message', async () => {
-  await assert.rejects(train(options(mkdtempSync(join(tmpdir(), 'nan-')), { lr: 1e30 })), /the loss became (NaN|Infinity) at epoch 1, step \d+ \(learning rate 1e\+30\); try a lower --lr/);
+  await assert.rejects(train(options(mkdtempSync(join(tmpdir(), 'nan-')), { lr: 1e30 })), /the loss became (NaN|Infinity) at epoch 1, step \d+ \(learning rate 1e\+30, momentum 0.9, weight decay 0.0005, batch 8\): the run diverged; lower --lr or --momentum/);
 });
 
 test("evaluation with mirror images averages each image's softmax with its reflection's", async () => {

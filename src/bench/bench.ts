@@ -3,6 +3,7 @@ import type { Backend } from '../backend/backend.js';
 import { ReferenceBackend } from '../backend/reference/backend.js';
 import { WasmBackend } from '../backend/wasm/backend.js';
 import { type LayerProfile, Net, summarize, planNet } from '../net/net.js';
+import { netRoles } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
 import { Philox } from '../random.js';
 import { sizeOf } from '../tensor.js';
@@ -50,11 +51,10 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
   const sgd = training ? new Sgd(net, { lr: 0.001 }) : null;
   const group = replicas > 1 ? await ReplicaGroup.start(net, sgd!, backend as WasmBackend, { spec: options.spec, seed: 1, init: 'pytorch', replicas }) : null;
   const rng = new Philox(7);
-  const [data, labels] = net.inputNames;
-  const x = Float32Array.from({ length: sizeOf(net.shapeOf(data!)) * replicas }, () => rng.nextFloat() - 0.5);
-  const classes = net.layers.find((l) => l.spec.type === 'softmax_cross_entropy')?.inputShapes[0]?.[1] ?? 1;
+  const { data, labels, classes } = netRoles(net);
+  const x = Float32Array.from({ length: sizeOf(net.shapeOf(data)) * replicas }, () => rng.nextFloat() - 0.5);
   const y = Float32Array.from({ length: labels ? sizeOf(net.shapeOf(labels)) * replicas : 0 }, () => rng.nextInt(classes));
-  net.setInput(data!, x.subarray(0, sizeOf(net.shapeOf(data!))));
+  net.setInput(data, x.subarray(0, sizeOf(net.shapeOf(data))));
   if (labels) net.setInput(labels, y.subarray(0, sizeOf(net.shapeOf(labels))));
   const step = async (profile?: LayerProfile) => {
     if (group) {

@@ -3,6 +3,7 @@
  * pixels in NCHW order plus one label per image, turned into normalised float batches.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { readFileBytes } from '../io/files.js';
 import { basename, join } from 'node:path';
 import { readIdx } from './idx.js';
 
@@ -14,6 +15,17 @@ export interface ImageSet {
   shape: [number, number, number];
   classes: number;
   source: string;
+  /** When the dataset (or the caller) names its classes. */
+  classNames?: string[];
+}
+
+export type Split = 'train' | 'test';
+
+/** How many classes there are, when the files alone cannot say: an explicit count (`--classes`) or
+ * the class names (`--class-names`); else the folder's own names, then its format's count. */
+export interface DatasetOptions {
+  classes?: number;
+  classNames?: string[];
 }
 
 export function imageCount(set: ImageSet): number {
@@ -26,67 +38,125 @@ function findFile(dir: string, names: string[]): string {
   throw new Error(`${dir}: no ${names.map((n) => `${n}[.gz]`).join(' or ')} found`);
 }
 
-function idxSet(imagesPath: string, labelsPath: string): ImageSet {
+interface RawSet {
+  pixels: Uint8Array;
+  labels: Uint8Array;
+  shape: [number, number, number];
+  /** The file each label came from, and the record where that file starts. */
+  files: { path: string; first: number }[];
+}
+
+const IDX_FILES: Record<Split, [string[], string[]]> = {
+  train: [['train-images-idx3-ubyte', 'train-images.idx3-ubyte'], ['train-labels-idx1-ubyte', 'train-labels.idx1-ubyte']],
+  test: [['t10k-images-idx3-ubyte', 't10k-images.idx3-ubyte'], ['t10k-labels-idx1-ubyte', 't10k-labels.idx1-ubyte']],
+};
+
+/** MNIST or Fashion-MNIST: IDX files of images and labels (Debian's dataset-fashion-mnist has them in
+ * /usr/share/datasets/fashion-mnist). */
+function idxSplit(dir: string, split: Split): RawSet {
+  const [imageNames, labelNames] = IDX_FILES[split];
+  const imagesPath = findFile(dir, imageNames), labelsPath = findFile(dir, labelNames);
   const images = readIdx(imagesPath), labels = readIdx(labelsPath);
   if (images.dims.length !== 3) throw new Error(`${imagesPath}: expected images N×H×W, got ${images.dims.join('×')}`);
   if (labels.dims.length !== 1) throw new Error(`${labelsPath}: expected labels N, got ${labels.dims.join('×')}`);
   if (labels.dims[0] !== images.dims[0]) throw new Error(`${labelsPath}: ${labels.dims[0]} labels for ${images.dims[0]} images in ${imagesPath}`);
-  const classes = labels.data.reduce((m, v) => Math.max(m, v), 0) + 1;
-  return { pixels: images.data, labels: labels.data, shape: [1, images.dims[1]!, images.dims[2]!], classes, source: imagesPath };
-}
-
-/** MNIST or Fashion-MNIST: the four IDX files in one folder (Debian's dataset-fashion-mnist has them
- * in /usr/share/datasets/fashion-mnist). */
-export function loadIdxDataset(dir: string): { train: ImageSet; test: ImageSet } {
-  if (!existsSync(dir)) throw new Error(`dataset folder ${dir} does not exist`);
-  return {
-    train: idxSet(findFile(dir, ['train-images-idx3-ubyte', 'train-images.idx3-ubyte']), findFile(dir, ['train-labels-idx1-ubyte', 'train-labels.idx1-ubyte'])),
-    test: idxSet(findFile(dir, ['t10k-images-idx3-ubyte', 't10k-images.idx3-ubyte']), findFile(dir, ['t10k-labels-idx1-ubyte', 't10k-labels.idx1-ubyte'])),
-  };
+  return { pixels: images.data, labels: labels.data, shape: [1, images.dims[1]!, images.dims[2]!], files: [{ path: labelsPath, first: 0 }] };
 }
 
 /** CIFAR binary batches: records of label byte(s) then 3072 bytes (the R, G and B 32×32 planes).
  * CIFAR-10: one label byte, data_batch_1…5.bin and test_batch.bin; CIFAR-100: coarse and fine
  * label bytes (the fine label is used), train.bin and test.bin. */
-function cifarSet(paths: string[], labelBytes: number, classes: number): ImageSet {
-  const record = labelBytes + 3072;
+function cifarSplit(dir: string, split: Split): RawSet {
+  const ten = existsSync(join(dir, 'data_batch_1.bin'));
+  const labelBytes = ten ? 1 : 2, record = labelBytes + 3072;
+  const paths = !ten ? [join(dir, `${split}.bin`)] : split === 'test' ? [join(dir, 'test_batch.bin')]
+    : [1, 2, 3, 4, 5].map((i) => join(dir, `data_batch_${i}.bin`)).filter((p, i) => i === 0 || existsSync(p));
   const files = paths.map((path) => {
-    let bytes: Uint8Array;
-    try {
-      bytes = readFileSync(path);
-    } catch (error) {
-      throw new Error(`cannot read ${path}: ${(error as Error).message}`);
-    }
-    if (bytes.length === 0 || bytes.length % record !== 0) throw new Error(`${path}: ${bytes.length} bytes is not a whole number of ${record}-byte CIFAR records (truncated, or not a CIFAR binary batch)`);
+    const bytes = readFileBytes(path, 'CIFAR batch');
+    if (bytes.length % record !== 0) throw new Error(`${path}: ${bytes.length} bytes is not a whole number of ${record}-byte CIFAR records (truncated, or not a CIFAR binary batch)`);
     return bytes;
   });
   const count = files.reduce((n, f) => n + f.length / record, 0);
   const pixels = new Uint8Array(count * 3072), labels = new Uint8Array(count);
+  const origins: RawSet['files'] = [];
   let i = 0;
   for (const [f, bytes] of files.entries()) {
+    origins.push({ path: paths[f]!, first: i });
     for (let at = 0; at < bytes.length; at += record, i++) {
-      const label = bytes[at + labelBytes - 1]!;
-      if (label >= classes) throw new Error(`${paths[f]}: record ${at / record} has label ${label}, beyond ${classes} classes`);
-      labels[i] = label;
+      labels[i] = bytes[at + labelBytes - 1]!;
       pixels.set(bytes.subarray(at + labelBytes, at + record), i * 3072);
     }
   }
-  return { pixels, labels, shape: [3, 32, 32], classes, source: paths[0]! };
+  return { pixels, labels, shape: [3, 32, 32], files: origins };
 }
 
-export function loadCifarDataset(dir: string): { train: ImageSet; test: ImageSet } {
-  if (existsSync(join(dir, 'data_batch_1.bin'))) {
-    const train = [1, 2, 3, 4, 5].map((i) => join(dir, `data_batch_${i}.bin`)).filter((p, i) => i === 0 || existsSync(p));
-    return { train: cifarSet(train, 1, 10), test: cifarSet([join(dir, 'test_batch.bin')], 1, 10) };
-  }
-  return { train: cifarSet([join(dir, 'train.bin')], 2, 100), test: cifarSet([join(dir, 'test.bin')], 2, 100) };
+function isCifar(dir: string): boolean {
+  return existsSync(join(dir, 'data_batch_1.bin')) || existsSync(join(dir, 'train.bin')) || existsSync(join(dir, 'test_batch.bin'));
 }
 
-/** A dataset folder of either kind: IDX files (MNIST, Fashion-MNIST) or CIFAR binary batches. */
-export function loadDataset(dir: string): { train: ImageSet; test: ImageSet } {
+/** A dataset folder of either kind, IDX files (MNIST, Fashion-MNIST) or CIFAR binary batches: its
+ * training and test splits, every label checked against the classes. */
+export function loadDataset(dir: string, options: DatasetOptions = {}): { train: ImageSet; test: ImageSet } {
+  const train = readSplit(dir, 'train');
+  const classes = classCount(dir, train, options);
+  return { train: checked(train, classes.count, classes.names), test: checked(readSplit(dir, 'test'), classes.count, classes.names) };
+}
+
+/** One split only: `eval` needs the test files, not the training files. Without a class count in
+ * `options`, the folder's own names or format must tell it. */
+export function loadSplit(dir: string, split: Split, options: DatasetOptions = {}): ImageSet {
+  const set = readSplit(dir, split);
+  const classes = classCount(dir, split === 'train' ? set : undefined, options);
+  return checked(set, classes.count, classes.names);
+}
+
+function readSplit(dir: string, split: Split): RawSet {
   if (!existsSync(dir)) throw new Error(`dataset folder ${dir} does not exist`);
-  if (existsSync(join(dir, 'data_batch_1.bin')) || existsSync(join(dir, 'train.bin'))) return loadCifarDataset(dir);
-  return loadIdxDataset(dir);
+  const set = isCifar(dir) ? cifarSplit(dir, split) : idxSplit(dir, split);
+  if (set.labels.length === 0) throw new Error(`${set.files[0]!.path}: the ${split} split holds no images`);
+  return set;
+}
+
+function classCount(dir: string, train: RawSet | undefined, options: DatasetOptions): { count: number; names?: string[] } {
+  const names = options.classNames ?? datasetClassNames(dir);
+  if (options.classes !== undefined && names && names.length !== options.classes) {
+    throw new Error(`${names.length} class names${options.classNames ? '' : ` in ${dir}`} for ${options.classes} classes`);
+  }
+  const count = options.classes ?? names?.length ?? (isCifar(dir) ? (existsSync(join(dir, 'data_batch_1.bin')) ? 10 : 100) : undefined);
+  if (count !== undefined) return { count, names };
+  if (!train) throw new Error(`${dir}: the folder does not say how many classes it has; give the count (or a class-names.txt)`);
+  return { count: inferredClasses(train) };
+}
+
+/** Without metadata, the classes are 0…largest label; every one of them must have images, or a
+ * single wrong label would silently add classes to the model. */
+function inferredClasses(set: RawSet): number {
+  const counts = new Array<number>(256).fill(0);
+  for (const label of set.labels) counts[label]!++;
+  const classes = counts.findLastIndex((n) => n > 0) + 1;
+  const empty = counts.slice(0, classes).flatMap((n, c) => (n === 0 ? [c] : []));
+  if (empty.length > 0) {
+    const largest = set.labels.indexOf(classes - 1);
+    throw new Error(`${describeRecord(set, largest)} has label ${classes - 1}, but classes ${formatList(empty)} have no images: a label is wrong, or give the class count (--classes N, or a class-names.txt)`);
+  }
+  return classes;
+}
+
+function checked(set: RawSet, classes: number, classNames: string[] | undefined): ImageSet {
+  const bad = set.labels.findIndex((label) => label >= classes);
+  if (bad >= 0) throw new Error(`${describeRecord(set, bad)} has label ${set.labels[bad]}, beyond the ${classes} classes (labels 0–${classes - 1})`);
+  const { pixels, labels, shape, files } = set;
+  return { pixels, labels, shape, classes, source: files[0]!.path, ...(classNames ? { classNames } : {}) };
+}
+
+/** "FILE: record N" for a label, counting records from 0 within its own file. */
+function describeRecord(set: RawSet, index: number): string {
+  const file = set.files.findLast((f) => f.first <= index)!;
+  return `${file.path}: record ${index - file.first}`;
+}
+
+function formatList(values: number[]): string {
+  return values.length <= 5 ? values.join(', ') : `${values.slice(0, 3).join(', ')}, … ${values.at(-1)} (${values.length} classes)`;
 }
 
 const FASHION_MNIST = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
@@ -108,7 +178,13 @@ export function datasetClassNames(dir: string): string[] | undefined {
 
 /** `--class-names`: a text file with one name per line, or a comma-separated list. */
 export function parseClassNames(value: string): string[] {
-  return existsSync(value) ? lines(value) : value.split(',').map((n) => n.trim());
+  const fromFile = existsSync(value);
+  const names = fromFile ? lines(value) : value.split(',').map((n) => n.trim());
+  const where = fromFile ? value : `the list '${value}'`;
+  if (names.length < 2 || names.some((n) => n === '')) throw new Error(`class names: ${where} must name at least 2 classes, none of them empty`);
+  const twice = names.find((n, i) => names.indexOf(n) !== i);
+  if (twice !== undefined) throw new Error(`class names: ${where} names '${twice}' twice`);
+  return names;
 }
 
 /** Images `indices[from…to)` as floats (x/255 − mean)/std, with their labels. */
@@ -143,6 +219,7 @@ export function pixelStatistics(set: ImageSet): { mean: number; std: number } {
     sq += v * v;
   }
   const n = set.pixels.length;
+  if (n === 0) throw new Error(`${set.source}: no images to take pixel statistics of`);
   const mean = sum / n / 255;
   return { mean, std: Math.sqrt(Math.max(1e-12, sq / n / 65025 - mean * mean)) };
 }

@@ -1,44 +1,160 @@
 /**
  * Checkpoints: tensors in safetensors (parameters under their own names — for the torchvision
  * variant exactly PyTorch's state_dict names — and optimizer state under `velocity.<name>`), run
- * state as JSON metadata. Written atomically: a temporary file, then a rename, so an interrupted
- * write never leaves a half checkpoint behind.
+ * state as JSON metadata. Written atomically (io/files.ts), so an interrupted write never leaves a
+ * half checkpoint behind. Read completely validated: the safetensors layout, the spec, every
+ * parameter against the spec's shapes, the momentum against the parameters, the metadata's JSON.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { formatShape } from '../tensor.js';
+import { paramShapes } from '../net/net.js';
 import type { NetSpec } from '../net/spec.js';
+import type { ScheduleSpec } from '../train/schedule.js';
+import { describeError, readFileBytes, writeFileAtomic } from './files.js';
 import { parseSafetensors, serializeSafetensors } from './safetensors.js';
+
+type Tensors = Record<string, { shape: readonly number[]; data: ArrayLike<number> }>;
 
 export interface Checkpoint {
   spec: NetSpec;
-  params: Record<string, { shape: readonly number[]; data: ArrayLike<number> }>;
-  velocities?: Record<string, { shape: readonly number[]; data: ArrayLike<number> }>;
-  /** Anything JSON: optimizer settings, schedule, epoch, random state, metrics. */
+  params: Tensors;
+  velocities?: Tensors;
+  /** Anything JSON: the run's position, schedule and random state, and its `options`. */
   state: Record<string, unknown>;
 }
 
+/** The settings of a training run, stored with its checkpoints: what `--resume` continues with
+ * and what `predict` and `eval` need (the normalisation, the class names). */
+export interface RunOptions {
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  batch: number;
+  epochs: number;
+  seed: number;
+  init: string;
+  replicas: number;
+  schedule: ScheduleSpec;
+  augment: { pad: number; flip: boolean };
+  /** Normalisation of pixel values x/255: (x − mean) / std. */
+  mean: number;
+  std: number;
+  classNames?: string[];
+  /** Sizes of the training and validation sets: a resumed run must see the same data. */
+  trainImages: number;
+  validationImages: number;
+  /** Settings changed when the run was resumed (each explicitly), in order. */
+  changes?: SettingChange[];
+}
+
+export interface SettingChange {
+  /** Epochs completed and steps taken when the change took effect. */
+  epoch: number;
+  step: number;
+  setting: string;
+  from: unknown;
+  to: unknown;
+}
+
+const FORMAT = 'alexnet-ts/1';
+
 export function writeCheckpoint(path: string, checkpoint: Checkpoint): void {
-  const tensors: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> = { ...checkpoint.params };
+  const tensors: Tensors = { ...checkpoint.params };
   for (const [name, t] of Object.entries(checkpoint.velocities ?? {})) tensors[`velocity.${name}`] = t;
-  const bytes = serializeSafetensors(tensors, { format: 'alexnet-ts/1', spec: JSON.stringify(checkpoint.spec), state: JSON.stringify(checkpoint.state) });
-  const temporary = `${path}.tmp-${process.pid}`;
-  writeFileSync(temporary, bytes);
-  renameSync(temporary, path);
+  const metadata = { format: FORMAT, spec: JSON.stringify(checkpoint.spec), state: JSON.stringify(checkpoint.state) };
+  writeFileAtomic(path, serializeSafetensors(tensors, metadata));
 }
 
 export function readCheckpoint(path: string): Checkpoint {
-  let bytes: Uint8Array;
+  const { tensors, metadata } = parseSafetensors(readFileBytes(path, 'checkpoint'), path);
+  const fail = (what: string): never => {
+    throw new Error(`${path}: ${what}`);
+  };
+  if (metadata.format !== FORMAT || metadata.spec === undefined) fail('not an alexnet-ts checkpoint (no net spec in its metadata)');
+  const spec = parseJson(metadata.spec!, 'spec', fail) as NetSpec;
+  const state = parseJson(metadata.state ?? '{}', 'state', fail);
+  if (typeof state !== 'object' || state === null || Array.isArray(state)) fail('its run state is not a JSON object');
+  let shapes: Map<string, readonly number[]>;
   try {
-    bytes = readFileSync(path);
+    shapes = paramShapes(spec);
   } catch (error) {
-    throw new Error(`cannot read checkpoint ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+    return fail(`its net spec is invalid: ${(error as Error).message}`);
   }
-  const { tensors, metadata } = parseSafetensors(bytes, path);
-  if (metadata.format !== 'alexnet-ts/1' || !metadata.spec) throw new Error(`${path}: not an alexnet-ts checkpoint (no net spec in its metadata)`);
-  const params: Checkpoint['params'] = {};
-  const velocities: Checkpoint['velocities'] = {};
+  const params: Tensors = {};
+  const velocities: Tensors = {};
   for (const [name, t] of Object.entries(tensors)) {
     if (name.startsWith('velocity.')) velocities[name.slice('velocity.'.length)] = t;
     else params[name] = t;
   }
-  return { spec: JSON.parse(metadata.spec) as NetSpec, params, velocities, state: JSON.parse(metadata.state ?? '{}') as Record<string, unknown> };
+  checkTensors(params, shapes, 'parameter', path);
+  if (Object.keys(velocities).length > 0) checkTensors(velocities, shapes, 'momentum tensor', path);
+  return { spec, params, velocities, state: state as Record<string, unknown> };
+}
+
+function parseJson(text: string, field: string, fail: (what: string) => never): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return fail(`its metadata '${field}' is not valid JSON`);
+  }
+}
+
+/** Every tensor the spec declares, with its shape, and no other. */
+function checkTensors(tensors: Tensors, shapes: Map<string, readonly number[]>, what: string, path: string): void {
+  const fail = (fault: string): never => {
+    throw new Error(`${path} does not match its model: ${what} '${fault}`);
+  };
+  for (const [name, shape] of shapes) {
+    const t = tensors[name];
+    if (!t) fail(`${name}' is missing (${formatShape(shape)})`);
+    if (formatShape(t!.shape) !== formatShape(shape)) fail(`${name}' is ${formatShape(t!.shape)}, its net spec says ${formatShape(shape)}`);
+  }
+  for (const name of Object.keys(tensors)) if (!shapes.has(name)) fail(`${name}' is not in its net spec`);
+}
+
+/** The run options stored in a checkpoint's state, with the fields inference needs type-checked. */
+export function runOptionsOf(checkpoint: Checkpoint, path: string): Partial<RunOptions> {
+  const options = checkpoint.state.options ?? {};
+  if (typeof options !== 'object' || options === null) throw new Error(`${path}: its run options are not a JSON object`);
+  const o = options as Partial<RunOptions>;
+  for (const field of ['mean', 'std'] as const) {
+    if (o[field] !== undefined && !Number.isFinite(o[field])) throw new Error(`${path}: its run option '${field}' is not a number`);
+  }
+  if (o.std !== undefined && o.std <= 0) throw new Error(`${path}: its run option 'std' is ${o.std}, not positive`);
+  if (o.classNames !== undefined && !(Array.isArray(o.classNames) && o.classNames.every((n) => typeof n === 'string'))) {
+    throw new Error(`${path}: its class names are not a list of strings`);
+  }
+  return o;
+}
+
+/** A checkpoint's spec and run state without reading its tensors: what `--resume` defaults to. */
+export function readCheckpointHeader(path: string): Pick<Checkpoint, 'spec' | 'state'> {
+  const fail = (what: string): never => {
+    throw new Error(`${path}: ${what}`);
+  };
+  let header: Uint8Array;
+  const fd = openFile(path);
+  try {
+    const length = new Uint8Array(8);
+    if (readSync(fd, length, 0, 8, 0) < 8) fail('truncated: no header');
+    const size = Number(new DataView(length.buffer).getBigUint64(0, true));
+    if (size > Math.min(fstatSync(fd).size - 8, 100_000_000)) fail('truncated, or not a safetensors file: its header length is beyond the file');
+    header = new Uint8Array(size);
+    if (readSync(fd, header, 0, size, 8) < size) fail('truncated header');
+  } finally {
+    closeSync(fd);
+  }
+  const metadata = (parseJson(new TextDecoder().decode(header), 'header', fail) as { __metadata__?: Record<string, unknown> } | null)?.__metadata__;
+  if (metadata?.format !== FORMAT || typeof metadata.spec !== 'string') fail('not an alexnet-ts checkpoint (no net spec in its metadata)');
+  const state = parseJson(typeof metadata!.state === 'string' ? metadata!.state : '{}', 'state', fail);
+  if (typeof state !== 'object' || state === null || Array.isArray(state)) fail('its run state is not a JSON object');
+  return { spec: parseJson(metadata!.spec as string, 'spec', fail) as NetSpec, state: state as Record<string, unknown> };
+}
+
+function openFile(path: string): number {
+  try {
+    return openSync(path, 'r');
+  } catch (error) {
+    throw new Error(`cannot read checkpoint ${path}: ${describeError(error)}`);
+  }
 }

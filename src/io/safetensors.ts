@@ -2,7 +2,7 @@
  * The safetensors format (huggingface/safetensors): an 8-byte little-endian header length, a JSON
  * header mapping each tensor name to { dtype, shape, data_offsets } plus an optional
  * "__metadata__" map of strings, then the raw little-endian tensor bytes.
- * Only F32 (and F64 for reading) are supported: the engine's tensors are float32.
+ * The engine's tensors are float32: F32 is written; F32, F64, F16 and BF16 are read.
  */
 import { formatShape, sizeOf } from '../tensor.js';
 
@@ -16,35 +16,108 @@ export interface SafetensorsFile {
   metadata: Record<string, string>;
 }
 
-const BYTES: Record<string, number> = { F32: 4, F64: 8 };
+/** Bytes per value, and a reader to float32, of each dtype read; PyTorch state_dicts are often
+ * saved in half or bfloat16 precision. */
+const DTYPES: Record<string, [number, (view: DataView, at: number) => number]> = {
+  F32: [4, (v, at) => v.getFloat32(at, true)],
+  F64: [8, (v, at) => v.getFloat64(at, true)],
+  F16: [2, (v, at) => halfToFloat(v.getUint16(at, true))],
+  BF16: [2, (v, at) => new Float32Array(new Uint32Array([v.getUint16(at, true) << 16]).buffer)[0]!],
+};
 
+function halfToFloat(h: number): number {
+  const sign = h & 0x8000 ? -1 : 1, exponent = (h >> 10) & 0x1f, fraction = h & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 31) return fraction ? NaN : sign * Infinity;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}
+
+/** The reference implementation refuses headers above 100 MB: a guard against absurd lengths. */
+const MAX_HEADER = 100_000_000;
+
+interface Entry {
+  name: string;
+  dtype: string;
+  shape: number[];
+  begin: number;
+  end: number;
+}
+
+/**
+ * Parses and checks a whole file before returning anything: a JSON object header, each entry a
+ * known dtype, a shape of non-negative integers and `data_offsets` [begin, end] whose length
+ * matches the shape, the entries tiling the data section exactly (in range, no overlaps, no holes:
+ * the format's own rule), and metadata a map of strings.
+ */
 export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data'): SafetensorsFile {
-  const fail = (what: string): never => { throw new Error(`${source}: ${what}`); };
+  const fail = (what: string): never => {
+    throw new Error(`${source}: ${what}`);
+  };
   if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, no header`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = Number(view.getBigUint64(0, true));
-  if (8 + headerLength > bytes.length) fail(`truncated: header says ${headerLength} bytes, file has ${bytes.length - 8} after the length`);
-  let header: Record<string, unknown>;
+  const headerLength = view.getBigUint64(0, true);
+  if (headerLength > BigInt(Math.min(MAX_HEADER, bytes.length - 8))) {
+    fail(`the header length ${headerLength} is beyond the file's ${bytes.length - 8} bytes (truncated, or not a safetensors file)`);
+  }
+  const headerEnd = 8 + Number(headerLength);
+  let header: unknown;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerLength))) as Record<string, unknown>;
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, headerEnd)));
   } catch {
     return fail('header is not valid JSON (not a safetensors file?)');
   }
-  const body = bytes.subarray(8 + headerLength);
+  if (!isObject(header)) return fail('header is not a JSON object');
+  const body = bytes.subarray(headerEnd);
+  const entries = Object.entries(header).filter(([name]) => name !== '__metadata__').map(([name, entry]) => checkEntry(name, entry, fail));
+  checkTiling(entries, body.length, fail);
   const tensors: Record<string, NamedTensor> = {};
-  for (const [name, entry] of Object.entries(header)) {
-    if (name === '__metadata__') continue;
-    const { dtype, shape, data_offsets: offsets } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
-    const width = BYTES[dtype] ?? fail(`tensor '${name}' has dtype ${dtype}; only F32 and F64 are supported`);
-    const [begin, end] = offsets;
-    if (end > body.length) fail(`truncated: tensor '${name}' ends at byte ${end}, data has ${body.length}`);
-    if (end - begin !== sizeOf(shape) * width) fail(`tensor '${name}' ${formatShape(shape)} needs ${sizeOf(shape) * width} bytes, has ${end - begin}`);
+  for (const { name, dtype, shape, begin, end } of entries) {
+    const [width, read] = DTYPES[dtype]!;
     const raw = new Uint8Array(end - begin); // a copy: aligned, and independent of a Node Buffer's pool
     raw.set(body.subarray(begin, end));
-    const data = dtype === 'F32' ? new Float32Array(raw.buffer) : Float32Array.from(new Float64Array(raw.buffer));
+    const values = new DataView(raw.buffer);
+    const data = dtype === 'F32' ? new Float32Array(raw.buffer) : Float32Array.from({ length: raw.length / width }, (_, i) => read(values, i * width));
     tensors[name] = { shape, data };
   }
-  return { tensors, metadata: (header.__metadata__ as Record<string, string>) ?? {} };
+  return { tensors, metadata: checkMetadata(header.__metadata__, fail) };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+const isIndex = (v: unknown): v is number => Number.isSafeInteger(v) && (v as number) >= 0;
+
+function checkEntry(name: string, entry: unknown, fail: (what: string) => never): Entry {
+  if (!isObject(entry)) fail(`tensor '${name}': its header entry is not an object`);
+  const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
+  if (typeof dtype !== 'string') fail(`tensor '${name}': no dtype`);
+  if (!DTYPES[dtype as string]) fail(`tensor '${name}' has dtype ${String(dtype)}; only ${Object.keys(DTYPES).join(', ')} are read`);
+  if (!Array.isArray(shape) || !shape.every(isIndex)) fail(`tensor '${name}': shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex) || offsets[0] > offsets[1]) {
+    fail(`tensor '${name}': data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 ≤ begin ≤ end`);
+  }
+  const [begin, end] = offsets as [number, number];
+  const needed = sizeOf(shape as number[]) * DTYPES[dtype as string]![0];
+  if (end - begin !== needed) fail(`tensor '${name}' ${formatShape(shape as number[])} ${String(dtype)} needs ${needed} bytes, has ${end - begin}`);
+  return { name, dtype: dtype as string, shape: shape as number[], begin, end };
+}
+
+function checkTiling(entries: Entry[], bodyLength: number, fail: (what: string) => never): void {
+  let at = 0;
+  for (const { name, begin, end } of [...entries].sort((a, b) => a.begin - b.begin || a.end - b.end)) {
+    if (end > bodyLength) fail(`truncated: tensor '${name}' ends at byte ${end}, data has ${bodyLength}`);
+    if (begin < at) fail(`tensor '${name}' (bytes ${begin}–${end}) overlaps another tensor`);
+    if (begin > at) fail(`bytes ${at}–${begin} of the data belong to no tensor`);
+    at = end;
+  }
+  if (at !== bodyLength) fail(`trailing data: ${bodyLength - at} bytes after the last tensor`);
+}
+
+function checkMetadata(metadata: unknown, fail: (what: string) => never): Record<string, string> {
+  if (metadata === undefined) return {};
+  if (!isObject(metadata) || !Object.values(metadata).every((v) => typeof v === 'string')) fail('__metadata__ is not a map of strings');
+  return metadata as Record<string, string>;
 }
 
 export function serializeSafetensors(tensors: Record<string, { shape: readonly number[]; data: ArrayLike<number> }>, metadata: Record<string, string> = {}): Uint8Array {

@@ -206,6 +206,15 @@ export class Net {
     }
   }
 
+  /** Loads named tensors (a checkpoint's): every parameter present with its exact shape, nothing extra. */
+  loadTensors(tensors: Record<string, { shape: readonly number[]; data: ArrayLike<number> }>): void {
+    for (const p of this.params) {
+      const t = tensors[p.name];
+      if (t && formatShape(t.shape) !== formatShape(p.shape)) throw new Error(`parameter '${p.name}' is ${formatShape(t.shape)}, the net's is ${formatShape(p.shape)}`);
+    }
+    this.loadParams(Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, t.data])));
+  }
+
   /** The dropout generator's position, for exact resume. */
   randomState(): PhiloxState {
     return this.rng.state();
@@ -305,6 +314,13 @@ export interface NetPlan {
 
 /** Infers and checks every shape of a spec for a batch size; throws a `SpecError` naming the
  * layer and the problem. */
+/** The shape of every parameter a spec declares, by name (`conv1.weight`), in the net's order. */
+export function paramShapes(spec: NetSpec): Map<string, Shape> {
+  const shapes = new Map<string, Shape>();
+  for (const { layer } of planNet(spec, 1).layers) for (const [role, decl] of Object.entries(layer.paramDecls())) shapes.set(`${layer.name}.${role}`, decl.shape);
+  return shapes;
+}
+
 export function planNet(spec: NetSpec, batch: number): NetPlan {
   if (!Number.isInteger(batch) || batch < 1) throw new SpecError(`batch size must be a positive integer, got ${batch}`);
   if (!spec || typeof spec.inputs !== 'object' || spec.inputs === null || Object.keys(spec.inputs).length === 0) throw new SpecError('net spec: "inputs" must name at least one input with its shape');

@@ -5,6 +5,7 @@
  */
 import type { FloatArray } from '../backend/backend.js';
 import type { Net } from '../net/net.js';
+import { trainingRoles, type TrainingRoles } from '../net/roles.js';
 import type { PhiloxState } from '../random.js';
 import type { Sgd } from './sgd.js';
 
@@ -30,14 +31,6 @@ export interface Learner {
   dispose(): Promise<void>;
 }
 
-/** The name of the blob a net's softmax cross-entropy reads, and its class count. */
-export function logitsOf(net: Net): { logits: string; classes: number } {
-  const loss = net.layers.find((l) => l.spec.type === 'softmax_cross_entropy');
-  if (!loss) throw new Error('the model has no softmax_cross_entropy layer to train');
-  const logits = net.layerInputs(loss.name)[0]!;
-  return { logits, classes: net.shapeOf(logits)[1]! };
-}
-
 /** Loads weights and momentum into one net and its optimizer. */
 export function loadNet(net: Net, sgd: Sgd, params: Record<string, ArrayLike<number>>, velocities: ArrayLike<number>[], randomState: PhiloxState): void {
   net.loadParams(params);
@@ -47,22 +40,21 @@ export function loadNet(net: Net, sgd: Sgd, params: Record<string, ArrayLike<num
 
 export class SingleNet implements Learner {
   readonly replicas = 1;
-  private readonly logits: string;
+  private readonly roles: TrainingRoles;
 
   constructor(readonly net: Net, readonly sgd: Sgd) {
-    this.logits = logitsOf(net).logits;
+    this.roles = trainingRoles(net);
   }
 
   async step(x: Float32Array, y: Float32Array, lr: number): Promise<StepResult> {
-    const [data, label] = this.net.inputNames;
-    this.net.setInput(data!, x);
-    this.net.setInput(label!, y);
+    this.net.setInput(this.roles.data, x);
+    this.net.setInput(this.roles.labels, y);
     this.sgd.lr = lr;
     this.net.forward({ training: true });
     this.net.backward();
     this.sgd.step();
-    const [loss] = await this.net.read('loss');
-    return { loss: loss!, logits: await this.net.read(this.logits) };
+    const [loss] = await this.net.read(this.roles.loss);
+    return { loss: loss!, logits: await this.net.read(this.roles.logits) };
   }
 
   randomStates(): PhiloxState[] {

@@ -16,7 +16,8 @@ import type { WasmBackend } from '../backend/wasm/backend.js';
 import type { Net } from '../net/net.js';
 import type { NetSpec } from '../net/spec.js';
 import { Philox, type PhiloxState, streams } from '../random.js';
-import { type Learner, loadNet, logitsOf, type StepResult } from './learner.js';
+import { trainingRoles, type TrainingRoles } from '../net/roles.js';
+import { type Learner, loadNet, type StepResult } from './learner.js';
 import type { Sgd } from './sgd.js';
 
 // Control words.
@@ -104,18 +105,18 @@ export class ReplicaMemory {
 export class Replica {
   private steps = 0;
   private readonly sum: Float32Array;
-  private readonly logitsBlob: string;
+  private readonly roles: TrainingRoles;
 
   constructor(readonly net: Net, readonly sgd: Sgd, private readonly memory: ReplicaMemory, readonly index: number) {
     this.sum = new Float32Array(memory.layout.params);
-    this.logitsBlob = logitsOf(net).logits;
+    this.roles = trainingRoles(net);
   }
 
   /** Forward and backward on this replica's slice; its gradients go to this step's slot. */
   computeGradients(): void {
-    const m = this.memory, r = this.index, [data, label] = this.net.inputNames;
-    this.net.setInput(data!, m.x[r]!);
-    this.net.setInput(label!, m.y[r]!);
+    const m = this.memory, r = this.index, { data, labels, loss, logits } = this.roles;
+    this.net.setInput(data, m.x[r]!);
+    this.net.setInput(labels, m.y[r]!);
     this.net.forward({ training: true });
     this.net.backward();
     const slot = m.slots[this.steps % 2]![r]!;
@@ -124,8 +125,8 @@ export class Replica {
       slot.set(p.grad.readSync(), at);
       at += p.grad.size;
     }
-    m.scalars[4 * r] = this.net.readSync('loss')[0]!;
-    m.logits[r]!.set(this.net.readSync(this.logitsBlob));
+    m.scalars[4 * r] = this.net.readSync(loss)[0]!;
+    m.logits[r]!.set(this.net.readSync(logits));
   }
 
   /** Waits until every replica has written this step's gradients. */
@@ -227,7 +228,7 @@ export class ReplicaGroup implements Learner {
     const [data, label] = net.inputNames;
     const layout: ReplicaLayout = {
       replicas: o.replicas, images: net.shapeOf(data!).reduce((a, b) => a * b), labels: net.shapeOf(label!).reduce((a, b) => a * b, 1),
-      logits: net.shapeOf(logitsOf(net).logits).reduce((a, b) => a * b), params: net.params.reduce((n, p) => n + p.value.size, 0),
+      logits: net.shapeOf(trainingRoles(net).logits).reduce((a, b) => a * b), params: net.params.reduce((n, p) => n + p.value.size, 0),
     };
     const control = new SharedArrayBuffer(4 * 8), floats = new SharedArrayBuffer(ReplicaMemory.bytes(layout));
     const memory = new ReplicaMemory(layout, control, floats);

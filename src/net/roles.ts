@@ -1,0 +1,44 @@
+/**
+ * Which blobs of a net play which part: the images, the labels, the logits and the loss. Found by
+ * the loss layer's type, never by a name, so a spec may call its layers anything.
+ */
+import { type Net, planNet } from './net.js';
+import type { NetSpec } from './spec.js';
+
+export interface NetRoles {
+  /** The image input. */
+  data: string;
+  /** What the classifier outputs: the loss layer's scores, or the net's output without one. */
+  logits: string;
+  classes: number;
+  /** Present when the net ends in a softmax cross-entropy loss. */
+  labels?: string;
+  loss?: string;
+}
+
+export type TrainingRoles = Required<NetRoles>;
+
+export function netRoles(net: Net): NetRoles {
+  const lossLayer = net.layers.find((l) => l.spec.type === 'softmax_cross_entropy');
+  if (!lossLayer) {
+    const [data] = net.inputNames, [logits] = net.outputNames;
+    return { data: data!, logits: logits!, classes: net.shapeOf(logits!)[1] ?? 1 };
+  }
+  const [logits, labels] = net.layerInputs(lossLayer.name) as [string, string];
+  const data = net.inputNames.find((name) => name !== labels);
+  if (!data) throw new Error('the model has no image input besides its labels');
+  return { data, labels, logits, loss: net.layerOutputs(lossLayer.name)[0]!, classes: net.shapeOf(logits)[1]! };
+}
+
+export function trainingRoles(net: Net): TrainingRoles {
+  const roles = netRoles(net);
+  if (!roles.loss) throw new Error('the model has no softmax_cross_entropy layer to train');
+  return roles as TrainingRoles;
+}
+
+/** The number of classes a spec's loss layer scores (undefined without one). */
+export function specClasses(spec: NetSpec): number | undefined {
+  const plan = planNet(spec, 1);
+  const loss = plan.layers.find((l) => l.layer.spec.type === 'softmax_cross_entropy');
+  return loss ? plan.shapes.get(loss.inputs[0]!)![1] : undefined;
+}

@@ -1,0 +1,107 @@
+/** Scoring a net on a whole image set: top-1 and top-5 accuracy and the mean loss. */
+import { mirrorImages } from '../data/augment.js';
+import { fillBatch, imageCount, type ImageSet } from '../data/dataset.js';
+import type { Net } from '../net/net.js';
+import { netRoles } from '../net/roles.js';
+
+export interface EvalResult {
+  top1: number;
+  top5: number;
+  loss: number;
+  count: number;
+  /** With `mirror`: the scores of the images alone (no reflections), from the same pass. */
+  singleView?: EvalResult;
+}
+
+export interface EvalOptions {
+  /** Average each image's softmax with its mirror image's, as the paper averages over reflections. */
+  mirror?: boolean;
+  /** Polled between batches: true stops with `Interrupted`. */
+  interrupted?: () => boolean;
+}
+
+/** Thrown when a long loop stops because its caller asked it to (Ctrl-C). */
+export class Interrupted extends Error {
+  override name = 'Interrupted';
+}
+
+/** Lets queued events run (a signal's handler among them) between synchronous kernel calls. */
+export function yieldToEvents(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** How many classes score above the label in one row of scores (0: a top-1 hit). */
+export function classesAbove(scores: ArrayLike<number>, start: number, classes: number, label: number): number {
+  let above = 0;
+  for (let c = 0; c < classes; c++) if (scores[start + c]! > scores[start + label]!) above++;
+  return above;
+}
+
+/** The softmax of each row of logits, into `out`. */
+export function softmaxRows(z: ArrayLike<number>, rows: number, classes: number, out: Float64Array): Float64Array {
+  for (let r = 0; r < rows; r++) {
+    let max = -Infinity, sum = 0;
+    for (let c = 0; c < classes; c++) max = Math.max(max, z[r * classes + c]!);
+    for (let c = 0; c < classes; c++) sum += Math.exp(z[r * classes + c]! - max);
+    for (let c = 0; c < classes; c++) out[r * classes + c] = Math.exp(z[r * classes + c]! - max) / sum;
+  }
+  return out;
+}
+
+/** Top-1/top-5 accuracy and mean loss of the net (in evaluation mode) on a whole set. With
+ * `mirror`, each image's softmax output is averaged with its mirror image's, as the paper averages
+ * over reflected test patches, and the images' own scores come beside (`singleView`). */
+export async function evaluate(net: Net, set: ImageSet, mean: number, std: number, options: EvalOptions = {}): Promise<EvalResult> {
+  const { data, labels, logits, classes } = netRoles(net);
+  const size = imageCount(set);
+  if (size === 0) throw new Error(`${set.source}: no images to evaluate`);
+  if (set.classes > classes) throw new Error(`${set.source}: its labels run over ${set.classes} classes, the model scores ${classes}`);
+  const batch = net.batch;
+  const x = new Float32Array(net.shapeOf(data).reduce((a, b) => a * b));
+  const y = new Float32Array(batch);
+  const single = new Float64Array(batch * classes), averaged = new Float64Array(batch * classes);
+  const indices = Uint32Array.from({ length: size }, (_, i) => i);
+  const singleScore = new Score(), averagedScore = new Score();
+  const softmaxOfBatch = async (out: Float64Array) => {
+    net.setInput(data, x);
+    net.forward({ training: false });
+    softmaxRows(await net.read(logits), batch, classes, out);
+  };
+  for (let from = 0; from < size; from += batch) {
+    await yieldToEvents();
+    if (options.interrupted?.()) throw new Interrupted('evaluation interrupted');
+    const to = Math.min(size, from + batch);
+    x.fill(0);
+    y.fill(0);
+    fillBatch(set, indices, from, to, mean, std, x, y);
+    if (labels) net.setInput(labels, y);
+    await softmaxOfBatch(single);
+    singleScore.add(single, to - from, classes, y);
+    if (!options.mirror) continue;
+    mirrorImages(x, batch, set.shape);
+    await softmaxOfBatch(averaged);
+    for (let i = 0; i < averaged.length; i++) averaged[i] = (averaged[i]! + single[i]!) / 2;
+    averagedScore.add(averaged, to - from, classes, y);
+  }
+  return options.mirror ? { ...averagedScore.result(size), singleView: singleScore.result(size) } : singleScore.result(size);
+}
+
+/** Running top-1/top-5 hits and loss over batches of class probabilities. */
+class Score {
+  private top1 = 0;
+  private top5 = 0;
+  private loss = 0;
+
+  add(probabilities: Float64Array, images: number, classes: number, labels: Float32Array): void {
+    for (let b = 0; b < images; b++) {
+      const above = classesAbove(probabilities, b * classes, classes, labels[b]!);
+      this.loss -= Math.log(Math.max(probabilities[b * classes + labels[b]!]!, Number.MIN_VALUE));
+      if (above === 0) this.top1++;
+      if (above < 5) this.top5++;
+    }
+  }
+
+  result(count: number): EvalResult {
+    return { top1: this.top1 / count, top5: this.top5 / count, loss: this.loss / count, count };
+  }
+}
