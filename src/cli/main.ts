@@ -135,13 +135,13 @@ program.command('train')
     const backend = await WasmBackend.create({ threads: opts.threads });
     const stop = stopOnSignals();
     const start = performance.now();
-    console.log(`training ${spec.name ?? opts.model ?? 'the model'} on ${imageCount(trainSet)} images (${opts.val} held out) for ${opts.epochs} epochs, batch ${opts.batch}, into ${opts.out}`);
     try {
       const { net, interrupted } = await train({
         spec, backend, train: trainSet, validation, outDir: opts.out, epochs: opts.epochs, batch: opts.batch, lr: opts.lr,
         momentum: opts.momentum, weightDecay: opts.weightDecay, schedule, seed: opts.seed, init: opts.init as keyof typeof initializers, replicas: opts.replicas,
         augment: { pad: opts.cropPad, flip: opts.flip }, mean, std, classNames: all.classNames, resume: opts.resume, force: opts.force,
         overrides: opts.override, interrupted: () => stop.signal !== undefined,
+        onStart: () => console.log(`training ${spec.name ?? opts.model ?? 'the model'} on ${imageCount(trainSet)} images (${opts.val} held out) for ${opts.epochs} epochs, batch ${opts.batch}, into ${opts.out}`),
         onResume: (r) => console.log(`resuming at epoch ${r.epoch + 1}, step ${r.step}${r.changes.map((c) => `; ${c.setting} ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`).join('')}`),
         onProgress: (p) => progress(`epoch ${p.epoch} ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  ${p.imagesPerSecond.toFixed(0)} images/s  ETA ${p.imagesPerSecond > 0 ? ((p.batches - p.batch) * opts.batch / p.imagesPerSecond).toFixed(0) : '?'} s`),
         onEpoch: (m) => { progress(''); console.log(`epoch ${m.epoch}: loss ${m.loss.toFixed(4)}, train error ${(100 * m.trainError).toFixed(2)}%, validation top-1 error ${(100 * m.valTop1Error).toFixed(2)}%, lr ${m.lr}, ${m.imagesPerSecond.toFixed(0)} images/s`); },

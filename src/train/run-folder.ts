@@ -18,7 +18,7 @@ export const RUN_FILES = {
 
 const LOCK = 'train.lock';
 
-/** One line of `metrics.jsonl`: an epoch's results, or (`partial`) an interrupted epoch's so far. */
+/** One line of `metrics.jsonl`: an epoch's results. */
 export interface EpochMetrics {
   epoch: number;
   step: number;
@@ -31,8 +31,10 @@ export interface EpochMetrics {
   imagesPerSecond: number;
   /** Training time of the whole run so far (time spent evaluating excluded). */
   wallSeconds: number;
-  partial?: boolean;
 }
+
+/** The line an interrupted epoch leaves: its training so far, no validation. Dropped on resume. */
+export type PartialEpochMetrics = Omit<EpochMetrics, 'valTop1Error' | 'valTop5Error' | 'valLoss'> & { partial: true };
 
 export class RunFolder {
   private constructor(readonly dir: string, private readonly created: boolean) {}
@@ -95,14 +97,8 @@ export class RunFolder {
     }
   }
 
-  appendMetrics(m: EpochMetrics): void {
+  appendMetrics(m: EpochMetrics | PartialEpochMetrics): void {
     appendFileSync(this.path('metrics'), `${JSON.stringify(m)}\n`);
-  }
-
-  /** Every line that parses; a line cut short by a crash is skipped. */
-  readMetrics(): EpochMetrics[] {
-    if (!this.has('metrics')) return [];
-    return readMetricsFile(this.path('metrics'));
   }
 
   /**
@@ -111,10 +107,10 @@ export class RunFolder {
    * returns the run's training time up to the checkpoint.
    */
   rewindMetrics(epochs: number, step: number): number {
-    const all = this.readMetrics();
-    const kept = all.filter((m) => !m.partial && m.epoch <= epochs);
+    const all = this.has('metrics') ? readLines(this.path('metrics')) : [];
+    const kept = all.filter((m) => !('partial' in m) && m.epoch <= epochs);
     writeFileAtomic(this.path('metrics'), kept.map((m) => `${JSON.stringify(m)}\n`).join(''));
-    const atCheckpoint = all.findLast((m) => m.step === step && (m.partial || m.epoch <= epochs));
+    const atCheckpoint = all.findLast((m) => m.step === step && ('partial' in m || m.epoch <= epochs));
     return atCheckpoint?.wallSeconds ?? kept.at(-1)?.wallSeconds ?? 0;
   }
 
@@ -129,8 +125,14 @@ export class RunFolder {
   }
 }
 
+/** The epochs of a metrics file (not the lines of interrupted epochs). */
 export function readMetricsFile(path: string): EpochMetrics[] {
-  const metrics: EpochMetrics[] = [];
+  return readLines(path).filter((m): m is EpochMetrics => !('partial' in m));
+}
+
+/** Every line that parses; a line cut short by a crash is skipped. */
+function readLines(path: string): (EpochMetrics | PartialEpochMetrics)[] {
+  const metrics: (EpochMetrics | PartialEpochMetrics)[] = [];
   for (const line of readFileSync(path, 'utf8').split('\n')) {
     try {
       const m = JSON.parse(line) as EpochMetrics;

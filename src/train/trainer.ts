@@ -65,6 +65,8 @@ export interface TrainOptions {
   onEpoch?: (m: EpochMetrics) => void;
   /** Polled between steps: true saves and stops (Ctrl-C). */
   interrupted?: () => boolean;
+  /** Called once the run folder, the model and (when resuming) the settings have been checked. */
+  onStart?: () => void;
   /** Told what `resume` continues from and what it changed. */
   onResume?: (r: { epoch: number; step: number; changes: SettingChange[] }) => void;
 }
@@ -164,10 +166,13 @@ async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): 
     const checkpoint = readCheckpoint(lastPath);
     state = restore(learner, checkpoint, lastPath);
     const resumed = resumeSettings({ stored: runOptionsOf(checkpoint, lastPath), storedSpec: checkpoint.spec, given: settings, spec: o.spec, overrides: o.overrides ?? [], at: state, source: lastPath });
-    settings.changes = resumed.changes;
+    if (resumed.changes.length > 0) settings.changes = resumed.changes;
     state.schedule.lr *= resumed.lrFactor;
     wallSeconds = folder.rewindMetrics(state.epoch, state.step);
+    o.onStart?.();
     o.onResume?.({ epoch: state.epoch, step: state.step, changes: resumed.changes.slice(resumed.changes.length - resumed.added) });
+  } else {
+    o.onStart?.();
   }
   const save = async (file: 'last' | 'best') => writeCheckpoint(folder.path(file), await snapshot(learner, { ...state, dropout: learner.randomStates() }, settings));
   const { classes } = trainingRoles(net);
@@ -179,7 +184,7 @@ async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): 
   const stopHere = async (epochStart: number, seenAtStart: number): Promise<TrainResult> => {
     await save('last');
     const elapsed = (performance.now() - epochStart) / 1000;
-    if (state.seen > 0) folder.appendMetrics({ ...epochSums(state), ...noValidation, lr: state.schedule.lr, imagesPerSecond: rate(state.seen - seenAtStart, elapsed), wallSeconds: wallSeconds + elapsed, partial: true });
+    if (state.seen > 0) folder.appendMetrics({ ...epochSums(state), lr: state.schedule.lr, imagesPerSecond: rate(state.seen - seenAtStart, elapsed), wallSeconds: wallSeconds + elapsed, partial: true });
     return { net, metrics, interrupted: true };
   };
   while (state.epoch < o.epochs) {
@@ -230,8 +235,6 @@ async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): 
   }
   return { net, metrics, interrupted: false };
 }
-
-const noValidation = { valTop1Error: NaN, valTop5Error: NaN, valLoss: NaN };
 
 function epochSums(state: RunState) {
   return { epoch: state.epoch + 1, step: state.step, loss: state.lossSum / state.seen, trainError: 1 - state.correct / state.seen };
