@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createLayer } from '../layers/index.js';
+import { planNet } from '../net/net.js';
 import type { LayerSpec, NetSpec } from '../net/spec.js';
 import { formatShape, type Shape, sizeOf } from '../tensor.js';
 import { type AttributeProto, decodeModel, type ModelProto, type NodeProto, tensorValues } from './proto.js';
@@ -44,16 +45,27 @@ export function loadOnnxFile(path: string, options: ImportOptions = {}): Importe
   return importOnnx(decodeModel(bytes, path), { source: path, ...options });
 }
 
-/** Attribute reader for one node; attribute types follow onnx.proto's AttributeType enum. */
+/** AttributeProto.AttributeType values, by what the reader asks for. */
+const ATTRIBUTE_TYPES = { float: 1, int: 2, string: 3, ints: 7 } as const;
+
+/** Attribute reader for one node; an attribute of another type than the one asked for is refused
+ * (a FLOAT `strides` must not silently become the default). */
 function attributes(node: NodeProto) {
   const byName = new Map((node.attribute ?? []).map((a) => [a.name, a] as [string, AttributeProto]));
+  const get = (name: string, kind: keyof typeof ATTRIBUTE_TYPES) => {
+    const a = byName.get(name);
+    if (a?.type !== undefined && a.type !== 0 && a.type !== ATTRIBUTE_TYPES[kind]) {
+      throw new UnsupportedOnnxError(`${node.opType} node '${node.name ?? ''}': attribute '${name}' has type ${a.type}, not ${kind} (${ATTRIBUTE_TYPES[kind]})`);
+    }
+    return a;
+  };
   return {
     has: (name: string) => byName.has(name),
-    int: (name: string, fallback: number) => byName.get(name)?.i ?? fallback,
-    float: (name: string, fallback: number) => byName.get(name)?.f ?? fallback,
-    ints: (name: string, fallback: number[]) => (byName.has(name) ? (byName.get(name)!.ints ?? []) : fallback),
+    int: (name: string, fallback: number) => get(name, 'int')?.i ?? fallback,
+    float: (name: string, fallback: number) => get(name, 'float')?.f ?? fallback,
+    ints: (name: string, fallback: number[]) => (byName.has(name) ? (get(name, 'ints')!.ints ?? []) : fallback),
     string: (name: string, fallback: string) => {
-      const s = byName.get(name)?.s;
+      const s = get(name, 'string')?.s;
       return s ? new TextDecoder().decode(s) : fallback;
     },
   };
@@ -79,7 +91,9 @@ class Importer {
       if (this.constants.has(input.name)) continue;
       const given = options.inputValues?.[input.name];
       const dims = input.type?.tensorType?.shape?.dim ?? [];
+      if (!given && !input.type?.tensorType) this.refuse(`input '${input.name}' is not a tensor with a type`);
       const shape = given?.shape ?? dims.map((d, i) => d.dimValue ?? (i === 0 && options.batch ? options.batch : this.refuse(`input '${input.name}' has a symbolic dimension ${d.dimParam ?? i}; pass its size`)));
+      if (!shape.every((d) => Number.isSafeInteger(d) && d >= 1)) this.refuse(`input '${input.name}' has the shape ${formatShape(shape)}; dimensions must be positive integers`);
       this.graphInputs.set(input.name, shape);
     }
   }
@@ -151,6 +165,7 @@ class Importer {
       inputs[name] = shape.slice(1);
     }
     const outputs = (this.model.graph!.output ?? []).map((o) => this.blob(o.name));
+    if (outputs.length === 0) this.refuse('the graph declares no outputs');
     for (const out of outputs) if (!this.shapes.has(out)) this.refuse(`graph output '${out}' is not computed by any node the engine runs`);
     return { spec: { name: this.model.graph!.name ?? 'onnx', inputs, layers: this.layers }, batch, params: this.params, outputs };
   }
@@ -202,6 +217,9 @@ const converters: Record<string, Converter> = {
     if (weight.shape.length !== 4) im.refuse(`Conv '${name}': only 2-d convolution is supported (weight ${formatShape(weight.shape)})`);
     const a = attributes(node);
     const kernel: [number, number] = [weight.shape[2]!, weight.shape[3]!];
+    if (a.has('kernel_shape') && a.ints('kernel_shape', []).join() !== kernel.join()) {
+      im.refuse(`Conv '${name}': kernel_shape ${JSON.stringify(a.ints('kernel_shape', []))} does not match the weight ${formatShape(weight.shape)}`);
+    }
     const stride = pairOf(a.ints('strides', [1, 1]), `Conv '${name}' strides`, im);
     const dilation = pairOf(a.ints('dilations', [1, 1]), `Conv '${name}' dilations`, im);
     const params: Record<string, Float32Array> = { weight: weight.data };
@@ -319,11 +337,20 @@ function softmax(type: 'softmax' | 'log_softmax'): Converter {
 export const supportedOnnxOps = Object.keys(converters);
 
 export function importOnnx(model: ModelProto, options: ImportOptions = {}): ImportedModel {
-  const im = new Importer(model, options);
-  (model.graph!.node ?? []).forEach((node, index) => {
-    const convert = converters[node.opType] ?? im.refuse(`node ${index} ('${node.name ?? ''}'): operator ${node.opType} is not supported (supported: ${supportedOnnxOps.join(', ')})`);
-    if (node.domain && node.domain !== 'ai.onnx') im.refuse(`node ${index}: operator domain '${node.domain}' is not supported`);
-    convert(im, node, node.name || `${node.opType.toLowerCase()}_${index}`);
-  });
-  return im.finish();
+  const source = options.source ?? 'ONNX model';
+  try {
+    const im = new Importer(model, options);
+    (model.graph!.node ?? []).forEach((node, index) => {
+      const convert = converters[node.opType] ?? im.refuse(`node ${index} ('${node.name ?? ''}'): operator ${node.opType} is not supported (supported: ${supportedOnnxOps.join(', ')})`);
+      if (node.domain && node.domain !== 'ai.onnx') im.refuse(`node ${index}: operator domain '${node.domain}' is not supported`);
+      convert(im, node, node.name || `${node.opType.toLowerCase()}_${index}`);
+    });
+    const imported = im.finish();
+    planNet(imported.spec, imported.batch); // the whole net's shapes, checked before anyone builds it
+    return imported;
+  } catch (error) {
+    if ((error as Error).message.startsWith(`${source}:`)) throw error;
+    // a layer's own shape check (SpecError) or a reader's: named after the file
+    throw new UnsupportedOnnxError(`${source}: ${(error as Error).message}`);
+  }
 }

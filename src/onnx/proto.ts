@@ -1,7 +1,7 @@
 /** Reading ONNX protobufs with protobufjs and ONNX's own schema (onnx.proto, shipped beside this). */
 import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
-import { sizeOf } from '../tensor.js';
+import { formatShape, sizeOf } from '../tensor.js';
 
 // Plain-object views of the messages this project reads (protobufjs `toObject` with longs as numbers).
 export interface AttributeProto {
@@ -97,7 +97,9 @@ const RAW_READERS: Record<number, [number, (view: DataView, at: number) => numbe
 /** A tensor's values as float32 (integers and booleans converted), with its shape. */
 export function tensorValues(t: TensorProto, source: string): { shape: number[]; data: Float32Array } {
   const shape = (t.dims ?? []).map(Number);
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`${source}: tensor '${t.name ?? ''}' has the shape ${formatShape(shape)}; dimensions must be non-negative integers`);
   const count = sizeOf(shape);
+  if (!Number.isSafeInteger(count)) throw new Error(`${source}: tensor '${t.name ?? ''}' ${formatShape(shape)} is too large`);
   const type = t.dataType ?? 0;
   let data: Float32Array;
   if (t.rawData && t.rawData.length > 0) {

@@ -86,15 +86,16 @@ export class RunFolder {
   }
 
   private checkExisting({ resume, force }: { resume?: boolean; force?: boolean }): void {
-    const present = (['last', 'best', 'metrics'] as const).filter((f) => this.has(f));
+    const present = (['last', 'best'] as const).filter((f) => this.has(f));
     if (resume) {
       if (!this.has('last')) throw new Error(`--resume: ${this.dir} holds no ${RUN_FILES.last} to continue from`);
-    } else if (present.length > 0) {
-      if (!force) {
-        throw new Error(`${this.dir} already holds a training run (${present.map((f) => RUN_FILES[f]).join(', ')}): continue it with --resume, or start over with --force (which deletes it)`);
-      }
-      for (const file of Object.keys(RUN_FILES) as (keyof typeof RUN_FILES)[]) rmSync(this.path(file), { force: true });
+      return;
     }
+    if (present.length > 0 && !force) {
+      throw new Error(`${this.dir} already holds a training run (${present.map((f) => RUN_FILES[f]).join(', ')}): continue it with --resume, or start over with --force (which deletes it)`);
+    }
+    // Without a checkpoint, metrics belong to a run that died before its first one: nothing to resume.
+    for (const file of Object.keys(RUN_FILES) as (keyof typeof RUN_FILES)[]) rmSync(this.path(file), { force: true });
   }
 
   appendMetrics(m: EpochMetrics | PartialEpochMetrics): void {

@@ -10,7 +10,8 @@ import type { Backend } from '../backend/backend.js';
 import { WasmBackend } from '../backend/wasm/backend.js';
 import { cropAndFlip } from '../data/augment.js';
 import { fillBatch, imageCount, type ImageSet } from '../data/dataset.js';
-import { type Checkpoint, readCheckpoint, type RunOptions, runOptionsOf, type SettingChange, writeCheckpoint } from '../io/checkpoint.js';
+import { type Checkpoint, readCheckpoint, readCheckpointHeader, type RunOptions, runOptionsOf, type SettingChange, writeCheckpoint } from '../io/checkpoint.js';
+import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { initializers } from '../net/init.js';
 import { Net } from '../net/net.js';
 import { trainingRoles } from '../net/roles.js';
@@ -88,7 +89,9 @@ interface RunState {
   schedule: ScheduleState;
   /** One dropout generator per replica. */
   dropout: PhiloxState[];
+  /** The best validation error so far, and the epoch that reached it (whose weights `best` holds). */
   best: number | null;
+  bestEpoch?: number;
   /** Running sums of the current epoch. */
   lossSum: number;
   correct: number;
@@ -169,6 +172,7 @@ async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): 
     if (resumed.changes.length > 0) settings.changes = resumed.changes;
     state.schedule.lr *= resumed.lrFactor;
     wallSeconds = folder.rewindMetrics(state.epoch, state.step);
+    if (state.bestEpoch === state.epoch && state.batchInEpoch === 0) repairBest(folder, state.step);
     o.onStart?.();
     o.onResume?.({ epoch: state.epoch, step: state.step, changes: resumed.changes.slice(resumed.changes.length - resumed.added) });
   } else {
@@ -227,13 +231,21 @@ async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): 
     state.schedule = afterEpoch(o.schedule, state.schedule, state.epoch + 1, m.valTop1Error);
     state = { ...state, epoch: state.epoch + 1, batchInEpoch: 0, lossSum: 0, correct: 0, seen: 0 };
     const isBest = state.best === null || m.valTop1Error < state.best;
-    if (isBest) state.best = m.valTop1Error;
-    // best before last: a crash between the two resumes from the previous last, reruns this epoch
-    // exactly and writes best again; the other order could leave best behind for good.
-    if (isBest) await save('best');
+    if (isBest) state = { ...state, best: m.valTop1Error, bestEpoch: state.epoch };
     await save('last');
+    if (isBest) copyCheckpoint(folder, 'last', 'best'); // the same state: the same bytes
   }
   return { net, metrics, interrupted: false };
+}
+
+function copyCheckpoint(folder: RunFolder, from: 'last', to: 'best'): void {
+  writeFileAtomic(folder.path(to), readFileBytes(folder.path(from), 'checkpoint'));
+}
+
+/** A crash between writing `last` and copying it to `best` leaves `best` one epoch behind. */
+function repairBest(folder: RunFolder, step: number): void {
+  const current = folder.has('best') ? readCheckpointHeader(folder.path('best')).state.step : undefined;
+  if (current !== step) copyCheckpoint(folder, 'last', 'best');
 }
 
 function epochSums(state: RunState) {
@@ -257,7 +269,7 @@ async function snapshot({ net, sgd }: Learner, state: RunState, options: RunOpti
     spec: net.spec,
     params: Object.fromEntries(net.params.map((p) => [p.name, { shape: p.shape, data: params[p.name]! }])),
     velocities,
-    state: { ...state, options },
+    state: { ...ordered(state), options },
   };
 }
 
@@ -278,6 +290,11 @@ function restore(learner: Learner, checkpoint: Checkpoint, path: string): RunSta
   } catch (error) {
     throw new Error(`${path} does not match the model: ${(error as Error).message}`);
   }
-  const { wallSeconds: _timing, ...rest } = state; // older checkpoints kept the wall time: it made identical runs differ
-  return { ...rest, dropout };
+  return ordered({ ...state, dropout }); // older checkpoints also kept the wall time: it made identical runs differ
+}
+
+/** The fields of a run state in one order: a resumed run writes the same bytes as an unbroken one. */
+function ordered(s: RunState): RunState {
+  const { epoch, batchInEpoch, step, schedule, dropout, best, bestEpoch, lossSum, correct, seen } = s;
+  return { epoch, batchInEpoch, step, schedule, dropout, best, ...(bestEpoch === undefined ? {} : { bestEpoch }), lossSum, correct, seen };
 }
