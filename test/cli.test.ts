@@ -38,6 +38,15 @@ const badInputs: [string, string[], RegExp][] = [
   ['a zero batch', ['bench', '--model', 'alexnet', '--batch', '0'], /option '--batch <n>' argument '0' is invalid. must be an integer from 1 to 65536/],
   ['an unknown schedule', ['train', '--data', '/tmp', '--out', '/tmp/x', '--schedule', 'cosine'], /^alexnet: unknown schedule 'cosine'/],
   ['a warm-up as long as the run', ['train', '--data', '/tmp', '--out', '/tmp/x', '--epochs', '2', '--schedule', 'linear:2'], /^alexnet: schedule 'linear:2': the warm-up \(2 epochs\) must end before the run does \(2 epochs\)$/],
+  ['a momentum that diverges', ['train', '--data', '/tmp', '--out', '/tmp/x', '--momentum', '1.5'], /argument '1.5' is invalid. must be a number in \[0, 1\)/],
+  ['an empty learning rate', ['train', '--data', '/tmp', '--out', '/tmp/x', '--lr='], /option '--lr <x>' argument '' is invalid. must be a number in \(0, 1000\]/],
+  ['a fractional seed', ['train', '--data', '/tmp', '--out', '/tmp/x', '--seed', '2.5'], /argument '2.5' is invalid. must be an integer from 0 to 4294967295/],
+  ['a fractional crop padding', ['train', '--data', '/tmp', '--out', '/tmp/x', '--crop-pad', '1.5'], /argument '1.5' is invalid. must be an integer from 0 to 1024/],
+  ['empty class names', ['train', '--data', '/tmp', '--out', '/tmp/x', '--class-names='], /^alexnet: class names: the list '' must name at least 2 classes, none of them empty$/],
+  ['--override without --resume', ['train', '--data', '/tmp', '--out', '/tmp/x', '--override', 'lr'], /^alexnet: --override only applies with --resume$/],
+  ['--resume with --force', ['train', '--data', '/tmp', '--out', '/tmp/x', '--resume', '--force'], /^alexnet: --resume continues a run and --force starts it over: give one of them$/],
+  ['--resume of nothing', ['train', '--data', '/tmp', '--out', '/nonexistent/run', '--resume'], /^alexnet: --resume: \/nonexistent\/run holds no last.safetensors to continue from$/],
+  ['a run folder without checkpoints', ['eval', '--model', '/tmp', '--data', '/tmp'], /^alexnet: \/tmp holds no checkpoint \(best.safetensors or last.safetensors\)$/],
   ['replicas that do not split the batch', ['bench', '--model', 'alexnet-small-28', '--mode', 'train', '--batch', '64', '--replicas', '3'], /^alexnet: batch 64 does not split evenly over 3 replicas$/],
 ];
 

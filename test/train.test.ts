@@ -1,6 +1,6 @@
 /** The training system: the update rule, schedules, dataset readers, checkpoints, exact resume. */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -276,4 +276,41 @@ test("evaluation with mirror images averages each image's softmax with its refle
 
 test('a batch larger than the dataset is refused', async () => {
   await assert.rejects(train(options(mkdtempSync(join(tmpdir(), 'big-')), { batch: 100 })), /batch size 100 is larger than the training set \(48 images\)/);
+});
+
+test('resume keeps the run\'s settings: a different one is refused unless overridden, and then recorded', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'settings-'));
+  await train(options(dir, { stopAfterSteps: 3 }));
+  await assert.rejects(train(options(dir, { resume: true, lr: 0.1 })), /--resume: lr 0.1 differs from the run's 0.05 \(in .*last.safetensors\); to change it from here on, add --override lr/);
+  await assert.rejects(train(options(dir, { resume: true, batch: 4 })), /--resume: batch 4 differs from the run's 8 .*; it cannot change: the run's position is counted in its batches/);
+  await assert.rejects(train(options(dir, { resume: true, batch: 4, overrides: ['batch'] })), /it cannot change/);
+  await assert.rejects(train(options(dir, { resume: true, overrides: ['colour'] })), /--override: unknown setting 'colour'/);
+  await assert.rejects(train(options(dir, { resume: true, spec: { ...tinySpec, layers: tinySpec.layers.filter((l) => l.type !== 'dropout') } })), /the model differs from the run's/);
+  await assert.rejects(train(options(dir, { resume: true, train: randomSet(40, 1) })), /training images 40 differs from the run's 48/);
+  const changes: unknown[] = [];
+  await train(options(dir, { resume: true, lr: 0.1, overrides: ['lr'], onResume: (r: { changes: unknown[] }) => changes.push(...r.changes) }));
+  assert.deepEqual(changes, [{ epoch: 0, step: 3, setting: 'lr', from: 0.05, to: 0.1 }]);
+  const state = readCheckpoint(join(dir, 'last.safetensors')).state as { options: { lr: number; changes: unknown[] } };
+  assert.equal(state.options.lr, 0.1);
+  assert.deepEqual(state.options.changes, changes);
+});
+
+test('a spec may name its loss layer anything; labels beyond the classes are named by record', async () => {
+  const renamed = { ...tinySpec, layers: tinySpec.layers.map((l) => (l.type === 'softmax_cross_entropy' ? { ...l, name: 'objective' } : l)) };
+  const { metrics } = await train(options(mkdtempSync(join(tmpdir(), 'named-')), { spec: renamed, epochs: 1 }));
+  assert.ok(Number.isFinite(metrics[0]!.loss));
+  const dir = mkdtempSync(join(tmpdir(), 'labels-'));
+  const labels = Array.from({ length: 20 }, (_, i) => i % 10);
+  labels[13] = 200;
+  writeFileSync(join(dir, 'train-images-idx3-ubyte'), idx([20, 2, 2], new Array(80).fill(1)));
+  writeFileSync(join(dir, 'train-labels-idx1-ubyte'), idx([20], labels));
+  writeFileSync(join(dir, 't10k-images-idx3-ubyte'), idx([1, 2, 2], [1, 1, 1, 1]));
+  writeFileSync(join(dir, 't10k-labels-idx1-ubyte'), idx([1], [0]));
+  assert.throws(() => loadDataset(dir), /train-labels-idx1-ubyte: record 13 has label 200, but classes 10, 11, 12, … 199 \(190 classes\) have no images/);
+  assert.throws(() => loadDataset(dir, { classes: 10 }), /train-labels-idx1-ubyte: record 13 has label 200, beyond the 10 classes \(labels 0–9\)$/);
+  labels[13] = 3;
+  writeFileSync(join(dir, 'train-labels-idx1-ubyte'), idx([20], labels));
+  assert.equal(loadDataset(dir).train.classes, 10);
+  rmSync(join(dir, 'train-images-idx3-ubyte'));
+  assert.equal(loadSplit(dir, 'test', { classes: 10 }).labels.length, 1, 'the test split alone, without the training files');
 });

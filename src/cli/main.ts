@@ -121,8 +121,9 @@ program.command('train')
   .option('--override <settings>', `with --resume: settings that may differ from the run's (${CHANGEABLE.join(', ')})`, (v) => v.split(',').map((n) => n.trim()))
   .option('--force', 'start over in an --out that holds a run, deleting it')
   .action(async (cliOptions: TrainCliOptions, command: Command) => {
+    if (cliOptions.resume && cliOptions.force) throw new Error('--resume continues a run and --force starts it over: give one of them');
+    if (cliOptions.override && !cliOptions.resume) throw new Error('--override only applies with --resume');
     const opts: TrainCliOptions & { spec?: NetSpec } = cliOptions.resume ? withRunSettings(cliOptions, command) : cliOptions;
-    if (opts.override && !opts.resume) throw new Error('--override only applies with --resume');
     const schedule = typeof opts.schedule === 'string' ? parseSchedule(opts.schedule, opts.epochs) : (opts.schedule as ScheduleSpec);
     const names = opts.classNames === undefined ? undefined : Array.isArray(opts.classNames) ? opts.classNames as string[] : parseClassNames(opts.classNames);
     const { train: all, test } = loadDataset(opts.data, { classes: opts.classes, classNames: names });
@@ -185,7 +186,9 @@ function defaultModel(set: ImageSet): NetSpec {
 
 /** `--resume`: every setting not given on the command line is the run's own (its model too). */
 function withRunSettings(opts: TrainCliOptions, command: Command): TrainCliOptions & { spec?: NetSpec } {
-  const { spec, state } = readCheckpointHeader(join(opts.out, RUN_FILES.last));
+  const last = join(opts.out, RUN_FILES.last);
+  if (!existsSync(last)) throw new Error(`--resume: ${opts.out} holds no ${RUN_FILES.last} to continue from`);
+  const { spec, state } = readCheckpointHeader(last);
   const run = (state.options ?? {}) as Partial<RunOptions>;
   const stored: Record<string, unknown> = {
     epochs: run.epochs, batch: run.batch, lr: run.lr, momentum: run.momentum, weightDecay: run.weightDecay, schedule: run.schedule,
