@@ -21,6 +21,7 @@ import { importOnnx } from '../src/onnx/import.js';
 import { decodeModel, encodeModel, type ModelProto } from '../src/onnx/proto.js';
 import { Philox } from '../src/random.js';
 import { sizeOf } from '../src/tensor.js';
+import { idx } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 
@@ -37,16 +38,6 @@ const tiny: NetSpec = {
     { name: 'xent', type: 'softmax_cross_entropy', inputs: ['out', 'label'] }, // not called 'loss'
   ],
 };
-
-function idx(dims: number[], values: ArrayLike<number>): Uint8Array {
-  const header = new Uint8Array(4 + 4 * dims.length);
-  header.set([0, 0, 8, dims.length]);
-  dims.forEach((d, i) => new DataView(header.buffer).setUint32(4 + 4 * i, d, false));
-  const out = new Uint8Array(header.length + values.length);
-  out.set(header);
-  out.set(values, header.length);
-  return out;
-}
 
 /** An IDX dataset of 8×8 images in 4 learnable classes, and the tiny model's spec file. */
 function dataset(images: number): string {

@@ -24,3 +24,14 @@ export function assertClose(actual: FloatArray | ArrayLike<number>, expected: Ar
     throw new Error(`${what}: element ${index} is ${actual[index]}, expected ${expected[index]} (atol ${atol}, rtol ${rtol}; ${ratio.toFixed(2)}× the tolerance)`);
   }
 }
+
+/** An IDX file (the MNIST format) of unsigned bytes. */
+export function idx(dims: number[], values: ArrayLike<number>): Uint8Array {
+  const header = new Uint8Array(4 + 4 * dims.length);
+  header.set([0, 0, 8, dims.length]);
+  dims.forEach((d, i) => new DataView(header.buffer).setUint32(4 + 4 * i, d, false));
+  const out = new Uint8Array(header.length + values.length);
+  out.set(header);
+  out.set(values, header.length);
+  return out;
+}

@@ -13,7 +13,7 @@ import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
 import { afterEpoch, initialScheduleState, learningRateAt, parseSchedule } from '../src/train/schedule.js';
 import { evaluate, train } from '../src/train/trainer.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
-import { assertClose } from './helpers.js';
+import { assertClose, idx } from './helpers.js';
 
 test("SGD applies the paper's update rule exactly", async () => {
   const net = Net.build({ inputs: { x: [2] }, layers: [{ name: 'fc', type: 'linear', outFeatures: 1, bias: false }] }, { batch: 1, backend: new ReferenceBackend({ precision: 'float64' }) });
@@ -96,16 +96,6 @@ test('the linear schedule warms up, then falls to 0 at the last step; epoch ends
   assert.throws(() => parseSchedule('linear:2', 2), /the warm-up \(2 epochs\) must end before the run does/);
   assert.throws(() => parseSchedule('linear:x'), /unknown schedule/);
 });
-
-function idx(dims: number[], values: ArrayLike<number>): Uint8Array {
-  const header = new Uint8Array(4 + 4 * dims.length);
-  header.set([0, 0, 8, dims.length]);
-  dims.forEach((d, i) => new DataView(header.buffer).setUint32(4 + 4 * i, d, false));
-  const out = new Uint8Array(header.length + values.length);
-  out.set(header);
-  out.set(values, header.length);
-  return out;
-}
 
 test('IDX files are read plain and gzipped; truncated and foreign files are refused with the reason', () => {
   const image = idx([2, 2, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
