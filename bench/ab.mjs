@@ -15,9 +15,15 @@ import { Sgd } from '../dist/src/train/sgd.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { model: { type: 'string', default: 'alexnet-small-28' }, batch: { type: 'string', default: '64' }, steps: { type: 'string', default: '20' }, threads: { type: 'string', default: '1' } },
+  options: {
+    model: { type: 'string', default: 'alexnet-small-28' },
+    batch: { type: 'string', default: '64' },
+    steps: { type: 'string', default: '20' },
+    threads: { type: 'string', default: '1' },
+  },
 });
-if (positionals.length !== 2) throw new Error('usage: node bench/ab.mjs OLD.wasm NEW.wasm [--model M] [--batch N] [--steps S] [--threads T]');
+if (positionals.length !== 2)
+  throw new Error('usage: node bench/ab.mjs OLD.wasm NEW.wasm [--model M] [--batch N] [--steps S] [--threads T]');
 const [batch, steps, threads] = [Number(values.batch), Number(values.steps), Number(values.threads)];
 const spec = resolveModel(values.model);
 const installed = fileURLToPath(new URL('../dist/wasm/kernels-relaxed.wasm', import.meta.url));
@@ -30,8 +36,15 @@ async function stepOn(wasm) {
   const net = Net.build(spec, { backend, batch, seed: 1 });
   const sgd = new Sgd(net, { lr: 0.001 });
   const [data, labels] = net.inputNames;
-  net.setInput(data, Float32Array.from({ length: net.shapeOf(data).reduce((a, b) => a * b) }, () => Math.random() - 0.5));
-  if (labels) net.setInput(labels, Float32Array.from({ length: batch }, () => Math.floor(Math.random() * 10)));
+  net.setInput(
+    data,
+    Float32Array.from({ length: net.shapeOf(data).reduce((a, b) => a * b) }, () => Math.random() - 0.5),
+  );
+  if (labels)
+    net.setInput(
+      labels,
+      Float32Array.from({ length: batch }, () => Math.floor(Math.random() * 10)),
+    );
   return () => {
     net.forward({ training: true });
     net.backward();
@@ -45,7 +58,10 @@ try {
   b();
   const times = { a: [], b: [] };
   for (let i = 0; i < steps; i++) {
-    for (const [name, step] of [['a', a], ['b', b]]) {
+    for (const [name, step] of [
+      ['a', a],
+      ['b', b],
+    ]) {
       const start = performance.now();
       step();
       times[name].push(performance.now() - start);
@@ -53,7 +69,9 @@ try {
   }
   const median = (t) => [...t].sort((x, y) => x - y)[t.length >> 1];
   const ratio = median(times.a.map((t, i) => times.b[i] / t));
-  console.log(`${values.model} batch ${batch}, ${threads} thread(s): old ${median(times.a).toFixed(1)} ms, new ${median(times.b).toFixed(1)} ms per step; median new/old ${ratio.toFixed(3)}`);
+  console.log(
+    `${values.model} batch ${batch}, ${threads} thread(s): old ${median(times.a).toFixed(1)} ms, new ${median(times.b).toFixed(1)} ms per step; median new/old ${ratio.toFixed(3)}`,
+  );
 } finally {
   writeFileSync(installed, original);
 }

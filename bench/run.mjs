@@ -23,7 +23,11 @@ function run(cmd, argv) {
 
 function measure(label, cmd, argv) {
   const out = run(cmd, argv);
-  const line = out?.trim().split('\n').filter((l) => l.startsWith('{')).pop();
+  const line = out
+    ?.trim()
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .pop();
   const result = line ? JSON.parse(line) : { error: 'failed to run' };
   return { label, ...result };
 }
@@ -31,27 +35,76 @@ function measure(label, cmd, argv) {
 const models = quick ? ['alexnet'] : ['alexnet', 'alexnet-torchvision'];
 const threadCounts = quick ? [2] : [1, 2];
 const configs = [];
-for (const model of models) for (const threads of threadCounts) {
-  configs.push({ model, mode: 'infer', batch: 1, threads, steps: 10 });
-  configs.push({ model, mode: 'infer', batch: 64, threads, steps: 2 });
-  configs.push({ model, mode: 'train', batch: 64, threads, steps: 2 });
-  if (!quick) configs.push({ model, mode: 'train', batch: 128, threads, steps: 1 });
-}
+for (const model of models)
+  for (const threads of threadCounts) {
+    configs.push({ model, mode: 'infer', batch: 1, threads, steps: 10 });
+    configs.push({ model, mode: 'infer', batch: 64, threads, steps: 2 });
+    configs.push({ model, mode: 'train', batch: 64, threads, steps: 2 });
+    if (!quick) configs.push({ model, mode: 'train', batch: 128, threads, steps: 1 });
+  }
 
 console.log(`machine: ${cpus()[0]?.model} × ${availableParallelism()}, node ${process.version}`);
 const all = [];
 for (const c of configs) {
-  const rows = [measure('alexnet-ts (wasm)', process.execPath, ['dist/src/cli/main.js', 'bench', '--model', c.model, '--mode', c.mode, '--batch', String(c.batch), '--threads', String(c.threads), '--steps', String(c.steps), '--json'])];
-  if (hasTorch) rows.push(measure('PyTorch (Debian)', '/usr/bin/python3', ['bench/peers/pytorch_bench.py', c.model, c.mode, String(c.batch), String(c.threads), String(c.steps)]));
+  const rows = [
+    measure('alexnet-ts (wasm)', process.execPath, [
+      'dist/src/cli/main.js',
+      'bench',
+      '--model',
+      c.model,
+      '--mode',
+      c.mode,
+      '--batch',
+      String(c.batch),
+      '--threads',
+      String(c.threads),
+      '--steps',
+      String(c.steps),
+      '--json',
+    ]),
+  ];
+  if (hasTorch)
+    rows.push(
+      measure('PyTorch (Debian)', '/usr/bin/python3', [
+        'bench/peers/pytorch_bench.py',
+        c.model,
+        c.mode,
+        String(c.batch),
+        String(c.threads),
+        String(c.steps),
+      ]),
+    );
   if (c.mode === 'infer') {
-    rows.push(measure('onnxruntime-web (wasm)', process.execPath, ['bench/peers/onnxruntime.mjs', c.model, String(c.batch), String(c.threads), String(c.steps)]));
-    rows.push(measure('TensorFlow.js wasm', process.execPath, ['bench/peers/tfjs.mjs', 'wasm', c.model, 'infer', String(c.batch), String(c.threads), String(c.steps)]));
+    rows.push(
+      measure('onnxruntime-web (wasm)', process.execPath, [
+        'bench/peers/onnxruntime.mjs',
+        c.model,
+        String(c.batch),
+        String(c.threads),
+        String(c.steps),
+      ]),
+    );
+    rows.push(
+      measure('TensorFlow.js wasm', process.execPath, [
+        'bench/peers/tfjs.mjs',
+        'wasm',
+        c.model,
+        'infer',
+        String(c.batch),
+        String(c.threads),
+        String(c.steps),
+      ]),
+    );
   } else {
-    rows.push(measure('TensorFlow.js wasm', process.execPath, ['bench/peers/tfjs.mjs', 'wasm', c.model, 'train', '1', String(c.threads), '1']));
+    rows.push(
+      measure('TensorFlow.js wasm', process.execPath, ['bench/peers/tfjs.mjs', 'wasm', c.model, 'train', '1', String(c.threads), '1']),
+    );
   }
   // TensorFlow.js's cpu backend needs minutes per training image: the standard set takes one sample
   // of the paper net's training step; --slow-peers adds the other nets and inference.
-  const cpuSample = c.threads === 1 && (c.mode === 'train' ? c.batch === 64 && (slowPeers || (!quick && c.model === 'alexnet')) : c.batch === 1 && slowPeers);
+  const cpuSample =
+    c.threads === 1 &&
+    (c.mode === 'train' ? c.batch === 64 && (slowPeers || (!quick && c.model === 'alexnet')) : c.batch === 1 && slowPeers);
   if (cpuSample) {
     rows.push(measure('TensorFlow.js cpu (batch 1)', process.execPath, ['bench/peers/tfjs.mjs', 'cpu', c.model, c.mode, '1', '1', '1']));
   }

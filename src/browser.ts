@@ -12,6 +12,13 @@ export type * from './net/spec.js';
 export { Net, formatSummary, type BuildOptions, type LayerSummary, type LayerProfile } from './net/net.js';
 export { pytorchDefaultInit, type Initializer, type InitRule, type ParamInfo } from './net/init.js';
 export { planNet, summarize, type NetPlan } from './net/net.js';
-export { alexnet, alexnetCaffe, alexnetSmall, alexnetTorchvision, type AlexNetOptions, type SmallAlexNetOptions } from './models/alexnet.js';
+export {
+  alexnet,
+  alexnetCaffe,
+  alexnetSmall,
+  alexnetTorchvision,
+  type AlexNetOptions,
+  type SmallAlexNetOptions,
+} from './models/alexnet.js';
 export { parseSafetensors, serializeSafetensors, type SafetensorsFile, type NamedTensor } from './io/safetensors.js';
 export { Sgd, type SgdOptions } from './train/sgd.js';

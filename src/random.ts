@@ -15,19 +15,29 @@ const TWO_POW_32 = 4294967296;
 
 /** High 32 bits of the 64-bit product of two uint32 (exact in float64: every partial sum < 2^53). */
 function mulhi32(a: number, b: number): number {
-  const ah = a >>> 16, al = a & 0xffff, bh = b >>> 16, bl = b & 0xffff;
+  const ah = a >>> 16,
+    al = a & 0xffff,
+    bh = b >>> 16,
+    bl = b & 0xffff;
   const mid = ah * bl + al * bh;
   return (ah * bh + Math.floor((mid * 65536 + al * bl) / TWO_POW_32)) >>> 0;
 }
 
 /** One Philox4x32-10 block: 4 uint32 counter words and 2 key words in, 4 uint32 out. */
 export function philox4x32(
-  c0: number, c1: number, c2: number, c3: number, k0: number, k1: number,
+  c0: number,
+  c1: number,
+  c2: number,
+  c3: number,
+  k0: number,
+  k1: number,
   out: Uint32Array = new Uint32Array(4),
 ): Uint32Array {
   for (let round = 0; round < 10; round++) {
-    const hi0 = mulhi32(M0, c0), lo0 = Math.imul(M0, c0) >>> 0;
-    const hi1 = mulhi32(M1, c2), lo1 = Math.imul(M1, c2) >>> 0;
+    const hi0 = mulhi32(M0, c0),
+      lo0 = Math.imul(M0, c0) >>> 0;
+    const hi1 = mulhi32(M1, c2),
+      lo1 = Math.imul(M1, c2) >>> 0;
     c0 = (hi1 ^ c1 ^ k0) >>> 0;
     c1 = lo1;
     c2 = (hi0 ^ c3 ^ k1) >>> 0;
@@ -35,7 +45,10 @@ export function philox4x32(
     k0 = (k0 + W0) >>> 0;
     k1 = (k1 + W1) >>> 0;
   }
-  out[0] = c0; out[1] = c1; out[2] = c2; out[3] = c3;
+  out[0] = c0;
+  out[1] = c1;
+  out[2] = c2;
+  out[3] = c3;
   return out;
 }
 
@@ -80,7 +93,8 @@ export class Philox {
   private spareNormal: number | null = null;
 
   constructor(seed: number, stream = 0) {
-    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new Error(`random seed must be an integer in [0, 2^32), got ${seed}`);
+    if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+      throw new Error(`random seed must be an integer in [0, 2^32), got ${seed}`);
     this.seed = seed;
     this.stream = stream >>> 0;
   }

@@ -14,9 +14,14 @@ export function formatShape(shape: Shape): string {
 export class Tensor {
   readonly size: number;
 
-  constructor(readonly backend: Backend, readonly shape: Shape, readonly buffer: DeviceBuffer) {
+  constructor(
+    readonly backend: Backend,
+    readonly shape: Shape,
+    readonly buffer: DeviceBuffer,
+  ) {
     this.size = sizeOf(shape);
-    if (buffer.length !== this.size) throw new Error(`tensor of shape ${formatShape(shape)} needs ${this.size} values, buffer holds ${buffer.length}`);
+    if (buffer.length !== this.size)
+      throw new Error(`tensor of shape ${formatShape(shape)} needs ${this.size} values, buffer holds ${buffer.length}`);
   }
 
   static zeros(backend: Backend, shape: Shape): Tensor {

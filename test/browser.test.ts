@@ -19,11 +19,19 @@ const root = new URL('../..', import.meta.url).pathname;
 const chromiumPath = [process.env.CHROMIUM_PATH, '/usr/lib/chromium/chromium', '/usr/bin/chromium'].find((p) => p && existsSync(p));
 const skip = chromiumPath ? false : 'no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)';
 
-interface CheckOptions { threads?: number; sharedMemory?: boolean }
+interface CheckOptions {
+  threads?: number;
+  sharedMemory?: boolean;
+}
 interface CheckResult {
-  threads: number; simd: string; isolated: boolean;
-  loss: [number, number]; lossAfterStep: [number, number];
-  maxLogitError: number; maxGradError: number; imagesPerSecond: number;
+  threads: number;
+  simd: string;
+  isolated: boolean;
+  loss: [number, number];
+  lossAfterStep: [number, number];
+  maxLogitError: number;
+  maxGradError: number;
+  imagesPerSecond: number;
 }
 
 /** Runs in the browser (its source is served as /check.js): the reference and the wasm backend take
@@ -54,13 +62,24 @@ async function check(lib: typeof import('../src/browser.js'), options: CheckOpti
   };
   const loss = [await step(ref), await step(fast)] as [number, number];
   const maxLogitError = maxError(await ref.read('fc8'), await fast.read('fc8'));
-  const maxGradError = Math.max(...await Promise.all(ref.params.map(async (p) => maxError(await p.grad.read(), await fast.param(p.name).grad.read()))));
+  const maxGradError = Math.max(
+    ...(await Promise.all(ref.params.map(async (p) => maxError(await p.grad.read(), await fast.param(p.name).grad.read())))),
+  );
   for (const net of nets) new lib.Sgd(net, { lr: 0.01, momentum: 0.9, weightDecay: 0.0005 }).step();
   const lossAfterStep = [await step(ref), await step(fast)] as [number, number];
   const start = performance.now();
   for (let i = 0; i < 3; i++) await step(fast);
   const imagesPerSecond = (3 * batch) / ((performance.now() - start) / 1000);
-  return { threads: backend.threads, simd: backend.simd, isolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated ?? false, loss, lossAfterStep, maxLogitError, maxGradError, imagesPerSecond };
+  return {
+    threads: backend.threads,
+    simd: backend.simd,
+    isolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated ?? false,
+    loss,
+    lossAfterStep,
+    maxLogitError,
+    maxGradError,
+    imagesPerSecond,
+  };
 }
 
 const workerScript = `import * as lib from '/dist/src/browser.js';
@@ -75,7 +94,9 @@ const types: Record<string, string> = { '.js': 'text/javascript', '.wasm': 'appl
 function serve(isolated: boolean): Promise<Server> {
   const server = createServer((request, response) => {
     const path = normalize(new URL(request.url ?? '/', 'http://x').pathname);
-    const headers: Record<string, string> = isolated ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' } : {};
+    const headers: Record<string, string> = isolated
+      ? { 'Cross-Origin-Opener-Policy': 'same-origin', 'Cross-Origin-Embedder-Policy': 'require-corp' }
+      : {};
     const send = (status: number, type: string, body: string | Buffer) => {
       response.writeHead(status, { ...headers, 'Content-Type': type });
       response.end(body);
@@ -111,19 +132,22 @@ async function runInPage(isolated: boolean, options: CheckOptions, inWorker: boo
   page.on('pageerror', (e) => errors.push(String(e)));
   try {
     await page.goto(url(servers[isolated ? 1 : 0]!));
-    const result = await page.evaluate(async ([options, inWorker]) => {
-      if (inWorker) {
-        const worker = new Worker('/worker.js', { type: 'module' });
-        return new Promise<CheckResult | { error: string }>((resolve) => {
-          worker.onmessage = (e) => resolve(e.data);
-          worker.onerror = (e) => resolve({ error: e.message });
-          worker.postMessage(options);
-        });
-      }
-      const lib = await import('/dist/src/browser.js' as string);
-      const { check } = await import('/check.js' as string);
-      return check(lib, options) as Promise<CheckResult>;
-    }, [options, inWorker] as const);
+    const result = await page.evaluate(
+      async ([options, inWorker]) => {
+        if (inWorker) {
+          const worker = new Worker('/worker.js', { type: 'module' });
+          return new Promise<CheckResult | { error: string }>((resolve) => {
+            worker.onmessage = (e) => resolve(e.data);
+            worker.onerror = (e) => resolve({ error: e.message });
+            worker.postMessage(options);
+          });
+        }
+        const lib = await import('/dist/src/browser.js' as string);
+        const { check } = await import('/check.js' as string);
+        return check(lib, options) as Promise<CheckResult>;
+      },
+      [options, inWorker] as const,
+    );
     if ('error' in result) throw new Error(result.error);
     assert.deepEqual(errors, []);
     return result;
@@ -138,7 +162,10 @@ function assertMatches(result: CheckResult, threads: number, isolated: boolean):
   assert.equal(result.simd, 'relaxed'); // Chromium has relaxed SIMD on by default
   assert.ok(Number.isFinite(result.loss[0]) && result.loss[0] > 1, `reference loss ${result.loss[0]}`);
   assert.ok(Math.abs(result.loss[0] - result.loss[1]) < 1e-4 * result.loss[0], `losses ${result.loss.join(' vs ')}`);
-  assert.ok(Math.abs(result.lossAfterStep[0] - result.lossAfterStep[1]) < 1e-4 * result.lossAfterStep[0], `losses after one SGD step ${result.lossAfterStep.join(' vs ')}`);
+  assert.ok(
+    Math.abs(result.lossAfterStep[0] - result.lossAfterStep[1]) < 1e-4 * result.lossAfterStep[0],
+    `losses after one SGD step ${result.lossAfterStep.join(' vs ')}`,
+  );
   assert.notEqual(result.lossAfterStep[0], result.loss[0]);
   assert.ok(result.maxLogitError < 1e-3, `logits differ by ${result.maxLogitError} (relative)`);
   assert.ok(result.maxGradError < 2e-2, `gradients differ by ${result.maxGradError} (relative, +1e-3)`);
@@ -152,7 +179,10 @@ test('browser: a page without cross-origin isolation runs one thread on unshared
   await page.goto(url(servers[0]!));
   const message = await page.evaluate(async () => {
     const lib = await import('/dist/src/browser.js' as string);
-    return lib.WasmBackend.create({ threads: 2 }).then(() => 'created', (e: Error) => e.message);
+    return lib.WasmBackend.create({ threads: 2 }).then(
+      () => 'created',
+      (e: Error) => e.message,
+    );
   });
   await page.close();
   assert.match(message, /2 threads need shared memory, which this page does not have: serve it cross-origin isolated/);

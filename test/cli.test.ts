@@ -22,7 +22,10 @@ test('info --json describes the paper net', () => {
 
 test('info reads a JSON spec file and reports its errors by layer', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cli-'));
-  writeFileSync(join(dir, 'bad.json'), JSON.stringify({ inputs: { data: [96, 8, 8] }, layers: [{ name: 'conv2', type: 'conv2d', outChannels: 10, kernel: 3, groups: 5 }] }));
+  writeFileSync(
+    join(dir, 'bad.json'),
+    JSON.stringify({ inputs: { data: [96, 8, 8] }, layers: [{ name: 'conv2', type: 'conv2d', outChannels: 10, kernel: 3, groups: 5 }] }),
+  );
   const r = alexnet('info', '--model', join(dir, 'bad.json'));
   assert.equal(r.code, 1);
   assert.equal(r.stderr, 'alexnet: conv2: 96 input channels are not divisible by groups=5');
@@ -33,21 +36,77 @@ test('info reads a JSON spec file and reports its errors by layer', () => {
 const badInputs: [string, string[], RegExp][] = [
   ['an unknown model', ['info', '--model', 'lenet'], /^alexnet: unknown model 'lenet' \(known: alexnet, /],
   ['an unknown option', ['info', '--model', 'alexnet', '--colour'], /unknown option '--colour'/],
-  ['a missing dataset folder', ['train', '--data', '/nonexistent/fmnist', '--out', join(tmpdir(), 'never')], /^alexnet: dataset folder \/nonexistent\/fmnist does not exist$/],
-  ['a missing checkpoint', ['eval', '--model', '/nonexistent/run.safetensors', '--data', '/tmp'], /^alexnet: cannot read checkpoint \/nonexistent\/run.safetensors: no such file$/],
-  ['a zero batch', ['bench', '--model', 'alexnet', '--batch', '0'], /option '--batch <n>' argument '0' is invalid. must be an integer from 1 to 65536/],
+  [
+    'a missing dataset folder',
+    ['train', '--data', '/nonexistent/fmnist', '--out', join(tmpdir(), 'never')],
+    /^alexnet: dataset folder \/nonexistent\/fmnist does not exist$/,
+  ],
+  [
+    'a missing checkpoint',
+    ['eval', '--model', '/nonexistent/run.safetensors', '--data', '/tmp'],
+    /^alexnet: cannot read checkpoint \/nonexistent\/run.safetensors: no such file$/,
+  ],
+  [
+    'a zero batch',
+    ['bench', '--model', 'alexnet', '--batch', '0'],
+    /option '--batch <n>' argument '0' is invalid. must be an integer from 1 to 65536/,
+  ],
   ['an unknown schedule', ['train', '--data', '/tmp', '--out', '/tmp/x', '--schedule', 'cosine'], /^alexnet: unknown schedule 'cosine'/],
-  ['a warm-up as long as the run', ['train', '--data', '/tmp', '--out', '/tmp/x', '--epochs', '2', '--schedule', 'linear:2'], /^alexnet: schedule 'linear:2': the warm-up \(2 epochs\) must end before the run does \(2 epochs\)$/],
-  ['a momentum that diverges', ['train', '--data', '/tmp', '--out', '/tmp/x', '--momentum', '1.5'], /argument '1.5' is invalid. must be a number in \[0, 1\)/],
-  ['an empty learning rate', ['train', '--data', '/tmp', '--out', '/tmp/x', '--lr='], /option '--lr <x>' argument '' is invalid. must be a number in \(0, 1000\]/],
-  ['a fractional seed', ['train', '--data', '/tmp', '--out', '/tmp/x', '--seed', '2.5'], /argument '2.5' is invalid. must be an integer from 0 to 4294967295/],
-  ['a fractional crop padding', ['train', '--data', '/tmp', '--out', '/tmp/x', '--crop-pad', '1.5'], /argument '1.5' is invalid. must be an integer from 0 to 1024/],
-  ['empty class names', ['train', '--data', '/tmp', '--out', '/tmp/x', '--class-names='], /^alexnet: class names: the list '' must name at least 2 classes, none of them empty$/],
-  ['--override without --resume', ['train', '--data', '/tmp', '--out', '/tmp/x', '--override', 'lr'], /^alexnet: --override only applies with --resume$/],
-  ['--resume with --force', ['train', '--data', '/tmp', '--out', '/tmp/x', '--resume', '--force'], /^alexnet: --resume continues a run and --force starts it over: give one of them$/],
-  ['--resume of nothing', ['train', '--data', '/tmp', '--out', '/nonexistent/run', '--resume'], /^alexnet: --resume: \/nonexistent\/run holds no last.safetensors to continue from$/],
-  ['a run folder without checkpoints', ['eval', '--model', '/tmp', '--data', '/tmp'], /^alexnet: \/tmp holds no checkpoint \(best.safetensors or last.safetensors\)$/],
-  ['replicas that do not split the batch', ['bench', '--model', 'alexnet-small-28', '--mode', 'train', '--batch', '64', '--replicas', '3'], /^alexnet: batch 64 does not split evenly over 3 replicas$/],
+  [
+    'a warm-up as long as the run',
+    ['train', '--data', '/tmp', '--out', '/tmp/x', '--epochs', '2', '--schedule', 'linear:2'],
+    /^alexnet: schedule 'linear:2': the warm-up \(2 epochs\) must end before the run does \(2 epochs\)$/,
+  ],
+  [
+    'a momentum that diverges',
+    ['train', '--data', '/tmp', '--out', '/tmp/x', '--momentum', '1.5'],
+    /argument '1.5' is invalid. must be a number in \[0, 1\)/,
+  ],
+  [
+    'an empty learning rate',
+    ['train', '--data', '/tmp', '--out', '/tmp/x', '--lr='],
+    /option '--lr <x>' argument '' is invalid. must be a number in \(0, 1000\]/,
+  ],
+  [
+    'a fractional seed',
+    ['train', '--data', '/tmp', '--out', '/tmp/x', '--seed', '2.5'],
+    /argument '2.5' is invalid. must be an integer from 0 to 4294967295/,
+  ],
+  [
+    'a fractional crop padding',
+    ['train', '--data', '/tmp', '--out', '/tmp/x', '--crop-pad', '1.5'],
+    /argument '1.5' is invalid. must be an integer from 0 to 1024/,
+  ],
+  [
+    'empty class names',
+    ['train', '--data', '/tmp', '--out', '/tmp/x', '--class-names='],
+    /^alexnet: class names: the list '' must name at least 2 classes, none of them empty$/,
+  ],
+  [
+    '--override without --resume',
+    ['train', '--data', '/tmp', '--out', '/tmp/x', '--override', 'lr'],
+    /^alexnet: --override only applies with --resume$/,
+  ],
+  [
+    '--resume with --force',
+    ['train', '--data', '/tmp', '--out', '/tmp/x', '--resume', '--force'],
+    /^alexnet: --resume continues a run and --force starts it over: give one of them$/,
+  ],
+  [
+    '--resume of nothing',
+    ['train', '--data', '/tmp', '--out', '/nonexistent/run', '--resume'],
+    /^alexnet: --resume: \/nonexistent\/run holds no last.safetensors to continue from$/,
+  ],
+  [
+    'a run folder without checkpoints',
+    ['eval', '--model', '/tmp', '--data', '/tmp'],
+    /^alexnet: \/tmp holds no checkpoint \(best.safetensors or last.safetensors\)$/,
+  ],
+  [
+    'replicas that do not split the batch',
+    ['bench', '--model', 'alexnet-small-28', '--mode', 'train', '--batch', '64', '--replicas', '3'],
+    /^alexnet: batch 64 does not split evenly over 3 replicas$/,
+  ],
 ];
 
 for (const [what, args, message] of badInputs) {
@@ -82,7 +141,11 @@ async function trainedRun(): Promise<{ dir: string; checkpoint: string; net: Net
   const net = Net.build(tiny, { batch: 3, seed: 9 });
   const params = await net.readParams();
   const checkpoint = join(dir, 'best.safetensors');
-  writeCheckpoint(checkpoint, { spec: tiny, params: Object.fromEntries(net.params.map((p) => [p.name, { shape: p.shape, data: params[p.name]! }])), state: { options: { mean: 0.5, std: 0.25, classNames: ['ant', 'bee', 'cat', 'dog', 'eel'] } } });
+  writeCheckpoint(checkpoint, {
+    spec: tiny,
+    params: Object.fromEntries(net.params.map((p) => [p.name, { shape: p.shape, data: params[p.name]! }])),
+    state: { options: { mean: 0.5, std: 0.25, classNames: ['ant', 'bee', 'cat', 'dog', 'eel'] } },
+  });
   return { dir, checkpoint, net };
 }
 
@@ -98,13 +161,18 @@ test('run: logits for an .npy tensor equal the library forward pass', async () =
   net.forward();
   assertClose(y.data, await net.read('fc'), 1e-6, 1e-5, 'run vs library');
   writeFileSync(join(dir, 'bad.npy'), serializeNpy([3, 8, 8], x));
-  assert.match(alexnet('run', '--model', dir, '--input', join(dir, 'bad.npy'), '--output', join(dir, 'z.npy')).stderr, /bad.npy: shape \[3, 8, 8\] does not match the model's input \[N, 1, 8, 8\]/);
+  assert.match(
+    alexnet('run', '--model', dir, '--input', join(dir, 'bad.npy'), '--output', join(dir, 'z.npy')).stderr,
+    /bad.npy: shape \[3, 8, 8\] does not match the model's input \[N, 1, 8, 8\]/,
+  );
 });
 
 test('predict: top-K classes with probabilities for image files; an unreadable image is named', async () => {
   const { dir } = await trainedRun();
   const png = join(dir, 'x.png');
-  await sharp(Buffer.from(Array.from({ length: 16 * 16 * 3 }, (_, i) => (i * 7) % 256)), { raw: { width: 16, height: 16, channels: 3 } }).png().toFile(png);
+  await sharp(Buffer.from(Array.from({ length: 16 * 16 * 3 }, (_, i) => (i * 7) % 256)), { raw: { width: 16, height: 16, channels: 3 } })
+    .png()
+    .toFile(png);
   const r = alexnet('predict', '--model', dir, png, '--top', '3', '--json', '--threads', '1');
   assert.equal(r.code, 0, r.stderr);
   const [result] = JSON.parse(r.stdout) as { image: string; top: { class: number; name: string; probability: number }[] }[];
@@ -122,7 +190,10 @@ test('a checkpoint that does not match its model is refused', async () => {
   const other = join(dir, 'other.safetensors');
   writeCheckpoint(other, { spec: tiny, params: { 'conv1.weight': { shape: [4, 1, 3, 3], data: new Array(36).fill(0) } }, state: {} });
   writeFileSync(join(dir, 'x.npy'), serializeNpy([3, 1, 8, 8], new Float32Array(192)));
-  assert.match(alexnet('run', '--model', other, '--input', join(dir, 'x.npy'), '--output', join(dir, 'y.npy')).stderr, /other.safetensors does not match its model: parameter 'conv1.bias' is missing/);
+  assert.match(
+    alexnet('run', '--model', other, '--input', join(dir, 'x.npy'), '--output', join(dir, 'y.npy')).stderr,
+    /other.safetensors does not match its model: parameter 'conv1.bias' is missing/,
+  );
 });
 
 test('export writes an ONNX model that onnxruntime-web runs to the same logits', async () => {

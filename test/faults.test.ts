@@ -43,10 +43,15 @@ const tiny: NetSpec = {
 function dataset(images: number): string {
   const dir = mkdtempSync(join(tmpdir(), 'faults-data-'));
   const rng = new Philox(11);
-  for (const [split, count] of [['train', images], ['t10k', 64]] as const) {
+  for (const [split, count] of [
+    ['train', images],
+    ['t10k', 64],
+  ] as const) {
     const labels = Uint8Array.from({ length: count }, (_, i) => i % 4);
     const pixels = new Uint8Array(count * 64);
-    labels.forEach((label, i) => { for (let k = 0; k < 64; k++) pixels[i * 64 + k] = ((k % 8) >> 1 === label ? 180 : 40) + rng.nextInt(60); });
+    labels.forEach((label, i) => {
+      for (let k = 0; k < 64; k++) pixels[i * 64 + k] = ((k % 8) >> 1 === label ? 180 : 40) + rng.nextInt(60);
+    });
     writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([count, 8, 8], pixels));
     writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([count], labels));
   }
@@ -54,12 +59,18 @@ function dataset(images: number): string {
   return dir;
 }
 
-interface Outcome { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+interface Outcome {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** The CLI as a child process; `started` resolves once training has begun. */
 function alexnet(args: string[], env: Record<string, string> = {}) {
   const child = spawn(process.execPath, [CLI, ...args], { env: { ...process.env, ...env } });
-  let stdout = '', stderr = '';
+  let stdout = '',
+    stderr = '';
   let markStarted: () => void;
   const started = new Promise<void>((resolve) => (markStarted = resolve));
   child.stdout.on('data', (d: Buffer) => {
@@ -74,7 +85,23 @@ function alexnet(args: string[], env: Record<string, string> = {}) {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 const data = dataset(6000);
-const trainArgs = (out: string) => ['train', '--data', data, '--out', out, '--model', join(data, 'tiny.json'), '--epochs', '2', '--batch', '4', '--val', '200', '--threads', '1'];
+const trainArgs = (out: string) => [
+  'train',
+  '--data',
+  data,
+  '--out',
+  out,
+  '--model',
+  join(data, 'tiny.json'),
+  '--epochs',
+  '2',
+  '--batch',
+  '4',
+  '--val',
+  '200',
+  '--threads',
+  '1',
+];
 
 /** The run never stopped, and how long its training took. */
 const reference = (async () => {
@@ -92,11 +119,19 @@ const reference = (async () => {
  * metrics once, with the same values (only the timings differ), and nothing temporary left. */
 async function assertSameRun(out: string, why: string): Promise<void> {
   const { out: expected } = await reference;
-  for (const file of ['last.safetensors', 'best.safetensors']) assert.ok(readFileSync(join(out, file)).equals(readFileSync(join(expected, file))), `${file} differs (${why})`);
-  const metrics = (dir: string) => readFileSync(join(dir, 'metrics.jsonl'), 'utf8').trim().split('\n')
-    .map((l) => ({ ...JSON.parse(l), imagesPerSecond: 0, wallSeconds: 0 }) as Record<string, unknown>);
+  for (const file of ['last.safetensors', 'best.safetensors'])
+    assert.ok(readFileSync(join(out, file)).equals(readFileSync(join(expected, file))), `${file} differs (${why})`);
+  const metrics = (dir: string) =>
+    readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => ({ ...JSON.parse(l), imagesPerSecond: 0, wallSeconds: 0 }) as Record<string, unknown>);
   assert.deepEqual(metrics(out), metrics(expected), `metrics.jsonl (${why})`);
-  assert.deepEqual(readdirSync(out).filter((f) => f.includes('.tmp-') || f.endsWith('.lock')), [], `leftovers (${why})`);
+  assert.deepEqual(
+    readdirSync(out).filter((f) => f.includes('.tmp-') || f.endsWith('.lock')),
+    [],
+    `leftovers (${why})`,
+  );
 }
 
 async function resume(out: string): Promise<void> {
@@ -104,21 +139,25 @@ async function resume(out: string): Promise<void> {
   assert.equal(outcome.code, 0, outcome.stderr);
 }
 
-for (const [signal, status] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+for (const [signal, status] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
   test(`${signal} at a random step stops, saves, exits ${status}, and the resumed run equals an uninterrupted one`, async () => {
     const { trainingMs } = await reference;
     for (let attempt = 0; attempt < 3; attempt++) {
       const out = join(mkdtempSync(join(tmpdir(), 'faults-')), 'run');
       const run = alexnet(trainArgs(out));
       await run.started;
-      const delay = Math.random() * 0.8 * trainingMs / 2 ** attempt;
+      const delay = (Math.random() * 0.8 * trainingMs) / 2 ** attempt;
       await sleep(delay);
       run.child.kill(signal);
       if (signal === 'SIGINT') run.child.kill(signal); // a second Ctrl-C changes nothing
       const outcome = await run.done;
       if (outcome.code === 0) continue; // finished before the signal: try earlier
       const why = `${signal} after ${delay.toFixed(0)} ms`;
-      if (/the run is complete/.test(outcome.stdout)) { // the signal came during the test evaluation
+      if (/the run is complete/.test(outcome.stdout)) {
+        // the signal came during the test evaluation
         assert.equal(outcome.code, status, why);
         await assertSameRun(out, why);
         return;
@@ -142,7 +181,10 @@ test('SIGKILL inside checkpoint writes leaves a loadable last checkpoint (or non
     if (outcome.code === 0) continue; // epoch 2 was not a new best: three writes only
     const why = `killed in write ${write}`;
     assert.equal(outcome.signal, 'SIGKILL', why);
-    assert.ok(readdirSync(out).some((f) => f.includes('.tmp-')), `${why}: the cut write left its temporary file`);
+    assert.ok(
+      readdirSync(out).some((f) => f.includes('.tmp-')),
+      `${why}: the cut write left its temporary file`,
+    );
     if (write === 1) {
       assert.ok(!existsSync(join(out, 'last.safetensors')), why);
       assert.equal((await alexnet(trainArgs(out)).done).code, 0, `${why}: nothing to resume, a plain start works`);
@@ -197,7 +239,10 @@ function assertCleanOutcome(what: string, source: string, read: () => unknown, v
   try {
     value = read();
   } catch (error) {
-    assert.ok(error instanceof Error && !BUILTIN.some((kind) => error instanceof kind), `${what}: not a clear error: ${(error as Error).stack}`);
+    assert.ok(
+      error instanceof Error && !BUILTIN.some((kind) => error instanceof kind),
+      `${what}: not a clear error: ${(error as Error).stack}`,
+    );
     assert.ok(error.message.includes(source), `${what}: the error does not name ${source}: ${error.message}`);
     assert.ok(!error.message.includes('\n'), `${what}: more than one line: ${error.message}`);
     return 'refused';
@@ -219,13 +264,15 @@ function* mutations(bytes: Uint8Array, count: number, seed: number, hot = 64): G
         break;
       }
       case 1: {
-        const flips = 1 + rng.nextInt(4), where = Array.from({ length: flips }, at);
+        const flips = 1 + rng.nextInt(4),
+          where = Array.from({ length: flips }, at);
         for (const w of where) copy[w] ^= 1 << rng.nextInt(8);
         yield [`bits flipped at ${where.join(',')}`, copy];
         break;
       }
       default: {
-        const w = at(), fill = i % 4 === 2 ? 0xff : 0x80;
+        const w = at(),
+          fill = i % 4 === 2 ? 0xff : 0x80;
         copy.fill(fill, w, w + 4);
         yield [`0x${fill.toString(16)} × 4 at ${w}`, copy];
       }
@@ -236,12 +283,20 @@ function* mutations(bytes: Uint8Array, count: number, seed: number, hot = 64): G
 const source = (name: string) => `/fuzz/${name}`;
 
 test('fuzz: damaged IDX files are refused or read consistently', () => {
-  const image = idx([3, 4, 5], Array.from({ length: 60 }, (_, i) => i));
+  const image = idx(
+    [3, 4, 5],
+    Array.from({ length: 60 }, (_, i) => i),
+  );
   let refused = 0;
   for (const [what, bytes] of mutations(image, 400, 1, 20)) {
-    const outcome = assertCleanOutcome(`IDX ${what}`, source('x.idx'), () => parseIdx(bytes, source('x.idx')), (r: ReturnType<typeof parseIdx>) => {
-      assert.equal(r.data.length, sizeOf(r.dims), `IDX ${what}: ${r.dims.join('×')} with ${r.data.length} values`);
-    });
+    const outcome = assertCleanOutcome(
+      `IDX ${what}`,
+      source('x.idx'),
+      () => parseIdx(bytes, source('x.idx')),
+      (r: ReturnType<typeof parseIdx>) => {
+        assert.equal(r.data.length, sizeOf(r.dims), `IDX ${what}: ${r.dims.join('×')} with ${r.data.length} values`);
+      },
+    );
     if (outcome === 'refused') refused++;
   }
   assert.ok(refused > 100, `only ${refused} of 400 damaged files refused`);
@@ -253,27 +308,46 @@ test('fuzz: damaged CIFAR batches are refused or read with every label in range'
   writeFileSync(join(dir, 'test_batch.bin'), batch);
   for (const [what, bytes] of mutations(batch, 60, 2, 3073 * 3)) {
     writeFileSync(join(dir, 'data_batch_1.bin'), bytes);
-    assertCleanOutcome(`CIFAR ${what}`, dir, () => loadDataset(dir), (r: ReturnType<typeof loadDataset>) => {
-      assert.equal(r.train.pixels.length, 3072 * r.train.labels.length);
-      assert.ok(r.train.labels.every((l) => l < 10), `CIFAR ${what}: a label beyond 10 classes`);
-    });
+    assertCleanOutcome(
+      `CIFAR ${what}`,
+      dir,
+      () => loadDataset(dir),
+      (r: ReturnType<typeof loadDataset>) => {
+        assert.equal(r.train.pixels.length, 3072 * r.train.labels.length);
+        assert.ok(
+          r.train.labels.every((l) => l < 10),
+          `CIFAR ${what}: a label beyond 10 classes`,
+        );
+      },
+    );
   }
 });
 
 test('fuzz: damaged .npy files are refused or read consistently', () => {
   const npy = serializeNpy([2, 3], [1, 2, 3, 4, 5, 6]);
   for (const [what, bytes] of mutations(npy, 400, 3, 80)) {
-    assertCleanOutcome(`npy ${what}`, source('x.npy'), () => parseNpy(bytes, source('x.npy')), (r: ReturnType<typeof parseNpy>) => {
-      assert.ok(r.shape.every((d) => Number.isSafeInteger(d) && d >= 0), `npy ${what}: shape ${r.shape}`);
-      assert.equal(r.data.length, sizeOf(r.shape), `npy ${what}`);
-    });
+    assertCleanOutcome(
+      `npy ${what}`,
+      source('x.npy'),
+      () => parseNpy(bytes, source('x.npy')),
+      (r: ReturnType<typeof parseNpy>) => {
+        assert.ok(
+          r.shape.every((d) => Number.isSafeInteger(d) && d >= 0),
+          `npy ${what}: shape ${r.shape}`,
+        );
+        assert.equal(r.data.length, sizeOf(r.shape), `npy ${what}`);
+      },
+    );
   }
 });
 
 /** A safetensors file's tensors as its header says, decoded independently of the parser. */
 function independentTensors(bytes: Uint8Array): Record<string, number[]> {
   const length = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
-  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length))) as Record<string, { dtype: string; data_offsets: [number, number] }>;
+  const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length))) as Record<
+    string,
+    { dtype: string; data_offsets: [number, number] }
+  >;
   const body = bytes.slice(8 + length);
   const out: Record<string, number[]> = {};
   for (const [name, t] of Object.entries(header)) {
@@ -284,7 +358,8 @@ function independentTensors(bytes: Uint8Array): Record<string, number[]> {
   return out;
 }
 
-function withHeader(bytes: Uint8Array, edit: (header: Record<string, any>) => void): Uint8Array { // eslint-disable-line @typescript-eslint/no-explicit-any
+function withHeader(bytes: Uint8Array, edit: (header: Record<string, any>) => void): Uint8Array {
+  // eslint-disable-line @typescript-eslint/no-explicit-any
   const length = Number(new DataView(bytes.buffer, bytes.byteOffset).getBigUint64(0, true));
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + length)));
   edit(header);
@@ -297,35 +372,116 @@ function withHeader(bytes: Uint8Array, edit: (header: Record<string, any>) => vo
 }
 
 test('fuzz: damaged safetensors headers are refused or load exactly the bytes they name', () => {
-  const good = serializeSafetensors({ a: { shape: [2, 3], data: [1, 2, 3, 4, 5, 6] }, b: { shape: [4], data: [7, 8, 9, 10] } }, { note: 'x' });
-  const edits: [string, (h: Record<string, any>) => void][] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
-    ['null header', (h) => { for (const k of Object.keys(h)) delete h[k]; Object.assign(h, { a: null }); }],
-    ['negative offsets', (h) => { h.a.data_offsets = [-8, 16]; }],
-    ['swapped offsets', (h) => { h.a.data_offsets = [24, 0]; }],
-    ['overlapping tensors', (h) => { h.b.data_offsets = [8, 24]; }],
-    ['a hole between tensors', (h) => { h.a.shape = [5]; h.a.data_offsets = [0, 20]; }],
-    ['fractional offsets', (h) => { h.a.data_offsets = [0.5, 24.5]; }],
-    ['a negative dimension', (h) => { h.a.shape = [-2, -3]; }],
-    ['a huge dimension', (h) => { h.a.shape = [2 ** 40, 2 ** 40]; }],
-    ['a string dimension', (h) => { h.a.shape = ['2', 3]; }],
-    ['an unknown dtype', (h) => { h.a.dtype = 'Q4'; }],
-    ['no offsets', (h) => { delete h.b.data_offsets; }],
-    ['metadata not strings', (h) => { h.__metadata__ = { note: 5 }; }],
-    ['an array header', (h) => { h.a = [1, 2]; }],
+  const good = serializeSafetensors(
+    { a: { shape: [2, 3], data: [1, 2, 3, 4, 5, 6] }, b: { shape: [4], data: [7, 8, 9, 10] } },
+    { note: 'x' },
+  );
+  const edits: [string, (h: Record<string, any>) => void][] = [
+    // eslint-disable-line @typescript-eslint/no-explicit-any
+    [
+      'null header',
+      (h) => {
+        for (const k of Object.keys(h)) delete h[k];
+        Object.assign(h, { a: null });
+      },
+    ],
+    [
+      'negative offsets',
+      (h) => {
+        h.a.data_offsets = [-8, 16];
+      },
+    ],
+    [
+      'swapped offsets',
+      (h) => {
+        h.a.data_offsets = [24, 0];
+      },
+    ],
+    [
+      'overlapping tensors',
+      (h) => {
+        h.b.data_offsets = [8, 24];
+      },
+    ],
+    [
+      'a hole between tensors',
+      (h) => {
+        h.a.shape = [5];
+        h.a.data_offsets = [0, 20];
+      },
+    ],
+    [
+      'fractional offsets',
+      (h) => {
+        h.a.data_offsets = [0.5, 24.5];
+      },
+    ],
+    [
+      'a negative dimension',
+      (h) => {
+        h.a.shape = [-2, -3];
+      },
+    ],
+    [
+      'a huge dimension',
+      (h) => {
+        h.a.shape = [2 ** 40, 2 ** 40];
+      },
+    ],
+    [
+      'a string dimension',
+      (h) => {
+        h.a.shape = ['2', 3];
+      },
+    ],
+    [
+      'an unknown dtype',
+      (h) => {
+        h.a.dtype = 'Q4';
+      },
+    ],
+    [
+      'no offsets',
+      (h) => {
+        delete h.b.data_offsets;
+      },
+    ],
+    [
+      'metadata not strings',
+      (h) => {
+        h.__metadata__ = { note: 5 };
+      },
+    ],
+    [
+      'an array header',
+      (h) => {
+        h.a = [1, 2];
+      },
+    ],
   ];
   for (const [what, edit] of edits) {
-    const outcome = assertCleanOutcome(what, source('x.safetensors'), () => parseSafetensors(withHeader(good, edit), source('x.safetensors')), () => {});
+    const outcome = assertCleanOutcome(
+      what,
+      source('x.safetensors'),
+      () => parseSafetensors(withHeader(good, edit), source('x.safetensors')),
+      () => {},
+    );
     assert.equal(outcome, 'refused', `${what} was accepted`);
   }
   for (const [what, bytes] of mutations(good, 600, 4, 160)) {
-    assertCleanOutcome(`safetensors ${what}`, source('x.safetensors'), () => parseSafetensors(bytes, source('x.safetensors')), (r: ReturnType<typeof parseSafetensors>) => {
-      const expected = independentTensors(bytes);
-      assert.deepEqual(Object.keys(r.tensors).sort(), Object.keys(expected).sort());
-      for (const [name, t] of Object.entries(r.tensors)) {
-        assert.equal(t.data.length, sizeOf(t.shape));
-        assert.deepEqual(Array.from(t.data), expected[name], `safetensors ${what}: tensor ${name}`);
-      }
-    });
+    assertCleanOutcome(
+      `safetensors ${what}`,
+      source('x.safetensors'),
+      () => parseSafetensors(bytes, source('x.safetensors')),
+      (r: ReturnType<typeof parseSafetensors>) => {
+        const expected = independentTensors(bytes);
+        assert.deepEqual(Object.keys(r.tensors).sort(), Object.keys(expected).sort());
+        for (const [name, t] of Object.entries(r.tensors)) {
+          assert.equal(t.data.length, sizeOf(t.shape));
+          assert.deepEqual(Array.from(t.data), expected[name], `safetensors ${what}: tensor ${name}`);
+        }
+      },
+    );
   }
 });
 
@@ -334,25 +490,73 @@ test('fuzz: damaged checkpoints are refused or load a net of the right shapes', 
   const net = Net.build(tiny, { batch: 1, seed: 2 });
   const params = await net.readParams();
   const path = join(dir, 'c.safetensors');
-  writeCheckpoint(path, { spec: tiny, params: Object.fromEntries(net.params.map((p) => [p.name, { shape: p.shape, data: params[p.name]! }])), state: { options: { mean: 0.5, std: 0.2 } } });
+  writeCheckpoint(path, {
+    spec: tiny,
+    params: Object.fromEntries(net.params.map((p) => [p.name, { shape: p.shape, data: params[p.name]! }])),
+    state: { options: { mean: 0.5, std: 0.2 } },
+  });
   const good = readFileSync(path);
-  const specEdits: [string, (h: Record<string, any>) => void][] = [ // eslint-disable-line @typescript-eslint/no-explicit-any
-    ['a spec that is not JSON', (h) => { h.__metadata__.spec = '{"inputs":'; }],
-    ['a spec with a wider layer', (h) => { h.__metadata__.spec = JSON.stringify({ ...tiny, layers: tiny.layers.map((l) => (l.name === 'out' ? { ...l, outFeatures: 5 } : l)) }); }],
-    ['a spec without layers', (h) => { h.__metadata__.spec = '{"inputs": {"data": [1]}}'; }],
-    ['a state that is not an object', (h) => { h.__metadata__.state = '[1]'; }],
-    ['a foreign tensor', (h) => { h['extra.weight'] = h['out.bias']; h['out.bias'] = undefined; }],
+  const specEdits: [string, (h: Record<string, any>) => void][] = [
+    // eslint-disable-line @typescript-eslint/no-explicit-any
+    [
+      'a spec that is not JSON',
+      (h) => {
+        h.__metadata__.spec = '{"inputs":';
+      },
+    ],
+    [
+      'a spec with a wider layer',
+      (h) => {
+        h.__metadata__.spec = JSON.stringify({
+          ...tiny,
+          layers: tiny.layers.map((l) => (l.name === 'out' ? { ...l, outFeatures: 5 } : l)),
+        });
+      },
+    ],
+    [
+      'a spec without layers',
+      (h) => {
+        h.__metadata__.spec = '{"inputs": {"data": [1]}}';
+      },
+    ],
+    [
+      'a state that is not an object',
+      (h) => {
+        h.__metadata__.state = '[1]';
+      },
+    ],
+    [
+      'a foreign tensor',
+      (h) => {
+        h['extra.weight'] = h['out.bias'];
+        h['out.bias'] = undefined;
+      },
+    ],
   ];
   for (const [what, edit] of specEdits) {
     writeFileSync(path, withHeader(good, edit));
-    assert.equal(assertCleanOutcome(what, path, () => readCheckpoint(path), () => {}), 'refused', `${what} was accepted`);
+    assert.equal(
+      assertCleanOutcome(
+        what,
+        path,
+        () => readCheckpoint(path),
+        () => {},
+      ),
+      'refused',
+      `${what} was accepted`,
+    );
   }
   for (const [what, bytes] of mutations(good, 200, 5, 400)) {
     writeFileSync(path, bytes);
-    assertCleanOutcome(`checkpoint ${what}`, path, () => readCheckpoint(path), (c: ReturnType<typeof readCheckpoint>) => {
-      const loaded = Net.build(c.spec, { batch: 1 });
-      loaded.loadTensors(c.params);
-    });
+    assertCleanOutcome(
+      `checkpoint ${what}`,
+      path,
+      () => readCheckpoint(path),
+      (c: ReturnType<typeof readCheckpoint>) => {
+        const loaded = Net.build(c.spec, { batch: 1 });
+        loaded.loadTensors(c.params);
+      },
+    );
   }
 });
 
@@ -360,31 +564,87 @@ test('fuzz: damaged ONNX models are refused or import a net that builds', async 
   const net = Net.build(tiny, { batch: 1, seed: 3 });
   const model = await exportOnnx(net);
   const edits: [string, (m: ModelProto) => void][] = [
-    ['no graph', (m) => { delete m.graph; }],
-    ['negative dimensions', (m) => { m.graph!.initializer![0]!.dims = [-2, 4]; }],
-    ['huge dimensions', (m) => { m.graph!.initializer![0]!.dims = [2 ** 40, 2 ** 20]; }],
-    ['short raw data', (m) => { const t = m.graph!.initializer![0]!; t.rawData = t.rawData!.subarray(0, 8); }],
-    ['no outputs', (m) => { m.graph!.output = []; }],
-    ['an input without a type', (m) => { delete m.graph!.input![0]!.type; }],
-    ['an attribute of the wrong type', (m) => { const a = m.graph!.node![0]!.attribute![0]!; Object.assign(a, { ints: undefined, type: 1, f: 2.5 }); }],
-    ['a kernel_shape the weight contradicts', (m) => { for (const a of m.graph!.node![0]!.attribute!) if (a.name === 'kernel_shape') a.ints = [5, 5]; }],
-    ['a negative input dimension', (m) => { m.graph!.input![0]!.type!.tensorType!.shape!.dim![1] = { dimValue: -3 }; }],
+    [
+      'no graph',
+      (m) => {
+        delete m.graph;
+      },
+    ],
+    [
+      'negative dimensions',
+      (m) => {
+        m.graph!.initializer![0]!.dims = [-2, 4];
+      },
+    ],
+    [
+      'huge dimensions',
+      (m) => {
+        m.graph!.initializer![0]!.dims = [2 ** 40, 2 ** 20];
+      },
+    ],
+    [
+      'short raw data',
+      (m) => {
+        const t = m.graph!.initializer![0]!;
+        t.rawData = t.rawData!.subarray(0, 8);
+      },
+    ],
+    [
+      'no outputs',
+      (m) => {
+        m.graph!.output = [];
+      },
+    ],
+    [
+      'an input without a type',
+      (m) => {
+        delete m.graph!.input![0]!.type;
+      },
+    ],
+    [
+      'an attribute of the wrong type',
+      (m) => {
+        const a = m.graph!.node![0]!.attribute![0]!;
+        Object.assign(a, { ints: undefined, type: 1, f: 2.5 });
+      },
+    ],
+    [
+      'a kernel_shape the weight contradicts',
+      (m) => {
+        for (const a of m.graph!.node![0]!.attribute!) if (a.name === 'kernel_shape') a.ints = [5, 5];
+      },
+    ],
+    [
+      'a negative input dimension',
+      (m) => {
+        m.graph!.input![0]!.type!.tensorType!.shape!.dim![1] = { dimValue: -3 };
+      },
+    ],
   ];
   for (const [what, edit] of edits) {
     const m = decodeModel(model);
     edit(m);
     const bytes = encodeModel(m);
-    const outcome = assertCleanOutcome(what, source('m.onnx'), () => importOnnx(decodeModel(bytes, source('m.onnx')), { source: source('m.onnx') }), () => {});
+    const outcome = assertCleanOutcome(
+      what,
+      source('m.onnx'),
+      () => importOnnx(decodeModel(bytes, source('m.onnx')), { source: source('m.onnx') }),
+      () => {},
+    );
     assert.equal(outcome, 'refused', `${what} was accepted`);
   }
   let loaded = 0;
   for (const [what, bytes] of mutations(model, 400, 6, model.length)) {
-    const outcome = assertCleanOutcome(`ONNX ${what}`, source('m.onnx'), () => importOnnx(decodeModel(bytes, source('m.onnx')), { source: source('m.onnx') }), (m: ReturnType<typeof importOnnx>) => {
-      const rebuilt = Net.build(m.spec, { batch: m.batch });
-      rebuilt.loadParams(m.params);
-    });
+    const outcome = assertCleanOutcome(
+      `ONNX ${what}`,
+      source('m.onnx'),
+      () => importOnnx(decodeModel(bytes, source('m.onnx')), { source: source('m.onnx') }),
+      (m: ReturnType<typeof importOnnx>) => {
+        const rebuilt = Net.build(m.spec, { batch: m.batch });
+        rebuilt.loadParams(m.params);
+      },
+    );
     if (outcome === 'loaded') loaded++;
   }
   assert.ok(loaded > 0, 'some bit flips land in weights and load');
 });
-

@@ -10,22 +10,41 @@ const EPS = 1e-6;
 /** Most elements checked per tensor (spread evenly), to keep the suite fast. */
 const SAMPLES = 40;
 
-async function gradcheck(spec: NetSpec, options: { batch?: number; training?: boolean; labels?: Record<string, number> } = {}): Promise<void> {
-  const net = Net.build(spec, { backend: new ReferenceBackend({ precision: 'float64' }), batch: options.batch ?? 2, seed: 3, inputGradients: true });
+async function gradcheck(
+  spec: NetSpec,
+  options: { batch?: number; training?: boolean; labels?: Record<string, number> } = {},
+): Promise<void> {
+  const net = Net.build(spec, {
+    backend: new ReferenceBackend({ precision: 'float64' }),
+    batch: options.batch ?? 2,
+    seed: 3,
+    inputGradients: true,
+  });
   const rng = new Philox(11);
   for (const name of net.inputNames) {
     const size = net.shapeOf(name).reduce((a, b) => a * b, 1);
     const classes = options.labels?.[name];
     net.setInput(name, classes ? Array.from({ length: size }, () => rng.nextInt(classes)) : randomNormal(size, rng));
   }
-  const weights = Object.fromEntries(net.outputNames.map((o) => [o, randomNormal(net.shapeOf(o).reduce((a, b) => a * b, 1), rng)]));
+  const weights = Object.fromEntries(
+    net.outputNames.map((o) => [
+      o,
+      randomNormal(
+        net.shapeOf(o).reduce((a, b) => a * b, 1),
+        rng,
+      ),
+    ]),
+  );
   const training = options.training ?? false;
   const randomState = net.randomState();
   const loss = (): number => {
     net.setRandomState(randomState); // the same dropout mask on every evaluation
     net.forward({ training });
     let total = 0;
-    for (const [o, r] of Object.entries(weights)) net.readSync(o).forEach((v, i) => { total += v * r[i]!; });
+    for (const [o, r] of Object.entries(weights))
+      net.readSync(o).forEach((v, i) => {
+        total += v * r[i]!;
+      });
     return total;
   };
   loss();
@@ -34,12 +53,19 @@ async function gradcheck(spec: NetSpec, options: { batch?: number; training?: bo
   const check = (what: string, read: () => Float64Array, write: (v: Float64Array) => void, analytic: ArrayLike<number>) => {
     const values = read();
     const step = Math.max(1, Math.floor(values.length / SAMPLES));
-    const indices: number[] = [], numeric: number[] = [], expected: number[] = [];
+    const indices: number[] = [],
+      numeric: number[] = [],
+      expected: number[] = [];
     for (let i = 0; i < values.length; i += step) {
       const original = values[i]!;
-      values[i] = original + EPS; write(values); const plus = loss();
-      values[i] = original - EPS; write(values); const minus = loss();
-      values[i] = original; write(values);
+      values[i] = original + EPS;
+      write(values);
+      const plus = loss();
+      values[i] = original - EPS;
+      write(values);
+      const minus = loss();
+      values[i] = original;
+      write(values);
       indices.push(i);
       numeric.push((plus - minus) / (2 * EPS));
       expected.push(analytic[i]!);
@@ -49,10 +75,20 @@ async function gradcheck(spec: NetSpec, options: { batch?: number; training?: bo
   for (const name of net.inputNames) {
     if (options.labels?.[name]) continue;
     const analytic = await net.readGrad(name);
-    check(name, () => net.readSync(name) as Float64Array, (v) => net.setInput(name, v), analytic);
+    check(
+      name,
+      () => net.readSync(name) as Float64Array,
+      (v) => net.setInput(name, v),
+      analytic,
+    );
   }
   for (const p of net.params) {
-    check(p.name, () => p.value.readSync() as Float64Array, (v) => p.value.write(v), await p.grad.read());
+    check(
+      p.name,
+      () => p.value.readSync() as Float64Array,
+      (v) => p.value.write(v),
+      await p.grad.read(),
+    );
   }
 }
 
@@ -109,30 +145,36 @@ test('gradient check: concat of three inputs along channels and along width', as
 });
 
 test('gradient check: softmax cross-entropy (labels take no gradient)', () => {
-  gradcheck({
-    name: 'softmax_cross_entropy',
-    inputs: { logits: [5], labels: [] },
-    layers: [{ name: 'loss', type: 'softmax_cross_entropy', inputs: ['logits', 'labels'] }],
-  }, { batch: 3, labels: { labels: 5 } });
+  gradcheck(
+    {
+      name: 'softmax_cross_entropy',
+      inputs: { logits: [5], labels: [] },
+      layers: [{ name: 'loss', type: 'softmax_cross_entropy', inputs: ['logits', 'labels'] }],
+    },
+    { batch: 3, labels: { labels: 5 } },
+  );
 });
 
 test('gradient check: a small two-column net with LRN, overlapping pools, dropout, a branch and a loss', () => {
-  gradcheck({
-    name: 'tiny_alexnet',
-    inputs: { data: [3, 11, 11], label: [] },
-    layers: [
-      { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, stride: 1, pad: 1 },
-      { name: 'relu1', type: 'relu' },
-      { name: 'norm1', type: 'lrn', size: 3, alpha: 0.5, beta: 0.75, k: 2 },
-      { name: 'pool1', type: 'maxpool2d', kernel: 3, stride: 2, ceil: true },
-      { name: 'conv2', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1, groups: 2 },
-      { name: 'columns', type: 'split', sizes: [2, 2] },
-      { name: 'left', type: 'tanh', inputs: ['columns:0'] },
-      { name: 'merge', type: 'concat', inputs: ['left', 'columns:1', 'conv2'] },
-      { name: 'fc', type: 'linear', outFeatures: 6 },
-      { name: 'drop', type: 'dropout', p: 0.3 },
-      { name: 'out', type: 'linear', outFeatures: 3 },
-      { name: 'loss', type: 'softmax_cross_entropy', inputs: ['out', 'label'] },
-    ],
-  }, { batch: 2, training: true, labels: { label: 3 } });
+  gradcheck(
+    {
+      name: 'tiny_alexnet',
+      inputs: { data: [3, 11, 11], label: [] },
+      layers: [
+        { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, stride: 1, pad: 1 },
+        { name: 'relu1', type: 'relu' },
+        { name: 'norm1', type: 'lrn', size: 3, alpha: 0.5, beta: 0.75, k: 2 },
+        { name: 'pool1', type: 'maxpool2d', kernel: 3, stride: 2, ceil: true },
+        { name: 'conv2', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1, groups: 2 },
+        { name: 'columns', type: 'split', sizes: [2, 2] },
+        { name: 'left', type: 'tanh', inputs: ['columns:0'] },
+        { name: 'merge', type: 'concat', inputs: ['left', 'columns:1', 'conv2'] },
+        { name: 'fc', type: 'linear', outFeatures: 6 },
+        { name: 'drop', type: 'dropout', p: 0.3 },
+        { name: 'out', type: 'linear', outFeatures: 3 },
+        { name: 'loss', type: 'softmax_cross_entropy', inputs: ['out', 'label'] },
+      ],
+    },
+    { batch: 2, training: true, labels: { label: 3 } },
+  );
 });

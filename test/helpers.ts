@@ -6,22 +6,40 @@ export function randomNormal(length: number, rng: Philox, scale = 1): Float64Arr
 
 /** Largest |a − b| / (atol + rtol·|b|); ≤ 1 means every element is within tolerance. Identical
  * infinities and NaN against NaN match; any other NaN is the worst error. */
-export function worstError(actual: ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number): { ratio: number; index: number } {
+export function worstError(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  atol: number,
+  rtol: number,
+): { ratio: number; index: number } {
   if (actual.length !== expected.length) throw new Error(`length ${actual.length} ≠ expected ${expected.length}`);
-  let ratio = 0, index = -1;
+  let ratio = 0,
+    index = -1;
   for (let i = 0; i < actual.length; i++) {
-    const a = actual[i]!, b = expected[i]!;
+    const a = actual[i]!,
+      b = expected[i]!;
     const diff = a === b || (Number.isNaN(a) && Number.isNaN(b)) ? 0 : Math.abs(a - b); // equal infinities and NaNs match
     const r = diff === 0 ? 0 : diff / (atol + rtol * Math.abs(expected[i]!));
-    if (!(r <= ratio)) { ratio = r; index = i; } // NaN counts as the worst
+    if (!(r <= ratio)) {
+      ratio = r;
+      index = i;
+    } // NaN counts as the worst
   }
   return { ratio, index };
 }
 
-export function assertClose(actual: FloatArray | ArrayLike<number>, expected: ArrayLike<number>, atol: number, rtol: number, what: string): void {
+export function assertClose(
+  actual: FloatArray | ArrayLike<number>,
+  expected: ArrayLike<number>,
+  atol: number,
+  rtol: number,
+  what: string,
+): void {
   const { ratio, index } = worstError(actual, expected, atol, rtol);
   if (!(ratio <= 1)) {
-    throw new Error(`${what}: element ${index} is ${actual[index]}, expected ${expected[index]} (atol ${atol}, rtol ${rtol}; ${ratio.toFixed(2)}× the tolerance)`);
+    throw new Error(
+      `${what}: element ${index} is ${actual[index]}, expected ${expected[index]} (atol ${atol}, rtol ${rtol}; ${ratio.toFixed(2)}× the tolerance)`,
+    );
   }
 }
 

@@ -1,6 +1,16 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { alexnet, alexnetCaffe, alexnetTorchvision, formatSummary, type LayerSpec, Net, type NetSpec, planNet, summarize } from '../src/index.js';
+import {
+  alexnet,
+  alexnetCaffe,
+  alexnetTorchvision,
+  formatSummary,
+  type LayerSpec,
+  Net,
+  type NetSpec,
+  planNet,
+  summarize,
+} from '../src/index.js';
 
 const total = (spec: NetSpec, key: 'params' | 'macsPerExample') => summarize(planNet(spec, 1)).reduce((n, r) => n + r[key], 0);
 
@@ -13,7 +23,10 @@ test('the paper net: 60,965,224 parameters, 55×55 conv1 maps, 6×6×256 into fc
     assert.deepEqual(shape('pool2'), [1, 256, 13, 13]);
     assert.deepEqual(shape('pool5'), [1, 256, 6, 6]);
     assert.deepEqual(shape('fc8'), [1, 1000]);
-    assert.equal(rows.reduce((n, r) => n + r.params, 0), 60_965_224);
+    assert.equal(
+      rows.reduce((n, r) => n + r.params, 0),
+      60_965_224,
+    );
   }
   // 1.449 GFLOP per image forward (../shared/measurements.md) = 0.7245 G multiply-adds
   const macs = total(alexnet({ inputSize: 227 }), 'macsPerExample');
@@ -26,7 +39,10 @@ test('the torchvision variant has 61,100,840 parameters, as torchvision.models.a
 
 test("Caffe's bvlc_alexnet layout: the paper's parameters, 227 input, ceil pools still reaching 6×6", () => {
   const rows = summarize(planNet(alexnetCaffe(), 1));
-  assert.equal(rows.reduce((n, r) => n + r.params, 0), 60_965_224);
+  assert.equal(
+    rows.reduce((n, r) => n + r.params, 0),
+    60_965_224,
+  );
   assert.deepEqual(rows.find((r) => r.name === 'pool5')!.outputShapes[0], [1, 256, 6, 6]);
 });
 
@@ -42,26 +58,69 @@ function specWith(...layers: object[]): NetSpec {
 }
 
 const badSpecs: [string, NetSpec, RegExp][] = [
-  ['groups that do not divide the channels', specWith({ name: 'conv2', type: 'conv2d', outChannels: 10, kernel: 3, groups: 5 }), /^conv2: 96 input channels are not divisible by groups=5$/],
-  ['a kernel larger than the input', specWith({ name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 11 }), /^conv1: a 11×11 kernel \(dilation 1×1\) does not fit the padded 8×8 input$/],
+  [
+    'groups that do not divide the channels',
+    specWith({ name: 'conv2', type: 'conv2d', outChannels: 10, kernel: 3, groups: 5 }),
+    /^conv2: 96 input channels are not divisible by groups=5$/,
+  ],
+  [
+    'a kernel larger than the input',
+    specWith({ name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 11 }),
+    /^conv1: a 11×11 kernel \(dilation 1×1\) does not fit the padded 8×8 input$/,
+  ],
   ['an unknown layer type', specWith({ name: 'c', type: 'convolution' }), /^c: unknown layer type "convolution"/],
-  ['a misspelt field', specWith({ name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, strid: 2 }), /^conv1: unknown field 'strid' for a conv2d layer/],
+  [
+    'a misspelt field',
+    specWith({ name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, strid: 2 }),
+    /^conv1: unknown field 'strid' for a conv2d layer/,
+  ],
   ['a missing field', specWith({ name: 'fc', type: 'linear' }), /^fc: outFeatures must be an integer ≥ 1, got undefined$/],
-  ['an input nobody produces', specWith({ name: 'relu', type: 'relu', inputs: ['conv9'] }), /^relu: input 'conv9' is not a net input or an earlier layer's output$/],
+  [
+    'an input nobody produces',
+    specWith({ name: 'relu', type: 'relu', inputs: ['conv9'] }),
+    /^relu: input 'conv9' is not a net input or an earlier layer's output$/,
+  ],
   ['a name used twice', specWith({ name: 'a', type: 'relu' }, { name: 'a', type: 'relu' }), /^layer #2: the name 'a' is used twice$/],
   ['an even LRN size', specWith({ name: 'norm1', type: 'lrn', size: 4, alpha: 1e-4, beta: 0.75, k: 2 }), /^norm1: size must be odd/],
-  ['pool padding as large as the window', specWith({ name: 'pool1', type: 'maxpool2d', kernel: 2, pad: 2 }), /^pool1: padding 2 must be smaller than the 2×2 window/],
-  ['split sizes that do not add up', specWith({ name: 's', type: 'split', sizes: [40, 40] }), /^s: sizes \[40,40\] add up to 80, but axis 1 has 96$/],
-  ['a concat of mismatched shapes', { inputs: { a: [2, 3, 3], b: [2, 4, 4] }, layers: [{ name: 'cat', type: 'concat', inputs: ['a', 'b'] }] }, /^cat: input 1 \[1, 2, 4, 4\] does not match \[1, 2, 3, 3\] outside axis 1$/],
-  ['a conv over a flat input', { inputs: { x: [10] }, layers: [{ name: 'conv1', type: 'conv2d', outChannels: 1, kernel: 1 }] }, /^conv1: expects a 4-d input \[N, C, H, W\], got \[1, 10\]$/],
-  ['labels of the wrong shape', { inputs: { x: [10], y: [10] }, layers: [{ name: 'loss', type: 'softmax_cross_entropy', inputs: ['x', 'y'] }] }, /^loss: expects labels \[1\] \(one class index per example\), got \[1, 10\]$/],
+  [
+    'pool padding as large as the window',
+    specWith({ name: 'pool1', type: 'maxpool2d', kernel: 2, pad: 2 }),
+    /^pool1: padding 2 must be smaller than the 2×2 window/,
+  ],
+  [
+    'split sizes that do not add up',
+    specWith({ name: 's', type: 'split', sizes: [40, 40] }),
+    /^s: sizes \[40,40\] add up to 80, but axis 1 has 96$/,
+  ],
+  [
+    'a concat of mismatched shapes',
+    { inputs: { a: [2, 3, 3], b: [2, 4, 4] }, layers: [{ name: 'cat', type: 'concat', inputs: ['a', 'b'] }] },
+    /^cat: input 1 \[1, 2, 4, 4\] does not match \[1, 2, 3, 3\] outside axis 1$/,
+  ],
+  [
+    'a conv over a flat input',
+    { inputs: { x: [10] }, layers: [{ name: 'conv1', type: 'conv2d', outChannels: 1, kernel: 1 }] },
+    /^conv1: expects a 4-d input \[N, C, H, W\], got \[1, 10\]$/,
+  ],
+  [
+    'labels of the wrong shape',
+    { inputs: { x: [10], y: [10] }, layers: [{ name: 'loss', type: 'softmax_cross_entropy', inputs: ['x', 'y'] }] },
+    /^loss: expects labels \[1\] \(one class index per example\), got \[1, 10\]$/,
+  ],
   ['no layers', { inputs: { x: [1] }, layers: [] }, /"layers" must be a non-empty list/],
-  ['a bad input shape', { inputs: { x: [3, 0] }, layers: [{ name: 'r', type: 'relu' }] }, /^input 'x': shape must be a list of positive integers, got \[3,0\]$/],
+  [
+    'a bad input shape',
+    { inputs: { x: [3, 0] }, layers: [{ name: 'r', type: 'relu' }] },
+    /^input 'x': shape must be a list of positive integers, got \[3,0\]$/,
+  ],
 ];
 
 for (const [what, spec, message] of badSpecs) {
   test(`a spec with ${what} is refused with a clear message`, () => {
-    assert.throws(() => Net.build(spec, { batch: 1 }), (error: Error) => error.name === 'SpecError' && message.test(error.message));
+    assert.throws(
+      () => Net.build(spec, { batch: 1 }),
+      (error: Error) => error.name === 'SpecError' && message.test(error.message),
+    );
   });
 }
 
@@ -90,19 +149,28 @@ test('dropout: the same seed gives the same masks, a fresh forward a new one; ev
   assert.deepEqual(a1, b1);
   assert.notDeepEqual(a1, a2);
   const kept = a1!.filter((v) => v !== 0);
-  assert.ok(kept.every((v) => Math.abs(v - 1 / 0.6) < 1e-6), 'survivors are scaled by 1/(1−p)');
+  assert.ok(
+    kept.every((v) => Math.abs(v - 1 / 0.6) < 1e-6),
+    'survivors are scaled by 1/(1−p)',
+  );
   assert.ok(Math.abs(kept.length / 2000 - 0.6) < 0.04, `kept ${kept.length} of 2000 at p = 0.4`);
 });
 
 test('parameters are read and written by name, with checks', async () => {
   const net = Net.build({ inputs: { x: [3] }, layers: [{ name: 'fc', type: 'linear', outFeatures: 2 }] }, { batch: 1 });
-  assert.deepEqual(net.params.map((p) => p.name), ['fc.weight', 'fc.bias']);
+  assert.deepEqual(
+    net.params.map((p) => p.name),
+    ['fc.weight', 'fc.bias'],
+  );
   net.loadParams({ 'fc.weight': [1, 2, 3, 4, 5, 6], 'fc.bias': [0.5, -0.5] });
   net.setInput('x', [1, 1, 1]);
   net.forward();
   assert.deepEqual([...(await net.read('fc'))], [6.5, 14.5]);
   assert.deepEqual([...(await net.readParams())['fc.bias']!], [0.5, -0.5]);
-  assert.throws(() => net.loadParams({ 'fc.weight': [1, 2, 3] }, { strict: false }), /parameter 'fc.weight' needs 6 values \(shape \[2, 3\]\), got 3/);
+  assert.throws(
+    () => net.loadParams({ 'fc.weight': [1, 2, 3] }, { strict: false }),
+    /parameter 'fc.weight' needs 6 values \(shape \[2, 3\]\), got 3/,
+  );
   assert.throws(() => net.loadParams({ 'fc.weight': [1, 2, 3, 4, 5, 6] }), /parameter 'fc.bias' is missing/);
   assert.throws(() => net.loadParams({ 'fc8.weight': [] }), /parameter 'fc8.weight' does not exist/);
   assert.throws(() => net.setInput('x', [1, 2]), /input 'x' needs 3 values \(shape \[1, 3\]\), got 2/);
@@ -110,7 +178,10 @@ test('parameters are read and written by name, with checks', async () => {
 });
 
 test('a label outside the classes is reported with its position', () => {
-  const net = Net.build({ inputs: { x: [3], y: [] }, layers: [{ name: 'loss', type: 'softmax_cross_entropy', inputs: ['x', 'y'] }] }, { batch: 2 });
+  const net = Net.build(
+    { inputs: { x: [3], y: [] }, layers: [{ name: 'loss', type: 'softmax_cross_entropy', inputs: ['x', 'y'] }] },
+    { batch: 2 },
+  );
   net.setInput('x', [0, 0, 0, 0, 0, 0]);
   net.setInput('y', [1, 3]);
   assert.throws(() => net.forward(), /label 3 at batch index 1 is not a class in \[0, 3\)/);
@@ -121,5 +192,8 @@ test('initialisation is reproducible from the seed and differs across seeds', as
   const w = async (seed: number) => (await Net.build(spec, { batch: 1, seed }).readParams())['fc.weight'];
   assert.deepEqual(await w(1), await w(1));
   assert.notDeepEqual(await w(1), await w(2));
-  assert.ok((await w(1))!.every((v) => Math.abs(v) <= 0.5), 'PyTorch default: |w| ≤ 1/√fanIn');
+  assert.ok(
+    (await w(1))!.every((v) => Math.abs(v) <= 0.5),
+    'PyTorch default: |w| ≤ 1/√fanIn',
+  );
 });

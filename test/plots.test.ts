@@ -5,7 +5,18 @@ import sharp from 'sharp';
 import { curvesPng, filterGridPng } from '../src/report/plots.js';
 
 test('the training curves render to a PNG', async () => {
-  const metrics = [1, 2, 3].map((epoch) => ({ epoch, step: epoch * 10, loss: 1 / epoch, trainError: 0.3 / epoch, valTop1Error: 0.35 / epoch, valTop5Error: 0.05, valLoss: 1.1 / epoch, lr: 0.01, imagesPerSecond: 100, wallSeconds: epoch }));
+  const metrics = [1, 2, 3].map((epoch) => ({
+    epoch,
+    step: epoch * 10,
+    loss: 1 / epoch,
+    trainError: 0.3 / epoch,
+    valTop1Error: 0.35 / epoch,
+    valTop5Error: 0.05,
+    valLoss: 1.1 / epoch,
+    lr: 0.01,
+    imagesPerSecond: 100,
+    wallSeconds: epoch,
+  }));
   const meta = await sharp(await curvesPng(metrics)).metadata();
   assert.equal(meta.format, 'png');
   assert.ok(meta.width! > 600 && meta.height! > 200, `${meta.width}×${meta.height}`);

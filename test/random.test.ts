@@ -8,7 +8,10 @@ test('Philox4x32-10 matches the Random123 known-answer vectors', () => {
   assert.equal(hex(philox4x32(0, 0, 0, 0, 0, 0)), '6627e8d5 e169c58d bc57ac4c 9b00dbd8');
   const m = 0xffffffff;
   assert.equal(hex(philox4x32(m, m, m, m, m, m)), '408f276d 41c83b0e a20bc7c6 6d5451fd');
-  assert.equal(hex(philox4x32(0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0)), 'd16cfe09 94fdcceb 5001e420 24126ea1');
+  assert.equal(
+    hex(philox4x32(0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0)),
+    'd16cfe09 94fdcceb 5001e420 24126ea1',
+  );
 });
 
 test('a Philox stream resumes exactly from its state', () => {
@@ -21,7 +24,8 @@ test('a Philox stream resumes exactly from its state', () => {
 test('Philox normals have mean 0 and variance 1', () => {
   const rng = new Philox(42);
   const n = 20000;
-  let sum = 0, sq = 0;
+  let sum = 0,
+    sq = 0;
   for (let i = 0; i < n; i++) {
     const z = rng.nextNormal();
     sum += z;

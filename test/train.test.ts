@@ -16,7 +16,10 @@ import { WasmBackend } from '../src/backend/wasm/backend.js';
 import { assertClose, idx } from './helpers.js';
 
 test("SGD applies the paper's update rule exactly", async () => {
-  const net = Net.build({ inputs: { x: [2] }, layers: [{ name: 'fc', type: 'linear', outFeatures: 1, bias: false }] }, { batch: 1, backend: new ReferenceBackend({ precision: 'float64' }) });
+  const net = Net.build(
+    { inputs: { x: [2] }, layers: [{ name: 'fc', type: 'linear', outFeatures: 1, bias: false }] },
+    { batch: 1, backend: new ReferenceBackend({ precision: 'float64' }) },
+  );
   net.loadParams({ 'fc.weight': [1, 2] });
   const sgd = new Sgd(net, { lr: 0.1, momentum: 0.9, weightDecay: 0.0005 });
   sgd.velocities[0]!.write([0.1, 0]);
@@ -29,7 +32,11 @@ test("SGD applies the paper's update rule exactly", async () => {
 });
 
 test('crop-and-flip: every image is a shifted (and maybe mirrored) copy, the border filled; every shift occurs', () => {
-  const [C, H, W] = [2, 3, 4], size = C * H * W, count = 400, pad = 1, fill = -7;
+  const [C, H, W] = [2, 3, 4],
+    size = C * H * W,
+    count = 400,
+    pad = 1,
+    fill = -7;
   const source = Float32Array.from({ length: size }, (_, i) => i + 1);
   const batch = new Float32Array(count * size);
   for (let b = 0; b < count; b++) batch.set(source, b * size);
@@ -38,14 +45,19 @@ test('crop-and-flip: every image is a shifted (and maybe mirrored) copy, the bor
   for (let b = 0; b < count; b++) {
     const image = batch.subarray(b * size, (b + 1) * size);
     const explained = [];
-    for (const mirror of [false, true]) for (let dy = -pad; dy <= pad; dy++) for (let dx = -pad; dx <= pad; dx++) {
-      const expected = Float32Array.from({ length: size }, (_, i) => {
-        const c = Math.floor(i / (H * W)), y = Math.floor(i / W) % H, x = i % W;
-        const sy = y + dy, sx = (mirror ? W - 1 - x : x) + dx;
-        return sy >= 0 && sy < H && sx >= 0 && sx < W ? source[(c * H + sy) * W + sx]! : fill;
-      });
-      if (expected.every((v, i) => v === image[i])) explained.push(`${mirror} ${dy} ${dx}`);
-    }
+    for (const mirror of [false, true])
+      for (let dy = -pad; dy <= pad; dy++)
+        for (let dx = -pad; dx <= pad; dx++) {
+          const expected = Float32Array.from({ length: size }, (_, i) => {
+            const c = Math.floor(i / (H * W)),
+              y = Math.floor(i / W) % H,
+              x = i % W;
+            const sy = y + dy,
+              sx = (mirror ? W - 1 - x : x) + dx;
+            return sy >= 0 && sy < H && sx >= 0 && sx < W ? source[(c * H + sy) * W + sx]! : fill;
+          });
+          if (expected.every((v, i) => v === image[i])) explained.push(`${mirror} ${dy} ${dx}`);
+        }
     assert.equal(explained.length, 1, `image ${b} is no single crop of the source`);
     seen.add(explained[0]!);
   }
@@ -54,7 +66,9 @@ test('crop-and-flip: every image is a shifted (and maybe mirrored) copy, the bor
 
 test('class names: a class-names.txt, CIFAR-10 meta, Fashion-MNIST by folder name, a --class-names list', () => {
   const base = mkdtempSync(join(tmpdir(), 'names-'));
-  const plain = join(base, 'digits'), fashion = join(base, 'fashion-mnist'), cifar = join(base, 'cifar-10-batches-bin');
+  const plain = join(base, 'digits'),
+    fashion = join(base, 'fashion-mnist'),
+    cifar = join(base, 'cifar-10-batches-bin');
   for (const dir of [plain, fashion, cifar]) mkdirSync(dir);
   assert.equal(datasetClassNames(plain), undefined);
   assert.deepEqual(datasetClassNames(fashion + '/')?.slice(0, 2), ['T-shirt/top', 'Trouser']);
@@ -70,13 +84,19 @@ test('the plateau schedule divides by 10 after `patience` epochs without a new b
   const spec = parseSchedule('plateau:2:1');
   let s = initialScheduleState(0.01);
   const lrs = [0.5, 0.4, 0.45, 0.41, 0.42, 0.43, 0.44].map((error, i) => (s = afterEpoch(spec, s, i + 1, error)).lr);
-  assert.deepEqual(lrs.map((lr) => +lr.toPrecision(6)), [0.01, 0.01, 0.01, 0.001, 0.001, 0.001, 0.001]);
+  assert.deepEqual(
+    lrs.map((lr) => +lr.toPrecision(6)),
+    [0.01, 0.01, 0.01, 0.001, 0.001, 0.001, 0.001],
+  );
 });
 
 test('the steps schedule divides at the given epochs; constant never does; bad forms are refused', () => {
   let s = initialScheduleState(1);
   const lrs = [1, 2, 3, 4].map((epoch) => (s = afterEpoch(parseSchedule('steps:2,3'), s, epoch, 0.5)).lr);
-  assert.deepEqual(lrs.map((lr) => +lr.toPrecision(6)), [1, 0.1, 0.01, 0.01]);
+  assert.deepEqual(
+    lrs.map((lr) => +lr.toPrecision(6)),
+    [1, 0.1, 0.01, 0.01],
+  );
   assert.equal(afterEpoch(parseSchedule('constant'), initialScheduleState(1), 1, 0.9).lr, 1);
   assert.throws(() => parseSchedule('cosine'), /unknown schedule 'cosine'/);
   assert.deepEqual(parseSchedule('steps:60%,80%', 5), { kind: 'steps', epochs: [3, 4] });
@@ -86,10 +106,14 @@ test('the steps schedule divides at the given epochs; constant never does; bad f
 });
 
 test('the linear schedule warms up, then falls to 0 at the last step; epoch ends do not change it', () => {
-  const spec = parseSchedule('linear:0.5', 2), state = initialScheduleState(0.4);
+  const spec = parseSchedule('linear:0.5', 2),
+    state = initialScheduleState(0.4);
   // 2 epochs of 4 steps: warm-up over 2 steps, then 6 steps down to 0
   const lrs = Array.from({ length: 8 }, (_, step) => learningRateAt(spec, state, 0.4, step, 4, 8));
-  assert.deepEqual(lrs.map((lr) => +lr.toPrecision(6)), [0.2, 0.4, 0.4, 0.333333, 0.266667, 0.2, 0.133333, 0.0666667]);
+  assert.deepEqual(
+    lrs.map((lr) => +lr.toPrecision(6)),
+    [0.2, 0.4, 0.4, 0.333333, 0.266667, 0.2, 0.133333, 0.0666667],
+  );
   assert.deepEqual(afterEpoch(spec, { ...state, lr: 0.2 }, 1, 0.5).lr, 0.2);
   assert.deepEqual(parseSchedule('linear'), { kind: 'linear', warmup: 0 });
   assert.equal(learningRateAt(parseSchedule('steps:1'), { ...state, lr: 0.04 }, 0.4, 5, 4, 8), 0.04);
@@ -101,7 +125,10 @@ test('IDX files are read plain and gzipped; truncated and foreign files are refu
   const image = idx([2, 2, 3], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
   assert.deepEqual(parseIdx(image, 'a').dims, [2, 2, 3]);
   assert.deepEqual([...parseIdx(gzipSync(image), 'a.gz').data], [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-  assert.throws(() => parseIdx(image.subarray(0, 20), 'cut'), /^Error: cut: truncated: the header says 2×2×3 = 12 values, the file holds 4$/);
+  assert.throws(
+    () => parseIdx(image.subarray(0, 20), 'cut'),
+    /^Error: cut: truncated: the header says 2×2×3 = 12 values, the file holds 4$/,
+  );
   assert.throws(() => parseIdx(new TextEncoder().encode('%PDF-1.4 hello'), 'x.pdf'), /x.pdf: not an IDX file/);
   assert.throws(() => parseIdx(gzipSync(image).subarray(0, 20), 'bad.gz'), /bad.gz: corrupt gzip data/);
 });
@@ -142,7 +169,12 @@ test('checkpoints round-trip and a truncated one is refused', () => {
   const path = join(dir, 'c.safetensors');
   const spec: NetSpec = { inputs: { x: [3] }, layers: [{ name: 'fc', type: 'linear', outFeatures: 2 }] };
   const bias = { shape: [2], data: [0, 0] };
-  writeCheckpoint(path, { spec, params: { 'fc.weight': { shape: [2, 3], data: [1, 2, 3, 4, 5, 6] }, 'fc.bias': bias }, velocities: { 'fc.weight': { shape: [2, 3], data: [0, 0, 0, 0, 0, 0.5] }, 'fc.bias': bias }, state: { epoch: 3 } });
+  writeCheckpoint(path, {
+    spec,
+    params: { 'fc.weight': { shape: [2, 3], data: [1, 2, 3, 4, 5, 6] }, 'fc.bias': bias },
+    velocities: { 'fc.weight': { shape: [2, 3], data: [0, 0, 0, 0, 0, 0.5] }, 'fc.bias': bias },
+    state: { epoch: 3 },
+  });
   const back = readCheckpoint(path);
   assert.deepEqual(back.spec, spec);
   assert.deepEqual(Array.from(back.params['fc.weight']!.data), [1, 2, 3, 4, 5, 6]);
@@ -175,15 +207,31 @@ function randomSet(count: number, seed: number): ImageSet {
   const labels = Uint8Array.from({ length: count }, () => rng.nextInt(4));
   // class-dependent blobs, so the labels are learnable
   const pixels = new Uint8Array(count * 64);
-  labels.forEach((label, i) => { for (let k = 0; k < 64; k++) pixels[i * 64 + k] = ((k % 8) >> 1 === label ? 200 : 30) + rng.nextInt(40); });
+  labels.forEach((label, i) => {
+    for (let k = 0; k < 64; k++) pixels[i * 64 + k] = ((k % 8) >> 1 === label ? 200 : 30) + rng.nextInt(40);
+  });
   return { pixels, labels, shape: [1, 8, 8], classes: 4, source: 'random' };
 }
 
 function options(outDir: string, extra: object = {}) {
   return {
-    spec: tinySpec, backend: new ReferenceBackend(), train: randomSet(48, 1), validation: randomSet(16, 2), outDir,
-    epochs: 3, batch: 8, lr: 0.05, momentum: 0.9, weightDecay: 0.0005, schedule: parseSchedule('plateau:1:2'), seed: 4,
-    init: 'pytorch' as const, augment: { pad: 1, flip: true }, mean: 0.4, std: 0.3, ...extra,
+    spec: tinySpec,
+    backend: new ReferenceBackend(),
+    train: randomSet(48, 1),
+    validation: randomSet(16, 2),
+    outDir,
+    epochs: 3,
+    batch: 8,
+    lr: 0.05,
+    momentum: 0.9,
+    weightDecay: 0.0005,
+    schedule: parseSchedule('plateau:1:2'),
+    seed: 4,
+    init: 'pytorch' as const,
+    augment: { pad: 1, flip: true },
+    mean: 0.4,
+    std: 0.3,
+    ...extra,
   };
 }
 
@@ -192,10 +240,18 @@ test('a run stopped in the middle and resumed ends with the same weights, bit fo
   const dir = mkdtempSync(join(tmpdir(), 'run-'));
   await train(options(dir, { stopAfterSteps: 9 })); // in the middle of the second epoch
   const resumed = await train(options(dir, { resume: true }));
-  const a = await straight.net.readParams(), b = await resumed.net.readParams();
+  const a = await straight.net.readParams(),
+    b = await resumed.net.readParams();
   for (const name of Object.keys(a)) assert.deepEqual(b[name], a[name], name);
-  assert.deepEqual(resumed.metrics.map((m) => m.epoch), [2, 3]);
-  assert.deepEqual(resumed.metrics.at(-1), { ...straight.metrics.at(-1), imagesPerSecond: resumed.metrics.at(-1)!.imagesPerSecond, wallSeconds: resumed.metrics.at(-1)!.wallSeconds });
+  assert.deepEqual(
+    resumed.metrics.map((m) => m.epoch),
+    [2, 3],
+  );
+  assert.deepEqual(resumed.metrics.at(-1), {
+    ...straight.metrics.at(-1),
+    imagesPerSecond: resumed.metrics.at(-1)!.imagesPerSecond,
+    wallSeconds: resumed.metrics.at(-1)!.wallSeconds,
+  });
 });
 
 test('data parallelism: 2 replicas resume bit for bit, and train like one net on the whole batch', async () => {
@@ -213,7 +269,8 @@ test('data parallelism: 2 replicas resume bit for bit, and train like one net on
   await run(dir, { ...replicas, stopAfterSteps: 9 });
   await assert.rejects(run(dir, { resume: true }), /is from a run of 2 replica\(s\); resume it with --replicas 2/);
   const resumed = await run(dir, { ...replicas, resume: true });
-  const a = await straight.net.readParams(), b = await resumed.net.readParams();
+  const a = await straight.net.readParams(),
+    b = await resumed.net.readParams();
   for (const name of Object.keys(a)) assert.deepEqual(b[name], a[name], name);
   // Without dropout (whose masks differ by replica), 2 replicas of 4 images follow one net of 8 up
   // to the order of float sums.
@@ -226,33 +283,50 @@ test('data parallelism: 2 replicas resume bit for bit, and train like one net on
 });
 
 test('training drives the loss of a small batch near zero', async () => {
-  const { metrics } = await train(options(mkdtempSync(join(tmpdir(), 'fit-')), {
-    train: randomSet(8, 5), validation: randomSet(8, 5), epochs: 60, augment: { pad: 0, flip: false }, schedule: parseSchedule('constant'),
-    spec: { ...tinySpec, layers: tinySpec.layers.filter((l) => l.type !== 'dropout') },
-  }));
+  const { metrics } = await train(
+    options(mkdtempSync(join(tmpdir(), 'fit-')), {
+      train: randomSet(8, 5),
+      validation: randomSet(8, 5),
+      epochs: 60,
+      augment: { pad: 0, flip: false },
+      schedule: parseSchedule('constant'),
+      spec: { ...tinySpec, layers: tinySpec.layers.filter((l) => l.type !== 'dropout') },
+    }),
+  );
   assert.ok(metrics.at(-1)!.loss < 0.05, `loss ${metrics.at(-1)!.loss}`);
   assert.equal(metrics.at(-1)!.valTop1Error, 0);
 });
 
 test('a NaN loss stops the run with a clear message', async () => {
-  await assert.rejects(train(options(mkdtempSync(join(tmpdir(), 'nan-')), { lr: 1e30 })), /the loss became (NaN|Infinity) at epoch 1, step \d+ \(learning rate 1e\+30, momentum 0.9, weight decay 0.0005, batch 8\): the run diverged; lower --lr or --momentum/);
+  await assert.rejects(
+    train(options(mkdtempSync(join(tmpdir(), 'nan-')), { lr: 1e30 })),
+    /the loss became (NaN|Infinity) at epoch 1, step \d+ \(learning rate 1e\+30, momentum 0.9, weight decay 0.0005, batch 8\): the run diverged; lower --lr or --momentum/,
+  );
 });
 
 test("evaluation with mirror images averages each image's softmax with its reflection's", async () => {
-  const net = Net.build(tinySpec, { batch: 4, seed: 3 }), set = randomSet(10, 7), [mean, std] = [0.4, 0.3];
+  const net = Net.build(tinySpec, { batch: 4, seed: 3 }),
+    set = randomSet(10, 7),
+    [mean, std] = [0.4, 0.3];
   const probabilities = async (pixels: Uint8Array) => {
-    net.setInput('data', Array.from(pixels, (v) => (v / 255 - mean) / std));
+    net.setInput(
+      'data',
+      Array.from(pixels, (v) => (v / 255 - mean) / std),
+    );
     net.forward();
-    const e = Array.from((await net.read('out')).slice(0, 4), (v) => Math.exp(v)), sum = e.reduce((a, b) => a + b); // the first image's row
+    const e = Array.from((await net.read('out')).slice(0, 4), (v) => Math.exp(v)),
+      sum = e.reduce((a, b) => a + b); // the first image's row
     return e.map((v) => v / sum);
   };
-  let top1 = 0, loss = 0;
+  let top1 = 0,
+    loss = 0;
   for (let i = 0; i < 10; i++) {
     const image = set.pixels.subarray(64 * i, 64 * (i + 1));
     const mirrored = image.map((_, k) => image[8 * Math.floor(k / 8) + 7 - (k % 8)]!);
     const batchOf = (img: Uint8Array) => Uint8Array.from({ length: 4 * 64 }, (_, k) => img[k % 64]!); // 4 copies: the net's batch
     const [p, q] = [await probabilities(batchOf(image)), await probabilities(batchOf(mirrored))];
-    const average = p.map((v, c) => (v + q[c]!) / 2), label = set.labels[i]!;
+    const average = p.map((v, c) => (v + q[c]!) / 2),
+      label = set.labels[i]!;
     if (average.every((v) => v <= average[label]!)) top1++;
     loss -= Math.log(average[label]!);
   }
@@ -265,20 +339,34 @@ test("evaluation with mirror images averages each image's softmax with its refle
 });
 
 test('a batch larger than the dataset is refused', async () => {
-  await assert.rejects(train(options(mkdtempSync(join(tmpdir(), 'big-')), { batch: 100 })), /batch size 100 is larger than the training set \(48 images\)/);
+  await assert.rejects(
+    train(options(mkdtempSync(join(tmpdir(), 'big-')), { batch: 100 })),
+    /batch size 100 is larger than the training set \(48 images\)/,
+  );
 });
 
-test('resume keeps the run\'s settings: a different one is refused unless overridden, and then recorded', async () => {
+test("resume keeps the run's settings: a different one is refused unless overridden, and then recorded", async () => {
   const dir = mkdtempSync(join(tmpdir(), 'settings-'));
   await train(options(dir, { stopAfterSteps: 3 }));
-  await assert.rejects(train(options(dir, { resume: true, lr: 0.1 })), /--resume: lr 0.1 differs from the run's 0.05 \(in .*last.safetensors\); to change it from here on, add --override lr/);
-  await assert.rejects(train(options(dir, { resume: true, batch: 4 })), /--resume: batch 4 differs from the run's 8 .*; it cannot change: the run's position is counted in its batches/);
+  await assert.rejects(
+    train(options(dir, { resume: true, lr: 0.1 })),
+    /--resume: lr 0.1 differs from the run's 0.05 \(in .*last.safetensors\); to change it from here on, add --override lr/,
+  );
+  await assert.rejects(
+    train(options(dir, { resume: true, batch: 4 })),
+    /--resume: batch 4 differs from the run's 8 .*; it cannot change: the run's position is counted in its batches/,
+  );
   await assert.rejects(train(options(dir, { resume: true, batch: 4, overrides: ['batch'] })), /it cannot change/);
   await assert.rejects(train(options(dir, { resume: true, overrides: ['colour'] })), /--override: unknown setting 'colour'/);
-  await assert.rejects(train(options(dir, { resume: true, spec: { ...tinySpec, layers: tinySpec.layers.filter((l) => l.type !== 'dropout') } })), /the model differs from the run's/);
+  await assert.rejects(
+    train(options(dir, { resume: true, spec: { ...tinySpec, layers: tinySpec.layers.filter((l) => l.type !== 'dropout') } })),
+    /the model differs from the run's/,
+  );
   await assert.rejects(train(options(dir, { resume: true, train: randomSet(40, 1) })), /training images 40 differs from the run's 48/);
   const changes: unknown[] = [];
-  await train(options(dir, { resume: true, lr: 0.1, overrides: ['lr'], onResume: (r: { changes: unknown[] }) => changes.push(...r.changes) }));
+  await train(
+    options(dir, { resume: true, lr: 0.1, overrides: ['lr'], onResume: (r: { changes: unknown[] }) => changes.push(...r.changes) }),
+  );
   assert.deepEqual(changes, [{ epoch: 0, step: 3, setting: 'lr', from: 0.05, to: 0.1 }]);
   const state = readCheckpoint(join(dir, 'last.safetensors')).state as { options: { lr: number; changes: unknown[] } };
   assert.equal(state.options.lr, 0.1);
@@ -286,7 +374,10 @@ test('resume keeps the run\'s settings: a different one is refused unless overri
 });
 
 test('a spec may name its loss layer anything; labels beyond the classes are named by record', async () => {
-  const renamed = { ...tinySpec, layers: tinySpec.layers.map((l) => (l.type === 'softmax_cross_entropy' ? { ...l, name: 'objective' } : l)) };
+  const renamed = {
+    ...tinySpec,
+    layers: tinySpec.layers.map((l) => (l.type === 'softmax_cross_entropy' ? { ...l, name: 'objective' } : l)),
+  };
   const { metrics } = await train(options(mkdtempSync(join(tmpdir(), 'named-')), { spec: renamed, epochs: 1 }));
   assert.ok(Number.isFinite(metrics[0]!.loss));
   const dir = mkdtempSync(join(tmpdir(), 'labels-'));
@@ -296,8 +387,14 @@ test('a spec may name its loss layer anything; labels beyond the classes are nam
   writeFileSync(join(dir, 'train-labels-idx1-ubyte'), idx([20], labels));
   writeFileSync(join(dir, 't10k-images-idx3-ubyte'), idx([1, 2, 2], [1, 1, 1, 1]));
   writeFileSync(join(dir, 't10k-labels-idx1-ubyte'), idx([1], [0]));
-  assert.throws(() => loadDataset(dir), /train-labels-idx1-ubyte: record 13 has label 200, but classes 10, 11, 12, … 199 \(190 classes\) have no images/);
-  assert.throws(() => loadDataset(dir, { classes: 10 }), /train-labels-idx1-ubyte: record 13 has label 200, beyond the 10 classes \(labels 0–9\)$/);
+  assert.throws(
+    () => loadDataset(dir),
+    /train-labels-idx1-ubyte: record 13 has label 200, but classes 10, 11, 12, … 199 \(190 classes\) have no images/,
+  );
+  assert.throws(
+    () => loadDataset(dir, { classes: 10 }),
+    /train-labels-idx1-ubyte: record 13 has label 200, beyond the 10 classes \(labels 0–9\)$/,
+  );
   labels[13] = 3;
   writeFileSync(join(dir, 'train-labels-idx1-ubyte'), idx([20], labels));
   assert.equal(loadDataset(dir).train.classes, 10);

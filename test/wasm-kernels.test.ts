@@ -23,19 +23,34 @@ const rng = new Philox(2024);
 const random = (length: number) => Float32Array.from({ length }, () => rng.nextNormal());
 
 /** Runs one kernel on a backend: `inputs` are written, outputs start as `initial` (or zero). */
-function runKernel<K extends KernelName>(backend: Backend, kernel: K, params: KernelTable[K]['params'], inputs: Record<string, Float32Array>, outputs: Record<string, Float32Array>): Record<string, Float32Array> {
-  const buffers = Object.fromEntries([...Object.entries(inputs), ...Object.entries(outputs)].map(([role, data]) => {
-    const buffer = backend.allocate(data.length);
-    backend.write(buffer, data);
-    return [role, buffer];
-  }));
+function runKernel<K extends KernelName>(
+  backend: Backend,
+  kernel: K,
+  params: KernelTable[K]['params'],
+  inputs: Record<string, Float32Array>,
+  outputs: Record<string, Float32Array>,
+): Record<string, Float32Array> {
+  const buffers = Object.fromEntries(
+    [...Object.entries(inputs), ...Object.entries(outputs)].map(([role, data]) => {
+      const buffer = backend.allocate(data.length);
+      backend.write(buffer, data);
+      return [role, buffer];
+    }),
+  );
   backend.run(kernel, params, buffers as never);
   const result = Object.fromEntries(Object.keys(outputs).map((role) => [role, Float32Array.from(backend.readSync!(buffers[role]!))]));
   for (const buffer of Object.values(buffers)) backend.free(buffer);
   return result;
 }
 
-function compare<K extends KernelName>(what: string, kernel: K, params: KernelTable[K]['params'], inputs: Record<string, Float32Array>, outputs: Record<string, Float32Array>, exact = false): void {
+function compare<K extends KernelName>(
+  what: string,
+  kernel: K,
+  params: KernelTable[K]['params'],
+  inputs: Record<string, Float32Array>,
+  outputs: Record<string, Float32Array>,
+  exact = false,
+): void {
   const expected = runKernel(reference, kernel, params, inputs, outputs);
   for (const { name, backend } of configurations) {
     const actual = runKernel(backend, kernel, params, inputs, outputs);
@@ -47,10 +62,33 @@ function compare<K extends KernelName>(what: string, kernel: K, params: KernelTa
   }
 }
 
-function conv(batch: number, inChannels: number, inHeight: number, inWidth: number, outChannels: number, k: [number, number], s: [number, number], pad: [number, number, number, number], d: [number, number], groups: number): Conv2dGeometry {
+function conv(
+  batch: number,
+  inChannels: number,
+  inHeight: number,
+  inWidth: number,
+  outChannels: number,
+  k: [number, number],
+  s: [number, number],
+  pad: [number, number, number, number],
+  d: [number, number],
+  groups: number,
+): Conv2dGeometry {
   return {
-    batch, inChannels, inHeight, inWidth, outChannels, groups,
-    kernelH: k[0], kernelW: k[1], strideH: s[0], strideW: s[1], padTop: pad[0], padLeft: pad[1], dilationH: d[0], dilationW: d[1],
+    batch,
+    inChannels,
+    inHeight,
+    inWidth,
+    outChannels,
+    groups,
+    kernelH: k[0],
+    kernelW: k[1],
+    strideH: s[0],
+    strideW: s[1],
+    padTop: pad[0],
+    padLeft: pad[1],
+    dilationH: d[0],
+    dilationW: d[1],
     outHeight: windowCount(inHeight, k[0], s[0], pad[0], pad[2], d[0], false),
     outWidth: windowCount(inWidth, k[1], s[1], pad[1], pad[3], d[1], false),
   };
@@ -73,19 +111,41 @@ for (const [what, g] of convCases) {
   const wLen = g.outChannels * (g.inChannels / g.groups) * g.kernelH * g.kernelW;
   const yLen = g.batch * g.outChannels * g.outHeight * g.outWidth;
   test(`wasm conv2d: ${what}`, () => {
-    compare(`${what} forward`, 'conv2d_forward', g, { x: random(xLen), weight: random(wLen), bias: random(g.outChannels) }, { y: new Float32Array(yLen) });
+    compare(
+      `${what} forward`,
+      'conv2d_forward',
+      g,
+      { x: random(xLen), weight: random(wLen), bias: random(g.outChannels) },
+      { y: new Float32Array(yLen) },
+    );
     compare(`${what} forward without bias`, 'conv2d_forward', g, { x: random(xLen), weight: random(wLen) }, { y: new Float32Array(yLen) });
     compare(`${what} data gradient`, 'conv2d_backward_data', g, { dy: random(yLen), weight: random(wLen) }, { dx: random(xLen) });
-    compare(`${what} filter gradient`, 'conv2d_backward_filter', g, { x: random(xLen), dy: random(yLen) }, { dweight: random(wLen), dbias: random(g.outChannels) });
+    compare(
+      `${what} filter gradient`,
+      'conv2d_backward_filter',
+      g,
+      { x: random(xLen), dy: random(yLen) },
+      { dweight: random(wLen), dbias: random(g.outChannels) },
+    );
   });
 }
 
 test('wasm gemm: every transpose, alpha and beta, odd sizes', () => {
-  for (const [M, N, K] of [[37, 29, 53], [5, 300, 7], [130, 70, 260]] as const) {
+  for (const [M, N, K] of [
+    [37, 29, 53],
+    [5, 300, 7],
+    [130, 70, 260],
+  ] as const) {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
         for (const beta of [0, 0.5, 1]) {
-          compare(`gemm ${M}×${N}×${K} tA=${transA} tB=${transB} β=${beta}`, 'gemm', { M, N, K, transA, transB, alpha: 0.7, beta }, { a: random(M * K), b: random(K * N) }, { c: random(M * N) });
+          compare(
+            `gemm ${M}×${N}×${K} tA=${transA} tB=${transB} β=${beta}`,
+            'gemm',
+            { M, N, K, transA, transB, alpha: 0.7, beta },
+            { a: random(M * K), b: random(K * N) },
+            { c: random(M * N) },
+          );
         }
       }
     }
@@ -93,25 +153,130 @@ test('wasm gemm: every transpose, alpha and beta, odd sizes', () => {
 });
 
 test('wasm linear: forward and both gradients, with and without bias', () => {
-  for (const [batch, inFeatures, outFeatures] of [[1, 700, 33], [3, 9, 5], [5, 300, 37], [64, 1000, 500]] as const) {
+  for (const [batch, inFeatures, outFeatures] of [
+    [1, 700, 33],
+    [3, 9, 5],
+    [5, 300, 37],
+    [64, 1000, 500],
+  ] as const) {
     const p = { batch, inFeatures, outFeatures };
-    compare('linear forward', 'linear_forward', p, { x: random(batch * inFeatures), weight: random(outFeatures * inFeatures), bias: random(outFeatures) }, { y: random(batch * outFeatures) });
-    compare('linear forward, no bias', 'linear_forward', p, { x: random(batch * inFeatures), weight: random(outFeatures * inFeatures) }, { y: random(batch * outFeatures) });
-    compare('linear data gradient', 'linear_backward_data', p, { dy: random(batch * outFeatures), weight: random(outFeatures * inFeatures) }, { dx: random(batch * inFeatures) });
-    compare('linear parameter gradients', 'linear_backward_params', p, { x: random(batch * inFeatures), dy: random(batch * outFeatures) }, { dweight: random(outFeatures * inFeatures), dbias: random(outFeatures) });
+    compare(
+      'linear forward',
+      'linear_forward',
+      p,
+      { x: random(batch * inFeatures), weight: random(outFeatures * inFeatures), bias: random(outFeatures) },
+      { y: random(batch * outFeatures) },
+    );
+    compare(
+      'linear forward, no bias',
+      'linear_forward',
+      p,
+      { x: random(batch * inFeatures), weight: random(outFeatures * inFeatures) },
+      { y: random(batch * outFeatures) },
+    );
+    compare(
+      'linear data gradient',
+      'linear_backward_data',
+      p,
+      { dy: random(batch * outFeatures), weight: random(outFeatures * inFeatures) },
+      { dx: random(batch * inFeatures) },
+    );
+    compare(
+      'linear parameter gradients',
+      'linear_backward_params',
+      p,
+      { x: random(batch * inFeatures), dy: random(batch * outFeatures) },
+      { dweight: random(outFeatures * inFeatures), dbias: random(outFeatures) },
+    );
   }
 });
 
 test('wasm max-pool: overlapping, ceil, padded, dilated', () => {
   const cases: Pool2dGeometry[] = [
-    { batch: 4, channels: 32, inHeight: 27, inWidth: 27, outHeight: 13, outWidth: 13, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2, padTop: 0, padLeft: 0, dilationH: 1, dilationW: 1 },
-    { batch: 2, channels: 5, inHeight: 8, inWidth: 10, outHeight: 4, outWidth: 5, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2, padTop: 0, padLeft: 0, dilationH: 1, dilationW: 1 },
-    { batch: 2, channels: 3, inHeight: 9, inWidth: 8, outHeight: 5, outWidth: 5, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, dilationH: 2, dilationW: 2 },
-    { batch: 3, channels: 4, inHeight: 7, inWidth: 6, outHeight: 4, outWidth: 3, kernelH: 3, kernelW: 3, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, dilationH: 1, dilationW: 1 },
-    { batch: 1, channels: 2, inHeight: 5, inWidth: 5, outHeight: 3, outWidth: 3, kernelH: 2, kernelW: 2, strideH: 2, strideW: 2, padTop: 1, padLeft: 1, dilationH: 1, dilationW: 1 },
+    {
+      batch: 4,
+      channels: 32,
+      inHeight: 27,
+      inWidth: 27,
+      outHeight: 13,
+      outWidth: 13,
+      kernelH: 3,
+      kernelW: 3,
+      strideH: 2,
+      strideW: 2,
+      padTop: 0,
+      padLeft: 0,
+      dilationH: 1,
+      dilationW: 1,
+    },
+    {
+      batch: 2,
+      channels: 5,
+      inHeight: 8,
+      inWidth: 10,
+      outHeight: 4,
+      outWidth: 5,
+      kernelH: 3,
+      kernelW: 3,
+      strideH: 2,
+      strideW: 2,
+      padTop: 0,
+      padLeft: 0,
+      dilationH: 1,
+      dilationW: 1,
+    },
+    {
+      batch: 2,
+      channels: 3,
+      inHeight: 9,
+      inWidth: 8,
+      outHeight: 5,
+      outWidth: 5,
+      kernelH: 2,
+      kernelW: 2,
+      strideH: 2,
+      strideW: 2,
+      padTop: 1,
+      padLeft: 1,
+      dilationH: 2,
+      dilationW: 2,
+    },
+    {
+      batch: 3,
+      channels: 4,
+      inHeight: 7,
+      inWidth: 6,
+      outHeight: 4,
+      outWidth: 3,
+      kernelH: 3,
+      kernelW: 3,
+      strideH: 2,
+      strideW: 2,
+      padTop: 1,
+      padLeft: 1,
+      dilationH: 1,
+      dilationW: 1,
+    },
+    {
+      batch: 1,
+      channels: 2,
+      inHeight: 5,
+      inWidth: 5,
+      outHeight: 3,
+      outWidth: 3,
+      kernelH: 2,
+      kernelW: 2,
+      strideH: 2,
+      strideW: 2,
+      padTop: 1,
+      padLeft: 1,
+      dilationH: 1,
+      dilationW: 1,
+    },
   ];
   for (const g of cases) {
-    const xLen = g.batch * g.channels * g.inHeight * g.inWidth, yLen = g.batch * g.channels * g.outHeight * g.outWidth;
+    const xLen = g.batch * g.channels * g.inHeight * g.inWidth,
+      yLen = g.batch * g.channels * g.outHeight * g.outWidth;
     const x = random(xLen);
     compare('maxpool forward', 'maxpool2d_forward', g, { x }, { y: new Float32Array(yLen) }, true);
     compare('maxpool backward', 'maxpool2d_backward', g, { x, dy: random(yLen) }, { dx: random(xLen) });
@@ -142,12 +307,31 @@ test('wasm elementwise: activations, dropout (bit-identical masks), multiply, ac
   for (const fn of ['relu', 'tanh', 'sigmoid'] as const) {
     const x = random(length);
     compare(`${fn} forward`, 'activation_forward', { fn, length }, { x }, { y: new Float32Array(length) });
-    compare(`${fn} backward`, 'activation_backward', { fn, length }, { y: random(length), dy: random(length) }, { dx: new Float32Array(length) });
+    compare(
+      `${fn} backward`,
+      'activation_backward',
+      { fn, length },
+      { y: random(length), dy: random(length) },
+      { dx: new Float32Array(length) },
+    );
   }
-  compare('dropout', 'dropout_forward', { length, p: 0.3, seed: 77, stream: 5 }, { x: random(length) }, { y: new Float32Array(length), mask: new Float32Array(length) }, true);
+  compare(
+    'dropout',
+    'dropout_forward',
+    { length, p: 0.3, seed: 77, stream: 5 },
+    { x: random(length) },
+    { y: new Float32Array(length), mask: new Float32Array(length) },
+    true,
+  );
   compare('multiply', 'multiply', { length }, { a: random(length), b: random(length) }, { y: new Float32Array(length) }, true);
   compare('accumulate', 'accumulate', { length }, { x: random(length) }, { y: random(length) }, true);
-  compare('sgd update', 'sgd_update', { length, lr: 0.01, momentum: 0.9, weightDecay: 0.0005 }, { grad: random(length) }, { weight: random(length), velocity: random(length) });
+  compare(
+    'sgd update',
+    'sgd_update',
+    { length, lr: 0.01, momentum: 0.9, weightDecay: 0.0005 },
+    { grad: random(length) },
+    { weight: random(length), velocity: random(length) },
+  );
 });
 
 test('wasm memory: freed buffers are reused and planned bytes are reported', async () => {
@@ -164,9 +348,27 @@ test('wasm memory: freed buffers are reused and planned bytes are reported', asy
 
 test('wasm random fill: the same counter-based draws as the reference, with the right moments', () => {
   const length = 200_001;
-  compare('uniform', 'random_fill', { length, seed: 9, stream: 3, distribution: 'uniform', a: -0.5, b: 0.25 }, {}, { y: new Float32Array(length) });
-  compare('normal', 'random_fill', { length, seed: 9, stream: 4, distribution: 'normal', a: 0.1, b: 0.01 }, {}, { y: new Float32Array(length) });
-  const { y } = runKernel(configurations[0]!.backend, 'random_fill', { length, seed: 1, stream: 0, distribution: 'normal', a: 0, b: 1 }, {}, { y: new Float32Array(length) });
+  compare(
+    'uniform',
+    'random_fill',
+    { length, seed: 9, stream: 3, distribution: 'uniform', a: -0.5, b: 0.25 },
+    {},
+    { y: new Float32Array(length) },
+  );
+  compare(
+    'normal',
+    'random_fill',
+    { length, seed: 9, stream: 4, distribution: 'normal', a: 0.1, b: 0.01 },
+    {},
+    { y: new Float32Array(length) },
+  );
+  const { y } = runKernel(
+    configurations[0]!.backend,
+    'random_fill',
+    { length, seed: 1, stream: 0, distribution: 'normal', a: 0, b: 1 },
+    {},
+    { y: new Float32Array(length) },
+  );
   const mean = y!.reduce((s, v) => s + v, 0) / length;
   const variance = y!.reduce((s, v) => s + (v - mean) ** 2, 0) / length;
   if (Math.abs(mean) > 0.01 || Math.abs(variance - 1) > 0.02) throw new Error(`normal draws have mean ${mean}, variance ${variance}`);

@@ -6,12 +6,24 @@ import { mkdirSync } from 'node:fs';
 import asc from 'assemblyscript/asc';
 
 mkdirSync('dist/wasm', { recursive: true });
-for (const [simd, features] of [['relaxed', 'simd,relaxed-simd'], ['simd', 'simd']]) {
+for (const [simd, features] of [
+  ['relaxed', 'simd,relaxed-simd'],
+  ['simd', 'simd'],
+]) {
   for (const shared of [true, false]) {
     const { error, stderr } = await asc.main([
-      'src/backend/wasm/assembly/index.ts', '-o', `dist/wasm/kernels-${simd}${shared ? '' : '-unshared'}.wasm`,
-      '-O3', '--noAssert', '--runtime', 'stub',
-      '--importMemory', '--initialMemory', '16', '--maximumMemory', '65536',
+      'src/backend/wasm/assembly/index.ts',
+      '-o',
+      `dist/wasm/kernels-${simd}${shared ? '' : '-unshared'}.wasm`,
+      '-O3',
+      '--noAssert',
+      '--runtime',
+      'stub',
+      '--importMemory',
+      '--initialMemory',
+      '16',
+      '--maximumMemory',
+      '65536',
       ...(shared ? ['--sharedMemory', '--enable', `${features},threads`] : ['--enable', features]),
     ]);
     if (error) {

@@ -11,10 +11,24 @@ const onnx = await exportOnnx(net);
 const [, c, h, w] = net.shapeOf('data');
 net.dispose();
 const session = await ort.InferenceSession.create(onnx, { executionProviders: ['wasm'], graphOptimizationLevel: 'all' });
-const input = new ort.Tensor('float32', Float32Array.from({ length: batch * c * h * w }, () => Math.random() - 0.5), [batch, c, h, w]);
+const input = new ort.Tensor(
+  'float32',
+  Float32Array.from({ length: batch * c * h * w }, () => Math.random() - 0.5),
+  [batch, c, h, w],
+);
 await session.run({ data: input });
 const start = performance.now();
 for (let i = 0; i < steps; i++) await session.run({ data: input });
 const ms = (performance.now() - start) / steps;
-console.log(JSON.stringify({ peer: `onnxruntime-web-${ort.env.versions.web}`, model, mode: 'infer', batch, threads, imagesPerSecond: (batch * 1000) / ms, msPerStep: ms }));
+console.log(
+  JSON.stringify({
+    peer: `onnxruntime-web-${ort.env.versions.web}`,
+    model,
+    mode: 'infer',
+    batch,
+    threads,
+    imagesPerSecond: (batch * 1000) / ms,
+    msPerStep: ms,
+  }),
+);
 process.exit(0);

@@ -107,7 +107,10 @@ export interface KernelTable {
   activation_backward: { params: { fn: ActivationFn; length: number }; buffers: { y: B; dy: B; dx: B } };
 
   /** c = alpha · op(a) · op(b) + beta · c, op(a) M×K, op(b) K×N, row-major. */
-  gemm: { params: { M: number; N: number; K: number; transA: boolean; transB: boolean; alpha: number; beta: number }; buffers: { a: B; b: B; c: B } };
+  gemm: {
+    params: { M: number; N: number; K: number; transA: boolean; transB: boolean; alpha: number; beta: number };
+    buffers: { a: B; b: B; c: B };
+  };
   /** y = x · weightᵀ + bias, weight [out, in] as PyTorch. */
   linear_forward: { params: LinearParams; buffers: { x: B; weight: B; bias?: B; y: B } };
   linear_backward_data: { params: LinearParams; buffers: { dy: B; weight: B; dx: B } };
@@ -127,12 +130,18 @@ export interface KernelTable {
 
   /** The paper's update: velocity ← momentum·velocity − weightDecay·lr·weight − lr·grad;
    * weight ← weight + velocity. */
-  sgd_update: { params: { length: number; lr: number; momentum: number; weightDecay: number }; buffers: { weight: B; grad: B; velocity: B } };
+  sgd_update: {
+    params: { length: number; lr: number; momentum: number; weightDecay: number };
+    buffers: { weight: B; grad: B; velocity: B };
+  };
 
   /** Counter-based random values: element i is derived from philox4x32(⌊i/4⌋, 0, 0, 0, seed,
    * stream) word i mod 4, so every backend draws the same values. Uniform: a + (b − a)·u.
    * Normal (mean a, deviation b): Box-Muller on the word pairs (0, 1) and (2, 3) of a block. */
-  random_fill: { params: { length: number; seed: number; stream: number; distribution: 'uniform' | 'normal'; a: number; b: number }; buffers: { y: B } };
+  random_fill: {
+    params: { length: number; seed: number; stream: number; distribution: 'uniform' | 'normal'; a: number; b: number };
+    buffers: { y: B };
+  };
 
   copy: { params: { length: number }; buffers: { x: B; y: B } };
   copy_slab: { params: SlabCopyParams; buffers: { src: B; dst: B } };

@@ -43,13 +43,16 @@ export interface BenchResult {
 export async function bench(options: BenchOptions): Promise<BenchResult> {
   const threads = options.threads ?? 1;
   const training = options.mode === 'train';
-  const replicas = training ? options.replicas ?? 1 : 1;
+  const replicas = training ? (options.replicas ?? 1) : 1;
   if (options.batch % replicas !== 0) throw new Error(`batch ${options.batch} does not split evenly over ${replicas} replicas`);
   if (replicas > 1 && options.backend === 'reference') throw new Error('replicas need the wasm backend');
   const backend: Backend = options.backend === 'reference' ? new ReferenceBackend() : await WasmBackend.create({ threads });
   const net = Net.build(options.spec, { backend, batch: options.batch / replicas, seed: 1 });
   const sgd = training ? new Sgd(net, { lr: 0.001 }) : null;
-  const group = replicas > 1 ? await ReplicaGroup.start(net, sgd!, backend as WasmBackend, { spec: options.spec, seed: 1, init: 'pytorch', replicas }) : null;
+  const group =
+    replicas > 1
+      ? await ReplicaGroup.start(net, sgd!, backend as WasmBackend, { spec: options.spec, seed: 1, init: 'pytorch', replicas })
+      : null;
   const rng = new Philox(7);
   const { data, labels, classes } = netRoles(net);
   const x = Float32Array.from({ length: sizeOf(net.shapeOf(data)) * replicas }, () => rng.nextFloat() - 0.5);
@@ -89,7 +92,8 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
     steps,
     plannedBytes: net.plannedBytes() + (sgd ? sgd.velocities.reduce((n, v) => n + 4 * v.size, 0) : 0),
     layers: net.layers.map((l) => ({
-      name: l.name, type: l.spec.type,
+      name: l.name,
+      type: l.spec.type,
       forwardMs: (profile.get(l.name)?.forward ?? 0) / steps,
       backwardMs: (profile.get(l.name)?.backward ?? 0) / steps,
     })),
@@ -106,6 +110,10 @@ export function formatBench(r: BenchResult): string {
     `${r.model} ${r.mode} batch ${r.batch}, ${r.threads} thread(s)${r.replicas > 1 ? ` as ${r.replicas} replicas` : ''}, ${r.backend}: ${r.imagesPerSecond.toFixed(2)} images/s, ${r.gflops.toFixed(1)} GFLOP/s, ${r.msPerStep.toFixed(0)} ms/step, ${r.cpuUtilisation.toFixed(2)} cores busy, ${(r.plannedBytes / 2 ** 20).toFixed(0)} MiB planned`,
     `${'layer'.padEnd(10)}${'forward ms'.padStart(12)}${'backward ms'.padStart(13)}`,
   ];
-  for (const l of r.layers) if (l.forwardMs + l.backwardMs >= 0.05) lines.push(`${l.name.padEnd(10)}${l.forwardMs.toFixed(1).padStart(12)}${(r.mode === 'train' ? l.backwardMs.toFixed(1) : '').padStart(13)}`);
+  for (const l of r.layers)
+    if (l.forwardMs + l.backwardMs >= 0.05)
+      lines.push(
+        `${l.name.padEnd(10)}${l.forwardMs.toFixed(1).padStart(12)}${(r.mode === 'train' ? l.backwardMs.toFixed(1) : '').padStart(13)}`,
+      );
   return lines.join('\n');
 }

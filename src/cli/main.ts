@@ -30,7 +30,10 @@ import { formatSummary, planNet, summarize } from '../net/net.js';
 
 /** A numeric option's parser: the value must be a number within a range, stated in the error. */
 function numberIn(min: number, max: number, { integer = false, openMin = false, openMax = false } = {}) {
-  const range = integer ? (max === Infinity ? `an integer ≥ ${min}` : `an integer from ${min} to ${max}`)
+  const range = integer
+    ? max === Infinity
+      ? `an integer ≥ ${min}`
+      : `an integer from ${min} to ${max}`
     : `a number in ${openMin ? '(' : '['}${min}, ${max === Infinity ? '∞' : max}${openMax || max === Infinity ? ')' : ']'}`;
   return (value: string): number => {
     const n = value.trim() === '' ? NaN : Number(value);
@@ -44,15 +47,21 @@ const batchSize = numberIn(1, 65_536, { integer: true });
 const threadCount = numberIn(1, 256, { integer: true });
 
 /** Options several commands share (a fresh Option per command: commander keeps state on them). */
-const trainedModelOption = () => new Option('--model <run-dir|checkpoint>', 'a run folder (uses best.safetensors) or a checkpoint file').makeOptionMandatory();
-const threadsOption = () => new Option('--threads <n>', 'threads (default: available cores)').argParser(threadCount).default(availableParallelism());
-const replicasOption = () => new Option('--replicas <n>', 'split each batch over n replicas of the net, one per thread (data parallelism)').argParser(threadCount).default(1);
+const trainedModelOption = () =>
+  new Option('--model <run-dir|checkpoint>', 'a run folder (uses best.safetensors) or a checkpoint file').makeOptionMandatory();
+const threadsOption = () =>
+  new Option('--threads <n>', 'threads (default: available cores)').argParser(threadCount).default(availableParallelism());
+const replicasOption = () =>
+  new Option('--replicas <n>', 'split each batch over n replicas of the net, one per thread (data parallelism)')
+    .argParser(threadCount)
+    .default(1);
 
 const program = new Command('alexnet')
   .description('AlexNet in TypeScript: train, evaluate, run and benchmark AlexNet-class networks')
   .showHelpAfterError('(run with --help for usage)');
 
-program.command('info')
+program
+  .command('info')
   .description('layers, output shapes, parameters and multiply-adds of a model')
   .requiredOption('--model <name|spec.json>', `a zoo model (${Object.keys(models).join(', ')}) or a JSON net spec`)
   .option('--batch <n>', 'batch size for the shapes', batchSize, 1)
@@ -61,17 +70,27 @@ program.command('info')
     const spec = resolveModel(opts.model);
     const rows = summarize(planNet(spec, opts.batch));
     if (opts.json) {
-      console.log(JSON.stringify({
-        model: spec.name ?? opts.model, inputs: spec.inputs, layers: rows,
-        params: rows.reduce((n, r) => n + r.params, 0), macsPerExample: rows.reduce((n, r) => n + r.macsPerExample, 0),
-      }));
+      console.log(
+        JSON.stringify({
+          model: spec.name ?? opts.model,
+          inputs: spec.inputs,
+          layers: rows,
+          params: rows.reduce((n, r) => n + r.params, 0),
+          macsPerExample: rows.reduce((n, r) => n + r.macsPerExample, 0),
+        }),
+      );
     } else {
-      console.log(`${spec.name ?? opts.model}: inputs ${Object.entries(spec.inputs).map(([k, v]) => `${k} [${v.join(', ')}]`).join(', ')}`);
+      console.log(
+        `${spec.name ?? opts.model}: inputs ${Object.entries(spec.inputs)
+          .map(([k, v]) => `${k} [${v.join(', ')}]`)
+          .join(', ')}`,
+      );
       console.log(formatSummary(rows));
     }
   });
 
-program.command('bench')
+program
+  .command('bench')
   .description('time inference or a training step (forward, backward, SGD update)')
   .requiredOption('--model <name|spec.json>', 'a zoo model or a JSON net spec')
   .addOption(new Option('--mode <mode>', 'what to time').choices(['train', 'infer']).default('infer'))
@@ -81,10 +100,29 @@ program.command('bench')
   .addOption(replicasOption())
   .addOption(new Option('--backend <name>', 'backend').choices(['wasm', 'reference']).default('wasm'))
   .option('--json', 'print one JSON object')
-  .action(async (opts: { model: string; mode: 'train' | 'infer'; batch: number; threads: number; steps: number; replicas: number; backend: 'wasm' | 'reference'; json?: boolean }) => {
-    const result = await bench({ spec: resolveModel(opts.model), mode: opts.mode, batch: opts.batch, threads: opts.threads, steps: opts.steps, replicas: opts.replicas, backend: opts.backend });
-    console.log(opts.json ? JSON.stringify(result) : formatBench(result));
-  });
+  .action(
+    async (opts: {
+      model: string;
+      mode: 'train' | 'infer';
+      batch: number;
+      threads: number;
+      steps: number;
+      replicas: number;
+      backend: 'wasm' | 'reference';
+      json?: boolean;
+    }) => {
+      const result = await bench({
+        spec: resolveModel(opts.model),
+        mode: opts.mode,
+        batch: opts.batch,
+        threads: opts.threads,
+        steps: opts.steps,
+        replicas: opts.replicas,
+        backend: opts.backend,
+      });
+      console.log(opts.json ? JSON.stringify(result) : formatBench(result));
+    },
+  );
 
 /** A progress line with images/s and ETA, redrawn in place on a terminal, silent otherwise. */
 function progress(text: string): void {
@@ -92,12 +130,31 @@ function progress(text: string): void {
 }
 
 interface TrainCliOptions {
-  data: string; out: string; model?: string; epochs: number; batch: number; lr: number; momentum: number; weightDecay: number;
-  schedule: string; val: number; init: string; cropPad: number; flip: boolean; threads: number; replicas: number; seed: number;
-  classes?: number; classNames?: string; resume?: boolean; force?: boolean; override?: string[];
+  data: string;
+  out: string;
+  model?: string;
+  epochs: number;
+  batch: number;
+  lr: number;
+  momentum: number;
+  weightDecay: number;
+  schedule: string;
+  val: number;
+  init: string;
+  cropPad: number;
+  flip: boolean;
+  threads: number;
+  replicas: number;
+  seed: number;
+  classes?: number;
+  classNames?: string;
+  resume?: boolean;
+  force?: boolean;
+  override?: string[];
 }
 
-program.command('train')
+program
+  .command('train')
   .description('train a model on an image dataset (a folder of MNIST/Fashion-MNIST IDX files or CIFAR-10/100 binary batches)')
   .requiredOption('--data <dir>', 'dataset folder')
   .requiredOption('--out <dir>', 'run folder: checkpoints and metrics.jsonl (never overwritten without --resume or --force)')
@@ -107,7 +164,11 @@ program.command('train')
   .option('--lr <x>', 'learning rate ε (the peak, with a warm-up)', numberIn(0, 1000, { openMin: true }), 0.05)
   .option('--momentum <x>', 'momentum', numberIn(0, 1, { openMax: true }), 0.9)
   .option('--weight-decay <x>', 'weight decay', numberIn(0, 1, { openMax: true }), 0.0005)
-  .option('--schedule <s>', 'plateau[:patience[:maxDrops]] (the paper) | steps:E1,E2 (epochs or % of --epochs) | linear[:warmupEpochs] | constant', 'linear:0.3')
+  .option(
+    '--schedule <s>',
+    'plateau[:patience[:maxDrops]] (the paper) | steps:E1,E2 (epochs or % of --epochs) | linear[:warmupEpochs] | constant',
+    'linear:0.3',
+  )
   .option('--val <n>', 'training images held out for validation', positiveInt, 5000)
   .addOption(new Option('--init <scheme>', 'parameter initialisation').choices(Object.keys(initializers)).default('kaiming'))
   .option('--crop-pad <n>', 'random crops from images padded by n pixels (0: none)', numberIn(0, 1024, { integer: true }), 0)
@@ -115,17 +176,31 @@ program.command('train')
   .addOption(threadsOption())
   .addOption(replicasOption())
   .option('--seed <n>', 'random seed', numberIn(0, 2 ** 32 - 1, { integer: true }), 0)
-  .option('--classes <n>', "the number of classes, when the dataset's files do not say (labels are checked against it)", numberIn(2, 65_536, { integer: true }))
-  .option('--class-names <file|list>', "names for predict: a file (one per line) or a comma-separated list (default: the dataset folder's own)")
+  .option(
+    '--classes <n>',
+    "the number of classes, when the dataset's files do not say (labels are checked against it)",
+    numberIn(2, 65_536, { integer: true }),
+  )
+  .option(
+    '--class-names <file|list>',
+    "names for predict: a file (one per line) or a comma-separated list (default: the dataset folder's own)",
+  )
   .option('--resume', 'continue the run in --out from its last checkpoint, with its settings')
-  .option('--override <settings>', `with --resume: settings that may differ from the run's (${CHANGEABLE.join(', ')})`, (v) => v.split(',').map((n) => n.trim()))
+  .option('--override <settings>', `with --resume: settings that may differ from the run's (${CHANGEABLE.join(', ')})`, (v) =>
+    v.split(',').map((n) => n.trim()),
+  )
   .option('--force', 'start over in an --out that holds a run, deleting it')
   .action(async (cliOptions: TrainCliOptions, command: Command) => {
     if (cliOptions.resume && cliOptions.force) throw new Error('--resume continues a run and --force starts it over: give one of them');
     if (cliOptions.override && !cliOptions.resume) throw new Error('--override only applies with --resume');
     const opts: TrainCliOptions & { spec?: NetSpec } = cliOptions.resume ? withRunSettings(cliOptions, command) : cliOptions;
     const schedule = typeof opts.schedule === 'string' ? parseSchedule(opts.schedule, opts.epochs) : (opts.schedule as ScheduleSpec);
-    const names = opts.classNames === undefined ? undefined : Array.isArray(opts.classNames) ? opts.classNames as string[] : parseClassNames(opts.classNames);
+    const names =
+      opts.classNames === undefined
+        ? undefined
+        : Array.isArray(opts.classNames)
+          ? (opts.classNames as string[])
+          : parseClassNames(opts.classNames);
     const { train: all, test } = loadDataset(opts.data, { classes: opts.classes, classNames: names });
     if (opts.val >= imageCount(all)) throw new Error(`--val ${opts.val} leaves no training images (the set has ${imageCount(all)})`);
     const order = shuffled(imageCount(all), opts.seed, streams.validationSplit);
@@ -138,18 +213,52 @@ program.command('train')
     const start = performance.now();
     try {
       const { net, interrupted } = await train({
-        spec, backend, train: trainSet, validation, outDir: opts.out, epochs: opts.epochs, batch: opts.batch, lr: opts.lr,
-        momentum: opts.momentum, weightDecay: opts.weightDecay, schedule, seed: opts.seed, init: opts.init as keyof typeof initializers, replicas: opts.replicas,
-        augment: { pad: opts.cropPad, flip: opts.flip }, mean, std, classNames: all.classNames, resume: opts.resume, force: opts.force,
-        overrides: opts.override, interrupted: () => stop.signal !== undefined,
-        onStart: () => console.log(`training ${spec.name ?? opts.model ?? 'the model'} on ${imageCount(trainSet)} images (${opts.val} held out) for ${opts.epochs} epochs, batch ${opts.batch}, into ${opts.out}`),
-        onResume: (r) => console.log(`resuming at epoch ${r.epoch + 1}, step ${r.step}${r.changes.map((c) => `; ${c.setting} ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`).join('')}`),
-        onProgress: (p) => progress(`epoch ${p.epoch} ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  ${p.imagesPerSecond.toFixed(0)} images/s  ETA ${p.imagesPerSecond > 0 ? ((p.batches - p.batch) * opts.batch / p.imagesPerSecond).toFixed(0) : '?'} s`),
-        onEpoch: (m) => { progress(''); console.log(`epoch ${m.epoch}: loss ${m.loss.toFixed(4)}, train error ${(100 * m.trainError).toFixed(2)}%, validation top-1 error ${(100 * m.valTop1Error).toFixed(2)}%, lr ${m.lr}, ${m.imagesPerSecond.toFixed(0)} images/s`); },
+        spec,
+        backend,
+        train: trainSet,
+        validation,
+        outDir: opts.out,
+        epochs: opts.epochs,
+        batch: opts.batch,
+        lr: opts.lr,
+        momentum: opts.momentum,
+        weightDecay: opts.weightDecay,
+        schedule,
+        seed: opts.seed,
+        init: opts.init as keyof typeof initializers,
+        replicas: opts.replicas,
+        augment: { pad: opts.cropPad, flip: opts.flip },
+        mean,
+        std,
+        classNames: all.classNames,
+        resume: opts.resume,
+        force: opts.force,
+        overrides: opts.override,
+        interrupted: () => stop.signal !== undefined,
+        onStart: () =>
+          console.log(
+            `training ${spec.name ?? opts.model ?? 'the model'} on ${imageCount(trainSet)} images (${opts.val} held out) for ${opts.epochs} epochs, batch ${opts.batch}, into ${opts.out}`,
+          ),
+        onResume: (r) =>
+          console.log(
+            `resuming at epoch ${r.epoch + 1}, step ${r.step}${r.changes.map((c) => `; ${c.setting} ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`).join('')}`,
+          ),
+        onProgress: (p) =>
+          progress(
+            `epoch ${p.epoch} ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  ${p.imagesPerSecond.toFixed(0)} images/s  ETA ${p.imagesPerSecond > 0 ? (((p.batches - p.batch) * opts.batch) / p.imagesPerSecond).toFixed(0) : '?'} s`,
+          ),
+        onEpoch: (m) => {
+          progress('');
+          console.log(
+            `epoch ${m.epoch}: loss ${m.loss.toFixed(4)}, train error ${(100 * m.trainError).toFixed(2)}%, validation top-1 error ${(100 * m.valTop1Error).toFixed(2)}%, lr ${m.lr}, ${m.imagesPerSecond.toFixed(0)} images/s`,
+          );
+        },
       });
       if (interrupted) {
         progress('');
-        console.log(`interrupted: saved ${join(opts.out, RUN_FILES.last)}; continue with: alexnet train --data ${opts.data} --out ${opts.out} --resume`);
+        console.log(
+          `interrupted: saved ${join(opts.out, RUN_FILES.last)}; continue with: alexnet train --data ${opts.data} --out ${opts.out} --resume`,
+        );
       } else {
         await finishRun(net, opts, test, mean, std, () => stop.signal !== undefined, start);
       }
@@ -161,7 +270,15 @@ program.command('train')
   });
 
 /** Curves, filters and the test score of a finished run. */
-async function finishRun(net: Net, opts: TrainCliOptions, test: ImageSet, mean: number, std: number, interrupted: () => boolean, start: number) {
+async function finishRun(
+  net: Net,
+  opts: TrainCliOptions,
+  test: ImageSet,
+  mean: number,
+  std: number,
+  interrupted: () => boolean,
+  start: number,
+) {
   writeFileAtomic(join(opts.out, RUN_FILES.curves), await curvesPng(readMetricsFile(join(opts.out, RUN_FILES.metrics))));
   const conv1 = net.params.find((p) => p.shape.length === 4);
   if (conv1) writeFileAtomic(join(opts.out, RUN_FILES.filters), await filterGridPng(await conv1.value.read(), conv1.shape));
@@ -175,7 +292,9 @@ async function finishRun(net: Net, opts: TrainCliOptions, test: ImageSet, mean: 
   }
   const result = evaluated.singleView ?? evaluated;
   const mirrored = opts.flip ? ` (${(100 * evaluated.top1).toFixed(2)}% averaged with mirror images)` : '';
-  console.log(`test accuracy ${(100 * result.top1).toFixed(2)}%${mirrored} (top-5 ${(100 * result.top5).toFixed(2)}%) on ${result.count} images, ${((performance.now() - start) / 1000).toFixed(0)} s`);
+  console.log(
+    `test accuracy ${(100 * result.top1).toFixed(2)}%${mirrored} (top-5 ${(100 * result.top5).toFixed(2)}%) on ${result.count} images, ${((performance.now() - start) / 1000).toFixed(0)} s`,
+  );
 }
 
 function defaultModel(set: ImageSet): NetSpec {
@@ -191,9 +310,20 @@ function withRunSettings(opts: TrainCliOptions, command: Command): TrainCliOptio
   const { spec, state } = readCheckpointHeader(last);
   const run = (state.options ?? {}) as Partial<RunOptions>;
   const stored: Record<string, unknown> = {
-    epochs: run.epochs, batch: run.batch, lr: run.lr, momentum: run.momentum, weightDecay: run.weightDecay, schedule: run.schedule,
-    val: run.validationImages, init: run.init, cropPad: run.augment?.pad, flip: run.augment?.flip, replicas: run.replicas, seed: run.seed,
-    classNames: run.classNames, classes: specClasses(spec),
+    epochs: run.epochs,
+    batch: run.batch,
+    lr: run.lr,
+    momentum: run.momentum,
+    weightDecay: run.weightDecay,
+    schedule: run.schedule,
+    val: run.validationImages,
+    init: run.init,
+    cropPad: run.augment?.pad,
+    flip: run.augment?.flip,
+    replicas: run.replicas,
+    seed: run.seed,
+    classNames: run.classNames,
+    classes: specClasses(spec),
   };
   const merged: Record<string, unknown> = { ...opts };
   for (const [key, value] of Object.entries(stored)) {
@@ -219,7 +349,8 @@ function stopOnSignals() {
   return state;
 }
 
-program.command('eval')
+program
+  .command('eval')
   .description('accuracy and loss of a trained model on a dataset (its test split)')
   .addOption(trainedModelOption())
   .requiredOption('--data <dir>', 'dataset folder')
@@ -236,11 +367,16 @@ program.command('eval')
         throw new Error(`${path}: the model takes ${channels}×${height}×${width} images, ${test.source} holds ${test.shape.join('×')}`);
       }
       const result = await evaluate(net, test, trained.mean, trained.std, { mirror: opts.mirror });
-      console.log(opts.json ? JSON.stringify(result) : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, loss ${result.loss.toFixed(4)} on ${result.count} images`);
+      console.log(
+        opts.json
+          ? JSON.stringify(result)
+          : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, loss ${result.loss.toFixed(4)} on ${result.count} images`,
+      );
     });
   });
 
-program.command('run')
+program
+  .command('run')
   .description('logits for a raw float32 NCHW tensor (.npy in, .npy out): batch jobs and parity checks')
   .addOption(trainedModelOption())
   .requiredOption('--input <x.npy>', 'float32 (or float64) array [N, C, H, W], already normalised')
@@ -251,14 +387,18 @@ program.command('run')
     if (!(input.shape[0]! >= 1)) throw new Error(`${opts.input}: shape [${input.shape.join(', ')}] holds no examples`);
     await withTrained(opts.model, input.shape[0]!, opts.threads, async ({ net, data, logits }) => {
       const expected = net.shapeOf(data);
-      if (input.shape.join() !== expected.join()) throw new Error(`${opts.input}: shape [${input.shape.join(', ')}] does not match the model's input [N, ${expected.slice(1).join(', ')}]`);
+      if (input.shape.join() !== expected.join())
+        throw new Error(
+          `${opts.input}: shape [${input.shape.join(', ')}] does not match the model's input [N, ${expected.slice(1).join(', ')}]`,
+        );
       net.setInput(data, input.data);
       net.forward();
       writeFileAtomic(opts.output, serializeNpy(net.shapeOf(logits), await net.read(logits)));
     });
   });
 
-program.command('predict')
+program
+  .command('predict')
   .description('top-K classes of image files (decoded with sharp, resized to the model input)')
   .addOption(trainedModelOption())
   .argument('<images...>', 'image files (PNG, JPEG, WebP, …)')
@@ -280,29 +420,41 @@ program.command('predict')
         } catch (error) {
           throw new Error(`cannot decode image ${file}: ${(error as Error).message}`);
         }
-        if (pixels.length !== size) throw new Error(`${file}: decoded to ${pixels.length} values, the model takes ${channels}×${height}×${width}`);
-        for (let c = 0; c < channels; c++) for (let p = 0; p < height * width; p++) x[i * size + c * height * width + p] = (pixels[p * channels + c]! / 255 - trained.mean) / trained.std;
+        if (pixels.length !== size)
+          throw new Error(`${file}: decoded to ${pixels.length} values, the model takes ${channels}×${height}×${width}`);
+        for (let c = 0; c < channels; c++)
+          for (let p = 0; p < height * width; p++)
+            x[i * size + c * height * width + p] = (pixels[p * channels + c]! / 255 - trained.mean) / trained.std;
       }
       net.setInput(data, x);
       net.forward();
       const probabilities = softmaxRows(await net.read(logits), images.length, classes, new Float64Array(images.length * classes));
       const results = images.map((file, i) => {
-        const top = Array.from(probabilities.subarray(i * classes, (i + 1) * classes), (probability, c) => ({ class: c, ...(trained.classNames ? { name: trained.classNames[c] } : {}), probability }))
-          .sort((a, b) => b.probability - a.probability).slice(0, opts.top);
+        const top = Array.from(probabilities.subarray(i * classes, (i + 1) * classes), (probability, c) => ({
+          class: c,
+          ...(trained.classNames ? { name: trained.classNames[c] } : {}),
+          probability,
+        }))
+          .sort((a, b) => b.probability - a.probability)
+          .slice(0, opts.top);
         return { image: file, top };
       });
       if (opts.json) console.log(JSON.stringify(results));
-      else for (const r of results) console.log(`${r.image}: ${r.top.map((t) => `${t.name ?? `class ${t.class}`} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
+      else
+        for (const r of results)
+          console.log(`${r.image}: ${r.top.map((t) => `${t.name ?? `class ${t.class}`} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
     });
   });
 
-program.command('export')
+program
+  .command('export')
   .description("write a trained model's inference graph as ONNX (opset 13)")
   .addOption(trainedModelOption())
   .requiredOption('--out <model.onnx>', 'the ONNX file to write')
   .option('--batch <n>', 'the batch size fixed in the graph', batchSize, 1)
   .action(async (opts: { model: string; out: string; batch: number }) => {
-    await withTrained(opts.model, opts.batch, 'host', async ({ net, data, logits }) => { // only the parameters are read
+    await withTrained(opts.model, opts.batch, 'host', async ({ net, data, logits }) => {
+      // only the parameters are read
       writeFileAtomic(opts.out, await exportOnnx(net));
       console.log(`wrote ${opts.out}: inputs ${data}, logits '${logits}'`);
     });
@@ -320,7 +472,8 @@ async function loadTrained(model: string, batch: number, threads: number | 'host
     net.loadTensors(checkpoint.params);
     const roles = netRoles(net);
     const names = options.classNames;
-    if (names && names.length !== roles.classes) throw new Error(`${path}: ${names.length} class names for a model of ${roles.classes} classes`);
+    if (names && names.length !== roles.classes)
+      throw new Error(`${path}: ${names.length} class names for a model of ${roles.classes} classes`);
     return { net, backend, path, ...roles, mean: options.mean ?? 0, std: options.std ?? 1, classNames: names };
   } catch (error) {
     await backend.dispose();
@@ -328,7 +481,12 @@ async function loadTrained(model: string, batch: number, threads: number | 'host
   }
 }
 
-async function withTrained(model: string, batch: number, threads: number | 'host', use: (trained: Awaited<ReturnType<typeof loadTrained>>) => Promise<void>) {
+async function withTrained(
+  model: string,
+  batch: number,
+  threads: number | 'host',
+  use: (trained: Awaited<ReturnType<typeof loadTrained>>) => Promise<void>,
+) {
   const trained = await loadTrained(model, batch, threads);
   try {
     await use(trained);

@@ -3,11 +3,21 @@
  * and a horizontal flip with probability ½ — drawn from a generator the caller seeds, so runs repeat. */
 import type { Philox } from '../random.js';
 
-export function cropAndFlip(batch: Float32Array, count: number, shape: [number, number, number], pad: number, fill: number, flip: boolean, rng: Philox, scratch: Float32Array): void {
+export function cropAndFlip(
+  batch: Float32Array,
+  count: number,
+  shape: [number, number, number],
+  pad: number,
+  fill: number,
+  flip: boolean,
+  rng: Philox,
+  scratch: Float32Array,
+): void {
   const [C, H, W] = shape;
   const size = C * H * W;
   for (let b = 0; b < count; b++) {
-    const dy = pad ? rng.nextInt(2 * pad + 1) - pad : 0, dx = pad ? rng.nextInt(2 * pad + 1) - pad : 0;
+    const dy = pad ? rng.nextInt(2 * pad + 1) - pad : 0,
+      dx = pad ? rng.nextInt(2 * pad + 1) - pad : 0;
     const mirror = flip && rng.nextFloat() < 0.5;
     const image = batch.subarray(b * size, (b + 1) * size);
     scratch.set(image);

@@ -47,20 +47,34 @@ interface RawSet {
 }
 
 const IDX_FILES: Record<Split, [string[], string[]]> = {
-  train: [['train-images-idx3-ubyte', 'train-images.idx3-ubyte'], ['train-labels-idx1-ubyte', 'train-labels.idx1-ubyte']],
-  test: [['t10k-images-idx3-ubyte', 't10k-images.idx3-ubyte'], ['t10k-labels-idx1-ubyte', 't10k-labels.idx1-ubyte']],
+  train: [
+    ['train-images-idx3-ubyte', 'train-images.idx3-ubyte'],
+    ['train-labels-idx1-ubyte', 'train-labels.idx1-ubyte'],
+  ],
+  test: [
+    ['t10k-images-idx3-ubyte', 't10k-images.idx3-ubyte'],
+    ['t10k-labels-idx1-ubyte', 't10k-labels.idx1-ubyte'],
+  ],
 };
 
 /** MNIST or Fashion-MNIST: IDX files of images and labels (Debian's dataset-fashion-mnist has them in
  * /usr/share/datasets/fashion-mnist). */
 function idxSplit(dir: string, split: Split): RawSet {
   const [imageNames, labelNames] = IDX_FILES[split];
-  const imagesPath = findFile(dir, imageNames), labelsPath = findFile(dir, labelNames);
-  const images = readIdx(imagesPath), labels = readIdx(labelsPath);
+  const imagesPath = findFile(dir, imageNames),
+    labelsPath = findFile(dir, labelNames);
+  const images = readIdx(imagesPath),
+    labels = readIdx(labelsPath);
   if (images.dims.length !== 3) throw new Error(`${imagesPath}: expected images N×H×W, got ${images.dims.join('×')}`);
   if (labels.dims.length !== 1) throw new Error(`${labelsPath}: expected labels N, got ${labels.dims.join('×')}`);
-  if (labels.dims[0] !== images.dims[0]) throw new Error(`${labelsPath}: ${labels.dims[0]} labels for ${images.dims[0]} images in ${imagesPath}`);
-  return { pixels: images.data, labels: labels.data, shape: [1, images.dims[1]!, images.dims[2]!], files: [{ path: labelsPath, first: 0 }] };
+  if (labels.dims[0] !== images.dims[0])
+    throw new Error(`${labelsPath}: ${labels.dims[0]} labels for ${images.dims[0]} images in ${imagesPath}`);
+  return {
+    pixels: images.data,
+    labels: labels.data,
+    shape: [1, images.dims[1]!, images.dims[2]!],
+    files: [{ path: labelsPath, first: 0 }],
+  };
 }
 
 /** CIFAR binary batches: records of label byte(s) then 3072 bytes (the R, G and B 32×32 planes).
@@ -68,16 +82,24 @@ function idxSplit(dir: string, split: Split): RawSet {
  * label bytes (the fine label is used), train.bin and test.bin. */
 function cifarSplit(dir: string, split: Split): RawSet {
   const ten = existsSync(join(dir, 'data_batch_1.bin'));
-  const labelBytes = ten ? 1 : 2, record = labelBytes + 3072;
-  const paths = !ten ? [join(dir, `${split}.bin`)] : split === 'test' ? [join(dir, 'test_batch.bin')]
-    : [1, 2, 3, 4, 5].map((i) => join(dir, `data_batch_${i}.bin`)).filter((p, i) => i === 0 || existsSync(p));
+  const labelBytes = ten ? 1 : 2,
+    record = labelBytes + 3072;
+  const paths = !ten
+    ? [join(dir, `${split}.bin`)]
+    : split === 'test'
+      ? [join(dir, 'test_batch.bin')]
+      : [1, 2, 3, 4, 5].map((i) => join(dir, `data_batch_${i}.bin`)).filter((p, i) => i === 0 || existsSync(p));
   const files = paths.map((path) => {
     const bytes = readFileBytes(path, 'CIFAR batch');
-    if (bytes.length % record !== 0) throw new Error(`${path}: ${bytes.length} bytes is not a whole number of ${record}-byte CIFAR records (truncated, or not a CIFAR binary batch)`);
+    if (bytes.length % record !== 0)
+      throw new Error(
+        `${path}: ${bytes.length} bytes is not a whole number of ${record}-byte CIFAR records (truncated, or not a CIFAR binary batch)`,
+      );
     return bytes;
   });
   const count = files.reduce((n, f) => n + f.length / record, 0);
-  const pixels = new Uint8Array(count * 3072), labels = new Uint8Array(count);
+  const pixels = new Uint8Array(count * 3072),
+    labels = new Uint8Array(count);
   const origins: RawSet['files'] = [];
   let i = 0;
   for (const [f, bytes] of files.entries()) {
@@ -137,14 +159,17 @@ function inferredClasses(set: RawSet): number {
   const empty = counts.slice(0, classes).flatMap((n, c) => (n === 0 ? [c] : []));
   if (empty.length > 0) {
     const largest = set.labels.indexOf(classes - 1);
-    throw new Error(`${describeRecord(set, largest)} has label ${classes - 1}, but classes ${formatList(empty)} have no images: a label is wrong, or give the class count (--classes N, or a class-names.txt)`);
+    throw new Error(
+      `${describeRecord(set, largest)} has label ${classes - 1}, but classes ${formatList(empty)} have no images: a label is wrong, or give the class count (--classes N, or a class-names.txt)`,
+    );
   }
   return classes;
 }
 
 function checked(set: RawSet, classes: number, classNames: string[] | undefined): ImageSet {
   const bad = set.labels.findIndex((label) => label >= classes);
-  if (bad >= 0) throw new Error(`${describeRecord(set, bad)} has label ${set.labels[bad]}, beyond the ${classes} classes (labels 0–${classes - 1})`);
+  if (bad >= 0)
+    throw new Error(`${describeRecord(set, bad)} has label ${set.labels[bad]}, beyond the ${classes} classes (labels 0–${classes - 1})`);
   const { pixels, labels, shape, files } = set;
   return { pixels, labels, shape, classes, source: files[0]!.path, ...(classNames ? { classNames } : {}) };
 }
@@ -162,7 +187,10 @@ function formatList(values: number[]): string {
 const FASHION_MNIST = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
 function lines(path: string): string[] {
-  return readFileSync(path, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l !== '');
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
 }
 
 /**
@@ -171,7 +199,8 @@ function lines(path: string): string[] {
  * for an IDX folder named like it (its files carry none); undefined when unknown.
  */
 export function datasetClassNames(dir: string): string[] | undefined {
-  for (const file of ['class-names.txt', 'batches.meta.txt', 'fine_label_names.txt']) if (existsSync(join(dir, file))) return lines(join(dir, file));
+  for (const file of ['class-names.txt', 'batches.meta.txt', 'fine_label_names.txt'])
+    if (existsSync(join(dir, file))) return lines(join(dir, file));
   if (/fashion/i.test(basename(dir.replace(/\/+$/, ''))) && !existsSync(join(dir, 'data_batch_1.bin'))) return FASHION_MNIST;
   return undefined;
 }
@@ -181,14 +210,24 @@ export function parseClassNames(value: string): string[] {
   const fromFile = existsSync(value);
   const names = fromFile ? lines(value) : value.split(',').map((n) => n.trim());
   const where = fromFile ? value : `the list '${value}'`;
-  if (names.length < 2 || names.some((n) => n === '')) throw new Error(`class names: ${where} must name at least 2 classes, none of them empty`);
+  if (names.length < 2 || names.some((n) => n === ''))
+    throw new Error(`class names: ${where} must name at least 2 classes, none of them empty`);
   const twice = names.find((n, i) => names.indexOf(n) !== i);
   if (twice !== undefined) throw new Error(`class names: ${where} names '${twice}' twice`);
   return names;
 }
 
 /** Images `indices[from…to)` as floats (x/255 − mean)/std, with their labels. */
-export function fillBatch(set: ImageSet, indices: ArrayLike<number>, from: number, to: number, mean: number, std: number, data: Float32Array, labels: Float32Array): void {
+export function fillBatch(
+  set: ImageSet,
+  indices: ArrayLike<number>,
+  from: number,
+  to: number,
+  mean: number,
+  std: number,
+  data: Float32Array,
+  labels: Float32Array,
+): void {
   const size = set.shape[0] * set.shape[1] * set.shape[2];
   for (let b = 0; b < to - from; b++) {
     const i = indices[from + b]!;
@@ -213,7 +252,8 @@ export function subset(set: ImageSet, indices: ArrayLike<number>, source: string
 
 /** Mean and standard deviation of the pixel values x/255 over a set. */
 export function pixelStatistics(set: ImageSet): { mean: number; std: number } {
-  let sum = 0, sq = 0;
+  let sum = 0,
+    sq = 0;
   for (const v of set.pixels) {
     sum += v;
     sq += v * v;

@@ -12,7 +12,9 @@ export interface IdxArray {
 }
 
 export function parseIdx(bytes: Uint8Array, source: string): IdxArray {
-  const fail = (what: string): never => { throw new Error(`${source}: ${what}`); };
+  const fail = (what: string): never => {
+    throw new Error(`${source}: ${what}`);
+  };
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) {
     try {
       bytes = gunzipSync(bytes);
@@ -31,7 +33,9 @@ export function parseIdx(bytes: Uint8Array, source: string): IdxArray {
   const dims = Array.from({ length: rank }, (_, i) => view.getUint32(4 + 4 * i, false));
   const count = dims.reduce((a, b) => a * b, 1);
   if (bytes.length - headerBytes !== count) {
-    fail(`${bytes.length - headerBytes < count ? 'truncated' : 'trailing data'}: the header says ${dims.join('×')} = ${count} values, the file holds ${bytes.length - headerBytes}`);
+    fail(
+      `${bytes.length - headerBytes < count ? 'truncated' : 'trailing data'}: the header says ${dims.join('×')} = ${count} values, the file holds ${bytes.length - headerBytes}`,
+    );
   }
   return { dims, data: bytes.subarray(headerBytes) };
 }
@@ -41,7 +45,9 @@ export function readIdx(path: string): IdxArray {
   try {
     bytes = readFileSync(path);
   } catch (error) {
-    throw new Error(`cannot read ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`);
+    throw new Error(
+      `cannot read ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
+    );
   }
   return parseIdx(bytes, path);
 }

@@ -138,13 +138,15 @@ export function readCheckpointHeader(path: string): Pick<Checkpoint, 'spec' | 's
     const length = new Uint8Array(8);
     if (readSync(fd, length, 0, 8, 0) < 8) fail('truncated: no header');
     const size = Number(new DataView(length.buffer).getBigUint64(0, true));
-    if (size > Math.min(fstatSync(fd).size - 8, 100_000_000)) fail('truncated, or not a safetensors file: its header length is beyond the file');
+    if (size > Math.min(fstatSync(fd).size - 8, 100_000_000))
+      fail('truncated, or not a safetensors file: its header length is beyond the file');
     header = new Uint8Array(size);
     if (readSync(fd, header, 0, size, 8) < size) fail('truncated header');
   } finally {
     closeSync(fd);
   }
-  const metadata = (parseJson(new TextDecoder().decode(header), 'header', fail) as { __metadata__?: Record<string, unknown> } | null)?.__metadata__;
+  const metadata = (parseJson(new TextDecoder().decode(header), 'header', fail) as { __metadata__?: Record<string, unknown> } | null)
+    ?.__metadata__;
   if (metadata?.format !== FORMAT || typeof metadata.spec !== 'string') fail('not an alexnet-ts checkpoint (no net spec in its metadata)');
   const state = parseJson(typeof metadata!.state === 'string' ? metadata!.state : '{}', 'state', fail);
   if (typeof state !== 'object' || state === null || Array.isArray(state)) fail('its run state is not a JSON object');

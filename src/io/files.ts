@@ -39,7 +39,7 @@ export function writeFileAtomic(path: string, bytes: Uint8Array | string): void 
 }
 
 function writeAll(fd: number, data: Uint8Array): void {
-  for (let at = 0; at < data.length; ) at += writeSync(fd, data, at, data.length - at);
+  for (let at = 0; at < data.length;) at += writeSync(fd, data, at, data.length - at);
 }
 
 /** Makes a rename durable (a no-op where folders cannot be opened for syncing). */
@@ -91,7 +91,6 @@ export function describeError(error: unknown): string {
   };
   return (code && known[code]) ?? (error as Error).message;
 }
-
 
 /** A whole file; a missing or unreadable one is named with `what` ("checkpoint", "image", …). */
 export function readFileBytes(path: string, what = 'file'): Uint8Array {

@@ -6,7 +6,9 @@
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
 
 export function parseNpy(bytes: Uint8Array, source: string): { shape: number[]; data: Float32Array } {
-  const fail = (what: string): never => { throw new Error(`${source}: ${what}`); };
+  const fail = (what: string): never => {
+    throw new Error(`${source}: ${what}`);
+  };
   if (bytes.length < 10 || !MAGIC.every((b, i) => bytes[i] === b)) fail('not a .npy file');
   const major = bytes[6]!;
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -19,7 +21,11 @@ export function parseNpy(bytes: Uint8Array, source: string): { shape: number[]; 
   const shapeText = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
   if (!descr || !fortran || shapeText === undefined) fail(`unreadable header ${JSON.stringify(header.trim())}`);
   if (fortran === 'True') fail('Fortran-order arrays are not supported; save with C order');
-  const shape = shapeText!.split(',').map((s) => s.trim()).filter(Boolean).map(Number);
+  const shape = shapeText!
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(Number);
   const count = shape.reduce((a, b) => a * b, 1);
   const width = descr === '<f4' ? 4 : descr === '<f8' ? 8 : fail(`dtype ${descr} is not supported (use float32 '<f4' or float64 '<f8')`);
   const body = bytes.subarray(start + headerLength);

@@ -26,7 +26,9 @@ const DTYPES: Record<string, [number, (view: DataView, at: number) => number]> =
 };
 
 function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1, exponent = (h >> 10) & 0x1f, fraction = h & 0x3ff;
+  const sign = h & 0x8000 ? -1 : 1,
+    exponent = (h >> 10) & 0x1f,
+    fraction = h & 0x3ff;
   if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
   if (exponent === 31) return fraction ? NaN : sign * Infinity;
   return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
@@ -68,7 +70,9 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data')
   }
   if (!isObject(header)) return fail('header is not a JSON object');
   const body = bytes.subarray(headerEnd);
-  const entries = Object.entries(header).filter(([name]) => name !== '__metadata__').map(([name, entry]) => checkEntry(name, entry, fail));
+  const entries = Object.entries(header)
+    .filter(([name]) => name !== '__metadata__')
+    .map(([name, entry]) => checkEntry(name, entry, fail));
   checkTiling(entries, body.length, fail);
   const tensors: Record<string, NamedTensor> = {};
   for (const { name, dtype, shape, begin, end } of entries) {
@@ -76,7 +80,8 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data')
     const raw = new Uint8Array(end - begin); // a copy: aligned, and independent of a Node Buffer's pool
     raw.set(body.subarray(begin, end));
     const values = new DataView(raw.buffer);
-    const data = dtype === 'F32' ? new Float32Array(raw.buffer) : Float32Array.from({ length: raw.length / width }, (_, i) => read(values, i * width));
+    const data =
+      dtype === 'F32' ? new Float32Array(raw.buffer) : Float32Array.from({ length: raw.length / width }, (_, i) => read(values, i * width));
     tensors[name] = { shape, data };
   }
   return { tensors, metadata: checkMetadata(header.__metadata__, fail) };
@@ -93,13 +98,15 @@ function checkEntry(name: string, entry: unknown, fail: (what: string) => never)
   const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
   if (typeof dtype !== 'string') fail(`tensor '${name}': no dtype`);
   if (!DTYPES[dtype as string]) fail(`tensor '${name}' has dtype ${String(dtype)}; only ${Object.keys(DTYPES).join(', ')} are read`);
-  if (!Array.isArray(shape) || !shape.every(isIndex)) fail(`tensor '${name}': shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+  if (!Array.isArray(shape) || !shape.every(isIndex))
+    fail(`tensor '${name}': shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex) || offsets[0] > offsets[1]) {
     fail(`tensor '${name}': data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 ≤ begin ≤ end`);
   }
   const [begin, end] = offsets as [number, number];
   const needed = sizeOf(shape as number[]) * DTYPES[dtype as string]![0];
-  if (end - begin !== needed) fail(`tensor '${name}' ${formatShape(shape as number[])} ${String(dtype)} needs ${needed} bytes, has ${end - begin}`);
+  if (end - begin !== needed)
+    fail(`tensor '${name}' ${formatShape(shape as number[])} ${String(dtype)} needs ${needed} bytes, has ${end - begin}`);
   return { name, dtype: dtype as string, shape: shape as number[], begin, end };
 }
 
@@ -120,11 +127,15 @@ function checkMetadata(metadata: unknown, fail: (what: string) => never): Record
   return metadata as Record<string, string>;
 }
 
-export function serializeSafetensors(tensors: Record<string, { shape: readonly number[]; data: ArrayLike<number> }>, metadata: Record<string, string> = {}): Uint8Array {
+export function serializeSafetensors(
+  tensors: Record<string, { shape: readonly number[]; data: ArrayLike<number> }>,
+  metadata: Record<string, string> = {},
+): Uint8Array {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const [name, t] of Object.entries(tensors)) {
-    if (t.data.length !== sizeOf(t.shape)) throw new Error(`tensor '${name}': shape ${formatShape(t.shape)} does not match ${t.data.length} values`);
+    if (t.data.length !== sizeOf(t.shape))
+      throw new Error(`tensor '${name}': shape ${formatShape(t.shape)} does not match ${t.data.length} values`);
     header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + 4 * t.data.length] };
     offset += 4 * t.data.length;
   }

@@ -5,7 +5,15 @@ import { type BackwardArgs, type ForwardArgs, Layer, type ParamDecl } from './la
 
 /** Output length of a sliding window; with `ceil`, a last partial window counts if it starts
  * inside the input or the leading padding (PyTorch's and Caffe's rule). */
-export function windowCount(input: number, kernel: number, stride: number, padBefore: number, padAfter: number, dilation: number, ceil: boolean): number {
+export function windowCount(
+  input: number,
+  kernel: number,
+  stride: number,
+  padBefore: number,
+  padAfter: number,
+  dilation: number,
+  ceil: boolean,
+): number {
   const span = input + padBefore + padAfter - dilation * (kernel - 1) - 1;
   if (span < 0) return 0;
   let count = (ceil ? Math.ceil(span / stride) : Math.floor(span / stride)) + 1;
@@ -37,12 +45,28 @@ export class Conv2d extends Layer<Conv2dSpec> {
     const outHeight = windowCount(inHeight, kernelH, strideH, padTop, padBottom, dilationH, false);
     const outWidth = windowCount(inWidth, kernelW, strideW, padLeft, padRight, dilationW, false);
     if (outHeight < 1 || outWidth < 1) {
-      this.fail(`a ${kernelH}×${kernelW} kernel (dilation ${dilationH}×${dilationW}) does not fit the padded ${inHeight + padTop + padBottom}×${inWidth + padLeft + padRight} input`);
+      this.fail(
+        `a ${kernelH}×${kernelW} kernel (dilation ${dilationH}×${dilationW}) does not fit the padded ${inHeight + padTop + padBottom}×${inWidth + padLeft + padRight} input`,
+      );
     }
     this.hasBias = spec.bias ?? true;
     this.geometry = {
-      batch, inChannels, inHeight, inWidth, outChannels, outHeight, outWidth,
-      kernelH, kernelW, strideH, strideW, padTop, padLeft, dilationH, dilationW, groups,
+      batch,
+      inChannels,
+      inHeight,
+      inWidth,
+      outChannels,
+      outHeight,
+      outWidth,
+      kernelH,
+      kernelW,
+      strideH,
+      strideW,
+      padTop,
+      padLeft,
+      dilationH,
+      dilationW,
+      groups,
     };
     this.outputShapes = [[batch, outChannels, outHeight, outWidth]];
   }
@@ -60,11 +84,22 @@ export class Conv2d extends Layer<Conv2dSpec> {
   }
 
   forward({ backend, x, y, params }: ForwardArgs): void {
-    backend.run('conv2d_forward', this.geometry, { x: x[0]!.buffer, weight: params.weight!.value.buffer, bias: params.bias?.value.buffer, y: y[0]!.buffer });
+    backend.run('conv2d_forward', this.geometry, {
+      x: x[0]!.buffer,
+      weight: params.weight!.value.buffer,
+      bias: params.bias?.value.buffer,
+      y: y[0]!.buffer,
+    });
   }
 
   backward({ backend, x, dy, dx, params }: BackwardArgs): void {
-    if (dx[0]) backend.run('conv2d_backward_data', this.geometry, { dy: dy[0]!.buffer, weight: params.weight!.value.buffer, dx: dx[0].buffer });
-    backend.run('conv2d_backward_filter', this.geometry, { x: x[0]!.buffer, dy: dy[0]!.buffer, dweight: params.weight!.grad.buffer, dbias: params.bias?.grad.buffer });
+    if (dx[0])
+      backend.run('conv2d_backward_data', this.geometry, { dy: dy[0]!.buffer, weight: params.weight!.value.buffer, dx: dx[0].buffer });
+    backend.run('conv2d_backward_filter', this.geometry, {
+      x: x[0]!.buffer,
+      dy: dy[0]!.buffer,
+      dweight: params.weight!.grad.buffer,
+      dbias: params.bias?.grad.buffer,
+    });
   }
 }

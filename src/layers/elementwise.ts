@@ -21,7 +21,8 @@ export class Activation extends Layer<ActivationSpec> {
   }
 
   backward({ backend, y, dy, dx }: BackwardArgs): void {
-    if (dx[0]) backend.run('activation_backward', { fn: this.fn, length: y[0]!.size }, { y: y[0]!.buffer, dy: dy[0]!.buffer, dx: dx[0].buffer });
+    if (dx[0])
+      backend.run('activation_backward', { fn: this.fn, length: y[0]!.size }, { y: y[0]!.buffer, dy: dy[0]!.buffer, dx: dx[0].buffer });
   }
 }
 
@@ -54,7 +55,11 @@ export class Dropout extends Layer<DropoutSpec> {
       return;
     }
     const seed = rng.nextUint32();
-    backend.run('dropout_forward', { length, p: this.p, seed, stream: 0 }, { x: x[0]!.buffer, y: y[0]!.buffer, mask: workspace.mask!.buffer });
+    backend.run(
+      'dropout_forward',
+      { length, p: this.p, seed, stream: 0 },
+      { x: x[0]!.buffer, y: y[0]!.buffer, mask: workspace.mask!.buffer },
+    );
   }
 
   backward({ backend, dy, dx, workspace, training }: BackwardArgs): void {

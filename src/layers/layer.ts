@@ -52,7 +52,10 @@ export interface BackwardArgs extends ForwardArgs {
 export abstract class Layer<S extends LayerSpec = LayerSpec> {
   abstract readonly outputShapes: Shape[];
 
-  constructor(readonly spec: S, readonly inputShapes: Shape[]) {}
+  constructor(
+    readonly spec: S,
+    readonly inputShapes: Shape[],
+  ) {}
 
   get name(): string {
     return this.spec.name;
@@ -114,7 +117,8 @@ export abstract class Layer<S extends LayerSpec = LayerSpec> {
   /** [top, left, bottom, right] */
   protected padding(value: unknown): [number, number, number, number] {
     if (Array.isArray(value) && value.length === 4) return value.map((v) => this.integer('pad', v, 0)) as [number, number, number, number];
-    if (Array.isArray(value) && value.length !== 2) this.fail(`pad must be a number, [height, width] or [top, left, bottom, right], got ${JSON.stringify(value)}`);
+    if (Array.isArray(value) && value.length !== 2)
+      this.fail(`pad must be a number, [height, width] or [top, left, bottom, right], got ${JSON.stringify(value)}`);
     const [h, w] = this.pair('pad', value, 0);
     return [h, w, h, w];
   }

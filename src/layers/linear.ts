@@ -33,11 +33,22 @@ export class Linear extends Layer<LinearSpec> {
   }
 
   forward({ backend, x, y, params }: ForwardArgs): void {
-    backend.run('linear_forward', this.params, { x: x[0]!.buffer, weight: params.weight!.value.buffer, bias: params.bias?.value.buffer, y: y[0]!.buffer });
+    backend.run('linear_forward', this.params, {
+      x: x[0]!.buffer,
+      weight: params.weight!.value.buffer,
+      bias: params.bias?.value.buffer,
+      y: y[0]!.buffer,
+    });
   }
 
   backward({ backend, x, dy, dx, params }: BackwardArgs): void {
-    if (dx[0]) backend.run('linear_backward_data', this.params, { dy: dy[0]!.buffer, weight: params.weight!.value.buffer, dx: dx[0].buffer });
-    backend.run('linear_backward_params', this.params, { x: x[0]!.buffer, dy: dy[0]!.buffer, dweight: params.weight!.grad.buffer, dbias: params.bias?.grad.buffer });
+    if (dx[0])
+      backend.run('linear_backward_data', this.params, { dy: dy[0]!.buffer, weight: params.weight!.value.buffer, dx: dx[0].buffer });
+    backend.run('linear_backward_params', this.params, {
+      x: x[0]!.buffer,
+      dy: dy[0]!.buffer,
+      dweight: params.weight!.grad.buffer,
+      dbias: params.bias?.grad.buffer,
+    });
   }
 }

@@ -17,7 +17,8 @@ export class LocalResponseNorm extends Layer<LrnSpec> {
     const size = this.integer('size', spec.size, 1);
     if (size % 2 === 0) this.fail(`size must be odd so the window centres on its channel (as Caffe requires), got ${size}`);
     const convention = spec.alphaConvention ?? 'paper';
-    if (convention !== 'paper' && convention !== 'over-n') this.fail(`alphaConvention must be 'paper' or 'over-n', got ${JSON.stringify(convention)}`);
+    if (convention !== 'paper' && convention !== 'over-n')
+      this.fail(`alphaConvention must be 'paper' or 'over-n', got ${JSON.stringify(convention)}`);
     const alpha = this.number('alpha', spec.alpha);
     this.params = {
       batch: shape[0]!,
@@ -41,6 +42,12 @@ export class LocalResponseNorm extends Layer<LrnSpec> {
 
   backward({ backend, x, y, dy, dx, workspace }: BackwardArgs): void {
     if (!dx[0]) return;
-    backend.run('lrn_backward', this.params, { x: x[0]!.buffer, y: y[0]!.buffer, scale: workspace.scale!.buffer, dy: dy[0]!.buffer, dx: dx[0].buffer });
+    backend.run('lrn_backward', this.params, {
+      x: x[0]!.buffer,
+      y: y[0]!.buffer,
+      scale: workspace.scale!.buffer,
+      dy: dy[0]!.buffer,
+      dx: dx[0].buffer,
+    });
   }
 }

@@ -20,15 +20,36 @@ export class MaxPool2d extends Layer<MaxPool2dSpec> {
     const [dilationH, dilationW] = this.pair('dilation', spec.dilation ?? 1, 1);
     this.pads = this.padding(spec.pad ?? 0);
     const [padTop, padLeft, padBottom, padRight] = this.pads;
-    const spanH = dilationH * (kernelH - 1) + 1, spanW = dilationW * (kernelW - 1) + 1;
+    const spanH = dilationH * (kernelH - 1) + 1,
+      spanW = dilationW * (kernelW - 1) + 1;
     if (Math.max(padTop, padBottom) >= spanH || Math.max(padLeft, padRight) >= spanW) {
-      this.fail(`padding ${JSON.stringify(spec.pad)} must be smaller than the ${spanH}×${spanW} window, or a window could hold only padding`);
+      this.fail(
+        `padding ${JSON.stringify(spec.pad)} must be smaller than the ${spanH}×${spanW} window, or a window could hold only padding`,
+      );
     }
     const ceil = spec.ceil ?? false;
     const outHeight = windowCount(inHeight, kernelH, strideH, padTop, padBottom, dilationH, ceil);
     const outWidth = windowCount(inWidth, kernelW, strideW, padLeft, padRight, dilationW, ceil);
-    if (outHeight < 1 || outWidth < 1) this.fail(`a ${spanH}×${spanW} window does not fit the padded ${inHeight + padTop + padBottom}×${inWidth + padLeft + padRight} input`);
-    this.geometry = { batch, channels, inHeight, inWidth, outHeight, outWidth, kernelH, kernelW, strideH, strideW, padTop, padLeft, dilationH, dilationW };
+    if (outHeight < 1 || outWidth < 1)
+      this.fail(
+        `a ${spanH}×${spanW} window does not fit the padded ${inHeight + padTop + padBottom}×${inWidth + padLeft + padRight} input`,
+      );
+    this.geometry = {
+      batch,
+      channels,
+      inHeight,
+      inWidth,
+      outHeight,
+      outWidth,
+      kernelH,
+      kernelW,
+      strideH,
+      strideW,
+      padTop,
+      padLeft,
+      dilationH,
+      dilationW,
+    };
     this.outputShapes = [[batch, channels, outHeight, outWidth]];
   }
 

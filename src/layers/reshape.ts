@@ -40,16 +40,24 @@ abstract class AxisSlabs<S extends ConcatSpec | SplitSpec> extends Layer<S> {
   }
 
   /** Copies between the whole tensor and its parts, in either direction. */
-  protected copyParts(args: ForwardArgs, whole: ForwardArgs['x'][number], parts: (ForwardArgs['x'][number] | null)[], toWhole: boolean): void {
+  protected copyParts(
+    args: ForwardArgs,
+    whole: ForwardArgs['x'][number],
+    parts: (ForwardArgs['x'][number] | null)[],
+    toWhole: boolean,
+  ): void {
     let offset = 0;
     this.parts.forEach((count, i) => {
       const part = parts[i];
       if (part) {
         const params = { outer: this.outer, inner: this.inner, count };
-        args.backend.run('copy_slab', toWhole
-          ? { ...params, srcAxis: count, srcOffset: 0, dstAxis: this.total, dstOffset: offset }
-          : { ...params, srcAxis: this.total, srcOffset: offset, dstAxis: count, dstOffset: 0 },
-        toWhole ? { src: part.buffer, dst: whole.buffer } : { src: whole.buffer, dst: part.buffer });
+        args.backend.run(
+          'copy_slab',
+          toWhole
+            ? { ...params, srcAxis: count, srcOffset: 0, dstAxis: this.total, dstOffset: offset }
+            : { ...params, srcAxis: this.total, srcOffset: offset, dstAxis: count, dstOffset: 0 },
+          toWhole ? { src: part.buffer, dst: whole.buffer } : { src: whole.buffer, dst: part.buffer },
+        );
       }
       offset += count;
     });

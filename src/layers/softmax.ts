@@ -46,7 +46,8 @@ export class SoftmaxCrossEntropy extends Layer<SoftmaxCrossEntropySpec> {
     this.expectInputs(2);
     const [logits, labels] = inputShapes as [Shape, Shape];
     if (logits.length !== 2) this.fail(`expects logits [N, classes], got ${formatShape(logits)}`);
-    if (labels.length !== 1 || labels[0] !== logits[0]) this.fail(`expects labels [${logits[0]}] (one class index per example), got ${formatShape(labels)}`);
+    if (labels.length !== 1 || labels[0] !== logits[0])
+      this.fail(`expects labels [${logits[0]}] (one class index per example), got ${formatShape(labels)}`);
     this.params = { batch: logits[0]!, classes: logits[1]! };
   }
 
@@ -59,10 +60,21 @@ export class SoftmaxCrossEntropy extends Layer<SoftmaxCrossEntropySpec> {
   }
 
   forward({ backend, x, y, workspace }: ForwardArgs): void {
-    backend.run('softmax_cross_entropy_forward', this.params, { logits: x[0]!.buffer, labels: x[1]!.buffer, probs: workspace.probs!.buffer, loss: y[0]!.buffer });
+    backend.run('softmax_cross_entropy_forward', this.params, {
+      logits: x[0]!.buffer,
+      labels: x[1]!.buffer,
+      probs: workspace.probs!.buffer,
+      loss: y[0]!.buffer,
+    });
   }
 
   backward({ backend, x, dy, dx, workspace }: BackwardArgs): void {
-    if (dx[0]) backend.run('softmax_cross_entropy_backward', this.params, { probs: workspace.probs!.buffer, labels: x[1]!.buffer, dloss: dy[0]!.buffer, dlogits: dx[0].buffer });
+    if (dx[0])
+      backend.run('softmax_cross_entropy_backward', this.params, {
+        probs: workspace.probs!.buffer,
+        labels: x[1]!.buffer,
+        dloss: dy[0]!.buffer,
+        dlogits: dx[0].buffer,
+      });
   }
 }

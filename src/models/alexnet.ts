@@ -15,7 +15,15 @@ export interface AlexNetOptions {
  * and fc7. With a `label` input and a softmax cross-entropy loss. */
 export function alexnet(options: AlexNetOptions = {}): NetSpec {
   const inputSize = options.inputSize ?? 224;
-  const lrn = (name: string): LayerSpec => ({ name, type: 'lrn', size: 5, alpha: 1e-4, beta: 0.75, k: 2, alphaConvention: options.lrnAlphaConvention ?? 'paper' });
+  const lrn = (name: string): LayerSpec => ({
+    name,
+    type: 'lrn',
+    size: 5,
+    alpha: 1e-4,
+    beta: 0.75,
+    k: 2,
+    alphaConvention: options.lrnAlphaConvention ?? 'paper',
+  });
   return {
     name: `alexnet-${inputSize}`,
     inputs: { data: [3, inputSize, inputSize], label: [] },

@@ -8,15 +8,22 @@ export const models: Record<string, { describe: string; spec: () => NetSpec }> =
   'alexnet-227': { describe: "the paper's two-column net, 227×227 input as Caffe", spec: () => alexnet({ inputSize: 227 }) },
   'alexnet-caffe': { describe: "Caffe's bvlc_alexnet: 227×227 input, Caffe's LRN (α/n, k = 1), ceil pooling", spec: () => alexnetCaffe() },
   'alexnet-torchvision': { describe: "torchvision's one-column alexnet, 224×224 input", spec: () => alexnetTorchvision() },
-  'alexnet-small-28': { describe: 'the scaled AlexNet for 28×28 grey images, 10 classes (MNIST, Fashion-MNIST)', spec: () => alexnetSmall({ inputSize: 28, channels: 1, classes: 10 }) },
-  'alexnet-small-32': { describe: 'the scaled AlexNet for 32×32 colour images, 10 classes (CIFAR-10)', spec: () => alexnetSmall({ inputSize: 32, channels: 3, classes: 10 }) },
+  'alexnet-small-28': {
+    describe: 'the scaled AlexNet for 28×28 grey images, 10 classes (MNIST, Fashion-MNIST)',
+    spec: () => alexnetSmall({ inputSize: 28, channels: 1, classes: 10 }),
+  },
+  'alexnet-small-32': {
+    describe: 'the scaled AlexNet for 32×32 colour images, 10 classes (CIFAR-10)',
+    spec: () => alexnetSmall({ inputSize: 32, channels: 3, classes: 10 }),
+  },
 };
 
 /** A zoo name, or the path of a JSON spec file. */
 export function resolveModel(nameOrPath: string): NetSpec {
   const zoo = models[nameOrPath];
   if (zoo) return zoo.spec();
-  if (!nameOrPath.endsWith('.json')) throw new Error(`unknown model '${nameOrPath}' (known: ${Object.keys(models).join(', ')}; or a .json spec file)`);
+  if (!nameOrPath.endsWith('.json'))
+    throw new Error(`unknown model '${nameOrPath}' (known: ${Object.keys(models).join(', ')}; or a .json spec file)`);
   let text: string;
   try {
     text = readFileSync(nameOrPath, 'utf8');

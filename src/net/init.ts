@@ -33,7 +33,9 @@ const HIDDEN_BIAS_ONE = new Set(['conv2', 'conv4', 'conv5', 'fc6', 'fc7']);
 /** The paper's: weights ~ N(0, 0.01); biases 1 in conv2, conv4, conv5 and the hidden fully
  * connected layers (fc6, fc7), 0 elsewhere. */
 export const paperInit: Initializer = (param) =>
-  param.role === 'bias' ? { distribution: 'constant', value: HIDDEN_BIAS_ONE.has(param.layer) ? 1 : 0 } : { distribution: 'normal', mean: 0, std: 0.01 };
+  param.role === 'bias'
+    ? { distribution: 'constant', value: HIDDEN_BIAS_ONE.has(param.layer) ? 1 : 0 }
+    : { distribution: 'normal', mean: 0, std: 0.01 };
 
 /** Caffe's bvlc_alexnet: weights ~ N(0, 0.01), fc6/fc7 N(0, 0.005); biases 0.1 where the paper has 1. */
 export const caffeInit: Initializer = (param) => {
@@ -46,4 +48,9 @@ export const caffeInit: Initializer = (param) => {
 export const kaimingInit: Initializer = (param) =>
   param.role === 'bias' ? { distribution: 'constant', value: 0 } : { distribution: 'normal', mean: 0, std: Math.sqrt(2 / param.fanIn) };
 
-export const initializers: Record<string, Initializer> = { paper: paperInit, caffe: caffeInit, pytorch: pytorchDefaultInit, kaiming: kaimingInit };
+export const initializers: Record<string, Initializer> = {
+  paper: paperInit,
+  caffe: caffeInit,
+  pytorch: pytorchDefaultInit,
+  kaiming: kaimingInit,
+};

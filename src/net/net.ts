@@ -50,7 +50,12 @@ export class Net {
   private rng: Philox;
   private lastForwardTraining = false;
 
-  private constructor(readonly spec: NetSpec, readonly backend: Backend, private readonly plan: NetPlan, seed: number) {
+  private constructor(
+    readonly spec: NetSpec,
+    readonly backend: Backend,
+    private readonly plan: NetPlan,
+    seed: number,
+  ) {
     this.rng = new Philox(seed, streams.steps);
   }
 
@@ -136,8 +141,13 @@ export class Net {
     for (const node of this.nodes) {
       const start = options.profile ? performance.now() : 0;
       node.layer.forward({
-        backend: this.backend, x: node.inputs.map((b) => b.data), y: node.outputs.map((b) => b.data),
-        params: node.params, workspace: node.workspace, training, rng: this.rng,
+        backend: this.backend,
+        x: node.inputs.map((b) => b.data),
+        y: node.outputs.map((b) => b.data),
+        params: node.params,
+        workspace: node.workspace,
+        training,
+        rng: this.rng,
       });
       if (options.profile) addTime(options.profile, node.layer.name, 'forward', performance.now() - start);
     }
@@ -171,9 +181,15 @@ export class Net {
         return blob.scratch!;
       });
       node.layer.backward({
-        backend: this.backend, x: node.inputs.map((b) => b.data), y: node.outputs.map((b) => b.data),
-        dy: node.outputs.map((b) => b.grad!), dx,
-        params: node.params, workspace: node.workspace, training: this.lastForwardTraining, rng: this.rng,
+        backend: this.backend,
+        x: node.inputs.map((b) => b.data),
+        y: node.outputs.map((b) => b.data),
+        dy: node.outputs.map((b) => b.grad!),
+        dx,
+        params: node.params,
+        workspace: node.workspace,
+        training: this.lastForwardTraining,
+        rng: this.rng,
       });
       for (const blob of accumulateAfter) {
         this.backend.run('accumulate', { length: blob.grad!.size }, { x: blob.scratch!.buffer, y: blob.grad!.buffer });
@@ -193,7 +209,8 @@ export class Net {
   loadParams(values: Record<string, ArrayLike<number>>, options: { strict?: boolean } = {}): void {
     const strict = options.strict ?? true;
     for (const name of Object.keys(values)) {
-      if (!this.params.some((p) => p.name === name)) throw new Error(`parameter '${name}' does not exist in the net (have: ${this.params.map((p) => p.name).join(', ')})`);
+      if (!this.params.some((p) => p.name === name))
+        throw new Error(`parameter '${name}' does not exist in the net (have: ${this.params.map((p) => p.name).join(', ')})`);
     }
     for (const p of this.params) {
       const value = values[p.name];
@@ -201,7 +218,8 @@ export class Net {
         if (strict) throw new Error(`parameter '${p.name}' is missing`);
         continue;
       }
-      if (value.length !== p.value.size) throw new Error(`parameter '${p.name}' needs ${p.value.size} values (shape ${formatShape(p.shape)}), got ${value.length}`);
+      if (value.length !== p.value.size)
+        throw new Error(`parameter '${p.name}' needs ${p.value.size} values (shape ${formatShape(p.shape)}), got ${value.length}`);
       p.value.write(value);
     }
   }
@@ -210,7 +228,8 @@ export class Net {
   loadTensors(tensors: Record<string, { shape: readonly number[]; data: ArrayLike<number> }>): void {
     for (const p of this.params) {
       const t = tensors[p.name];
-      if (t && formatShape(t.shape) !== formatShape(p.shape)) throw new Error(`parameter '${p.name}' is ${formatShape(t.shape)}, the net's is ${formatShape(p.shape)}`);
+      if (t && formatShape(t.shape) !== formatShape(p.shape))
+        throw new Error(`parameter '${p.name}' is ${formatShape(t.shape)}, the net's is ${formatShape(p.shape)}`);
     }
     this.loadParams(Object.fromEntries(Object.entries(tensors).map(([name, t]) => [name, t.data])));
   }
@@ -226,8 +245,12 @@ export class Net {
 
   /** Bytes of backend memory the net holds: parameters, gradients, activations, workspaces. */
   plannedBytes(): number {
-    const tensors = [...this.blobs.values()].flatMap((b) => [b.data, b.grad, b.scratch])
-      .concat(this.nodes.flatMap((n) => Object.values(n.workspace)), this.params.flatMap((p) => [p.value, p.grad]));
+    const tensors = [...this.blobs.values()]
+      .flatMap((b) => [b.data, b.grad, b.scratch])
+      .concat(
+        this.nodes.flatMap((n) => Object.values(n.workspace)),
+        this.params.flatMap((p) => [p.value, p.grad]),
+      );
     return tensors.reduce((n, t) => n + (t ? 4 * t.size : 0), 0);
   }
 
@@ -249,7 +272,8 @@ export class Net {
   private defaultLoss(): string {
     const last = this.nodes[this.nodes.length - 1]!;
     const out = last.outputs[0]!;
-    if (out.data.size !== 1) throw new Error(`backward(): the last layer '${last.layer.name}' does not output a scalar loss; pass the output gradients`);
+    if (out.data.size !== 1)
+      throw new Error(`backward(): the last layer '${last.layer.name}' does not output a scalar loss; pass the output gradients`);
     return out.name;
   }
 
@@ -257,14 +281,19 @@ export class Net {
     const { plan } = this;
     const consumers = new Map<string, number>();
     for (const { layer, inputs } of plan.layers) {
-      inputs.forEach((input, i) => { if (layer.differentiable(i)) consumers.set(input, (consumers.get(input) ?? 0) + 1); });
+      inputs.forEach((input, i) => {
+        if (layer.differentiable(i)) consumers.set(input, (consumers.get(input) ?? 0) + 1);
+      });
     }
     const produced = new Set(plan.layers.flatMap((p) => p.outputs));
     for (const [name, shape] of plan.shapes) {
       const uses = consumers.get(name) ?? 0;
       const wantsGrad = produced.has(name) || (inputGradients && uses > 0);
       this.blobs.set(name, {
-        name, shape, produced: produced.has(name), consumers: uses,
+        name,
+        shape,
+        produced: produced.has(name),
+        consumers: uses,
         data: Tensor.zeros(this.backend, shape),
         grad: wantsGrad ? Tensor.zeros(this.backend, shape) : null,
         scratch: wantsGrad && uses > 1 ? Tensor.zeros(this.backend, shape) : null,
@@ -274,8 +303,11 @@ export class Net {
       const params: Record<string, Param> = {};
       for (const [role, decl] of Object.entries(layer.paramDecls())) {
         const param: Param = {
-          name: `${layer.name}.${role}`, shape: decl.shape, fanIn: decl.fanIn,
-          value: Tensor.zeros(this.backend, decl.shape), grad: Tensor.zeros(this.backend, decl.shape),
+          name: `${layer.name}.${role}`,
+          shape: decl.shape,
+          fanIn: decl.fanIn,
+          value: Tensor.zeros(this.backend, decl.shape),
+          grad: Tensor.zeros(this.backend, decl.shape),
         };
         params[role] = param;
         this.params.push(param);
@@ -291,9 +323,12 @@ export class Net {
     for (const node of this.nodes) {
       for (const [role, p] of Object.entries(node.params)) {
         const rule = init({ name: p.name, layer: node.layer.name, role, shape: p.shape, fanIn: p.fanIn });
-        const length = p.value.size, y = p.value.buffer, stream = streams.parameter(index++);
+        const length = p.value.size,
+          y = p.value.buffer,
+          stream = streams.parameter(index++);
         if (rule.distribution === 'constant') this.backend.run('fill', { length, value: rule.value }, { y });
-        else if (rule.distribution === 'uniform') this.backend.run('random_fill', { length, seed, stream, distribution: 'uniform', a: rule.low, b: rule.high }, { y });
+        else if (rule.distribution === 'uniform')
+          this.backend.run('random_fill', { length, seed, stream, distribution: 'uniform', a: rule.low, b: rule.high }, { y });
         else this.backend.run('random_fill', { length, seed, stream, distribution: 'normal', a: rule.mean, b: rule.std }, { y });
       }
     }
@@ -317,13 +352,15 @@ export interface NetPlan {
 /** The shape of every parameter a spec declares, by name (`conv1.weight`), in the net's order. */
 export function paramShapes(spec: NetSpec): Map<string, Shape> {
   const shapes = new Map<string, Shape>();
-  for (const { layer } of planNet(spec, 1).layers) for (const [role, decl] of Object.entries(layer.paramDecls())) shapes.set(`${layer.name}.${role}`, decl.shape);
+  for (const { layer } of planNet(spec, 1).layers)
+    for (const [role, decl] of Object.entries(layer.paramDecls())) shapes.set(`${layer.name}.${role}`, decl.shape);
   return shapes;
 }
 
 export function planNet(spec: NetSpec, batch: number): NetPlan {
   if (!Number.isInteger(batch) || batch < 1) throw new SpecError(`batch size must be a positive integer, got ${batch}`);
-  if (!spec || typeof spec.inputs !== 'object' || spec.inputs === null || Object.keys(spec.inputs).length === 0) throw new SpecError('net spec: "inputs" must name at least one input with its shape');
+  if (!spec || typeof spec.inputs !== 'object' || spec.inputs === null || Object.keys(spec.inputs).length === 0)
+    throw new SpecError('net spec: "inputs" must name at least one input with its shape');
   if (!Array.isArray(spec.layers) || spec.layers.length === 0) throw new SpecError('net spec: "layers" must be a non-empty list');
   const shapes = new Map<string, Shape>();
   for (const [name, shape] of Object.entries(spec.inputs)) {
@@ -339,11 +376,16 @@ export function planNet(spec: NetSpec, batch: number): NetPlan {
     const inputs = layerSpec.inputs ?? [previous];
     if (!Array.isArray(inputs)) throw new SpecError(`${name}: inputs must be a list of blob names`);
     if (new Set(inputs).size !== inputs.length) throw new SpecError(`${name}: an input is listed twice`);
-    for (const input of inputs) if (!shapes.has(input)) throw new SpecError(`${name}: input '${input}' is not a net input or an earlier layer's output`);
-    const layer = createLayer(layerSpec, inputs.map((i) => shapes.get(i)!));
+    for (const input of inputs)
+      if (!shapes.has(input)) throw new SpecError(`${name}: input '${input}' is not a net input or an earlier layer's output`);
+    const layer = createLayer(
+      layerSpec,
+      inputs.map((i) => shapes.get(i)!),
+    );
     const count = layer.outputShapes.length;
     const outputs = layerSpec.outputs ?? (count === 1 ? [name] : layer.outputShapes.map((_, i) => `${name}:${i}`));
-    if (!Array.isArray(outputs) || outputs.length !== count) throw new SpecError(`${name}: produces ${count} output(s), but outputs lists ${JSON.stringify(outputs)}`);
+    if (!Array.isArray(outputs) || outputs.length !== count)
+      throw new SpecError(`${name}: produces ${count} output(s), but outputs lists ${JSON.stringify(outputs)}`);
     for (const [i, out] of outputs.entries()) {
       if (shapes.has(out)) throw new SpecError(`${name}: output '${out}' is already a blob of the net (each blob is written once)`);
       shapes.set(out, layer.outputShapes[i]!);
@@ -393,8 +435,20 @@ export interface LayerSummary {
 }
 
 export function formatSummary(rows: LayerSummary[]): string {
-  const table = rows.map((r) => [r.name, r.type, r.outputShapes.map(formatShape).join(' '), r.params.toLocaleString('en-US'), r.macsPerExample.toLocaleString('en-US')]);
-  const totals = ['total', '', '', rows.reduce((n, r) => n + r.params, 0).toLocaleString('en-US'), rows.reduce((n, r) => n + r.macsPerExample, 0).toLocaleString('en-US')];
+  const table = rows.map((r) => [
+    r.name,
+    r.type,
+    r.outputShapes.map(formatShape).join(' '),
+    r.params.toLocaleString('en-US'),
+    r.macsPerExample.toLocaleString('en-US'),
+  ]);
+  const totals = [
+    'total',
+    '',
+    '',
+    rows.reduce((n, r) => n + r.params, 0).toLocaleString('en-US'),
+    rows.reduce((n, r) => n + r.macsPerExample, 0).toLocaleString('en-US'),
+  ];
   const all = [['layer', 'type', 'output', 'params', 'mult-adds/example'], ...table, totals];
   const widths = all[0]!.map((_, c) => Math.max(...all.map((row) => row[c]!.length)));
   return all.map((row) => row.map((cell, c) => (c >= 3 ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join('  ')).join('\n');

@@ -21,7 +21,8 @@ export type TrainingRoles = Required<NetRoles>;
 export function netRoles(net: Net): NetRoles {
   const lossLayer = net.layers.find((l) => l.spec.type === 'softmax_cross_entropy');
   if (!lossLayer) {
-    const [data] = net.inputNames, [logits] = net.outputNames;
+    const [data] = net.inputNames,
+      [logits] = net.outputNames;
     return { data: data!, logits: logits!, classes: net.shapeOf(logits!)[1] ?? 1 };
   }
   const [logits, labels] = net.layerInputs(lossLayer.name) as [string, string];

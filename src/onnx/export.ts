@@ -29,32 +29,55 @@ function tensor(name: string, shape: Shape, data: ArrayLike<number>): TensorProt
 /** ONNX nodes for one layer, or null for a layer that has no place in the inference graph. */
 function nodesFor(layer: Layer, inputs: string[], outputs: string[], constants: TensorProto[]): NodeProto[] | null {
   const name = layer.name;
-  const node = (opType: string, attribute: NodeProto['attribute'] = [], input = inputs, output = outputs): NodeProto => ({ name, opType, input, output, attribute });
+  const node = (opType: string, attribute: NodeProto['attribute'] = [], input = inputs, output = outputs): NodeProto => ({
+    name,
+    opType,
+    input,
+    output,
+    attribute,
+  });
   const spec = layer.spec;
   switch (spec.type) {
     case 'conv2d': {
       const { geometry: g, pads } = layer as Conv2d;
       const params = (layer as Conv2d).hasBias ? [`${name}.weight`, `${name}.bias`] : [`${name}.weight`];
-      return [node('Conv', [
-        ints('kernel_shape', [g.kernelH, g.kernelW]), ints('strides', [g.strideH, g.strideW]), ints('dilations', [g.dilationH, g.dilationW]),
-        ints('pads', pads), int('group', g.groups),
-      ], [...inputs, ...params])];
+      return [
+        node(
+          'Conv',
+          [
+            ints('kernel_shape', [g.kernelH, g.kernelW]),
+            ints('strides', [g.strideH, g.strideW]),
+            ints('dilations', [g.dilationH, g.dilationW]),
+            ints('pads', pads),
+            int('group', g.groups),
+          ],
+          [...inputs, ...params],
+        ),
+      ];
     }
     case 'maxpool2d': {
       const { geometry: g, pads } = layer as MaxPool2d;
-      return [node('MaxPool', [
-        ints('kernel_shape', [g.kernelH, g.kernelW]), ints('strides', [g.strideH, g.strideW]), ints('dilations', [g.dilationH, g.dilationW]),
-        ints('pads', pads), int('ceil_mode', spec.ceil ? 1 : 0),
-      ])];
+      return [
+        node('MaxPool', [
+          ints('kernel_shape', [g.kernelH, g.kernelW]),
+          ints('strides', [g.strideH, g.strideW]),
+          ints('dilations', [g.dilationH, g.dilationW]),
+          ints('pads', pads),
+          int('ceil_mode', spec.ceil ? 1 : 0),
+        ]),
+      ];
     }
     case 'lrn': {
       const p = (layer as LocalResponseNorm).params;
       // ONNX's alpha is divided by size; ours is already the factor of the window sum.
       return [node('LRN', [int('size', p.size), float('alpha', p.alpha * p.size), float('beta', p.beta), float('bias', p.k)])];
     }
-    case 'relu': return [node('Relu')];
-    case 'tanh': return [node('Tanh')];
-    case 'sigmoid': return [node('Sigmoid')];
+    case 'relu':
+      return [node('Relu')];
+    case 'tanh':
+      return [node('Tanh')];
+    case 'sigmoid':
+      return [node('Sigmoid')];
     case 'dropout':
       constants.push(tensor(`${name}.ratio`, [], [spec.p]));
       return [node('Dropout', [], [...inputs, `${name}.ratio`])];
@@ -64,8 +87,10 @@ function nodesFor(layer: Layer, inputs: string[], outputs: string[], constants: 
       const gemm = node('Gemm', [int('transB', 1)], [flat, ...params]);
       return flat === inputs[0] ? [gemm] : [{ ...node('Flatten', [int('axis', 1)], inputs, [flat]), name: `${name}.flatten` }, gemm];
     }
-    case 'flatten': return [node('Flatten', [int('axis', spec.axis ?? 1)])];
-    case 'concat': return [node('Concat', [int('axis', spec.axis ?? 1)])];
+    case 'flatten':
+      return [node('Flatten', [int('axis', spec.axis ?? 1)])];
+    case 'concat':
+      return [node('Concat', [int('axis', spec.axis ?? 1)])];
     case 'split': {
       constants.push({ name: `${name}.sizes`, dims: [spec.sizes.length], dataType: DataType.INT64, int64Data: spec.sizes });
       return [node('Split', [int('axis', spec.axis ?? 1)], [...inputs, `${name}.sizes`])];
@@ -80,10 +105,12 @@ function nodesFor(layer: Layer, inputs: string[], outputs: string[], constants: 
       const [, , h, w] = layer.inputShapes[0]!;
       const [, , oh, ow] = layer.outputShapes[0]!;
       if (h === oh && w === ow) return [node('Identity')];
-      if (h! % oh! !== 0 || w! % ow! !== 0) throw new Error(`${name}: adaptive pooling ${h}×${w} → ${oh}×${ow} has no fixed-window ONNX form`);
+      if (h! % oh! !== 0 || w! % ow! !== 0)
+        throw new Error(`${name}: adaptive pooling ${h}×${w} → ${oh}×${ow} has no fixed-window ONNX form`);
       return [node('AveragePool', [ints('kernel_shape', [h! / oh!, w! / ow!]), ints('strides', [h! / oh!, w! / ow!])])];
     }
-    case 'softmax_cross_entropy': return null;
+    case 'softmax_cross_entropy':
+      return null;
   }
 }
 

@@ -55,7 +55,9 @@ function attributes(node: NodeProto) {
   const get = (name: string, kind: keyof typeof ATTRIBUTE_TYPES) => {
     const a = byName.get(name);
     if (a?.type !== undefined && a.type !== 0 && a.type !== ATTRIBUTE_TYPES[kind]) {
-      throw new UnsupportedOnnxError(`${node.opType} node '${node.name ?? ''}': attribute '${name}' has type ${a.type}, not ${kind} (${ATTRIBUTE_TYPES[kind]})`);
+      throw new UnsupportedOnnxError(
+        `${node.opType} node '${node.name ?? ''}': attribute '${name}' has type ${a.type}, not ${kind} (${ATTRIBUTE_TYPES[kind]})`,
+      );
     }
     return a;
   };
@@ -82,7 +84,10 @@ class Importer {
   /** ONNX names that are another blob under a second name (Identity). */
   private readonly aliases = new Map<string, string>();
 
-  constructor(readonly model: ModelProto, readonly options: ImportOptions) {
+  constructor(
+    readonly model: ModelProto,
+    readonly options: ImportOptions,
+  ) {
     this.opset = model.opsetImport?.find((o) => !o.domain)?.version ?? 1;
     const graph = model.graph ?? this.refuse('the model has no graph');
     const source = options.source ?? 'ONNX model';
@@ -92,8 +97,17 @@ class Importer {
       const given = options.inputValues?.[input.name];
       const dims = input.type?.tensorType?.shape?.dim ?? [];
       if (!given && !input.type?.tensorType) this.refuse(`input '${input.name}' is not a tensor with a type`);
-      const shape = given?.shape ?? dims.map((d, i) => d.dimValue ?? (i === 0 && options.batch ? options.batch : this.refuse(`input '${input.name}' has a symbolic dimension ${d.dimParam ?? i}; pass its size`)));
-      if (!shape.every((d) => Number.isSafeInteger(d) && d >= 1)) this.refuse(`input '${input.name}' has the shape ${formatShape(shape)}; dimensions must be positive integers`);
+      const shape =
+        given?.shape ??
+        dims.map(
+          (d, i) =>
+            d.dimValue ??
+            (i === 0 && options.batch
+              ? options.batch
+              : this.refuse(`input '${input.name}' has a symbolic dimension ${d.dimParam ?? i}; pass its size`)),
+        );
+      if (!shape.every((d) => Number.isSafeInteger(d) && d >= 1))
+        this.refuse(`input '${input.name}' has the shape ${formatShape(shape)}; dimensions must be positive integers`);
       this.graphInputs.set(input.name, shape);
     }
   }
@@ -161,7 +175,8 @@ class Importer {
     const inputs: Record<string, number[]> = {};
     for (const name of this.dataInputs) {
       const shape = this.graphInputs.get(name)!;
-      if (shape[0] !== batch) this.refuse(`inputs must share their first (batch) dimension: '${name}' is ${formatShape(shape)}, batch is ${batch}`);
+      if (shape[0] !== batch)
+        this.refuse(`inputs must share their first (batch) dimension: '${name}' is ${formatShape(shape)}, batch is ${batch}`);
       inputs[name] = shape.slice(1);
     }
     const outputs = (this.model.graph!.output ?? []).map((o) => this.blob(o.name));
@@ -177,20 +192,37 @@ const pairOf = (values: number[], what: string, im: Importer): [number, number] 
   values.length === 2 ? [values[0]!, values[1]!] : im.refuse(`${what}: only 2-d windows are supported, got ${JSON.stringify(values)}`);
 
 /** Padding [top, left, bottom, right] from ONNX pads or auto_pad; SAME keeps ceil(in / stride) outputs. */
-function padding(im: Importer, node: NodeProto, input: Shape, kernel: [number, number], stride: [number, number], dilation: [number, number]): [number, number, number, number] {
+function padding(
+  im: Importer,
+  node: NodeProto,
+  input: Shape,
+  kernel: [number, number],
+  stride: [number, number],
+  dilation: [number, number],
+): [number, number, number, number] {
   const a = attributes(node);
   const autoPad = a.string('auto_pad', 'NOTSET');
   if (autoPad === 'NOTSET') {
     const pads = a.ints('pads', [0, 0, 0, 0]);
-    return pads.length === 4 ? (pads as [number, number, number, number]) : im.refuse(`${node.opType} '${node.name ?? ''}': pads ${JSON.stringify(pads)} is not 2-d`);
+    return pads.length === 4
+      ? (pads as [number, number, number, number])
+      : im.refuse(`${node.opType} '${node.name ?? ''}': pads ${JSON.stringify(pads)} is not 2-d`);
   }
   if (autoPad === 'VALID') return [0, 0, 0, 0];
-  const [before, after] = [0, 1].map((axis) => {
-    const size = input[2 + axis]!;
-    const total = Math.max(0, (Math.ceil(size / stride[axis]!) - 1) * stride[axis]! + (kernel[axis]! - 1) * dilation[axis]! + 1 - size);
-    const small = Math.floor(total / 2);
-    return autoPad === 'SAME_LOWER' ? [total - small, small] : [small, total - small];
-  }).reduce<[number[], number[]]>(([b, e], [x, y]) => [[...b, x!], [...e, y!]], [[], []]);
+  const [before, after] = [0, 1]
+    .map((axis) => {
+      const size = input[2 + axis]!;
+      const total = Math.max(0, (Math.ceil(size / stride[axis]!) - 1) * stride[axis]! + (kernel[axis]! - 1) * dilation[axis]! + 1 - size);
+      const small = Math.floor(total / 2);
+      return autoPad === 'SAME_LOWER' ? [total - small, small] : [small, total - small];
+    })
+    .reduce<[number[], number[]]>(
+      ([b, e], [x, y]) => [
+        [...b, x!],
+        [...e, y!],
+      ],
+      [[], []],
+    );
   return [before[0]!, before[1]!, after[0]!, after[1]!];
 }
 
@@ -218,16 +250,30 @@ const converters: Record<string, Converter> = {
     const a = attributes(node);
     const kernel: [number, number] = [weight.shape[2]!, weight.shape[3]!];
     if (a.has('kernel_shape') && a.ints('kernel_shape', []).join() !== kernel.join()) {
-      im.refuse(`Conv '${name}': kernel_shape ${JSON.stringify(a.ints('kernel_shape', []))} does not match the weight ${formatShape(weight.shape)}`);
+      im.refuse(
+        `Conv '${name}': kernel_shape ${JSON.stringify(a.ints('kernel_shape', []))} does not match the weight ${formatShape(weight.shape)}`,
+      );
     }
     const stride = pairOf(a.ints('strides', [1, 1]), `Conv '${name}' strides`, im);
     const dilation = pairOf(a.ints('dilations', [1, 1]), `Conv '${name}' dilations`, im);
     const params: Record<string, Float32Array> = { weight: weight.data };
     if (b) params.bias = im.constant(node, b).data;
-    im.addLayer({
-      name, type: 'conv2d', inputs: [x!], outputs: [node.output![0]!], outChannels: weight.shape[0]!, kernel, stride, dilation,
-      pad: padding(im, node, xShape, kernel, stride, dilation), groups: a.int('group', 1), bias: !!b,
-    }, params);
+    im.addLayer(
+      {
+        name,
+        type: 'conv2d',
+        inputs: [x!],
+        outputs: [node.output![0]!],
+        outChannels: weight.shape[0]!,
+        kernel,
+        stride,
+        dilation,
+        pad: padding(im, node, xShape, kernel, stride, dilation),
+        groups: a.int('group', 1),
+        bias: !!b,
+      },
+      params,
+    );
   },
   MaxPool(im, node, name) {
     if ((node.output ?? []).filter(Boolean).length > 1) im.refuse(`MaxPool '${name}': the Indices output is not supported`);
@@ -238,8 +284,15 @@ const converters: Record<string, Converter> = {
     const stride = pairOf(a.ints('strides', [1, 1]), `MaxPool '${name}' strides`, im);
     const dilation = pairOf(a.ints('dilations', [1, 1]), `MaxPool '${name}' dilations`, im);
     im.addLayer({
-      name, type: 'maxpool2d', inputs: [x], outputs: [node.output![0]!], kernel, stride, dilation,
-      pad: padding(im, node, xShape, kernel, stride, dilation), ceil: a.int('ceil_mode', 0) === 1,
+      name,
+      type: 'maxpool2d',
+      inputs: [x],
+      outputs: [node.output![0]!],
+      kernel,
+      stride,
+      dilation,
+      pad: padding(im, node, xShape, kernel, stride, dilation),
+      ceil: a.int('ceil_mode', 0) === 1,
     });
   },
   LRN(im, node, name) {
@@ -247,8 +300,15 @@ const converters: Record<string, Converter> = {
     const x = node.input![0]!;
     im.data(node, x);
     im.addLayer({
-      name, type: 'lrn', inputs: [x], outputs: [node.output![0]!], size: a.int('size', 0),
-      alpha: a.float('alpha', 1e-4), beta: a.float('beta', 0.75), k: a.float('bias', 1), alphaConvention: 'over-n',
+      name,
+      type: 'lrn',
+      inputs: [x],
+      outputs: [node.output![0]!],
+      size: a.int('size', 0),
+      alpha: a.float('alpha', 1e-4),
+      beta: a.float('beta', 0.75),
+      k: a.float('bias', 1),
+      alphaConvention: 'over-n',
     });
   },
   Relu: activation('relu'),
@@ -257,17 +317,20 @@ const converters: Record<string, Converter> = {
   Gemm(im, node, name) {
     const [A, B, C] = node.input!;
     const a = attributes(node);
-    if (a.int('transA', 0)) im.refuse(`Gemm '${name}': transA=1 transposes the activations, which no engine layer does (Linear computes x·Wᵀ + b)`);
+    if (a.int('transA', 0))
+      im.refuse(`Gemm '${name}': transA=1 transposes the activations, which no engine layer does (Linear computes x·Wᵀ + b)`);
     im.data(node, A!);
     const b = im.constant(node, B!);
-    const alpha = a.float('alpha', 1), beta = a.float('beta', 1);
+    const alpha = a.float('alpha', 1),
+      beta = a.float('beta', 1);
     const weight = a.int('transB', 0) ? b : transpose(b, [1, 0]);
     const outFeatures = weight.shape[0]!;
     const params: Record<string, Float32Array> = { weight: weight.data.map((v) => v * alpha) };
     if (C) {
       const c = im.constant(node, C);
       const perColumn = c.data.length === 1 || (c.data.length === outFeatures && sizeOf(c.shape.slice(0, -1)) === 1);
-      if (!perColumn) im.refuse(`Gemm '${name}': C ${formatShape(c.shape)} is not one bias per output column; Linear's bias is per output feature`);
+      if (!perColumn)
+        im.refuse(`Gemm '${name}': C ${formatShape(c.shape)} is not one bias per output column; Linear's bias is per output feature`);
       params.bias = Float32Array.from({ length: outFeatures }, (_, j) => beta * c.data[c.data.length === 1 ? 0 : j]!);
     }
     im.addLayer({ name, type: 'linear', inputs: [A!], outputs: [node.output![0]!], outFeatures, bias: !!C }, params);
@@ -277,13 +340,19 @@ const converters: Record<string, Converter> = {
     if (im.data(node, A!).length !== 2) im.refuse(`MatMul '${name}': only 2-d activations times a constant matrix are supported`);
     const b = im.constant(node, B!);
     if (b.shape.length !== 2) im.refuse(`MatMul '${name}': the constant operand must be 2-d, got ${formatShape(b.shape)}`);
-    im.addLayer({ name, type: 'linear', inputs: [A!], outputs: [node.output![0]!], outFeatures: b.shape[1]!, bias: false }, { weight: transpose(b, [1, 0]).data });
+    im.addLayer(
+      { name, type: 'linear', inputs: [A!], outputs: [node.output![0]!], outFeatures: b.shape[1]!, bias: false },
+      { weight: transpose(b, [1, 0]).data },
+    );
   },
   Transpose(im, node, name) {
     const x = node.input![0]!;
     if (!im.isConstant(x)) im.refuse(`Transpose '${name}': only constant tensors (weights) can be transposed`);
     const value = im.constant(node, x);
-    const perm = attributes(node).ints('perm', value.shape.map((_, i) => value.shape.length - 1 - i));
+    const perm = attributes(node).ints(
+      'perm',
+      value.shape.map((_, i) => value.shape.length - 1 - i),
+    );
     im.addConstant(node.output![0]!, transpose(value, perm));
   },
   Identity(im, node) {
@@ -303,8 +372,10 @@ const converters: Record<string, Converter> = {
   },
   Dropout(im, node, name) {
     const [x, ratio, trainingMode] = node.input!;
-    if ((node.output ?? []).filter(Boolean).length > 1) im.refuse(`Dropout '${name}': the mask output is not supported (the engine's dropout keeps its mask for backward only)`);
-    if (trainingMode && im.constant(node, trainingMode).data[0]) im.refuse(`Dropout '${name}': training_mode=true draws random masks at inference`);
+    if ((node.output ?? []).filter(Boolean).length > 1)
+      im.refuse(`Dropout '${name}': the mask output is not supported (the engine's dropout keeps its mask for backward only)`);
+    if (trainingMode && im.constant(node, trainingMode).data[0])
+      im.refuse(`Dropout '${name}': training_mode=true draws random masks at inference`);
     const p = ratio ? im.constant(node, ratio).data[0]! : attributes(node).float('ratio', 0.5);
     im.data(node, x!);
     im.addLayer({ name, type: 'dropout', inputs: [x!], outputs: [node.output![0]!], p });
@@ -328,8 +399,12 @@ function softmax(type: 'softmax' | 'log_softmax'): Converter {
     im.data(node, x);
     const modern = im.opset >= 13;
     im.addLayer({
-      name, type, inputs: [x], outputs: [node.output![0]!],
-      axis: attributes(node).int('axis', modern ? -1 : 1), over: modern ? 'axis' : 'trailing',
+      name,
+      type,
+      inputs: [x],
+      outputs: [node.output![0]!],
+      axis: attributes(node).int('axis', modern ? -1 : 1),
+      over: modern ? 'axis' : 'trailing',
     });
   };
 }
@@ -341,7 +416,11 @@ export function importOnnx(model: ModelProto, options: ImportOptions = {}): Impo
   try {
     const im = new Importer(model, options);
     (model.graph!.node ?? []).forEach((node, index) => {
-      const convert = converters[node.opType] ?? im.refuse(`node ${index} ('${node.name ?? ''}'): operator ${node.opType} is not supported (supported: ${supportedOnnxOps.join(', ')})`);
+      const convert =
+        converters[node.opType] ??
+        im.refuse(
+          `node ${index} ('${node.name ?? ''}'): operator ${node.opType} is not supported (supported: ${supportedOnnxOps.join(', ')})`,
+        );
       if (node.domain && node.domain !== 'ai.onnx') im.refuse(`node ${index}: operator domain '${node.domain}' is not supported`);
       convert(im, node, node.name || `${node.opType.toLowerCase()}_${index}`);
     });

@@ -97,7 +97,8 @@ const RAW_READERS: Record<number, [number, (view: DataView, at: number) => numbe
 /** A tensor's values as float32 (integers and booleans converted), with its shape. */
 export function tensorValues(t: TensorProto, source: string): { shape: number[]; data: Float32Array } {
   const shape = (t.dims ?? []).map(Number);
-  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw new Error(`${source}: tensor '${t.name ?? ''}' has the shape ${formatShape(shape)}; dimensions must be non-negative integers`);
+  if (!shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+    throw new Error(`${source}: tensor '${t.name ?? ''}' has the shape ${formatShape(shape)}; dimensions must be non-negative integers`);
   const count = sizeOf(shape);
   if (!Number.isSafeInteger(count)) throw new Error(`${source}: tensor '${t.name ?? ''}' ${formatShape(shape)} is too large`);
   const type = t.dataType ?? 0;
@@ -106,7 +107,8 @@ export function tensorValues(t: TensorProto, source: string): { shape: number[];
     const reader = RAW_READERS[type];
     if (!reader) throw new Error(`${source}: tensor '${t.name ?? ''}' has ONNX data type ${type}, which the engine does not read`);
     const [width, read] = reader;
-    if (t.rawData.length !== count * width) throw new Error(`${source}: tensor '${t.name ?? ''}' holds ${t.rawData.length} bytes, its shape needs ${count * width}`);
+    if (t.rawData.length !== count * width)
+      throw new Error(`${source}: tensor '${t.name ?? ''}' holds ${t.rawData.length} bytes, its shape needs ${count * width}`);
     const view = new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength);
     data = Float32Array.from({ length: count }, (_, i) => read(view, i * width));
   } else {

@@ -21,7 +21,8 @@ export async function curvesPng(metrics: EpochMetrics[]): Promise<Buffer> {
     data: { values: rows },
     facet: { column: { field: 'panel', type: 'nominal', title: null, sort: ['loss', 'error'] } },
     spec: {
-      width: 320, height: 220,
+      width: 320,
+      height: 220,
       mark: { type: 'line', point: true },
       encoding: {
         x: { field: 'epoch', type: 'quantitative', axis: { tickMinStep: 1 } },
@@ -43,14 +44,22 @@ export async function curvesPng(metrics: EpochMetrics[]): Promise<Buffer> {
 export async function filterGridPng(weight: ArrayLike<number>, shape: readonly number[], scale = 8): Promise<Buffer> {
   const [K, C, kh, kw] = shape as [number, number, number, number];
   const colour = C === 3;
-  const columns = Math.ceil(Math.sqrt(K)), rows = Math.ceil(K / columns), gap = 1;
-  const width = columns * (kw + gap) + gap, height = rows * (kh + gap) + gap;
+  const columns = Math.ceil(Math.sqrt(K)),
+    rows = Math.ceil(K / columns),
+    gap = 1;
+  const width = columns * (kw + gap) + gap,
+    height = rows * (kh + gap) + gap;
   const pixels = new Uint8Array(width * height * 3).fill(255);
   for (let k = 0; k < K; k++) {
     const base = k * C * kh * kw;
-    let lo = Infinity, hi = -Infinity;
-    for (let i = 0; i < C * kh * kw; i++) { lo = Math.min(lo, weight[base + i]!); hi = Math.max(hi, weight[base + i]!); }
-    const x0 = gap + (k % columns) * (kw + gap), y0 = gap + Math.floor(k / columns) * (kh + gap);
+    let lo = Infinity,
+      hi = -Infinity;
+    for (let i = 0; i < C * kh * kw; i++) {
+      lo = Math.min(lo, weight[base + i]!);
+      hi = Math.max(hi, weight[base + i]!);
+    }
+    const x0 = gap + (k % columns) * (kw + gap),
+      y0 = gap + Math.floor(k / columns) * (kh + gap);
     for (let y = 0; y < kh; y++) {
       for (let x = 0; x < kw; x++) {
         for (let c = 0; c < 3; c++) {
@@ -60,5 +69,8 @@ export async function filterGridPng(weight: ArrayLike<number>, shape: readonly n
       }
     }
   }
-  return sharp(Buffer.from(pixels), { raw: { width, height, channels: 3 } }).resize(width * scale, height * scale, { kernel: 'nearest' }).png().toBuffer();
+  return sharp(Buffer.from(pixels), { raw: { width, height, channels: 3 } })
+    .resize(width * scale, height * scale, { kernel: 'nearest' })
+    .png()
+    .toBuffer();
 }

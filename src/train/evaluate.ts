@@ -40,7 +40,8 @@ export function classesAbove(scores: ArrayLike<number>, start: number, classes: 
 /** The softmax of each row of logits, into `out`. */
 export function softmaxRows(z: ArrayLike<number>, rows: number, classes: number, out: Float64Array): Float64Array {
   for (let r = 0; r < rows; r++) {
-    let max = -Infinity, sum = 0;
+    let max = -Infinity,
+      sum = 0;
     for (let c = 0; c < classes; c++) max = Math.max(max, z[r * classes + c]!);
     for (let c = 0; c < classes; c++) sum += Math.exp(z[r * classes + c]! - max);
     for (let c = 0; c < classes; c++) out[r * classes + c] = Math.exp(z[r * classes + c]! - max) / sum;
@@ -59,9 +60,11 @@ export async function evaluate(net: Net, set: ImageSet, mean: number, std: numbe
   const batch = net.batch;
   const x = new Float32Array(net.shapeOf(data).reduce((a, b) => a * b));
   const y = new Float32Array(batch);
-  const single = new Float64Array(batch * classes), averaged = new Float64Array(batch * classes);
+  const single = new Float64Array(batch * classes),
+    averaged = new Float64Array(batch * classes);
   const indices = Uint32Array.from({ length: size }, (_, i) => i);
-  const singleScore = new Score(), averagedScore = new Score();
+  const singleScore = new Score(),
+    averagedScore = new Score();
   const softmaxOfBatch = async (out: Float64Array) => {
     net.setInput(data, x);
     net.forward({ training: false });

@@ -32,7 +32,13 @@ export interface Learner {
 }
 
 /** Loads weights and momentum into one net and its optimizer. */
-export function loadNet(net: Net, sgd: Sgd, params: Record<string, ArrayLike<number>>, velocities: ArrayLike<number>[], randomState: PhiloxState): void {
+export function loadNet(
+  net: Net,
+  sgd: Sgd,
+  params: Record<string, ArrayLike<number>>,
+  velocities: ArrayLike<number>[],
+  randomState: PhiloxState,
+): void {
   net.loadParams(params);
   sgd.velocities.forEach((v, i) => v.write(velocities[i]!));
   net.setRandomState(randomState);
@@ -42,7 +48,10 @@ export class SingleNet implements Learner {
   readonly replicas = 1;
   private readonly roles: TrainingRoles;
 
-  constructor(readonly net: Net, readonly sgd: Sgd) {
+  constructor(
+    readonly net: Net,
+    readonly sgd: Sgd,
+  ) {
     this.roles = trainingRoles(net);
   }
 

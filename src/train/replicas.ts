@@ -21,8 +21,15 @@ import { type Learner, loadNet, type StepResult } from './learner.js';
 import type { Sgd } from './sgd.js';
 
 // Control words.
-const GENERATION = 0, COMMAND = 1, ARRIVED = 2, DONE = 3, FAILED = 4;
-const STEP = 1, LOAD = 2, REPORT = 3, STOP = 4;
+const GENERATION = 0,
+  COMMAND = 1,
+  ARRIVED = 2,
+  DONE = 3,
+  FAILED = 4;
+const STEP = 1,
+  LOAD = 2,
+  REPORT = 3,
+  STOP = 4;
 
 /** Sizes of what the replicas exchange. */
 export interface ReplicaLayout {
@@ -61,7 +68,11 @@ export class ReplicaMemory {
   /** Per replica: its loss, then its dropout generator (seed, stream, drawn). Then the step's lr. */
   readonly scalars: Float64Array;
 
-  constructor(readonly layout: ReplicaLayout, control: SharedArrayBuffer, floats: SharedArrayBuffer) {
+  constructor(
+    readonly layout: ReplicaLayout,
+    control: SharedArrayBuffer,
+    floats: SharedArrayBuffer,
+  ) {
     const { replicas, images, labels, logits, params } = layout;
     this.control = new Int32Array(control);
     this.scalars = new Float64Array(floats, 0, 4 * replicas + 1);
@@ -107,14 +118,21 @@ export class Replica {
   private readonly sum: Float32Array;
   private readonly roles: TrainingRoles;
 
-  constructor(readonly net: Net, readonly sgd: Sgd, private readonly memory: ReplicaMemory, readonly index: number) {
+  constructor(
+    readonly net: Net,
+    readonly sgd: Sgd,
+    private readonly memory: ReplicaMemory,
+    readonly index: number,
+  ) {
     this.sum = new Float32Array(memory.layout.params);
     this.roles = trainingRoles(net);
   }
 
   /** Forward and backward on this replica's slice; its gradients go to this step's slot. */
   computeGradients(): void {
-    const m = this.memory, r = this.index, { data, labels, loss, logits } = this.roles;
+    const m = this.memory,
+      r = this.index,
+      { data, labels, loss, logits } = this.roles;
     this.net.setInput(data, m.x[r]!);
     this.net.setInput(labels, m.y[r]!);
     this.net.forward({ training: true });
@@ -131,14 +149,16 @@ export class Replica {
 
   /** Waits until every replica has written this step's gradients. */
   arrive(): void {
-    const control = this.memory.control, target = this.memory.layout.replicas * ++this.steps;
+    const control = this.memory.control,
+      target = this.memory.layout.replicas * ++this.steps;
     if (Atomics.add(control, ARRIVED, 1) + 1 === target) Atomics.notify(control, ARRIVED);
     else for (let v = Atomics.load(control, ARRIVED); v < target; v = Atomics.load(control, ARRIVED)) Atomics.wait(control, ARRIVED, v);
   }
 
   /** The mean of the replicas' gradients, added in replica order (the same sum everywhere), then SGD. */
   update(lr: number): void {
-    const slots = this.memory.slots[(this.steps - 1) % 2]!, sum = this.sum;
+    const slots = this.memory.slots[(this.steps - 1) % 2]!,
+      sum = this.sum;
     sum.set(slots[0]!);
     for (const slot of slots.slice(1)) for (let i = 0; i < sum.length; i++) sum[i] += slot[i]!;
     const scale = 1 / slots.length;
@@ -155,7 +175,13 @@ export class Replica {
   /** Weights from slot set 0's first slot, momentum from its second, the generator from the scalars. */
   load(): void {
     const [params, velocities] = this.memory.slots[0]!;
-    loadNet(this.net, this.sgd, splitParams(this.net, params!), Object.values(splitParams(this.net, velocities!)), this.memory.readState(this.index));
+    loadNet(
+      this.net,
+      this.sgd,
+      splitParams(this.net, params!),
+      Object.values(splitParams(this.net, velocities!)),
+      this.memory.readState(this.index),
+    );
   }
 
   /** A worker's loop: one command at a time until STOP. */
@@ -213,7 +239,13 @@ export class ReplicaGroup implements Learner {
   private readonly lead: Replica;
   private readonly batchLogits: Float32Array;
 
-  private constructor(readonly net: Net, readonly sgd: Sgd, private readonly backend: WasmBackend, private readonly memory: ReplicaMemory, private readonly workers: Worker[]) {
+  private constructor(
+    readonly net: Net,
+    readonly sgd: Sgd,
+    private readonly backend: WasmBackend,
+    private readonly memory: ReplicaMemory,
+    private readonly workers: Worker[],
+  ) {
     this.lead = new Replica(net, sgd, memory, 0);
     this.batchLogits = new Float32Array(memory.layout.replicas * memory.layout.logits);
   }
@@ -227,21 +259,38 @@ export class ReplicaGroup implements Learner {
   static async start(net: Net, sgd: Sgd, backend: WasmBackend, o: ReplicaGroupOptions): Promise<ReplicaGroup> {
     const [data, label] = net.inputNames;
     const layout: ReplicaLayout = {
-      replicas: o.replicas, images: net.shapeOf(data!).reduce((a, b) => a * b), labels: net.shapeOf(label!).reduce((a, b) => a * b, 1),
-      logits: net.shapeOf(trainingRoles(net).logits).reduce((a, b) => a * b), params: net.params.reduce((n, p) => n + p.value.size, 0),
+      replicas: o.replicas,
+      images: net.shapeOf(data!).reduce((a, b) => a * b),
+      labels: net.shapeOf(label!).reduce((a, b) => a * b, 1),
+      logits: net.shapeOf(trainingRoles(net).logits).reduce((a, b) => a * b),
+      params: net.params.reduce((n, p) => n + p.value.size, 0),
     };
-    const control = new SharedArrayBuffer(4 * 8), floats = new SharedArrayBuffer(ReplicaMemory.bytes(layout));
+    const control = new SharedArrayBuffer(4 * 8),
+      floats = new SharedArrayBuffer(ReplicaMemory.bytes(layout));
     const memory = new ReplicaMemory(layout, control, floats);
     const workers: Worker[] = [];
     const ready: Promise<void>[] = [];
     for (let index = 1; index < o.replicas; index++) {
-      const setup: ReplicaSetup = { spec: o.spec, batch: net.batch, seed: o.seed, init: o.init, momentum: sgd.momentum, weightDecay: sgd.weightDecay, index, layout, control, floats };
+      const setup: ReplicaSetup = {
+        spec: o.spec,
+        batch: net.batch,
+        seed: o.seed,
+        init: o.init,
+        momentum: sgd.momentum,
+        weightDecay: sgd.weightDecay,
+        index,
+        layout,
+        control,
+        floats,
+      };
       const worker = new Worker(new URL('./replica-worker.js', import.meta.url), { workerData: setup });
       workers.push(worker);
-      ready.push(new Promise((resolve, reject) => {
-        worker.once('message', (m: { ready?: true; error?: string }) => (m.error ? reject(new Error(m.error)) : resolve()));
-        worker.once('error', reject);
-      }));
+      ready.push(
+        new Promise((resolve, reject) => {
+          worker.once('message', (m: { ready?: true; error?: string }) => (m.error ? reject(new Error(m.error)) : resolve()));
+          worker.once('error', reject);
+        }),
+      );
     }
     try {
       await Promise.all(ready);
@@ -250,14 +299,18 @@ export class ReplicaGroup implements Learner {
       throw error;
     }
     const group = new ReplicaGroup(net, sgd, backend, memory, workers);
-    const states = Array.from({ length: o.replicas }, (_, r) => (r === 0 ? net.randomState() : new Philox(o.seed, streams.replicaSteps(r)).state()));
+    const states = Array.from({ length: o.replicas }, (_, r) =>
+      r === 0 ? net.randomState() : new Philox(o.seed, streams.replicaSteps(r)).state(),
+    );
     group.load(await net.readParams(), await Promise.all(sgd.velocities.map((v) => v.read())), states);
     return group;
   }
 
   async step(x: Float32Array, y: Float32Array, lr: number): Promise<StepResult> {
-    const m = this.memory, { images, labels, logits } = m.layout;
-    if (x.length !== this.replicas * images || y.length !== this.replicas * labels) throw new Error(`internal: a batch of ${y.length} labels for ${this.replicas} replicas of ${labels}`);
+    const m = this.memory,
+      { images, labels, logits } = m.layout;
+    if (x.length !== this.replicas * images || y.length !== this.replicas * labels)
+      throw new Error(`internal: a batch of ${y.length} labels for ${this.replicas} replicas of ${labels}`);
     for (let r = 0; r < this.replicas; r++) {
       m.x[r]!.set(x.subarray(r * images, (r + 1) * images));
       m.y[r]!.set(y.subarray(r * labels, (r + 1) * labels));
@@ -287,7 +340,8 @@ export class ReplicaGroup implements Learner {
   }
 
   load(params: Record<string, ArrayLike<number>>, velocities: ArrayLike<number>[], randomStates: PhiloxState[]): void {
-    if (randomStates.length !== this.replicas) throw new Error(`internal: ${randomStates.length} dropout generators for ${this.replicas} replicas`);
+    if (randomStates.length !== this.replicas)
+      throw new Error(`internal: ${randomStates.length} dropout generators for ${this.replicas} replicas`);
     this.sync();
     loadNet(this.net, this.sgd, params, velocities, randomStates[0]!); // first: it checks every name and size
     const [paramSlot, velocitySlot] = this.memory.slots[0]!;
@@ -325,7 +379,8 @@ export class ReplicaGroup implements Learner {
 
   /** Waits until the workers have finished every command issued. */
   private sync(): void {
-    const control = this.memory.control, target = this.issued * (this.replicas - 1);
+    const control = this.memory.control,
+      target = this.issued * (this.replicas - 1);
     for (let v = Atomics.load(control, DONE); v < target; v = Atomics.load(control, DONE)) Atomics.wait(control, DONE, v);
     this.checkWorkers();
   }

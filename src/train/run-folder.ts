@@ -37,7 +37,10 @@ export interface EpochMetrics {
 export type PartialEpochMetrics = Omit<EpochMetrics, 'valTop1Error' | 'valTop5Error' | 'valLoss'> & { partial: true };
 
 export class RunFolder {
-  private constructor(readonly dir: string, private readonly created: boolean) {}
+  private constructor(
+    readonly dir: string,
+    private readonly created: boolean,
+  ) {}
 
   static open(dir: string, options: { resume?: boolean; force?: boolean } = {}): RunFolder {
     if (options.resume && options.force) throw new Error('--resume continues a run and --force starts it over: give one of them');
@@ -75,7 +78,8 @@ export class RunFolder {
         writeFileSync(path, `${process.pid}\n`, { flag: 'wx' });
         return;
       } catch (error) {
-        if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`cannot write to run folder ${this.dir}: ${describeError(error)}`);
+        if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
+          throw new Error(`cannot write to run folder ${this.dir}: ${describeError(error)}`);
       }
       const owner = Number(readFileSync(path, 'utf8').trim());
       if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) {
@@ -92,7 +96,9 @@ export class RunFolder {
       return;
     }
     if (present.length > 0 && !force) {
-      throw new Error(`${this.dir} already holds a training run (${present.map((f) => RUN_FILES[f]).join(', ')}): continue it with --resume, or start over with --force (which deletes it)`);
+      throw new Error(
+        `${this.dir} already holds a training run (${present.map((f) => RUN_FILES[f]).join(', ')}): continue it with --resume, or start over with --force (which deletes it)`,
+      );
     }
     // Without a checkpoint, metrics belong to a run that died before its first one: nothing to resume.
     for (const file of Object.keys(RUN_FILES) as (keyof typeof RUN_FILES)[]) rmSync(this.path(file), { force: true });

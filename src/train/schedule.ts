@@ -31,7 +31,7 @@ export function afterEpoch(spec: ScheduleSpec, state: ScheduleState, epoch: numb
   } else {
     next.epochsSinceBest++;
   }
-  const factor = spec.kind === 'plateau' || spec.kind === 'steps' ? spec.factor ?? 0.1 : 1;
+  const factor = spec.kind === 'plateau' || spec.kind === 'steps' ? (spec.factor ?? 0.1) : 1;
   if (spec.kind === 'plateau' && next.epochsSinceBest >= spec.patience && next.drops < spec.maxDrops) {
     next.lr *= factor;
     next.drops++;
@@ -45,7 +45,14 @@ export function afterEpoch(spec: ScheduleSpec, state: ScheduleState, epoch: numb
 
 /** The learning rate of a step (counting from 0): the epoch schedules' current rate, or the linear
  * schedule's value at this point of a run of `totalSteps`. */
-export function learningRateAt(spec: ScheduleSpec, state: ScheduleState, baseLr: number, step: number, stepsPerEpoch: number, totalSteps: number): number {
+export function learningRateAt(
+  spec: ScheduleSpec,
+  state: ScheduleState,
+  baseLr: number,
+  step: number,
+  stepsPerEpoch: number,
+  totalSteps: number,
+): number {
   if (spec.kind !== 'linear') return state.lr;
   const warmupSteps = spec.warmup * stepsPerEpoch;
   if (step < warmupSteps) return (baseLr * (step + 1)) / warmupSteps;
@@ -59,17 +66,24 @@ export function parseSchedule(text: string, epochs?: number): ScheduleSpec {
   const [kind, a, b] = text.split(':');
   if (kind === 'constant' && a === undefined) return { kind: 'constant' };
   if (kind === 'plateau') {
-    const patience = a === undefined ? 2 : Number(a), maxDrops = b === undefined ? 3 : Number(b);
-    if (Number.isInteger(patience) && patience >= 1 && Number.isInteger(maxDrops) && maxDrops >= 0) return { kind: 'plateau', patience, maxDrops };
+    const patience = a === undefined ? 2 : Number(a),
+      maxDrops = b === undefined ? 3 : Number(b);
+    if (Number.isInteger(patience) && patience >= 1 && Number.isInteger(maxDrops) && maxDrops >= 0)
+      return { kind: 'plateau', patience, maxDrops };
   }
   if (kind === 'steps' && a) {
-    const at = a.split(',').map((e) => (e.endsWith('%') && epochs !== undefined ? Math.max(1, Math.round((Number(e.slice(0, -1)) / 100) * epochs)) : Number(e)));
+    const at = a
+      .split(',')
+      .map((e) => (e.endsWith('%') && epochs !== undefined ? Math.max(1, Math.round((Number(e.slice(0, -1)) / 100) * epochs)) : Number(e)));
     if (at.every((e) => Number.isInteger(e) && e >= 1)) return { kind: 'steps', epochs: at };
   }
   if (kind === 'linear' && b === undefined) {
     const warmup = a === undefined ? 0 : Number(a);
-    if (epochs !== undefined && warmup >= epochs) throw new Error(`schedule '${text}': the warm-up (${warmup} epochs) must end before the run does (${epochs} epochs)`);
+    if (epochs !== undefined && warmup >= epochs)
+      throw new Error(`schedule '${text}': the warm-up (${warmup} epochs) must end before the run does (${epochs} epochs)`);
     if (a !== '' && Number.isFinite(warmup) && warmup >= 0) return { kind: 'linear', warmup };
   }
-  throw new Error(`unknown schedule '${text}' (use plateau[:patience[:maxDrops]], steps:E1,E2,… (epochs or percentages of --epochs), linear[:warmupEpochs] or constant)`);
+  throw new Error(
+    `unknown schedule '${text}' (use plateau[:patience[:maxDrops]], steps:E1,E2,… (epochs or percentages of --epochs), linear[:warmupEpochs] or constant)`,
+  );
 }

@@ -38,7 +38,8 @@ export const CHANGEABLE = SETTINGS.filter((s) => !s.fixed).map((s) => s.name);
 /** JSON with sorted keys: equal settings compare equal whatever their key order. */
 export function canonical(value: unknown): string {
   return JSON.stringify(value, (_, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v);
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : 1))) : v,
+  );
 }
 
 export interface ResumeCheck {
@@ -57,11 +58,16 @@ export interface ResumeCheck {
  * learning rate changed (an epoch schedule's current rate is scaled by it). */
 export function resumeSettings(r: ResumeCheck): { changes: SettingChange[]; added: number; lrFactor: number } {
   const unknown = r.overrides.filter((name) => !SETTINGS.some((s) => s.name === name));
-  if (unknown.length > 0) throw new Error(`--override: unknown setting ${unknown.map((n) => `'${n}'`).join(', ')} (settings that can change: ${CHANGEABLE.join(', ')})`);
-  if (canonical(r.storedSpec) !== canonical(r.spec)) throw new Error(`--resume: the model differs from the run's (in ${r.source}); a run continues with the model it started with`);
+  if (unknown.length > 0)
+    throw new Error(
+      `--override: unknown setting ${unknown.map((n) => `'${n}'`).join(', ')} (settings that can change: ${CHANGEABLE.join(', ')})`,
+    );
+  if (canonical(r.storedSpec) !== canonical(r.spec))
+    throw new Error(`--resume: the model differs from the run's (in ${r.source}); a run continues with the model it started with`);
   const changes: SettingChange[] = [];
   for (const setting of SETTINGS) {
-    const from = setting.get(r.stored), to = setting.get(r.given);
+    const from = setting.get(r.stored),
+      to = setting.get(r.given);
     if (from === undefined || canonical(from) === canonical(to)) continue; // older checkpoints lack some settings
     const change = `--resume: ${setting.name} ${canonical(to)} differs from the run's ${canonical(from)} (in ${r.source})`;
     if (setting.fixed) throw new Error(`${change}; it cannot change: ${setting.fixed}`);

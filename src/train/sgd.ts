@@ -21,7 +21,10 @@ export class Sgd {
   /** One velocity per parameter, in `net.params` order, allocated once. */
   readonly velocities: Tensor[];
 
-  constructor(readonly net: Net, options: SgdOptions) {
+  constructor(
+    readonly net: Net,
+    options: SgdOptions,
+  ) {
     this.lr = options.lr;
     this.momentum = options.momentum ?? 0.9;
     this.weightDecay = options.weightDecay ?? 0.0005;
@@ -32,8 +35,11 @@ export class Sgd {
   /** Applies the gradients of the last backward pass. */
   step(): void {
     this.net.params.forEach((p, i) => {
-      this.net.backend.run('sgd_update', { length: p.value.size, lr: this.lr, momentum: this.momentum, weightDecay: this.weightDecay },
-        { weight: p.value.buffer, grad: p.grad.buffer, velocity: this.velocities[i]!.buffer });
+      this.net.backend.run(
+        'sgd_update',
+        { length: p.value.size, lr: this.lr, momentum: this.momentum, weightDecay: this.weightDecay },
+        { weight: p.value.buffer, grad: p.grad.buffer, velocity: this.velocities[i]!.buffer },
+      );
     });
   }
 

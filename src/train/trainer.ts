@@ -10,7 +10,15 @@ import type { Backend } from '../backend/backend.js';
 import { WasmBackend } from '../backend/wasm/backend.js';
 import { cropAndFlip } from '../data/augment.js';
 import { fillBatch, imageCount, type ImageSet } from '../data/dataset.js';
-import { type Checkpoint, readCheckpoint, readCheckpointHeader, type RunOptions, runOptionsOf, type SettingChange, writeCheckpoint } from '../io/checkpoint.js';
+import {
+  type Checkpoint,
+  readCheckpoint,
+  readCheckpointHeader,
+  type RunOptions,
+  runOptionsOf,
+  type SettingChange,
+  writeCheckpoint,
+} from '../io/checkpoint.js';
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { initializers } from '../net/init.js';
 import { Net } from '../net/net.js';
@@ -139,7 +147,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
 async function createLearner(o: TrainOptions, replicas: number): Promise<Learner> {
   const backend = o.backend;
-  if (replicas > 1 && !(backend instanceof WasmBackend)) throw new Error(`${replicas} replicas need the wasm backend, not '${backend.name}'`);
+  if (replicas > 1 && !(backend instanceof WasmBackend))
+    throw new Error(`${replicas} replicas need the wasm backend, not '${backend.name}'`);
   const net = Net.build(o.spec, { backend, batch: o.batch / replicas, seed: o.seed, init: initializers[o.init] });
   const sgd = new Sgd(net, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
   if (!(backend instanceof WasmBackend) || replicas === 1) return new SingleNet(net, sgd);
@@ -149,10 +158,21 @@ async function createLearner(o: TrainOptions, replicas: number): Promise<Learner
 /** The settings a checkpoint records, from the options of this call. */
 function runOptions(o: TrainOptions): RunOptions {
   return {
-    lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, batch: o.batch, epochs: o.epochs, seed: o.seed, init: o.init,
-    replicas: o.replicas ?? 1, schedule: o.schedule, augment: o.augment, mean: o.mean, std: o.std,
+    lr: o.lr,
+    momentum: o.momentum,
+    weightDecay: o.weightDecay,
+    batch: o.batch,
+    epochs: o.epochs,
+    seed: o.seed,
+    init: o.init,
+    replicas: o.replicas ?? 1,
+    schedule: o.schedule,
+    augment: o.augment,
+    mean: o.mean,
+    std: o.std,
     ...(o.classNames ? { classNames: o.classNames } : {}),
-    trainImages: imageCount(o.train), validationImages: imageCount(o.validation),
+    trainImages: imageCount(o.train),
+    validationImages: imageCount(o.validation),
   };
 }
 
@@ -160,15 +180,30 @@ async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): 
   const net = learner.net;
   const settings = runOptions(o);
   let state: RunState = {
-    epoch: 0, batchInEpoch: 0, step: 0, schedule: initialScheduleState(o.lr), dropout: learner.randomStates(),
-    best: null, lossSum: 0, correct: 0, seen: 0,
+    epoch: 0,
+    batchInEpoch: 0,
+    step: 0,
+    schedule: initialScheduleState(o.lr),
+    dropout: learner.randomStates(),
+    best: null,
+    lossSum: 0,
+    correct: 0,
+    seen: 0,
   };
   let wallSeconds = 0;
   if (o.resume) {
     const lastPath = folder.path('last');
     const checkpoint = readCheckpoint(lastPath);
     state = restore(learner, checkpoint, lastPath);
-    const resumed = resumeSettings({ stored: runOptionsOf(checkpoint, lastPath), storedSpec: checkpoint.spec, given: settings, spec: o.spec, overrides: o.overrides ?? [], at: state, source: lastPath });
+    const resumed = resumeSettings({
+      stored: runOptionsOf(checkpoint, lastPath),
+      storedSpec: checkpoint.spec,
+      given: settings,
+      spec: o.spec,
+      overrides: o.overrides ?? [],
+      at: state,
+      source: lastPath,
+    });
     if (resumed.changes.length > 0) settings.changes = resumed.changes;
     state.schedule.lr *= resumed.lrFactor;
     wallSeconds = folder.rewindMetrics(state.epoch, state.step);
@@ -178,17 +213,26 @@ async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): 
   } else {
     o.onStart?.();
   }
-  const save = async (file: 'last' | 'best') => writeCheckpoint(folder.path(file), await snapshot(learner, { ...state, dropout: learner.randomStates() }, settings));
+  const save = async (file: 'last' | 'best') =>
+    writeCheckpoint(folder.path(file), await snapshot(learner, { ...state, dropout: learner.randomStates() }, settings));
   const { classes } = trainingRoles(net);
   const x = new Float32Array(o.batch * o.train.shape.reduce((a, b) => a * b));
   const y = new Float32Array(o.batch);
   const scratch = new Float32Array(o.train.shape.reduce((a, b) => a * b));
-  const size = imageCount(o.train), batches = Math.floor(size / o.batch);
+  const size = imageCount(o.train),
+    batches = Math.floor(size / o.batch);
   const metrics: EpochMetrics[] = [];
   const stopHere = async (epochStart: number, seenAtStart: number): Promise<TrainResult> => {
     await save('last');
     const elapsed = (performance.now() - epochStart) / 1000;
-    if (state.seen > 0) folder.appendMetrics({ ...epochSums(state), lr: state.schedule.lr, imagesPerSecond: rate(state.seen - seenAtStart, elapsed), wallSeconds: wallSeconds + elapsed, partial: true });
+    if (state.seen > 0)
+      folder.appendMetrics({
+        ...epochSums(state),
+        lr: state.schedule.lr,
+        imagesPerSecond: rate(state.seen - seenAtStart, elapsed),
+        wallSeconds: wallSeconds + elapsed,
+        partial: true,
+      });
     return { net, metrics, interrupted: true };
   };
   while (state.epoch < o.epochs) {
@@ -200,7 +244,16 @@ async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): 
       if (o.interrupted?.() || (o.stopAfterSteps !== undefined && state.step >= o.stopAfterSteps)) return stopHere(epochStart, seenAtStart);
       fillBatch(o.train, order, state.batchInEpoch * o.batch, (state.batchInEpoch + 1) * o.batch, o.mean, o.std, x, y);
       if (o.augment.pad || o.augment.flip) {
-        cropAndFlip(x, o.batch, o.train.shape, o.augment.pad, -o.mean / o.std, o.augment.flip, new Philox(o.seed, streams.augmentation(state.epoch, state.batchInEpoch)), scratch);
+        cropAndFlip(
+          x,
+          o.batch,
+          o.train.shape,
+          o.augment.pad,
+          -o.mean / o.std,
+          o.augment.flip,
+          new Philox(o.seed, streams.augmentation(state.epoch, state.batchInEpoch)),
+          scratch,
+        );
       }
       state.schedule.lr = learningRateAt(o.schedule, state.schedule, o.lr, state.step, batches, batches * o.epochs);
       const { loss, logits: z } = await learner.step(x, y, state.schedule.lr);
@@ -210,7 +263,13 @@ async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): 
       state.seen += o.batch;
       state.step++;
       const elapsed = (performance.now() - epochStart) / 1000;
-      o.onProgress?.({ epoch: state.epoch + 1, batch: state.batchInEpoch + 1, batches, loss, imagesPerSecond: rate(state.seen - seenAtStart, elapsed) });
+      o.onProgress?.({
+        epoch: state.epoch + 1,
+        batch: state.batchInEpoch + 1,
+        batches,
+        loss,
+        imagesPerSecond: rate(state.seen - seenAtStart, elapsed),
+      });
     }
     const trainedSeconds = (performance.now() - epochStart) / 1000;
     let val;
@@ -222,8 +281,13 @@ async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): 
     }
     wallSeconds += trainedSeconds;
     const m: EpochMetrics = {
-      ...epochSums(state), valTop1Error: 1 - val.top1, valTop5Error: 1 - val.top5, valLoss: val.loss, lr: state.schedule.lr,
-      imagesPerSecond: rate(state.seen - seenAtStart, trainedSeconds), wallSeconds,
+      ...epochSums(state),
+      valTop1Error: 1 - val.top1,
+      valTop5Error: 1 - val.top5,
+      valLoss: val.loss,
+      lr: state.schedule.lr,
+      imagesPerSecond: rate(state.seen - seenAtStart, trainedSeconds),
+      wallSeconds,
     };
     metrics.push(m);
     folder.appendMetrics(m);
@@ -284,7 +348,8 @@ function restore(learner: Learner, checkpoint: Checkpoint, path: string): RunSta
     if (typeof state[field] !== 'number' || !(state[field] >= 0)) throw new Error(`${path}: its run state has no valid '${field}'`);
   }
   const dropout = Array.isArray(state.dropout) ? state.dropout : [state.dropout]; // checkpoints of single-net runs before replicas
-  if (dropout.length !== learner.replicas) throw new Error(`${path} is from a run of ${dropout.length} replica(s); resume it with --replicas ${dropout.length}`);
+  if (dropout.length !== learner.replicas)
+    throw new Error(`${path} is from a run of ${dropout.length} replica(s); resume it with --replicas ${dropout.length}`);
   try {
     learner.load(Object.fromEntries(Object.entries(checkpoint.params).map(([k, t]) => [k, t.data])), velocities, dropout);
   } catch (error) {

@@ -7,13 +7,27 @@ import type { Backend, DeviceBuffer, FloatArray } from '../backend.js';
 import type { KernelName, KernelTable } from '../kernels.js';
 import { conv2dBackwardData, conv2dBackwardFilter, conv2dForward } from './conv.js';
 import { gemm, linearBackwardData, linearBackwardParams, linearForward } from './dense.js';
-import { accumulate, activationBackward, activationForward, copy, copySlab, dropoutForward, fill, multiply, randomFill, sgdUpdate } from './elementwise.js';
+import {
+  accumulate,
+  activationBackward,
+  activationForward,
+  copy,
+  copySlab,
+  dropoutForward,
+  fill,
+  multiply,
+  randomFill,
+  sgdUpdate,
+} from './elementwise.js';
 import { lrnBackward, lrnForward } from './lrn.js';
 import { adaptiveAvgpool2dBackward, adaptiveAvgpool2dForward, maxpool2dBackward, maxpool2dForward } from './pool.js';
 import { softmaxBackward, softmaxCrossEntropyBackward, softmaxCrossEntropyForward, softmaxForward } from './softmax.js';
 
 class HostBuffer implements DeviceBuffer {
-  constructor(readonly backend: ReferenceBackend, public data: FloatArray | null) {}
+  constructor(
+    readonly backend: ReferenceBackend,
+    public data: FloatArray | null,
+  ) {}
   get length(): number {
     return this.data?.length ?? 0;
   }

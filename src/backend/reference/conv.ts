@@ -4,10 +4,7 @@ import type { Conv2dGeometry } from '../kernels.js';
 
 /** Calls `visit(xIndex, weightIndex, yIndex)` for every input tap of every
  * output that lands inside the input; all three conv kernels are this walk with a different body. */
-function forEachTap(
-  g: Conv2dGeometry,
-  visit: (xIndex: number, wIndex: number, yIndex: number) => void,
-): void {
+function forEachTap(g: Conv2dGeometry, visit: (xIndex: number, wIndex: number, yIndex: number) => void): void {
   const icPerGroup = g.inChannels / g.groups;
   const ocPerGroup = g.outChannels / g.groups;
   for (let n = 0; n < g.batch; n++) {
@@ -41,21 +38,32 @@ export function conv2dForward(g: Conv2dGeometry, b: { x: FloatArray; weight: Flo
   for (let i = 0; i < b.y.length; i++) {
     b.y[i] = b.bias ? b.bias[Math.floor(i / spatial) % g.outChannels]! : 0;
   }
-  forEachTap(g, (xi, wi, yi) => { b.y[yi]! += b.x[xi]! * b.weight[wi]!; });
+  forEachTap(g, (xi, wi, yi) => {
+    b.y[yi]! += b.x[xi]! * b.weight[wi]!;
+  });
 }
 
 export function conv2dBackwardData(g: Conv2dGeometry, b: { dy: FloatArray; weight: FloatArray; dx: FloatArray }): void {
   b.dx.fill(0);
-  forEachTap(g, (xi, wi, yi) => { b.dx[xi]! += b.weight[wi]! * b.dy[yi]!; });
+  forEachTap(g, (xi, wi, yi) => {
+    b.dx[xi]! += b.weight[wi]! * b.dy[yi]!;
+  });
 }
 
-export function conv2dBackwardFilter(g: Conv2dGeometry, b: { x: FloatArray; dy: FloatArray; dweight: FloatArray; dbias?: FloatArray }): void {
+export function conv2dBackwardFilter(
+  g: Conv2dGeometry,
+  b: { x: FloatArray; dy: FloatArray; dweight: FloatArray; dbias?: FloatArray },
+): void {
   b.dweight.fill(0);
-  forEachTap(g, (xi, wi, yi) => { b.dweight[wi]! += b.x[xi]! * b.dy[yi]!; });
+  forEachTap(g, (xi, wi, yi) => {
+    b.dweight[wi]! += b.x[xi]! * b.dy[yi]!;
+  });
   if (b.dbias) {
     const dbias = b.dbias;
     dbias.fill(0);
     const spatial = g.outHeight * g.outWidth;
-    b.dy.forEach((v, i) => { dbias[Math.floor(i / spatial) % g.outChannels]! += v; });
+    b.dy.forEach((v, i) => {
+      dbias[Math.floor(i / spatial) % g.outChannels]! += v;
+    });
   }
 }

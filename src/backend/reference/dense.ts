@@ -22,14 +22,22 @@ export function linearForward(p: LinearParams, b: { x: FloatArray; weight: Float
 }
 
 export function linearBackwardData(p: LinearParams, b: { dy: FloatArray; weight: FloatArray; dx: FloatArray }): void {
-  gemm({ M: p.batch, N: p.inFeatures, K: p.outFeatures, transA: false, transB: false, alpha: 1, beta: 0 }, { a: b.dy, b: b.weight, c: b.dx });
+  gemm(
+    { M: p.batch, N: p.inFeatures, K: p.outFeatures, transA: false, transB: false, alpha: 1, beta: 0 },
+    { a: b.dy, b: b.weight, c: b.dx },
+  );
 }
 
 export function linearBackwardParams(p: LinearParams, b: { x: FloatArray; dy: FloatArray; dweight: FloatArray; dbias?: FloatArray }): void {
-  gemm({ M: p.outFeatures, N: p.inFeatures, K: p.batch, transA: true, transB: false, alpha: 1, beta: 0 }, { a: b.dy, b: b.x, c: b.dweight });
+  gemm(
+    { M: p.outFeatures, N: p.inFeatures, K: p.batch, transA: true, transB: false, alpha: 1, beta: 0 },
+    { a: b.dy, b: b.x, c: b.dweight },
+  );
   if (b.dbias) {
     const dbias = b.dbias;
     dbias.fill(0);
-    b.dy.forEach((v, i) => { dbias[i % p.outFeatures]! += v; });
+    b.dy.forEach((v, i) => {
+      dbias[i % p.outFeatures]! += v;
+    });
   }
 }

@@ -8,7 +8,8 @@ function forEachElement(p: LrnParams, visit: (index: number, first: number, last
   const half = (p.size - 1) / 2;
   for (let n = 0; n < p.batch; n++) {
     for (let c = 0; c < p.channels; c++) {
-      const lo = Math.max(0, c - half), hi = Math.min(p.channels - 1, c + half);
+      const lo = Math.max(0, c - half),
+        hi = Math.min(p.channels - 1, c + half);
       for (let s = 0; s < p.spatial; s++) {
         const base = n * p.channels * p.spatial + s;
         visit(base + c * p.spatial, base + lo * p.spatial, base + hi * p.spatial);

@@ -71,10 +71,14 @@ function forEachAdaptiveCell(g: AdaptivePoolGeometry, visit: (xIndex: number, yI
 
 export function adaptiveAvgpool2dForward(g: AdaptivePoolGeometry, b: { x: FloatArray; y: FloatArray }): void {
   b.y.fill(0);
-  forEachAdaptiveCell(g, (xi, yi, count) => { b.y[yi]! += b.x[xi]! / count; });
+  forEachAdaptiveCell(g, (xi, yi, count) => {
+    b.y[yi]! += b.x[xi]! / count;
+  });
 }
 
 export function adaptiveAvgpool2dBackward(g: AdaptivePoolGeometry, b: { dy: FloatArray; dx: FloatArray }): void {
   b.dx.fill(0);
-  forEachAdaptiveCell(g, (xi, yi, count) => { b.dx[xi]! += b.dy[yi]! / count; });
+  forEachAdaptiveCell(g, (xi, yi, count) => {
+    b.dx[xi]! += b.dy[yi]! / count;
+  });
 }

@@ -24,7 +24,12 @@ const TASKS_PER_THREAD = 2;
 const SMALL_BATCH = 4;
 
 class WasmBuffer implements DeviceBuffer {
-  constructor(readonly backend: WasmBackend, public offset: number, readonly length: number, readonly bytes: number) {}
+  constructor(
+    readonly backend: WasmBackend,
+    public offset: number,
+    readonly length: number,
+    readonly bytes: number,
+  ) {}
 }
 
 export interface WasmBackendOptions {
@@ -77,14 +82,24 @@ export class WasmBackend implements Backend {
     if (shared && !host.canShareMemory()) throw new Error(`this page cannot share memory: ${isolate}`);
     const threads = options.threads ?? (shared ? host.cores() : 1);
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${threads}`);
-    if (threads > 1 && !shared) throw new Error(`${threads} threads need shared memory, which ${host.canShareMemory() ? 'was turned off' : `this page does not have: ${isolate}`}; use 1 thread`);
+    if (threads > 1 && !shared)
+      throw new Error(
+        `${threads} threads need shared memory, which ${host.canShareMemory() ? 'was turned off' : `this page does not have: ${isolate}`}; use 1 thread`,
+      );
     const wantRelaxed = options.relaxedSimd ?? 'auto';
     const relaxed = wantRelaxed === false ? null : await host.wasmBytes({ relaxed: true, shared });
     const useRelaxed = relaxed !== null && WebAssembly.validate(relaxed);
     if (wantRelaxed === true && !useRelaxed) throw new Error('this JavaScript engine cannot run relaxed SIMD; use relaxedSimd: false');
     const module = await WebAssembly.compile(useRelaxed ? relaxed : await host.wasmBytes({ relaxed: false, shared }));
     const memory = new WebAssembly.Memory({ initial: HEAP_BASE / PAGE + 16, maximum: MAX_PAGES, shared });
-    const instance = await WebAssembly.instantiate(module, { env: { memory, abort: () => { throw new Error('wasm abort'); } } });
+    const instance = await WebAssembly.instantiate(module, {
+      env: {
+        memory,
+        abort: () => {
+          throw new Error('wasm abort');
+        },
+      },
+    });
     const exports = instance.exports as unknown as KernelExports;
     const pool = await ThreadPool.start(threads, exports, module, memory, host);
     return new WasmBackend(memory, exports, pool, useRelaxed ? 'relaxed' : 'simd');
@@ -119,7 +134,8 @@ export class WasmBackend implements Backend {
 
   write(buffer: DeviceBuffer, data: ArrayLike<number>, offset = 0): void {
     const b = this.own(buffer);
-    if (offset + data.length > b.length) throw new Error(`write: ${data.length} values at offset ${offset} do not fit a buffer of ${b.length}`);
+    if (offset + data.length > b.length)
+      throw new Error(`write: ${data.length} values at offset ${offset} do not fit a buffer of ${b.length}`);
     this.view(b).set(data, offset);
   }
 
@@ -141,7 +157,8 @@ export class WasmBackend implements Backend {
   run<K extends KernelName>(kernel: K, params: KernelTable[K]['params'], buffers: KernelTable[K]['buffers']): void {
     const compiled = (this.kernels as Partial<Record<KernelName, (p: unknown, b: Record<string, WasmBuffer>) => void>>)[kernel];
     const owned: Record<string, WasmBuffer> = {};
-    for (const [role, buffer] of Object.entries(buffers as Record<string, DeviceBuffer | undefined>)) if (buffer) owned[role] = this.own(buffer);
+    for (const [role, buffer] of Object.entries(buffers as Record<string, DeviceBuffer | undefined>))
+      if (buffer) owned[role] = this.own(buffer);
     if (compiled) {
       compiled(params, owned);
       return;
@@ -151,74 +168,131 @@ export class WasmBackend implements Backend {
     (referenceKernels[kernel] as HostKernel<K>)(params, views as never);
   }
 
-  private readonly kernels: { [K in KernelName]?: (p: KernelTable[K]['params'], b: { [R in keyof KernelTable[K]['buffers']]-?: WasmBuffer }) => void } = {
+  private readonly kernels: {
+    [K in KernelName]?: (p: KernelTable[K]['params'], b: { [R in keyof KernelTable[K]['buffers']]-?: WasmBuffer }) => void;
+  } = {
     conv2d_forward: (g, b) => {
       // Columns are (image, pixel) over the whole batch, so threads split even a batch of small maps evenly.
-      const ohw = g.outHeight * g.outWidth, taps = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
+      const ohw = g.outHeight * g.outWidth,
+        taps = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
       const ranges = split(g.batch * ohw, this.parts(g.batch * g.outChannels * ohw * taps), 8);
       const chunk = panelColumns(taps, ranges[0]![1] - ranges[0]![0]);
       this.ensureScratch(g.groups * packedSize(g.outChannels / g.groups, taps) + (taps + g.outChannels / g.groups) * chunk);
       const geo = this.writeConvGeometry(g);
-      this.pool.run(ranges.map(([j0, j1]) => ({ fn: 'conv2dForward', args: [geo, b.x.offset, b.weight.offset, b.bias?.offset ?? 0, b.y.offset, j0, j1, chunk], scratch: 'col+gemm' })));
+      this.pool.run(
+        ranges.map(([j0, j1]) => ({
+          fn: 'conv2dForward',
+          args: [geo, b.x.offset, b.weight.offset, b.bias?.offset ?? 0, b.y.offset, j0, j1, chunk],
+          scratch: 'col+gemm',
+        })),
+      );
     },
     conv2d_backward_data: (g, b) => {
-      const cg = g.inChannels / g.groups, kk = g.kernelH * g.kernelW, ohw = g.outHeight * g.outWidth;
+      const cg = g.inChannels / g.groups,
+        kk = g.kernelH * g.kernelW,
+        ohw = g.outHeight * g.outWidth;
       const perGroup = Math.max(1, Math.ceil(this.parts(g.batch * g.outChannels * ohw * cg * kk) / g.groups));
-      const chunks = Array.from({ length: g.groups }, (_, group) => split(cg, perGroup).map(([c0, c1]) => [group * cg + c0, group * cg + c1] as const)).flat();
+      const chunks = Array.from({ length: g.groups }, (_, group) =>
+        split(cg, perGroup).map(([c0, c1]) => [group * cg + c0, group * cg + c1] as const),
+      ).flat();
       const rows = Math.max(...chunks.map(([c0, c1]) => c1 - c0)) * kk;
       const chunk = panelColumns(rows, g.batch * ohw);
       this.ensureScratch(packedSize(rows, g.outChannels / g.groups) + (rows + g.outChannels / g.groups) * chunk);
       const geo = this.writeConvGeometry(g);
-      this.pool.run(chunks.map(([c0, c1]) => ({ fn: 'conv2dBackwardData', args: [geo, b.dy.offset, b.weight.offset, b.dx.offset, c0, c1, chunk], scratch: 'col+gemm' })));
+      this.pool.run(
+        chunks.map(([c0, c1]) => ({
+          fn: 'conv2dBackwardData',
+          args: [geo, b.dy.offset, b.weight.offset, b.dx.offset, c0, c1, chunk],
+          scratch: 'col+gemm',
+        })),
+      );
     },
     conv2d_backward_filter: (g, b) => {
-      const ohw = g.outHeight * g.outWidth, taps = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
+      const ohw = g.outHeight * g.outWidth,
+        taps = (g.inChannels / g.groups) * g.kernelH * g.kernelW;
       const ranges = split(taps, this.parts(g.batch * g.outChannels * ohw * taps), 8);
       const rows = ranges[0]![1] - ranges[0]![0];
       // (image, pixel) columns are this GEMM's inner dimension: at least one KC block of them per
       // call, within one image when its map is that large (then dy is read in place, not gathered).
-      const chunk = ohw >= 256 ? Math.min(ohw, Math.max(panelColumns(rows, ohw), 256)) : Math.max(panelColumns(rows, g.batch * ohw), Math.min(g.batch * ohw, 256));
+      const chunk =
+        ohw >= 256
+          ? Math.min(ohw, Math.max(panelColumns(rows, ohw), 256))
+          : Math.max(panelColumns(rows, g.batch * ohw), Math.min(g.batch * ohw, 256));
       this.ensureScratch((rows + g.outChannels / g.groups) * chunk);
       const geo = this.writeConvGeometry(g);
-      const tasks: Task[] = ranges.map(([r0, r1]) => ({ fn: 'conv2dBackwardFilter', args: [geo, b.x.offset, b.dy.offset, b.dweight.offset, r0, r1, chunk], scratch: 'col+gemm' }));
+      const tasks: Task[] = ranges.map(([r0, r1]) => ({
+        fn: 'conv2dBackwardFilter',
+        args: [geo, b.x.offset, b.dy.offset, b.dweight.offset, r0, r1, chunk],
+        scratch: 'col+gemm',
+      }));
       if (b.dbias) {
-        for (const [k0, k1] of split(g.outChannels, this.pool.threads)) tasks.push({ fn: 'biasBackward', args: [b.dy.offset, b.dbias.offset, g.batch, g.outChannels, ohw, k0, k1] });
+        for (const [k0, k1] of split(g.outChannels, this.pool.threads))
+          tasks.push({ fn: 'biasBackward', args: [b.dy.offset, b.dbias.offset, g.batch, g.outChannels, ohw, k0, k1] });
       }
       this.pool.run(tasks);
     },
     maxpool2d_forward: (g, b) => {
       const geo = this.writePoolGeometry(g);
       this.ensureScratch(0); // the GEMM scratch holds the row of window maxima
-      this.pool.run(this.planeRanges(g).map(([p0, p1]) => ({ fn: 'maxpool2dForward', args: [geo, b.x.offset, b.y.offset, p0, p1], scratch: 'gemm' })));
+      this.pool.run(
+        this.planeRanges(g).map(([p0, p1]) => ({ fn: 'maxpool2dForward', args: [geo, b.x.offset, b.y.offset, p0, p1], scratch: 'gemm' })),
+      );
     },
     maxpool2d_backward: (g, b) => {
       const geo = this.writePoolGeometry(g);
       this.ensureScratch(0); // the GEMM scratch holds each row's column maxima
-      this.pool.run(this.planeRanges(g).map(([p0, p1]) => ({ fn: 'maxpool2dBackward', args: [geo, b.x.offset, b.dy.offset, b.dx.offset, p0, p1], scratch: 'gemm' })));
+      this.pool.run(
+        this.planeRanges(g).map(([p0, p1]) => ({
+          fn: 'maxpool2dBackward',
+          args: [geo, b.x.offset, b.dy.offset, b.dx.offset, p0, p1],
+          scratch: 'gemm',
+        })),
+      );
     },
     lrn_forward: (p, b) => {
       const ranges = split(p.batch, this.elementParts(p.batch * p.channels * p.spatial * p.size));
-      this.pool.run(ranges.map(([n0, n1]) => ({ fn: 'lrnForward', args: [b.x.offset, b.y.offset, b.scale.offset, p.channels, p.spatial, p.size, p.alpha, p.beta, p.k, n0, n1] })));
+      this.pool.run(
+        ranges.map(([n0, n1]) => ({
+          fn: 'lrnForward',
+          args: [b.x.offset, b.y.offset, b.scale.offset, p.channels, p.spatial, p.size, p.alpha, p.beta, p.k, n0, n1],
+        })),
+      );
     },
     lrn_backward: (p, b) => {
       const ranges = split(p.batch, this.elementParts(p.batch * p.channels * p.spatial * p.size));
-      this.pool.run(ranges.map(([n0, n1]) => ({ fn: 'lrnBackward', args: [b.x.offset, b.y.offset, b.scale.offset, b.dy.offset, b.dx.offset, p.channels, p.spatial, p.size, p.alpha, p.beta, n0, n1] })));
+      this.pool.run(
+        ranges.map(([n0, n1]) => ({
+          fn: 'lrnBackward',
+          args: [b.x.offset, b.y.offset, b.scale.offset, b.dy.offset, b.dx.offset, p.channels, p.spatial, p.size, p.alpha, p.beta, n0, n1],
+        })),
+      );
     },
     activation_forward: (p, b) => this.elementwise('activationForward', p.length, [ACTIVATIONS[p.fn], b.x.offset, b.y.offset]),
-    activation_backward: (p, b) => this.elementwise('activationBackward', p.length, [ACTIVATIONS[p.fn], b.y.offset, b.dy.offset, b.dx.offset]),
+    activation_backward: (p, b) =>
+      this.elementwise('activationBackward', p.length, [ACTIVATIONS[p.fn], b.y.offset, b.dy.offset, b.dx.offset]),
     dropout_forward: (p, b) => this.elementwise('dropoutForward', p.length, [b.x.offset, b.y.offset, b.mask.offset, p.p, p.seed, p.stream]),
     multiply: (p, b) => this.elementwise('multiply', p.length, [b.a.offset, b.b.offset, b.y.offset]),
     accumulate: (p, b) => this.elementwise('accumulate', p.length, [b.x.offset, b.y.offset]),
-    random_fill: (p, b) => this.elementwise('randomFill', p.length, [b.y.offset, p.distribution === 'normal' ? 1 : 0, p.a, p.b, p.seed, p.stream]),
-    sgd_update: (p, b) => this.elementwise('sgdUpdate', p.length, [b.weight.offset, b.grad.offset, b.velocity.offset, p.lr, p.momentum, p.weightDecay]),
+    random_fill: (p, b) =>
+      this.elementwise('randomFill', p.length, [b.y.offset, p.distribution === 'normal' ? 1 : 0, p.a, p.b, p.seed, p.stream]),
+    sgd_update: (p, b) =>
+      this.elementwise('sgdUpdate', p.length, [b.weight.offset, b.grad.offset, b.velocity.offset, p.lr, p.momentum, p.weightDecay]),
     gemm: (p, b) => {
-      const rsa = p.transA ? 1 : p.K, csa = p.transA ? p.M : 1, rsb = p.transB ? 1 : p.N, csb = p.transB ? p.K : 1;
+      const rsa = p.transA ? 1 : p.K,
+        csa = p.transA ? p.M : 1,
+        rsb = p.transB ? 1 : p.N,
+        csb = p.transB ? p.K : 1;
       this.gemmSplitColumns(p.M, p.N, p.K, p.alpha, b.a.offset, rsa, csa, b.b.offset, rsb, csb, p.beta, b.c.offset, p.N);
     },
     linear_forward: (p, b) => {
       if (p.batch <= SMALL_BATCH) {
         const ranges = split(p.outFeatures, this.parts(p.batch * p.inFeatures * p.outFeatures), 4);
-        this.pool.run(ranges.map(([j0, j1]) => ({ fn: 'linearRows', args: [b.x.offset, b.weight.offset, b.bias?.offset ?? 0, b.y.offset, p.batch, p.inFeatures, p.outFeatures, j0, j1] })));
+        this.pool.run(
+          ranges.map(([j0, j1]) => ({
+            fn: 'linearRows',
+            args: [b.x.offset, b.weight.offset, b.bias?.offset ?? 0, b.y.offset, p.batch, p.inFeatures, p.outFeatures, j0, j1],
+          })),
+        );
         return;
       }
       const y = this.view(b.y);
@@ -227,17 +301,61 @@ export class WasmBackend implements Backend {
         for (let n = 0; n < p.batch; n++) y.set(bias, n * p.outFeatures);
       }
       // y = x·Wᵀ: B(k, j) = W[j][k]
-      this.gemmSplitColumns(p.batch, p.outFeatures, p.inFeatures, 1, b.x.offset, p.inFeatures, 1, b.weight.offset, 1, p.inFeatures, b.bias ? 1 : 0, b.y.offset, p.outFeatures);
+      this.gemmSplitColumns(
+        p.batch,
+        p.outFeatures,
+        p.inFeatures,
+        1,
+        b.x.offset,
+        p.inFeatures,
+        1,
+        b.weight.offset,
+        1,
+        p.inFeatures,
+        b.bias ? 1 : 0,
+        b.y.offset,
+        p.outFeatures,
+      );
     },
     linear_backward_data: (p, b) => {
-      this.gemmSplitColumns(p.batch, p.inFeatures, p.outFeatures, 1, b.dy.offset, p.outFeatures, 1, b.weight.offset, p.inFeatures, 1, 0, b.dx.offset, p.inFeatures);
+      this.gemmSplitColumns(
+        p.batch,
+        p.inFeatures,
+        p.outFeatures,
+        1,
+        b.dy.offset,
+        p.outFeatures,
+        1,
+        b.weight.offset,
+        p.inFeatures,
+        1,
+        0,
+        b.dx.offset,
+        p.inFeatures,
+      );
     },
     linear_backward_params: (p, b) => {
       // dW = dyᵀ·x, split by rows of dW (output features); A(i, k) = dy[k][i]
       this.ensureScratch(0);
       const ranges = split(p.outFeatures, this.parts(p.batch * p.inFeatures * p.outFeatures), 4);
       const tasks: Task[] = ranges.map(([i0, i1]) => ({
-        fn: 'gemm', args: [i1 - i0, p.inFeatures, p.batch, 1, b.dy.offset + 4 * i0, 1, p.outFeatures, b.x.offset, p.inFeatures, 1, 0, b.dweight.offset + 4 * i0 * p.inFeatures, p.inFeatures], scratch: 'gemm',
+        fn: 'gemm',
+        args: [
+          i1 - i0,
+          p.inFeatures,
+          p.batch,
+          1,
+          b.dy.offset + 4 * i0,
+          1,
+          p.outFeatures,
+          b.x.offset,
+          p.inFeatures,
+          1,
+          0,
+          b.dweight.offset + 4 * i0 * p.inFeatures,
+          p.inFeatures,
+        ],
+        scratch: 'gemm',
       }));
       if (b.dbias) tasks.push({ fn: 'biasBackward', args: [b.dy.offset, b.dbias.offset, p.batch, p.outFeatures, 1, 0, p.outFeatures] });
       this.pool.run(tasks);
@@ -245,10 +363,30 @@ export class WasmBackend implements Backend {
   };
 
   /** C(M×N) = alpha·A·B + beta·C with the columns of C split across threads. */
-  private gemmSplitColumns(M: number, N: number, K: number, alpha: number, a: number, rsa: number, csa: number, b: number, rsb: number, csb: number, beta: number, c: number, ldc: number): void {
+  private gemmSplitColumns(
+    M: number,
+    N: number,
+    K: number,
+    alpha: number,
+    a: number,
+    rsa: number,
+    csa: number,
+    b: number,
+    rsb: number,
+    csb: number,
+    beta: number,
+    c: number,
+    ldc: number,
+  ): void {
     this.ensureScratch(0);
     const ranges = split(N, this.parts(M * N * K), 8);
-    this.pool.run(ranges.map(([j0, j1]) => ({ fn: 'gemm', args: [M, j1 - j0, K, alpha, a, rsa, csa, b + 4 * j0 * csb, rsb, csb, beta, c + 4 * j0, ldc], scratch: 'gemm' })));
+    this.pool.run(
+      ranges.map(([j0, j1]) => ({
+        fn: 'gemm',
+        args: [M, j1 - j0, K, alpha, a, rsa, csa, b + 4 * j0 * csb, rsb, csb, beta, c + 4 * j0, ldc],
+        scratch: 'gemm',
+      })),
+    );
   }
 
   private elementwise(fn: Task['fn'], length: number, args: number[]): void {
@@ -274,16 +412,42 @@ export class WasmBackend implements Backend {
 
   private writeConvGeometry(g: Conv2dGeometry): number {
     new Int32Array(this.memory.buffer, this.geometry, 16).set([
-      g.batch, g.inChannels, g.inHeight, g.inWidth, g.outChannels, g.outHeight, g.outWidth, g.kernelH, g.kernelW,
-      g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW, g.groups,
+      g.batch,
+      g.inChannels,
+      g.inHeight,
+      g.inWidth,
+      g.outChannels,
+      g.outHeight,
+      g.outWidth,
+      g.kernelH,
+      g.kernelW,
+      g.strideH,
+      g.strideW,
+      g.padTop,
+      g.padLeft,
+      g.dilationH,
+      g.dilationW,
+      g.groups,
     ]);
     return this.geometry;
   }
 
   private writePoolGeometry(g: Pool2dGeometry): number {
     new Int32Array(this.memory.buffer, this.geometry, 14).set([
-      g.batch, g.channels, g.inHeight, g.inWidth, g.outHeight, g.outWidth, g.kernelH, g.kernelW,
-      g.strideH, g.strideW, g.padTop, g.padLeft, g.dilationH, g.dilationW,
+      g.batch,
+      g.channels,
+      g.inHeight,
+      g.inWidth,
+      g.outHeight,
+      g.outWidth,
+      g.kernelH,
+      g.kernelW,
+      g.strideH,
+      g.strideW,
+      g.padTop,
+      g.padLeft,
+      g.dilationH,
+      g.dilationW,
     ]);
     return this.geometry;
   }
@@ -317,7 +481,10 @@ export class WasmBackend implements Backend {
       const block = this.free_[index]!;
       const offset = block.offset;
       if (block.bytes === bytes) this.free_.splice(index, 1);
-      else { block.offset += bytes; block.bytes -= bytes; }
+      else {
+        block.offset += bytes;
+        block.bytes -= bytes;
+      }
       return offset;
     }
     const offset = this.top;

@@ -1,8 +1,22 @@
 /** The functions the kernel module exports, in a fixed order: a task names one by its index. */
 export const WASM_FUNCTIONS = [
-  'gemm', 'conv2dForward', 'conv2dBackwardData', 'conv2dBackwardFilter', 'biasBackward',
-  'maxpool2dForward', 'maxpool2dBackward', 'lrnForward', 'lrnBackward',
-  'activationForward', 'activationBackward', 'dropoutForward', 'multiply', 'accumulate', 'sgdUpdate', 'linearRows', 'randomFill',
+  'gemm',
+  'conv2dForward',
+  'conv2dBackwardData',
+  'conv2dBackwardFilter',
+  'biasBackward',
+  'maxpool2dForward',
+  'maxpool2dBackward',
+  'lrnForward',
+  'lrnBackward',
+  'activationForward',
+  'activationBackward',
+  'dropoutForward',
+  'multiply',
+  'accumulate',
+  'sgdUpdate',
+  'linearRows',
+  'randomFill',
 ] as const;
 
 export type WasmFunction = (typeof WASM_FUNCTIONS)[number];

@@ -40,7 +40,10 @@ const workerUrl = new URL('./worker.js', import.meta.url);
 
 async function nodePlatform(): Promise<Platform> {
   const [{ readFile }, { availableParallelism }, { default: v8 }, { Worker }] = await Promise.all([
-    import('node:fs/promises'), import('node:os'), import('node:v8'), import('node:worker_threads'),
+    import('node:fs/promises'),
+    import('node:os'),
+    import('node:v8'),
+    import('node:worker_threads'),
   ]);
   v8.setFlagsFromString('--experimental-wasm-relaxed-simd'); // Node 20; later versions have it on
   return {
@@ -48,7 +51,9 @@ async function nodePlatform(): Promise<Platform> {
       try {
         return new Uint8Array(await readFile(wasmUrl(variant)));
       } catch (error) {
-        throw new Error(`cannot load the wasm kernels ${wasmUrl(variant).pathname} (built by \`npm run build\`): ${(error as Error).message}`);
+        throw new Error(
+          `cannot load the wasm kernels ${wasmUrl(variant).pathname} (built by \`npm run build\`): ${(error as Error).message}`,
+        );
       }
     },
     cores: () => availableParallelism(),
@@ -67,7 +72,11 @@ async function nodePlatform(): Promise<Platform> {
 }
 
 function webPlatform(): Platform {
-  const scope = globalThis as unknown as { crossOriginIsolated?: boolean; navigator?: { hardwareConcurrency?: number }; WorkerGlobalScope?: unknown };
+  const scope = globalThis as unknown as {
+    crossOriginIsolated?: boolean;
+    navigator?: { hardwareConcurrency?: number };
+    WorkerGlobalScope?: unknown;
+  };
   return {
     async wasmBytes(variant) {
       const response = await fetch(wasmUrl(variant));

@@ -9,7 +9,12 @@ import { WASM_FUNCTIONS, type KernelExports, type WasmFunction } from './exports
 import type { Platform, WorkerHandle } from './platform.js';
 
 // Control words (Int32Array over a SharedArrayBuffer).
-const GENERATION = 0, PENDING = 1, NEXT = 2, COUNT = 3, FAILED = 4, STOP = 5;
+const GENERATION = 0,
+  PENDING = 1,
+  NEXT = 2,
+  COUNT = 3,
+  FAILED = 4,
+  STOP = 5;
 const MAX_TASKS = 256;
 const TASK_WIDTH = 20; // [function index, argument count, scratch wanted (0, 1 gemm, 2 col+gemm), ...arguments]
 
@@ -62,7 +67,12 @@ export class ThreadPool {
   /** Run every task on the calling thread, leaving the workers asleep. */
   solo = false;
 
-  private constructor(readonly shared: SharedControl, private readonly exports: KernelExports, private readonly workers: WorkerHandle[], private readonly canBlock: boolean) {}
+  private constructor(
+    readonly shared: SharedControl,
+    private readonly exports: KernelExports,
+    private readonly workers: WorkerHandle[],
+    private readonly canBlock: boolean,
+  ) {}
 
   /** All threads, the calling one included. */
   get size(): number {
@@ -76,15 +86,23 @@ export class ThreadPool {
 
   /** Starts threads − 1 workers and waits until each has instantiated the module: a browser may
    * not start a worker while the page's thread is blocked, so none may be started lazily. */
-  static async start(threads: number, exports: KernelExports, module: WebAssembly.Module, memory: WebAssembly.Memory, platform: Platform): Promise<ThreadPool> {
+  static async start(
+    threads: number,
+    exports: KernelExports,
+    module: WebAssembly.Module,
+    memory: WebAssembly.Memory,
+    platform: Platform,
+  ): Promise<ThreadPool> {
     const shared = createControl(threads);
     const workers: WorkerHandle[] = [];
     const ready: Promise<void>[] = [];
     for (let thread = 1; thread < threads; thread++) {
-      ready.push(new Promise((resolve, reject) => {
-        const data: WorkerData = { module, memory, shared, thread };
-        workers.push(platform.startWorker(data, (report) => ('error' in report ? reject(new Error(report.error)) : resolve())));
-      }));
+      ready.push(
+        new Promise((resolve, reject) => {
+          const data: WorkerData = { module, memory, shared, thread };
+          workers.push(platform.startWorker(data, (report) => ('error' in report ? reject(new Error(report.error)) : resolve())));
+        }),
+      );
     }
     try {
       await Promise.all(ready);

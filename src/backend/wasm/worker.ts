@@ -10,14 +10,23 @@ async function receive(): Promise<{ data: WorkerData; report: (r: WorkerReport) 
     return { data: workerData as WorkerData, report: (r) => parentPort!.postMessage(r) };
   }
   const scope = globalThis as unknown as { onmessage: ((e: MessageEvent<WorkerData>) => void) | null; postMessage(r: WorkerReport): void };
-  const data = await new Promise<WorkerData>((resolve) => { scope.onmessage = (e) => resolve(e.data); });
+  const data = await new Promise<WorkerData>((resolve) => {
+    scope.onmessage = (e) => resolve(e.data);
+  });
   return { data, report: (r) => scope.postMessage(r) };
 }
 
 const { data, report } = await receive();
 let exports: KernelExports;
 try {
-  const instance = new WebAssembly.Instance(data.module, { env: { memory: data.memory, abort: () => { throw new Error('wasm abort'); } } });
+  const instance = new WebAssembly.Instance(data.module, {
+    env: {
+      memory: data.memory,
+      abort: () => {
+        throw new Error('wasm abort');
+      },
+    },
+  });
   exports = instance.exports as unknown as KernelExports;
 } catch (error) {
   report({ error: `wasm worker ${data.thread}: ${String(error)}` });
