@@ -4,11 +4,25 @@
 import { gemm, gemmPacked, KC, MC, packedSize, packWhole } from './gemm';
 
 // Geometry block: i32s written by the host, in this order (see WindowGeometry + Conv2dGeometry).
-const BATCH = 0, IN_C = 1, IN_H = 2, IN_W = 3, OUT_C = 4, OUT_H = 5, OUT_W = 6, K_H = 7, K_W = 8;
-const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 14, GROUPS = 15;
+const BATCH = 0,
+  IN_C = 1,
+  IN_H = 2,
+  IN_W = 3,
+  OUT_C = 4,
+  OUT_H = 5,
+  OUT_W = 6,
+  K_H = 7,
+  K_W = 8;
+const STRIDE_H = 9,
+  STRIDE_W = 10,
+  PAD_T = 11,
+  PAD_L = 12,
+  DIL_H = 13,
+  DIL_W = 14,
+  GROUPS = 15;
 
 @inline function geo(g: usize, field: i32): i32 {
-  return load<i32>(g + (<usize>field << 2));
+  return load<i32>(g + ((<usize>field) << 2));
 }
 
 /**
@@ -17,17 +31,40 @@ const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 1
  * the padding); without, x at that tap += col[…] (the adjoint, for the data gradient). Each output
  * row's span of in-bounds pixels is found once, so the inner loop is a strided copy.
  */
-@inline function transfer(x: usize, g: usize, group: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize, width: i32, toCol: bool, masks: usize): void {
-  const H = geo(g, IN_H), W = geo(g, IN_W), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
-  const SH = geo(g, STRIDE_H), SW = geo(g, STRIDE_W), PT = geo(g, PAD_T), PL = geo(g, PAD_L), DH = geo(g, DIL_H), DW = geo(g, DIL_W);
+@inline function transfer(
+  x: usize,
+  g: usize,
+  group: i32,
+  r0: i32,
+  r1: i32,
+  j0: i32,
+  j1: i32,
+  col: usize,
+  width: i32,
+  toCol: bool,
+  masks: usize,
+): void {
+  const H = geo(g, IN_H),
+    W = geo(g, IN_W),
+    OW = geo(g, OUT_W),
+    KH = geo(g, K_H),
+    KW = geo(g, K_W);
+  const SH = geo(g, STRIDE_H),
+    SW = geo(g, STRIDE_W),
+    PT = geo(g, PAD_T),
+    PL = geo(g, PAD_L),
+    DH = geo(g, DIL_H),
+    DW = geo(g, DIL_W);
   const cg = geo(g, IN_C) / geo(g, GROUPS);
   if (SH == 1 && SW == 1 && DH == 1 && DW == 1 && OW == W && geo(g, OUT_H) == H && KW * ((j1 - j0 + 3) & ~3) <= MASK_INTS) {
     transferSame(x, H, W, KH, KW, PT, PL, group * cg, r0, r1, j0, j1, col, width, toCol, masks);
     return;
   }
-  const step = <usize>SW << 2;
+  const step = (<usize>SW) << 2;
   for (let r = r0; r < r1; r++) {
-    const kx = r % KW, ky = (r / KW) % KH, c = group * cg + r / (KW * KH);
+    const kx = r % KW,
+      ky = (r / KW) % KH,
+      c = group * cg + r / (KW * KH);
     const plane = x + ((<usize>c * H * W) << 2);
     const panelRow = col + ((<usize>(r - r0) * width) << 2);
     // ix = ox·SW + shift lies in [0, W) for ox in [oxLo, oxHi)
@@ -35,10 +72,12 @@ const STRIDE_H = 9, STRIDE_W = 10, PAD_T = 11, PAD_L = 12, DIL_H = 13, DIL_W = 1
     const oxLo = shift >= 0 ? 0 : (-shift + SW - 1) / SW;
     const oxHi = W - shift <= 0 ? 0 : min(OW, (W - shift + SW - 1) / SW);
     for (let oy = j0 / OW; oy * OW < j1; oy++) {
-      const first = max(j0, oy * OW), last = min(j1, (oy + 1) * OW); // pixels of this output row
+      const first = max(j0, oy * OW),
+        last = min(j1, (oy + 1) * OW); // pixels of this output row
       let out = panelRow + ((<usize>(first - j0)) << 2);
       const iy = oy * SH - PT + ky * DH;
-      const lo = max(first, oy * OW + oxLo), hi = min(last, oy * OW + oxHi);
+      const lo = max(first, oy * OW + oxLo),
+        hi = min(last, oy * OW + oxHi);
       if (iy < 0 || iy >= H || lo >= hi) {
         if (toCol) zero(out, last - first);
         continue;
@@ -71,26 +110,50 @@ const MASK_INTS = MC * KC;
  * column lies past the image's left or right edge is masked out (to columns: written as 0; back to
  * the image: not added), with one mask of the panel's pixels per kx, built first in `masks`.
  */
-@inline function transferSame(x: usize, H: i32, W: i32, KH: i32, KW: i32, PT: i32, PL: i32, c0: i32, r0: i32, r1: i32, j0: i32, j1: i32, col: usize, width: i32, toCol: bool, masks: usize): void {
-  const plane = H * W, pixels = j1 - j0, maskRow = <usize>((pixels + 3) & ~3) << 2;
+@inline function transferSame(
+  x: usize,
+  H: i32,
+  W: i32,
+  KH: i32,
+  KW: i32,
+  PT: i32,
+  PL: i32,
+  c0: i32,
+  r0: i32,
+  r1: i32,
+  j0: i32,
+  j1: i32,
+  col: usize,
+  width: i32,
+  toCol: bool,
+  masks: usize,
+): void {
+  const plane = H * W,
+    pixels = j1 - j0,
+    maskRow = (<usize>((pixels + 3) & ~3)) << 2;
   for (let kx = 0; kx < KW; kx++) {
     const mask = masks + <usize>kx * maskRow;
     for (let j = 0, ox = j0 % W; j < pixels; j++) {
       const ix = ox + kx - PL;
-      store<i32>(mask + (<usize>j << 2), ix >= 0 && ix < W ? -1 : 0);
+      store<i32>(mask + ((<usize>j) << 2), ix >= 0 && ix < W ? -1 : 0);
       if (++ox == W) ox = 0;
     }
   }
-  let kx = r0 % KW, ky = (r0 / KW) % KH, c = c0 + r0 / (KW * KH);
+  let kx = r0 % KW,
+    ky = (r0 / KW) % KH,
+    c = c0 + r0 / (KW * KH);
   for (let r = r0; r < r1; r++) {
     const image = x + ((<usize>c * plane) << 2);
     const row = col + ((<usize>(r - r0) * width) << 2);
     const delta = (ky - PT) * W + (kx - PL);
     // [lo, hi): the pixels whose input row exists; [copyLo, copyHi) within it: those whose read
     // stays inside the plane (the ones left out lie past an edge)
-    const lo = min(j1, max(j0, (PT - ky) * W)), hi = max(lo, min(j1, (H + PT - ky) * W));
-    const copyLo = min(hi, max(lo, -delta)), copyHi = max(copyLo, min(hi, plane - delta));
-    const at = <usize>(copyLo - j0) << 2, mask = masks + <usize>kx * maskRow + at;
+    const lo = min(j1, max(j0, (PT - ky) * W)),
+      hi = max(lo, min(j1, (H + PT - ky) * W));
+    const copyLo = min(hi, max(lo, -delta)),
+      copyHi = max(copyLo, min(hi, plane - delta));
+    const at = (<usize>(copyLo - j0)) << 2,
+      mask = masks + <usize>kx * maskRow + at;
     if (toCol) {
       zero(row, copyLo - j0);
       maskedCopy(row + at, image + ((<usize>(copyLo + delta)) << 2), mask, copyHi - copyLo);
@@ -110,22 +173,23 @@ const MASK_INTS = MC * KC;
 
 /** to[i] = from[i] where mask[i] is all ones, else 0, for n floats, four at a time. */
 @inline function maskedCopy(to: usize, from: usize, mask: usize, n: i32): void {
-  const end = to + (<usize>n << 2);
+  const end = to + ((<usize>n) << 2);
   for (; to + 16 <= end; to += 16, from += 16, mask += 16) v128.store(to, v128.and(v128.load(from), v128.load(mask)));
   for (; to < end; to += 4, from += 4, mask += 4) store<i32>(to, load<i32>(from) & load<i32>(mask));
 }
 
 /** to[i] += from[i] where mask[i] is all ones, for n floats, four at a time. */
 @inline function maskedAdd(to: usize, from: usize, mask: usize, n: i32): void {
-  const end = from + (<usize>n << 2);
-  for (; from + 16 <= end; to += 16, from += 16, mask += 16) v128.store(to, f32x4.add(v128.load(to), v128.and(v128.load(from), v128.load(mask))));
+  const end = from + ((<usize>n) << 2);
+  for (; from + 16 <= end; to += 16, from += 16, mask += 16)
+    v128.store(to, f32x4.add(v128.load(to), v128.and(v128.load(from), v128.load(mask))));
   for (; from < end; to += 4, from += 4, mask += 4) store<f32>(to, load<f32>(to) + reinterpret<f32>(load<i32>(from) & load<i32>(mask)));
 }
 
 /** Writes n zero floats, four at a time. The segments are short (a row or two of a small map): a
  * loop beats memory.fill, which V8 runs as a call. */
 @inline function zero(at: usize, n: i32): void {
-  const end = at + (<usize>max(0, n) << 2);
+  const end = at + ((<usize>max(0, n)) << 2);
   for (; at + 16 <= end; at += 16) v128.store(at, i32x4.splat(0));
   for (; at < end; at += 4) store<f32>(at, 0);
 }
@@ -141,32 +205,63 @@ function col2im(col: usize, width: i32, g: usize, group: i32, r0: i32, r1: i32, 
  * to each image's channels. `work` holds the packed weights of every group (G·packedSize(K/G,
  * taps) floats), one im2col panel (taps·chunk) and one output panel ((K/G)·chunk).
  */
-export function conv2dForward(g: usize, x: usize, w: usize, bias: usize, y: usize, J0: i32, J1: i32, chunk: i32, work: usize, scratch: usize): void {
-  const C = geo(g, IN_C), K = geo(g, OUT_C), G = geo(g, GROUPS);
-  const ohw = geo(g, OUT_H) * geo(g, OUT_W), inPlane = geo(g, IN_H) * geo(g, IN_W);
-  const kg = K / G, taps = (C / G) * geo(g, K_H) * geo(g, K_W);
-  const packed = <usize>packedSize(kg, taps) << 2;
+export function conv2dForward(
+  g: usize,
+  x: usize,
+  w: usize,
+  bias: usize,
+  y: usize,
+  J0: i32,
+  J1: i32,
+  chunk: i32,
+  work: usize,
+  scratch: usize,
+): void {
+  const C = geo(g, IN_C),
+    K = geo(g, OUT_C),
+    G = geo(g, GROUPS);
+  const ohw = geo(g, OUT_H) * geo(g, OUT_W),
+    inPlane = geo(g, IN_H) * geo(g, IN_W);
+  const kg = K / G,
+    taps = (C / G) * geo(g, K_H) * geo(g, K_W);
+  const packed = (<usize>packedSize(kg, taps)) << 2;
   for (let group = 0; group < G; group++) packWhole(w + ((<usize>group * kg * taps) << 2), taps, 1, kg, taps, work + <usize>group * packed);
   const col = work + <usize>G * packed;
   const out = col + ((<usize>taps * chunk) << 2);
   for (let group = 0; group < G; group++) {
     for (let p0 = J0; p0 < J1; p0 += chunk) {
-      const p1 = min(J1, p0 + chunk), width = p1 - p0;
-      for (let n = p0 / ohw; n * ohw < p1; n++) { // the images this panel touches
-        const a = max(p0, n * ohw) - n * ohw, b = min(p1, (n + 1) * ohw) - n * ohw;
-        transfer(x + ((<usize>n * C * inPlane) << 2), g, group, 0, taps, a, b, col + ((<usize>(n * ohw + a - p0)) << 2), width, true, scratch);
+      const p1 = min(J1, p0 + chunk),
+        width = p1 - p0;
+      for (let n = p0 / ohw; n * ohw < p1; n++) {
+        // the images this panel touches
+        const a = max(p0, n * ohw) - n * ohw,
+          b = min(p1, (n + 1) * ohw) - n * ohw;
+        transfer(
+          x + ((<usize>n * C * inPlane) << 2),
+          g,
+          group,
+          0,
+          taps,
+          a,
+          b,
+          col + ((<usize>(n * ohw + a - p0)) << 2),
+          width,
+          true,
+          scratch,
+        );
       }
       gemmPacked(kg, width, taps, 1, work + <usize>group * packed, col, width, 1, 0, out, width, scratch);
       for (let n = p0 / ohw; n * ohw < p1; n++) {
-        const a = max(p0, n * ohw) - n * ohw, b = min(p1, (n + 1) * ohw) - n * ohw;
+        const a = max(p0, n * ohw) - n * ohw,
+          b = min(p1, (n + 1) * ohw) - n * ohw;
         for (let k = 0; k < kg; k++) {
           const value = bias ? load<f32>(bias + ((<usize>(group * kg + k)) << 2)) : 0;
           const src = out + ((<usize>(k * width + n * ohw + a - p0)) << 2);
           const dst = y + ((<usize>((n * K + group * kg + k) * ohw + a)) << 2);
           const vb = f32x4.splat(value);
           let j = 0;
-          for (; j + 4 <= b - a; j += 4) v128.store(dst + (<usize>j << 2), f32x4.add(v128.load(src + (<usize>j << 2)), vb));
-          for (; j < b - a; j++) store<f32>(dst + (<usize>j << 2), load<f32>(src + (<usize>j << 2)) + value);
+          for (; j + 4 <= b - a; j += 4) v128.store(dst + ((<usize>j) << 2), f32x4.add(v128.load(src + ((<usize>j) << 2)), vb));
+          for (; j < b - a; j++) store<f32>(dst + ((<usize>j) << 2), load<f32>(src + ((<usize>j) << 2)) + value);
         }
       }
     }
@@ -178,14 +273,33 @@ export function conv2dForward(g: usize, x: usize, w: usize, bias: usize, y: usiz
  * their output gradients gathered first (so small maps still make wide GEMMs). `work` holds the
  * packed transposed weights (packedSize(rows, K/G) floats, rows = (c1−c0)·KH·KW), one panel of
  * rows·chunk floats and one of gathered output gradients, (K/G)·chunk. */
-export function conv2dBackwardData(g: usize, dy: usize, w: usize, dx: usize, c0: i32, c1: i32, chunk: i32, work: usize, scratch: usize): void {
-  const N = geo(g, BATCH), C = geo(g, IN_C), K = geo(g, OUT_C), G = geo(g, GROUPS);
-  const ohw = geo(g, OUT_H) * geo(g, OUT_W), inPlane = geo(g, IN_H) * geo(g, IN_W), kk = geo(g, K_H) * geo(g, K_W);
-  const cg = C / G, kg = K / G, taps = cg * kk;
-  const group = c0 / cg, r0 = (c0 - group * cg) * kk, r1 = (c1 - group * cg) * kk;
+export function conv2dBackwardData(
+  g: usize,
+  dy: usize,
+  w: usize,
+  dx: usize,
+  c0: i32,
+  c1: i32,
+  chunk: i32,
+  work: usize,
+  scratch: usize,
+): void {
+  const N = geo(g, BATCH),
+    C = geo(g, IN_C),
+    K = geo(g, OUT_C),
+    G = geo(g, GROUPS);
+  const ohw = geo(g, OUT_H) * geo(g, OUT_W),
+    inPlane = geo(g, IN_H) * geo(g, IN_W),
+    kk = geo(g, K_H) * geo(g, K_W);
+  const cg = C / G,
+    kg = K / G,
+    taps = cg * kk;
+  const group = c0 / cg,
+    r0 = (c0 - group * cg) * kk,
+    r1 = (c1 - group * cg) * kk;
   // Wᵀ restricted to taps r0…r1: A(r, k) = W[k][r]
   packWhole(w + ((<usize>(group * kg * taps + r0)) << 2), 1, taps, r1 - r0, kg, work);
-  const col = work + (<usize>packedSize(r1 - r0, kg) << 2);
+  const col = work + ((<usize>packedSize(r1 - r0, kg)) << 2);
   const grads = col + ((<usize>(r1 - r0) * chunk) << 2);
   const images = chunk / ohw;
   for (let n0 = 0; n0 < N; n0 += max(1, images)) {
@@ -195,18 +309,24 @@ export function conv2dBackwardData(g: usize, dy: usize, w: usize, dx: usize, c0:
       const width = (n1 - n0) * ohw;
       for (let n = n0; n < n1; n++) {
         for (let k = 0; k < kg; k++) {
-          memory.copy(grads + ((<usize>(k * width + (n - n0) * ohw)) << 2), dy + ((<usize>(n * K + group * kg + k) * ohw) << 2), <usize>ohw << 2);
+          memory.copy(
+            grads + ((<usize>(k * width + (n - n0) * ohw)) << 2),
+            dy + ((<usize>(n * K + group * kg + k) * ohw) << 2),
+            (<usize>ohw) << 2,
+          );
         }
       }
       // dcol[r][j] = Σ_k W[k][r] · dy[k][j]
       gemmPacked(r1 - r0, width, kg, 1, work, grads, width, 1, 0, col, width, scratch);
-      for (let n = n0; n < n1; n++) col2im(col + ((<usize>(n - n0) * ohw) << 2), width, g, group, r0, r1, 0, ohw, dx + ((<usize>n * C * inPlane) << 2), scratch);
+      for (let n = n0; n < n1; n++)
+        col2im(col + ((<usize>(n - n0) * ohw) << 2), width, g, group, r0, r1, 0, ohw, dx + ((<usize>n * C * inPlane) << 2), scratch);
       continue;
     }
     const dyg = dy + ((<usize>(n0 * K + group * kg) * ohw) << 2);
     for (let p0 = 0; p0 < ohw; p0 += chunk) {
-      const p1 = min(ohw, p0 + chunk), width = p1 - p0;
-      gemmPacked(r1 - r0, width, kg, 1, work, dyg + (<usize>p0 << 2), ohw, 1, 0, col, width, scratch);
+      const p1 = min(ohw, p0 + chunk),
+        width = p1 - p0;
+      gemmPacked(r1 - r0, width, kg, 1, work, dyg + ((<usize>p0) << 2), ohw, 1, 0, col, width, scratch);
       col2im(col, width, g, group, r0, r1, p0, p1, dx + ((<usize>n0 * C * inPlane) << 2), scratch);
     }
   }
@@ -219,18 +339,35 @@ export function conv2dBackwardData(g: usize, dy: usize, w: usize, dx: usize, c0:
  * (so the GEMM's inner dimension stays long) and their output gradients are gathered first. `work`
  * holds one im2col panel ((r1−r0)·chunk) and one panel of output gradients ((K/G)·chunk).
  */
-export function conv2dBackwardFilter(g: usize, x: usize, dy: usize, dw: usize, r0: i32, r1: i32, chunk: i32, work: usize, scratch: usize): void {
-  const N = geo(g, BATCH), C = geo(g, IN_C), K = geo(g, OUT_C), G = geo(g, GROUPS);
-  const ohw = geo(g, OUT_H) * geo(g, OUT_W), inPlane = geo(g, IN_H) * geo(g, IN_W);
-  const kg = K / G, taps = (C / G) * geo(g, K_H) * geo(g, K_W);
-  const col = work, grads = work + ((<usize>(r1 - r0) * chunk) << 2);
+export function conv2dBackwardFilter(
+  g: usize,
+  x: usize,
+  dy: usize,
+  dw: usize,
+  r0: i32,
+  r1: i32,
+  chunk: i32,
+  work: usize,
+  scratch: usize,
+): void {
+  const N = geo(g, BATCH),
+    C = geo(g, IN_C),
+    K = geo(g, OUT_C),
+    G = geo(g, GROUPS);
+  const ohw = geo(g, OUT_H) * geo(g, OUT_W),
+    inPlane = geo(g, IN_H) * geo(g, IN_W);
+  const kg = K / G,
+    taps = (C / G) * geo(g, K_H) * geo(g, K_W);
+  const col = work,
+    grads = work + ((<usize>(r1 - r0) * chunk) << 2);
   const total = N * ohw;
   for (let group = 0; group < G; group++) {
     const dwg = dw + ((<usize>(group * kg * taps + r0)) << 2);
     if (chunk <= ohw) {
       for (let n = 0; n < N; n++) {
         for (let p0 = 0; p0 < ohw; p0 += chunk) {
-          const p1 = min(ohw, p0 + chunk), width = p1 - p0;
+          const p1 = min(ohw, p0 + chunk),
+            width = p1 - p0;
           transfer(x + ((<usize>n * C * inPlane) << 2), g, group, r0, r1, p0, p1, col, width, true, scratch);
           const dyg = dy + ((<usize>(n * K + group * kg) * ohw + p0) << 2);
           gemm(kg, r1 - r0, width, 1, dyg, ohw, 1, col, 1, width, n == 0 && p0 == 0 ? 0 : 1, dwg, taps, scratch);
@@ -239,13 +376,19 @@ export function conv2dBackwardFilter(g: usize, x: usize, dy: usize, dw: usize, r
       continue;
     }
     for (let p0 = 0; p0 < total; p0 += chunk) {
-      const p1 = min(total, p0 + chunk), width = p1 - p0;
+      const p1 = min(total, p0 + chunk),
+        width = p1 - p0;
       for (let n = p0 / ohw; n * ohw < p1; n++) {
-        const a = max(p0, n * ohw) - n * ohw, b = min(p1, (n + 1) * ohw) - n * ohw;
+        const a = max(p0, n * ohw) - n * ohw,
+          b = min(p1, (n + 1) * ohw) - n * ohw;
         const offset = n * ohw + a - p0;
-        transfer(x + ((<usize>n * C * inPlane) << 2), g, group, r0, r1, a, b, col + (<usize>offset << 2), width, true, scratch);
+        transfer(x + ((<usize>n * C * inPlane) << 2), g, group, r0, r1, a, b, col + ((<usize>offset) << 2), width, true, scratch);
         for (let k = 0; k < kg; k++) {
-          memory.copy(grads + ((<usize>(k * width + offset)) << 2), dy + ((<usize>((n * K + group * kg + k) * ohw + a)) << 2), <usize>(b - a) << 2);
+          memory.copy(
+            grads + ((<usize>(k * width + offset)) << 2),
+            dy + ((<usize>((n * K + group * kg + k) * ohw + a)) << 2),
+            (<usize>(b - a)) << 2,
+          );
         }
       }
       gemm(kg, r1 - r0, width, 1, grads, width, 1, col, 1, width, p0 == 0 ? 0 : 1, dwg, taps, scratch);
@@ -262,11 +405,11 @@ export function biasBackward(dy: usize, db: usize, batch: i32, channels: i32, sp
       const row = dy + ((<usize>(n * channels + k) * spatial) << 2);
       let lanes = f32x4.splat(0);
       let j = 0;
-      for (; j + 4 <= spatial; j += 4) lanes = f32x4.add(lanes, v128.load(row + (<usize>j << 2)));
+      for (; j + 4 <= spatial; j += 4) lanes = f32x4.add(lanes, v128.load(row + ((<usize>j) << 2)));
       let plane = f32x4.extract_lane(lanes, 0) + f32x4.extract_lane(lanes, 1) + f32x4.extract_lane(lanes, 2) + f32x4.extract_lane(lanes, 3);
-      for (; j < spatial; j++) plane += load<f32>(row + (<usize>j << 2));
+      for (; j < spatial; j++) plane += load<f32>(row + ((<usize>j) << 2));
       sum += <f64>plane;
     }
-    store<f32>(db + (<usize>k << 2), <f32>sum);
+    store<f32>(db + ((<usize>k) << 2), <f32>sum);
   }
 }

@@ -1,16 +1,18 @@
 // Elementwise kernels over element ranges [i0, i1).
 
-export const RELU = 0, TANH = 1, SIGMOID = 2;
+export const RELU = 0,
+  TANH = 1,
+  SIGMOID = 2;
 
 export function activationForward(fn: i32, x: usize, y: usize, i0: i32, i1: i32): void {
   let i = i0;
   if (fn == RELU) {
     const zero = f32x4.splat(0);
-    for (; i + 4 <= i1; i += 4) v128.store(y + (<usize>i << 2), f32x4.max(v128.load(x + (<usize>i << 2)), zero));
+    for (; i + 4 <= i1; i += 4) v128.store(y + ((<usize>i) << 2), f32x4.max(v128.load(x + ((<usize>i) << 2)), zero));
   }
   for (; i < i1; i++) {
-    const v = load<f32>(x + (<usize>i << 2));
-    store<f32>(y + (<usize>i << 2), fn == RELU ? (v > 0 ? v : 0) : fn == TANH ? Mathf.tanh(v) : 1 / (1 + Mathf.exp(-v)));
+    const v = load<f32>(x + ((<usize>i) << 2));
+    store<f32>(y + ((<usize>i) << 2), fn == RELU ? (v > 0 ? v : 0) : fn == TANH ? Mathf.tanh(v) : 1 / (1 + Mathf.exp(-v)));
   }
 }
 
@@ -20,24 +22,31 @@ export function activationBackward(fn: i32, y: usize, dy: usize, dx: usize, i0: 
   if (fn == RELU) {
     const zero = f32x4.splat(0);
     for (; i + 4 <= i1; i += 4) {
-      const at = <usize>i << 2;
+      const at = (<usize>i) << 2;
       v128.store(dx + at, v128.and(v128.load(dy + at), f32x4.gt(v128.load(y + at), zero)));
     }
   }
   for (; i < i1; i++) {
-    const v = load<f32>(y + (<usize>i << 2));
-    const d = load<f32>(dy + (<usize>i << 2));
-    store<f32>(dx + (<usize>i << 2), fn == RELU ? (v > 0 ? d : 0) : fn == TANH ? d * (1 - v * v) : d * v * (1 - v));
+    const v = load<f32>(y + ((<usize>i) << 2));
+    const d = load<f32>(dy + ((<usize>i) << 2));
+    store<f32>(dx + ((<usize>i) << 2), fn == RELU ? (v > 0 ? d : 0) : fn == TANH ? d * (1 - v * v) : d * v * (1 - v));
   }
 }
 
 // Philox4x32-10, as src/random.ts: the dropout mask of element i is a pure function of (seed, i).
-let out0: u32 = 0, out1: u32 = 0, out2: u32 = 0, out3: u32 = 0;
+let out0: u32 = 0,
+  out1: u32 = 0,
+  out2: u32 = 0,
+  out3: u32 = 0;
 
 function philox(c0: u32, c1: u32, c2: u32, c3: u32, k0: u32, k1: u32): void {
   for (let round = 0; round < 10; round++) {
-    const p0 = <u64>0xd2511f53 * <u64>c0, p1 = <u64>0xcd9e8d57 * <u64>c2;
-    const hi0 = <u32>(p0 >> 32), lo0 = <u32>p0, hi1 = <u32>(p1 >> 32), lo1 = <u32>p1;
+    const p0 = <u64>0xd2511f53 * <u64>c0,
+      p1 = <u64>0xcd9e8d57 * <u64>c2;
+    const hi0 = <u32>(p0 >> 32),
+      lo0 = <u32>p0,
+      hi1 = <u32>(p1 >> 32),
+      lo1 = <u32>p1;
     c0 = hi1 ^ c1 ^ k0;
     c1 = lo1;
     c2 = hi0 ^ c3 ^ k1;
@@ -45,7 +54,10 @@ function philox(c0: u32, c1: u32, c2: u32, c3: u32, k0: u32, k1: u32): void {
     k0 += 0x9e3779b9;
     k1 += 0xbb67ae85;
   }
-  out0 = c0; out1 = c1; out2 = c2; out3 = c3;
+  out0 = c0;
+  out1 = c1;
+  out2 = c2;
+  out3 = c3;
 }
 
 /** mask = 0 with probability p, else 1/(1−p); y = x·mask. i0 must be a multiple of 4. */
@@ -56,7 +68,7 @@ export function dropoutForward(x: usize, y: usize, mask: usize, p: f32, seed: u3
     for (let lane = 0; lane < 4 && i + lane < i1; lane++) {
       const u = lane == 0 ? out0 : lane == 1 ? out1 : lane == 2 ? out2 : out3;
       const m: f32 = <f32>(u >> 8) * (1.0 / 16777216.0) < p ? 0 : keep;
-      const at = <usize>(i + lane) << 2;
+      const at = (<usize>(i + lane)) << 2;
       store<f32>(mask + at, m);
       store<f32>(y + at, load<f32>(x + at) * m);
     }
@@ -69,15 +81,21 @@ export function randomFill(y: usize, normal: i32, a: f32, b: f32, seed: u32, str
     philox(<u32>(i >> 2), 0, 0, 0, seed, stream);
     let v0: f32, v1: f32, v2: f32, v3: f32;
     if (normal) {
-      const r0: f32 = Mathf.sqrt(<f32>-2 * Mathf.log(<f32>1 - unit(out0))), t0: f32 = <f32>2 * Mathf.PI * unit(out1);
-      const r1: f32 = Mathf.sqrt(<f32>-2 * Mathf.log(<f32>1 - unit(out2))), t1: f32 = <f32>2 * Mathf.PI * unit(out3);
-      v0 = a + b * r0 * Mathf.cos(t0); v1 = a + b * r0 * Mathf.sin(t0);
-      v2 = a + b * r1 * Mathf.cos(t1); v3 = a + b * r1 * Mathf.sin(t1);
+      const r0: f32 = Mathf.sqrt(<f32>-2 * Mathf.log(<f32>1 - unit(out0))),
+        t0: f32 = <f32>2 * Mathf.PI * unit(out1);
+      const r1: f32 = Mathf.sqrt(<f32>-2 * Mathf.log(<f32>1 - unit(out2))),
+        t1: f32 = <f32>2 * Mathf.PI * unit(out3);
+      v0 = a + b * r0 * Mathf.cos(t0);
+      v1 = a + b * r0 * Mathf.sin(t0);
+      v2 = a + b * r1 * Mathf.cos(t1);
+      v3 = a + b * r1 * Mathf.sin(t1);
     } else {
-      v0 = a + (b - a) * unit(out0); v1 = a + (b - a) * unit(out1);
-      v2 = a + (b - a) * unit(out2); v3 = a + (b - a) * unit(out3);
+      v0 = a + (b - a) * unit(out0);
+      v1 = a + (b - a) * unit(out1);
+      v2 = a + (b - a) * unit(out2);
+      v3 = a + (b - a) * unit(out3);
     }
-    const at = y + (<usize>i << 2);
+    const at = y + ((<usize>i) << 2);
     if (i < i1) store<f32>(at, v0);
     if (i + 1 < i1) store<f32>(at, v1, 4);
     if (i + 2 < i1) store<f32>(at, v2, 8);
@@ -92,35 +110,37 @@ export function randomFill(y: usize, normal: i32, a: f32, b: f32, seed: u32, str
 export function multiply(a: usize, b: usize, y: usize, i0: i32, i1: i32): void {
   let i = i0;
   for (; i + 4 <= i1; i += 4) {
-    const at = <usize>i << 2;
+    const at = (<usize>i) << 2;
     v128.store(y + at, f32x4.mul(v128.load(a + at), v128.load(b + at)));
   }
-  for (; i < i1; i++) store<f32>(y + (<usize>i << 2), load<f32>(a + (<usize>i << 2)) * load<f32>(b + (<usize>i << 2)));
+  for (; i < i1; i++) store<f32>(y + ((<usize>i) << 2), load<f32>(a + ((<usize>i) << 2)) * load<f32>(b + ((<usize>i) << 2)));
 }
 
 /** y += x */
 export function accumulate(x: usize, y: usize, i0: i32, i1: i32): void {
   let i = i0;
   for (; i + 4 <= i1; i += 4) {
-    const at = <usize>i << 2;
+    const at = (<usize>i) << 2;
     v128.store(y + at, f32x4.add(v128.load(y + at), v128.load(x + at)));
   }
-  for (; i < i1; i++) store<f32>(y + (<usize>i << 2), load<f32>(y + (<usize>i << 2)) + load<f32>(x + (<usize>i << 2)));
+  for (; i < i1; i++) store<f32>(y + ((<usize>i) << 2), load<f32>(y + ((<usize>i) << 2)) + load<f32>(x + ((<usize>i) << 2)));
 }
 
 /** The paper's update: v ← momentum·v − weightDecay·lr·w − lr·g; w ← w + v. */
 export function sgdUpdate(w: usize, g: usize, v: usize, lr: f32, momentum: f32, weightDecay: f32, i0: i32, i1: i32): void {
-  const vm = f32x4.splat(momentum), vd = f32x4.splat(weightDecay * lr), vl = f32x4.splat(lr);
+  const vm = f32x4.splat(momentum),
+    vd = f32x4.splat(weightDecay * lr),
+    vl = f32x4.splat(lr);
   let i = i0;
   for (; i + 4 <= i1; i += 4) {
-    const at = <usize>i << 2;
+    const at = (<usize>i) << 2;
     const wi = v128.load(w + at);
     const vi = f32x4.sub(f32x4.sub(f32x4.mul(vm, v128.load(v + at)), f32x4.mul(vd, wi)), f32x4.mul(vl, v128.load(g + at)));
     v128.store(v + at, vi);
     v128.store(w + at, f32x4.add(wi, vi));
   }
   for (; i < i1; i++) {
-    const at = <usize>i << 2;
+    const at = (<usize>i) << 2;
     const wi = load<f32>(w + at);
     const vi = momentum * load<f32>(v + at) - weightDecay * lr * wi - lr * load<f32>(g + at);
     store<f32>(v + at, vi);
@@ -131,22 +151,23 @@ export function sgdUpdate(w: usize, g: usize, v: usize, lr: f32, momentum: f32, 
 /** y[n][j] = bias[j] + x[n]·w[j] for outputs j0…j1: the linear layer for a small batch, where the
  * weights are read once, row by row, and packing them for a GEMM would cost more than the products. */
 export function linearRows(x: usize, w: usize, bias: usize, y: usize, batch: i32, inF: i32, outF: i32, j0: i32, j1: i32): void {
-  const rowBytes = <usize>inF << 2;
+  const rowBytes = (<usize>inF) << 2;
   for (let j = j0; j < j1; j++) {
     const wj = w + <usize>j * rowBytes;
     for (let n = 0; n < batch; n++) {
       const xn = x + <usize>n * rowBytes;
-      let s0 = f32x4.splat(0), s1 = f32x4.splat(0);
+      let s0 = f32x4.splat(0),
+        s1 = f32x4.splat(0);
       let i = 0;
       for (; i + 8 <= inF; i += 8) {
-        const at = <usize>i << 2;
+        const at = (<usize>i) << 2;
         s0 = f32x4.add(s0, f32x4.mul(v128.load(xn + at), v128.load(wj + at)));
         s1 = f32x4.add(s1, f32x4.mul(v128.load(xn + at, 16), v128.load(wj + at, 16)));
       }
       const s = f32x4.add(s0, s1);
       let sum = f32x4.extract_lane(s, 0) + f32x4.extract_lane(s, 1) + f32x4.extract_lane(s, 2) + f32x4.extract_lane(s, 3);
-      for (; i < inF; i++) sum += load<f32>(xn + (<usize>i << 2)) * load<f32>(wj + (<usize>i << 2));
-      store<f32>(y + ((<usize>n * outF + j) << 2), sum + (bias ? load<f32>(bias + (<usize>j << 2)) : 0));
+      for (; i < inF; i++) sum += load<f32>(xn + ((<usize>i) << 2)) * load<f32>(wj + ((<usize>i) << 2));
+      store<f32>(y + ((<usize>n * outF + j) << 2), sum + (bias ? load<f32>(bias + ((<usize>j) << 2)) : 0));
     }
   }
 }

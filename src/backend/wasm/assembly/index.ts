@@ -4,4 +4,13 @@ export { gemm, GEMM_SCRATCH } from './gemm';
 export { conv2dForward, conv2dBackwardData, conv2dBackwardFilter, biasBackward } from './conv';
 export { maxpool2dForward, maxpool2dBackward } from './pool';
 export { lrnForward, lrnBackward } from './lrn';
-export { activationForward, activationBackward, dropoutForward, multiply, accumulate, sgdUpdate, linearRows, randomFill } from './elementwise';
+export {
+  activationForward,
+  activationBackward,
+  dropoutForward,
+  multiply,
+  accumulate,
+  sgdUpdate,
+  linearRows,
+  randomFill,
+} from './elementwise';

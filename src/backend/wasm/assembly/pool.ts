@@ -1,10 +1,22 @@
 // Max pooling over a range of planes (image × channel); padded taps never win.
 import { GEMM_SCRATCH } from './gemm';
-const BATCH = 0, CHANNELS = 1, IN_H = 2, IN_W = 3, OUT_H = 4, OUT_W = 5, K_H = 6, K_W = 7;
-const STRIDE_H = 8, STRIDE_W = 9, PAD_T = 10, PAD_L = 11, DIL_H = 12, DIL_W = 13;
+const BATCH = 0,
+  CHANNELS = 1,
+  IN_H = 2,
+  IN_W = 3,
+  OUT_H = 4,
+  OUT_W = 5,
+  K_H = 6,
+  K_W = 7;
+const STRIDE_H = 8,
+  STRIDE_W = 9,
+  PAD_T = 10,
+  PAD_L = 11,
+  DIL_H = 12,
+  DIL_W = 13;
 
 @inline function geo(g: usize, field: i32): i32 {
-  return load<i32>(g + (<usize>field << 2));
+  return load<i32>(g + ((<usize>field) << 2));
 }
 
 /** The first tap k with start + k·step ≥ 0 (divides only at the border: integer division is slow). */
@@ -24,19 +36,31 @@ const STRIDE_H = 8, STRIDE_W = 9, PAD_T = 10, PAD_L = 11, DIL_H = 12, DIL_W = 13
  * bounds checks.
  */
 @inline function forEachArgmax(g: usize, x: usize, p0: i32, p1: i32, y: usize, dy: usize, dx: usize, backward: bool): void {
-  const H = geo(g, IN_H), W = geo(g, IN_W), OH = geo(g, OUT_H), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
-  const SH = geo(g, STRIDE_H), SW = geo(g, STRIDE_W), PT = geo(g, PAD_T), PL = geo(g, PAD_L), DH = geo(g, DIL_H), DW = geo(g, DIL_W);
+  const H = geo(g, IN_H),
+    W = geo(g, IN_W),
+    OH = geo(g, OUT_H),
+    OW = geo(g, OUT_W),
+    KH = geo(g, K_H),
+    KW = geo(g, K_W);
+  const SH = geo(g, STRIDE_H),
+    SW = geo(g, STRIDE_W),
+    PT = geo(g, PAD_T),
+    PL = geo(g, PAD_L),
+    DH = geo(g, DIL_H),
+    DW = geo(g, DIL_W);
   const inPlane = H * W;
   for (let p = p0; p < p1; p++) {
     const plane = x + ((<usize>p * inPlane) << 2);
     const outBase = (<usize>p * OH * OW) << 2;
-    if (backward) memory.fill(dx + ((<usize>p * inPlane) << 2), 0, <usize>inPlane << 2);
+    if (backward) memory.fill(dx + ((<usize>p * inPlane) << 2), 0, (<usize>inPlane) << 2);
     for (let oy = 0; oy < OH; oy++) {
       const y0 = oy * SH - PT;
-      const kyLo = firstInside(y0, DH), kyHi = endInside(y0, DH, KH, H);
+      const kyLo = firstInside(y0, DH),
+        kyHi = endInside(y0, DH, KH, H);
       for (let ox = 0; ox < OW; ox++) {
         const x0 = ox * SW - PL;
-        const kxLo = firstInside(x0, DW), kxHi = endInside(x0, DW, KW, W);
+        const kxLo = firstInside(x0, DW),
+          kxHi = endInside(x0, DW, KW, W);
         const o = outBase + ((<usize>(oy * OW + ox)) << 2);
         let bestValue: f32 = -Infinity;
         if (!backward) {
@@ -56,7 +80,7 @@ const STRIDE_H = 8, STRIDE_W = 9, PAD_T = 10, PAD_L = 11, DIL_H = 12, DIL_W = 13
           const row = (y0 + ky * DH) * W + x0;
           for (let kx = kxLo; kx < kxHi; kx++) {
             const at = row + kx * DW;
-            const v = load<f32>(plane + (<usize>at << 2));
+            const v = load<f32>(plane + ((<usize>at) << 2));
             const wins = v > bestValue || v != v;
             best = select<i32>(at, best, wins);
             bestValue = select<f32>(v, bestValue, wins);
@@ -94,32 +118,42 @@ export function maxpool2dForward(g: usize, x: usize, y: usize, p0: i32, p1: i32,
     forEachArgmax(g, x, p0, p1, y, 0, 0, false);
     return;
   }
-  const H = geo(g, IN_H), W = geo(g, IN_W), OH = geo(g, OUT_H), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
-  const SH = geo(g, STRIDE_H), SW = geo(g, STRIDE_W), PT = geo(g, PAD_T), PL = geo(g, PAD_L);
-  const rowBytes = <usize>W << 2;
+  const H = geo(g, IN_H),
+    W = geo(g, IN_W),
+    OH = geo(g, OUT_H),
+    OW = geo(g, OUT_W),
+    KH = geo(g, K_H),
+    KW = geo(g, K_W);
+  const SH = geo(g, STRIDE_H),
+    SW = geo(g, STRIDE_W),
+    PT = geo(g, PAD_T),
+    PL = geo(g, PAD_L);
+  const rowBytes = (<usize>W) << 2;
   for (let p = p0; p < p1; p++) {
     const plane = x + <usize>p * H * rowBytes;
     let out = y + ((<usize>p * OH * OW) << 2);
     for (let oy = 0; oy < OH; oy++) {
       const y0 = oy * SH - PT;
-      const first = max(0, y0), last = min(H, y0 + KH);
+      const first = max(0, y0),
+        last = min(H, y0 + KH);
       memory.copy(row, plane + <usize>first * rowBytes, rowBytes);
       for (let iy = first + 1; iy < last; iy++) {
         const src = plane + <usize>iy * rowBytes;
         let i = 0;
         for (; i + 4 <= W; i += 4) {
-          const at = <usize>i << 2;
+          const at = (<usize>i) << 2;
           v128.store(row + at, maxNaN(v128.load(row + at), v128.load(src + at)));
         }
         for (; i < W; i++) {
-          const a = load<f32>(row + (<usize>i << 2)), b = load<f32>(src + (<usize>i << 2));
-          store<f32>(row + (<usize>i << 2), b > a || b != b ? b : a);
+          const a = load<f32>(row + ((<usize>i) << 2)),
+            b = load<f32>(src + ((<usize>i) << 2));
+          store<f32>(row + ((<usize>i) << 2), b > a || b != b ? b : a);
         }
       }
       for (let ox = 0; ox < OW; ox++) {
         const x0 = ox * SW - PL;
         if (fourWindowsInRow(SW, x0, ox, OW, KW, W)) {
-          let src = row + (<usize>x0 << 2);
+          let src = row + ((<usize>x0) << 2);
           let m = evenLanes(src);
           for (let kx = 1; kx < KW; kx++) {
             src += 4;
@@ -130,10 +164,11 @@ export function maxpool2dForward(g: usize, x: usize, y: usize, p0: i32, p1: i32,
           ox += 3;
           continue;
         }
-        const lo = max(0, x0), hi = min(W, x0 + KW);
-        let m = load<f32>(row + (<usize>lo << 2));
+        const lo = max(0, x0),
+          hi = min(W, x0 + KW);
+        let m = load<f32>(row + ((<usize>lo) << 2));
         for (let ix = lo + 1; ix < hi; ix++) {
-          const v = load<f32>(row + (<usize>ix << 2));
+          const v = load<f32>(row + ((<usize>ix) << 2));
           m = select<f32>(v, m, v > m || v != v);
         }
         store<f32>(out, m);
@@ -151,16 +186,26 @@ export function maxpool2dForward(g: usize, x: usize, y: usize, p0: i32, p1: i32,
  * are shared by the output rows whose windows overlap.
  */
 export function maxpool2dBackward(g: usize, x: usize, dy: usize, dx: usize, p0: i32, p1: i32, rows: usize): void {
-  const H = geo(g, IN_H), W = geo(g, IN_W), OH = geo(g, OUT_H), OW = geo(g, OUT_W), KH = geo(g, K_H), KW = geo(g, K_W);
+  const H = geo(g, IN_H),
+    W = geo(g, IN_W),
+    OH = geo(g, OUT_H),
+    OW = geo(g, OUT_W),
+    KH = geo(g, K_H),
+    KW = geo(g, K_W);
   if (geo(g, DIL_H) != 1 || geo(g, DIL_W) != 1 || 2 * H * (OW + 4) > GEMM_SCRATCH) {
     forEachArgmax(g, x, p0, p1, 0, dy, dx, true);
     return;
   }
-  const SH = geo(g, STRIDE_H), SW = geo(g, STRIDE_W), PT = geo(g, PAD_T), PL = geo(g, PAD_L);
+  const SH = geo(g, STRIDE_H),
+    SW = geo(g, STRIDE_W),
+    PT = geo(g, PAD_T),
+    PL = geo(g, PAD_L);
   const stride = (OW + 3) & ~3; // row length in `rows`, padded for 4-wide loads
-  const values = rows, taps = rows + ((<usize>H * stride) << 2);
+  const values = rows,
+    taps = rows + ((<usize>H * stride) << 2);
   for (let p = p0; p < p1; p++) {
-    const plane = x + ((<usize>p * H * W) << 2), grad = dx + ((<usize>p * H * W) << 2);
+    const plane = x + ((<usize>p * H * W) << 2),
+      grad = dx + ((<usize>p * H * W) << 2);
     memory.fill(grad, 0, (<usize>H * W) << 2);
     for (let iy = 0; iy < H; iy++) {
       const row = plane + ((<usize>iy * W) << 2);
@@ -169,8 +214,9 @@ export function maxpool2dBackward(g: usize, x: usize, dy: usize, dx: usize, p0: 
         const x0 = ox * SW - PL;
         if (fourWindowsInRow(SW, x0, ox, OW, KW, W)) {
           const lanes = i32x4.add(i32x4.splat(iy * W + x0), i32x4(0, 2, 4, 6));
-          let src = row + (<usize>x0 << 2);
-          let best = evenLanes(src), tap = lanes;
+          let src = row + ((<usize>x0) << 2);
+          let best = evenLanes(src),
+            tap = lanes;
           for (let kx = 1; kx < KW; kx++) {
             src += 4;
             const v = evenLanes(src);
@@ -178,46 +224,57 @@ export function maxpool2dBackward(g: usize, x: usize, dy: usize, dx: usize, p0: 
             best = v128.bitselect(v, best, wins);
             tap = v128.bitselect(i32x4.add(lanes, i32x4.splat(kx)), tap, wins);
           }
-          v128.store(values + at + (<usize>ox << 2), best);
-          v128.store(taps + at + (<usize>ox << 2), tap);
+          v128.store(values + at + ((<usize>ox) << 2), best);
+          v128.store(taps + at + ((<usize>ox) << 2), tap);
           ox += 3;
           continue;
         }
-        const lo = max(0, x0), hi = min(W, x0 + KW);
-        let best: f32 = -Infinity, tap = lo < hi ? iy * W + lo : -1;
+        const lo = max(0, x0),
+          hi = min(W, x0 + KW);
+        let best: f32 = -Infinity,
+          tap = lo < hi ? iy * W + lo : -1;
         for (let ix = lo; ix < hi; ix++) {
-          const v = load<f32>(row + (<usize>ix << 2));
+          const v = load<f32>(row + ((<usize>ix) << 2));
           const wins = v > best || v != v;
           best = select<f32>(v, best, wins);
           tap = select<i32>(iy * W + ix, tap, wins);
         }
-        store<f32>(values + at + (<usize>ox << 2), best);
-        store<i32>(taps + at + (<usize>ox << 2), tap);
+        store<f32>(values + at + ((<usize>ox) << 2), best);
+        store<i32>(taps + at + ((<usize>ox) << 2), tap);
       }
     }
     const outputs = dy + ((<usize>p * OH * OW) << 2);
     for (let oy = 0; oy < OH; oy++) {
       const y0 = oy * SH - PT;
-      const first = max(0, y0), last = min(H, y0 + KH);
+      const first = max(0, y0),
+        last = min(H, y0 + KH);
       for (let ox = 0; ox < OW; ox += 4) {
         // The first row's winner stands unless a later row beats it (a window of −∞ keeps its first tap).
-        let best = f32x4.splat(-Infinity), at = i32x4.splat(-1);
+        let best = f32x4.splat(-Infinity),
+          at = i32x4.splat(-1);
         if (first < last) {
-          const offset = ((<usize>first * stride + ox) << 2);
+          const offset = (<usize>first * stride + ox) << 2;
           best = v128.load(values + offset);
           at = v128.load(taps + offset);
         }
         for (let iy = first + 1; iy < last; iy++) {
-          const offset = ((<usize>iy * stride + ox) << 2);
+          const offset = (<usize>iy * stride + ox) << 2;
           const v = v128.load(values + offset);
           const wins = v128.or(f32x4.gt(v, best), f32x4.ne(v, v));
           best = v128.bitselect(v, best, wins);
           at = v128.bitselect(v128.load(taps + offset), at, wins);
         }
         for (let lane = 0; lane < min(4, OW - ox); lane++) {
-          const tap = lane == 0 ? i32x4.extract_lane(at, 0) : lane == 1 ? i32x4.extract_lane(at, 1) : lane == 2 ? i32x4.extract_lane(at, 2) : i32x4.extract_lane(at, 3);
+          const tap =
+            lane == 0
+              ? i32x4.extract_lane(at, 0)
+              : lane == 1
+                ? i32x4.extract_lane(at, 1)
+                : lane == 2
+                  ? i32x4.extract_lane(at, 2)
+                  : i32x4.extract_lane(at, 3);
           if (tap < 0) continue;
-          const d = grad + (<usize>tap << 2);
+          const d = grad + ((<usize>tap) << 2);
           store<f32>(d, load<f32>(d) + load<f32>(outputs + ((<usize>(oy * OW + ox + lane)) << 2)));
         }
       }
