@@ -70,7 +70,8 @@ try {
   const median = (t) => [...t].sort((x, y) => x - y)[t.length >> 1];
   const ratio = median(times.a.map((t, i) => times.b[i] / t));
   console.log(
-    `${values.model} batch ${batch}, ${threads} thread(s): old ${median(times.a).toFixed(1)} ms, new ${median(times.b).toFixed(1)} ms per step; median new/old ${ratio.toFixed(3)}`,
+    `${values.model} batch ${batch}, ${threads} thread(s): old ${median(times.a).toFixed(1)} ms, ` +
+      `new ${median(times.b).toFixed(1)} ms per step; median new/old ${ratio.toFixed(3)}`,
   );
 } finally {
   writeFileSync(installed, original);

@@ -16,7 +16,7 @@ const hasTorch = existsSync('/usr/bin/python3') && run('/usr/bin/python3', ['-c'
 function run(cmd, argv) {
   try {
     return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30 * 60 * 1000 });
-  } catch (error) {
+  } catch {
     return null;
   }
 }

@@ -6,6 +6,7 @@
  * memory), on an isolated page's own thread (two threads, the page spinning while it waits) and in
  * a module Worker (two threads, blocking waits).
  */
+import type * as Library from '../src/browser.js';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -36,7 +37,7 @@ interface CheckResult {
 
 /** Runs in the browser (its source is served as /check.js): the reference and the wasm backend take
  * the same training step from the same parameters. */
-async function check(lib: typeof import('../src/browser.js'), options: CheckOptions): Promise<CheckResult> {
+async function check(lib: typeof Library, options: CheckOptions): Promise<CheckResult> {
   const spec = lib.alexnetSmall({ inputSize: 28, channels: 1, classes: 10 });
   const batch = 4;
   const backend = await lib.WasmBackend.create(options);

@@ -1,4 +1,4 @@
-import { type FloatArray, Philox } from '../src/index.js';
+import type { FloatArray, Philox } from '../src/index.js';
 
 export function randomNormal(length: number, rng: Philox, scale = 1): Float64Array {
   return Float64Array.from({ length }, () => rng.nextNormal() * scale);

@@ -21,7 +21,8 @@ const SELECTED =
 const SKIPPED: [RegExp, string][] = [
   [
     /_expanded$/,
-    'the function-expanded form (ReduceMax, Exp, ReduceSum, Log, Sub, Div): elementwise and reduce ops outside the engine; the fused op of the same name runs',
+    'the function-expanded form (ReduceMax, Exp, ReduceSum, Log, Sub, Div): ' +
+      'elementwise and reduce ops outside the engine; the fused op of the same name runs',
   ],
   [/^test_maxpool_2d_uint8$/, 'uint8 tensors: the engine computes in float32 only'],
   [
@@ -97,7 +98,8 @@ for (const { name: backendName, backend } of await testBackends())
 after(() => {
   for (const backend of new Set([...tally.passed.keys(), ...tally.failed.keys()])) {
     console.log(
-      `ONNX conformance [${backend}]: ${tally.passed.get(backend) ?? 0} passed, ${tally.failed.get(backend) ?? 0} failed, ${tally.skipped.length} skipped`,
+      `ONNX conformance [${backend}]: ${tally.passed.get(backend) ?? 0} passed, ` +
+        `${tally.failed.get(backend) ?? 0} failed, ${tally.skipped.length} skipped`,
     );
   }
   for (const line of tally.skipped) console.log(`  skipped ${line}`);

@@ -107,7 +107,9 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
 
 export function formatBench(r: BenchResult): string {
   const lines = [
-    `${r.model} ${r.mode} batch ${r.batch}, ${r.threads} thread(s)${r.replicas > 1 ? ` as ${r.replicas} replicas` : ''}, ${r.backend}: ${r.imagesPerSecond.toFixed(2)} images/s, ${r.gflops.toFixed(1)} GFLOP/s, ${r.msPerStep.toFixed(0)} ms/step, ${r.cpuUtilisation.toFixed(2)} cores busy, ${(r.plannedBytes / 2 ** 20).toFixed(0)} MiB planned`,
+    `${r.model} ${r.mode} batch ${r.batch}, ${r.threads} thread(s)${r.replicas > 1 ? ` as ${r.replicas} replicas` : ''}, ${r.backend}: ` +
+      `${r.imagesPerSecond.toFixed(2)} images/s, ${r.gflops.toFixed(1)} GFLOP/s, ${r.msPerStep.toFixed(0)} ms/step, ` +
+      `${r.cpuUtilisation.toFixed(2)} cores busy, ${(r.plannedBytes / 2 ** 20).toFixed(0)} MiB planned`,
     `${'layer'.padEnd(10)}${'forward ms'.padStart(12)}${'backward ms'.padStart(13)}`,
   ];
   for (const l of r.layers)

@@ -237,20 +237,24 @@ program
         interrupted: () => stop.signal !== undefined,
         onStart: () =>
           console.log(
-            `training ${spec.name ?? opts.model ?? 'the model'} on ${imageCount(trainSet)} images (${opts.val} held out) for ${opts.epochs} epochs, batch ${opts.batch}, into ${opts.out}`,
+            `training ${spec.name ?? opts.model ?? 'the model'} on ${imageCount(trainSet)} images (${opts.val} held out) ` +
+              `for ${opts.epochs} epochs, batch ${opts.batch}, into ${opts.out}`,
           ),
         onResume: (r) =>
           console.log(
-            `resuming at epoch ${r.epoch + 1}, step ${r.step}${r.changes.map((c) => `; ${c.setting} ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`).join('')}`,
+            `resuming at epoch ${r.epoch + 1}, step ${r.step}` +
+              r.changes.map((c) => `; ${c.setting} ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`).join(''),
           ),
         onProgress: (p) =>
           progress(
-            `epoch ${p.epoch} ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  ${p.imagesPerSecond.toFixed(0)} images/s  ETA ${p.imagesPerSecond > 0 ? (((p.batches - p.batch) * opts.batch) / p.imagesPerSecond).toFixed(0) : '?'} s`,
+            `epoch ${p.epoch} ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  ${p.imagesPerSecond.toFixed(0)} images/s  ` +
+              `ETA ${p.imagesPerSecond > 0 ? (((p.batches - p.batch) * opts.batch) / p.imagesPerSecond).toFixed(0) : '?'} s`,
           ),
         onEpoch: (m) => {
           progress('');
           console.log(
-            `epoch ${m.epoch}: loss ${m.loss.toFixed(4)}, train error ${(100 * m.trainError).toFixed(2)}%, validation top-1 error ${(100 * m.valTop1Error).toFixed(2)}%, lr ${m.lr}, ${m.imagesPerSecond.toFixed(0)} images/s`,
+            `epoch ${m.epoch}: loss ${m.loss.toFixed(4)}, train error ${(100 * m.trainError).toFixed(2)}%, ` +
+              `validation top-1 error ${(100 * m.valTop1Error).toFixed(2)}%, lr ${m.lr}, ${m.imagesPerSecond.toFixed(0)} images/s`,
           );
         },
       });
@@ -293,7 +297,8 @@ async function finishRun(
   const result = evaluated.singleView ?? evaluated;
   const mirrored = opts.flip ? ` (${(100 * evaluated.top1).toFixed(2)}% averaged with mirror images)` : '';
   console.log(
-    `test accuracy ${(100 * result.top1).toFixed(2)}%${mirrored} (top-5 ${(100 * result.top5).toFixed(2)}%) on ${result.count} images, ${((performance.now() - start) / 1000).toFixed(0)} s`,
+    `test accuracy ${(100 * result.top1).toFixed(2)}%${mirrored} (top-5 ${(100 * result.top5).toFixed(2)}%) ` +
+      `on ${result.count} images, ${((performance.now() - start) / 1000).toFixed(0)} s`,
   );
 }
 
@@ -370,7 +375,8 @@ program
       console.log(
         opts.json
           ? JSON.stringify(result)
-          : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, loss ${result.loss.toFixed(4)} on ${result.count} images`,
+          : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, ` +
+              `loss ${result.loss.toFixed(4)} on ${result.count} images`,
       );
     });
   });
@@ -418,7 +424,7 @@ program
           if (channels === 1) image = image.grayscale();
           pixels = await image.raw().toBuffer();
         } catch (error) {
-          throw new Error(`cannot decode image ${file}: ${(error as Error).message}`);
+          throw new Error(`cannot decode image ${file}: ${(error as Error).message}`, { cause: error });
         }
         if (pixels.length !== size)
           throw new Error(`${file}: decoded to ${pixels.length} values, the model takes ${channels}×${height}×${width}`);

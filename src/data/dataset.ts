@@ -160,7 +160,8 @@ function inferredClasses(set: RawSet): number {
   if (empty.length > 0) {
     const largest = set.labels.indexOf(classes - 1);
     throw new Error(
-      `${describeRecord(set, largest)} has label ${classes - 1}, but classes ${formatList(empty)} have no images: a label is wrong, or give the class count (--classes N, or a class-names.txt)`,
+      `${describeRecord(set, largest)} has label ${classes - 1}, but classes ${formatList(empty)} have no images: ` +
+        'a label is wrong, or give the class count (--classes N, or a class-names.txt)',
     );
   }
   return classes;

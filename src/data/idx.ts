@@ -3,7 +3,7 @@
  * bytes, a type byte (0x08: unsigned bytes), the number of dimensions — then each dimension as a
  * uint32, then the values.
  */
-import { readFileSync } from 'node:fs';
+import { readFileBytes } from '../io/files.js';
 import { gunzipSync } from 'node:zlib';
 
 export interface IdxArray {
@@ -34,20 +34,13 @@ export function parseIdx(bytes: Uint8Array, source: string): IdxArray {
   const count = dims.reduce((a, b) => a * b, 1);
   if (bytes.length - headerBytes !== count) {
     fail(
-      `${bytes.length - headerBytes < count ? 'truncated' : 'trailing data'}: the header says ${dims.join('×')} = ${count} values, the file holds ${bytes.length - headerBytes}`,
+      `${bytes.length - headerBytes < count ? 'truncated' : 'trailing data'}: ` +
+        `the header says ${dims.join('×')} = ${count} values, the file holds ${bytes.length - headerBytes}`,
     );
   }
   return { dims, data: bytes.subarray(headerBytes) };
 }
 
 export function readIdx(path: string): IdxArray {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (error) {
-    throw new Error(
-      `cannot read ${path}: ${(error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (error as Error).message}`,
-    );
-  }
-  return parseIdx(bytes, path);
+  return parseIdx(readFileBytes(path, 'IDX file'), path);
 }

@@ -157,6 +157,6 @@ function openFile(path: string): number {
   try {
     return openSync(path, 'r');
   } catch (error) {
-    throw new Error(`cannot read checkpoint ${path}: ${describeError(error)}`);
+    throw new Error(`cannot read checkpoint ${path}: ${describeError(error)}`, { cause: error });
   }
 }

@@ -21,7 +21,7 @@ export function writeFileAtomic(path: string, bytes: Uint8Array | string): void 
   try {
     fd = openSync(temporary, 'w');
   } catch (error) {
-    throw new Error(`cannot write ${path}: ${describeError(error)}`);
+    throw new Error(`cannot write ${path}: ${describeError(error)}`, { cause: error });
   }
   try {
     const half = ++writes === killInWrite ? data.length >> 1 : data.length;
@@ -31,7 +31,7 @@ export function writeFileAtomic(path: string, bytes: Uint8Array | string): void 
   } catch (error) {
     closeSync(fd);
     rmSync(temporary, { force: true });
-    throw new Error(`cannot write ${path}: ${describeError(error)}`);
+    throw new Error(`cannot write ${path}: ${describeError(error)}`, { cause: error });
   }
   closeSync(fd);
   renameSync(temporary, path);
@@ -97,6 +97,6 @@ export function readFileBytes(path: string, what = 'file'): Uint8Array {
   try {
     return readFileSync(path);
   } catch (error) {
-    throw new Error(`cannot read ${what} ${path}: ${describeError(error)}`);
+    throw new Error(`cannot read ${what} ${path}: ${describeError(error)}`, { cause: error });
   }
 }

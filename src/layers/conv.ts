@@ -46,7 +46,8 @@ export class Conv2d extends Layer<Conv2dSpec> {
     const outWidth = windowCount(inWidth, kernelW, strideW, padLeft, padRight, dilationW, false);
     if (outHeight < 1 || outWidth < 1) {
       this.fail(
-        `a ${kernelH}×${kernelW} kernel (dilation ${dilationH}×${dilationW}) does not fit the padded ${inHeight + padTop + padBottom}×${inWidth + padLeft + padRight} input`,
+        `a ${kernelH}×${kernelW} kernel (dilation ${dilationH}×${dilationW}) does not fit ` +
+          `the padded ${inHeight + padTop + padBottom}×${inWidth + padLeft + padRight} input`,
       );
     }
     this.hasBias = spec.bias ?? true;

@@ -10,7 +10,7 @@
 import type { Backend } from '../backend/backend.js';
 import type { LayerSpec } from '../net/spec.js';
 import type { Philox } from '../random.js';
-import { formatShape, type Shape, Tensor } from '../tensor.js';
+import { formatShape, type Shape, type Tensor } from '../tensor.js';
 
 /** A spec or shape problem, reported as `layer: what is wrong`. */
 export class SpecError extends Error {

@@ -1,5 +1,5 @@
 /** Model names the CLI and the library accept, and loading a user's own spec file. */
-import { readFileSync } from 'node:fs';
+import { readFileBytes } from '../io/files.js';
 import type { NetSpec } from '../net/spec.js';
 import { alexnet, alexnetCaffe, alexnetSmall, alexnetTorchvision } from './alexnet.js';
 
@@ -24,15 +24,10 @@ export function resolveModel(nameOrPath: string): NetSpec {
   if (zoo) return zoo.spec();
   if (!nameOrPath.endsWith('.json'))
     throw new Error(`unknown model '${nameOrPath}' (known: ${Object.keys(models).join(', ')}; or a .json spec file)`);
-  let text: string;
-  try {
-    text = readFileSync(nameOrPath, 'utf8');
-  } catch (error) {
-    throw new Error(`cannot read model spec ${nameOrPath}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
-  }
+  const text = new TextDecoder().decode(readFileBytes(nameOrPath, 'model spec'));
   try {
     return JSON.parse(text) as NetSpec;
   } catch (error) {
-    throw new Error(`model spec ${nameOrPath} is not valid JSON: ${(error as Error).message}`);
+    throw new Error(`model spec ${nameOrPath} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
 }

@@ -3,7 +3,7 @@
  * node (constant-only nodes such as a weight's Transpose are folded at import). What the engine
  * cannot express is refused with an `UnsupportedOnnxError` naming the node and the reason.
  */
-import { readFileSync } from 'node:fs';
+import { readFileBytes } from '../io/files.js';
 import { createLayer } from '../layers/index.js';
 import { planNet } from '../net/net.js';
 import type { LayerSpec, NetSpec } from '../net/spec.js';
@@ -36,13 +36,7 @@ export interface ImportOptions {
 }
 
 export function loadOnnxFile(path: string, options: ImportOptions = {}): ImportedModel {
-  let bytes: Uint8Array;
-  try {
-    bytes = readFileSync(path);
-  } catch (error) {
-    throw new Error(`cannot read ONNX model ${path}: ${(error as Error).message}`);
-  }
-  return importOnnx(decodeModel(bytes, path), { source: path, ...options });
+  return importOnnx(decodeModel(readFileBytes(path, 'ONNX model'), path), { source: path, ...options });
 }
 
 /** AttributeProto.AttributeType values, by what the reader asks for. */

@@ -63,7 +63,7 @@ function decode<T>(typeName: string, bytes: Uint8Array, source: string): T {
   try {
     message = type.decode(bytes);
   } catch (error) {
-    throw new Error(`${source}: not a valid ONNX ${typeName} (${(error as Error).message})`);
+    throw new Error(`${source}: not a valid ONNX ${typeName} (${(error as Error).message})`, { cause: error });
   }
   return type.toObject(message, { longs: Number, bytes: Uint8Array as never, defaults: false, arrays: true }) as T;
 }

@@ -48,7 +48,7 @@ export class RunFolder {
     try {
       mkdirSync(dir, { recursive: true });
     } catch (error) {
-      throw new Error(`cannot create run folder ${dir}: ${describeError(error)}`);
+      throw new Error(`cannot create run folder ${dir}: ${describeError(error)}`, { cause: error });
     }
     const folder = new RunFolder(dir, created);
     folder.lock();
@@ -79,7 +79,7 @@ export class RunFolder {
         return;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST')
-          throw new Error(`cannot write to run folder ${this.dir}: ${describeError(error)}`);
+          throw new Error(`cannot write to run folder ${this.dir}: ${describeError(error)}`, { cause: error });
       }
       const owner = Number(readFileSync(path, 'utf8').trim());
       if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) {
@@ -97,7 +97,8 @@ export class RunFolder {
     }
     if (present.length > 0 && !force) {
       throw new Error(
-        `${this.dir} already holds a training run (${present.map((f) => RUN_FILES[f]).join(', ')}): continue it with --resume, or start over with --force (which deletes it)`,
+        `${this.dir} already holds a training run (${present.map((f) => RUN_FILES[f]).join(', ')}): ` +
+          'continue it with --resume, or start over with --force (which deletes it)',
       );
     }
     // Without a checkpoint, metrics belong to a run that died before its first one: nothing to resume.

@@ -84,6 +84,7 @@ export function parseSchedule(text: string, epochs?: number): ScheduleSpec {
     if (a !== '' && Number.isFinite(warmup) && warmup >= 0) return { kind: 'linear', warmup };
   }
   throw new Error(
-    `unknown schedule '${text}' (use plateau[:patience[:maxDrops]], steps:E1,E2,… (epochs or percentages of --epochs), linear[:warmupEpochs] or constant)`,
+    `unknown schedule '${text}' (use plateau[:patience[:maxDrops]], ` +
+      'steps:E1,E2,… (epochs or percentages of --epochs), linear[:warmupEpochs] or constant)',
   );
 }

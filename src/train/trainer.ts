@@ -322,7 +322,11 @@ function rate(images: number, seconds: number): number {
 
 function divergence(loss: number, state: RunState, o: TrainOptions, folder: RunFolder): string {
   const last = folder.has('last') ? folder.path('last') : 'none (first epoch)';
-  return `the loss became ${loss} at epoch ${state.epoch + 1}, step ${state.step + 1} (learning rate ${state.schedule.lr}, momentum ${o.momentum}, weight decay ${o.weightDecay}, batch ${o.batch}): the run diverged; lower --lr or --momentum, or check the data. The last good checkpoint is ${last}`;
+  const settings = `learning rate ${state.schedule.lr}, momentum ${o.momentum}, weight decay ${o.weightDecay}, batch ${o.batch}`;
+  return (
+    `the loss became ${loss} at epoch ${state.epoch + 1}, step ${state.step + 1} (${settings}): ` +
+    `the run diverged; lower --lr or --momentum, or check the data. The last good checkpoint is ${last}`
+  );
 }
 
 async function snapshot({ net, sgd }: Learner, state: RunState, options: RunOptions): Promise<Checkpoint> {
@@ -353,7 +357,7 @@ function restore(learner: Learner, checkpoint: Checkpoint, path: string): RunSta
   try {
     learner.load(Object.fromEntries(Object.entries(checkpoint.params).map(([k, t]) => [k, t.data])), velocities, dropout);
   } catch (error) {
-    throw new Error(`${path} does not match the model: ${(error as Error).message}`);
+    throw new Error(`${path} does not match the model: ${(error as Error).message}`, { cause: error });
   }
   return ordered({ ...state, dropout }); // older checkpoints also kept the wall time: it made identical runs differ
 }

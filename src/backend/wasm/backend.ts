@@ -84,7 +84,8 @@ export class WasmBackend implements Backend {
     if (!Number.isInteger(threads) || threads < 1) throw new Error(`threads must be a positive integer, got ${threads}`);
     if (threads > 1 && !shared)
       throw new Error(
-        `${threads} threads need shared memory, which ${host.canShareMemory() ? 'was turned off' : `this page does not have: ${isolate}`}; use 1 thread`,
+        `${threads} threads need shared memory, which ` +
+          `${host.canShareMemory() ? 'was turned off' : `this page does not have: ${isolate}`}; use 1 thread`,
       );
     const wantRelaxed = options.relaxedSimd ?? 'auto';
     const relaxed = wantRelaxed === false ? null : await host.wasmBytes({ relaxed: true, shared });

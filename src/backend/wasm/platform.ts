@@ -53,6 +53,7 @@ async function nodePlatform(): Promise<Platform> {
       } catch (error) {
         throw new Error(
           `cannot load the wasm kernels ${wasmUrl(variant).pathname} (built by \`npm run build\`): ${(error as Error).message}`,
+          { cause: error },
         );
       }
     },
