@@ -5,10 +5,12 @@
  * reference backend's TypeScript over views of the same memory, so nothing is ever copied.
  */
 import type { Backend, DeviceBuffer, FloatArray } from '../backend.js';
-import type { ActivationFn, Conv2dGeometry, KernelName, KernelTable, Pool2dGeometry } from '../kernels.js';
+import type { ActivationFn, KernelName, KernelTable, Pool2dGeometry, WindowGeometry } from '../kernels.js';
 import { type HostKernel, referenceKernels } from '../reference/backend.js';
 import type { KernelExports } from './exports.js';
 import { platform } from './platform.js';
+import * as G from './geometry.js';
+import { type GemmArgs, task } from './tasks.js';
 import { type Task, ThreadPool } from './threads.js';
 
 const PAGE = 65536;
@@ -66,7 +68,7 @@ export class WasmBackend implements Backend {
     readonly simd: 'relaxed' | 'simd',
   ) {
     this.heap = new Float32Array(memory.buffer);
-    this.geometry = this.allocateBytes(64);
+    this.geometry = this.allocateBytes(4 * G.GEOMETRY_FIELDS);
   }
 
   /**
@@ -179,14 +181,9 @@ export class WasmBackend implements Backend {
       const ranges = split(g.batch * ohw, this.parts(g.batch * g.outChannels * ohw * taps), 8);
       const chunk = panelColumns(taps, ranges[0]![1] - ranges[0]![0]);
       this.ensureScratch(g.groups * packedSize(g.outChannels / g.groups, taps) + (taps + g.outChannels / g.groups) * chunk);
-      const geo = this.writeConvGeometry(g);
-      this.pool.run(
-        ranges.map(([j0, j1]) => ({
-          fn: 'conv2dForward',
-          args: [geo, b.x.offset, b.weight.offset, b.bias?.offset ?? 0, b.y.offset, j0, j1, chunk],
-          scratch: 'col+gemm',
-        })),
-      );
+      const geometry = this.writeGeometry(g, g);
+      const [x, weight, bias, y] = [b.x.offset, b.weight.offset, b.bias?.offset ?? 0, b.y.offset];
+      this.pool.run(ranges.map((range) => task.conv2dForward({ geometry, x, weight, bias, y, range, chunk })));
     },
     conv2d_backward_data: (g, b) => {
       const cg = g.inChannels / g.groups,
@@ -199,14 +196,9 @@ export class WasmBackend implements Backend {
       const rows = Math.max(...chunks.map(([c0, c1]) => c1 - c0)) * kk;
       const chunk = panelColumns(rows, g.batch * ohw);
       this.ensureScratch(packedSize(rows, g.outChannels / g.groups) + (rows + g.outChannels / g.groups) * chunk);
-      const geo = this.writeConvGeometry(g);
-      this.pool.run(
-        chunks.map(([c0, c1]) => ({
-          fn: 'conv2dBackwardData',
-          args: [geo, b.dy.offset, b.weight.offset, b.dx.offset, c0, c1, chunk],
-          scratch: 'col+gemm',
-        })),
-      );
+      const geometry = this.writeGeometry(g, g);
+      const [dy, weight, dx] = [b.dy.offset, b.weight.offset, b.dx.offset];
+      this.pool.run(chunks.map((range) => task.conv2dBackwardData({ geometry, dy, weight, dx, range, chunk })));
     },
     conv2d_backward_filter: (g, b) => {
       const ohw = g.outHeight * g.outWidth,
@@ -220,80 +212,79 @@ export class WasmBackend implements Backend {
           ? Math.min(ohw, Math.max(panelColumns(rows, ohw), 256))
           : Math.max(panelColumns(rows, g.batch * ohw), Math.min(g.batch * ohw, 256));
       this.ensureScratch((rows + g.outChannels / g.groups) * chunk);
-      const geo = this.writeConvGeometry(g);
-      const tasks: Task[] = ranges.map(([r0, r1]) => ({
-        fn: 'conv2dBackwardFilter',
-        args: [geo, b.x.offset, b.dy.offset, b.dweight.offset, r0, r1, chunk],
-        scratch: 'col+gemm',
-      }));
+      const geometry = this.writeGeometry(g, g);
+      const [x, dy, dweight] = [b.x.offset, b.dy.offset, b.dweight.offset];
+      const tasks = ranges.map((range) => task.conv2dBackwardFilter({ geometry, x, dy, dweight, range, chunk }));
       if (b.dbias) {
-        for (const [k0, k1] of split(g.outChannels, this.pool.threads))
-          tasks.push({ fn: 'biasBackward', args: [b.dy.offset, b.dbias.offset, g.batch, g.outChannels, ohw, k0, k1] });
+        const dbias = b.dbias.offset;
+        for (const range of split(g.outChannels, this.pool.threads))
+          tasks.push(task.biasBackward({ dy, dbias, batch: g.batch, channels: g.outChannels, spatial: ohw, range }));
       }
       this.pool.run(tasks);
     },
     maxpool2d_forward: (g, b) => {
-      const geo = this.writePoolGeometry(g);
+      const geometry = this.writeGeometry(g, { inChannels: g.channels, outChannels: g.channels, groups: 1 });
       this.ensureScratch(0); // the GEMM scratch holds the row of window maxima
-      this.pool.run(
-        this.planeRanges(g).map(([p0, p1]) => ({ fn: 'maxpool2dForward', args: [geo, b.x.offset, b.y.offset, p0, p1], scratch: 'gemm' })),
-      );
+      const [x, y] = [b.x.offset, b.y.offset];
+      this.pool.run(this.planeRanges(g).map((range) => task.maxpool2dForward({ geometry, x, y, range })));
     },
     maxpool2d_backward: (g, b) => {
-      const geo = this.writePoolGeometry(g);
+      const geometry = this.writeGeometry(g, { inChannels: g.channels, outChannels: g.channels, groups: 1 });
       this.ensureScratch(0); // the GEMM scratch holds each row's column maxima
-      this.pool.run(
-        this.planeRanges(g).map(([p0, p1]) => ({
-          fn: 'maxpool2dBackward',
-          args: [geo, b.x.offset, b.dy.offset, b.dx.offset, p0, p1],
-          scratch: 'gemm',
-        })),
-      );
+      const [x, dy, dx] = [b.x.offset, b.dy.offset, b.dx.offset];
+      this.pool.run(this.planeRanges(g).map((range) => task.maxpool2dBackward({ geometry, x, dy, dx, range })));
     },
     lrn_forward: (p, b) => {
       const ranges = split(p.batch, this.elementParts(p.batch * p.channels * p.spatial * p.size));
-      this.pool.run(
-        ranges.map(([n0, n1]) => ({
-          fn: 'lrnForward',
-          args: [b.x.offset, b.y.offset, b.scale.offset, p.channels, p.spatial, p.size, p.alpha, p.beta, p.k, n0, n1],
-        })),
-      );
+      const buffers = { x: b.x.offset, y: b.y.offset, scale: b.scale.offset };
+      this.pool.run(ranges.map((range) => task.lrnForward({ ...p, ...buffers, range })));
     },
     lrn_backward: (p, b) => {
       const ranges = split(p.batch, this.elementParts(p.batch * p.channels * p.spatial * p.size));
-      this.pool.run(
-        ranges.map(([n0, n1]) => ({
-          fn: 'lrnBackward',
-          args: [b.x.offset, b.y.offset, b.scale.offset, b.dy.offset, b.dx.offset, p.channels, p.spatial, p.size, p.alpha, p.beta, n0, n1],
-        })),
-      );
+      const buffers = { x: b.x.offset, y: b.y.offset, scale: b.scale.offset, dy: b.dy.offset, dx: b.dx.offset };
+      this.pool.run(ranges.map((range) => task.lrnBackward({ ...p, ...buffers, range })));
     },
-    activation_forward: (p, b) => this.elementwise('activationForward', p.length, [ACTIVATIONS[p.fn], b.x.offset, b.y.offset]),
+    activation_forward: (p, b) =>
+      this.elementwise(p.length, (range) => task.activationForward({ fn: ACTIVATIONS[p.fn], x: b.x.offset, y: b.y.offset, range })),
     activation_backward: (p, b) =>
-      this.elementwise('activationBackward', p.length, [ACTIVATIONS[p.fn], b.y.offset, b.dy.offset, b.dx.offset]),
-    dropout_forward: (p, b) => this.elementwise('dropoutForward', p.length, [b.x.offset, b.y.offset, b.mask.offset, p.p, p.seed, p.stream]),
-    multiply: (p, b) => this.elementwise('multiply', p.length, [b.a.offset, b.b.offset, b.y.offset]),
-    accumulate: (p, b) => this.elementwise('accumulate', p.length, [b.x.offset, b.y.offset]),
+      this.elementwise(p.length, (range) =>
+        task.activationBackward({ fn: ACTIVATIONS[p.fn], y: b.y.offset, dy: b.dy.offset, dx: b.dx.offset, range }),
+      ),
+    dropout_forward: (p, b) =>
+      this.elementwise(p.length, (range) => task.dropoutForward({ ...p, x: b.x.offset, y: b.y.offset, mask: b.mask.offset, range })),
+    multiply: (p, b) => this.elementwise(p.length, (range) => task.multiply({ a: b.a.offset, b: b.b.offset, y: b.y.offset, range })),
+    accumulate: (p, b) => this.elementwise(p.length, (range) => task.accumulate({ x: b.x.offset, y: b.y.offset, range })),
     random_fill: (p, b) =>
-      this.elementwise('randomFill', p.length, [b.y.offset, p.distribution === 'normal' ? 1 : 0, p.a, p.b, p.seed, p.stream]),
+      this.elementwise(p.length, (range) => task.randomFill({ ...p, y: b.y.offset, normal: p.distribution === 'normal', range })),
     sgd_update: (p, b) =>
-      this.elementwise('sgdUpdate', p.length, [b.weight.offset, b.grad.offset, b.velocity.offset, p.lr, p.momentum, p.weightDecay]),
+      this.elementwise(p.length, (range) =>
+        task.sgdUpdate({ ...p, weight: b.weight.offset, grad: b.grad.offset, velocity: b.velocity.offset, range }),
+      ),
     gemm: (p, b) => {
-      const rsa = p.transA ? 1 : p.K,
-        csa = p.transA ? p.M : 1,
-        rsb = p.transB ? 1 : p.N,
-        csb = p.transB ? p.K : 1;
-      this.gemmSplitColumns(p.M, p.N, p.K, p.alpha, b.a.offset, rsa, csa, b.b.offset, rsb, csb, p.beta, b.c.offset, p.N);
+      const [rowStrideA, colStrideA] = p.transA ? [1, p.M] : [p.K, 1];
+      const [rowStrideB, colStrideB] = p.transB ? [1, p.K] : [p.N, 1];
+      const { M, N, K, alpha, beta } = p;
+      this.gemmSplitColumns({
+        M,
+        N,
+        K,
+        alpha,
+        a: b.a.offset,
+        rowStrideA,
+        colStrideA,
+        b: b.b.offset,
+        rowStrideB,
+        colStrideB,
+        beta,
+        c: b.c.offset,
+        ldc: N,
+      });
     },
     linear_forward: (p, b) => {
       if (p.batch <= SMALL_BATCH) {
         const ranges = split(p.outFeatures, this.parts(p.batch * p.inFeatures * p.outFeatures), 4);
-        this.pool.run(
-          ranges.map(([j0, j1]) => ({
-            fn: 'linearRows',
-            args: [b.x.offset, b.weight.offset, b.bias?.offset ?? 0, b.y.offset, p.batch, p.inFeatures, p.outFeatures, j0, j1],
-          })),
-        );
+        const buffers = { x: b.x.offset, weight: b.weight.offset, bias: b.bias?.offset ?? 0, y: b.y.offset };
+        this.pool.run(ranges.map((range) => task.linearRows({ ...p, ...buffers, range })));
         return;
       }
       const y = this.view(b.y);
@@ -302,97 +293,46 @@ export class WasmBackend implements Backend {
         for (let n = 0; n < p.batch; n++) y.set(bias, n * p.outFeatures);
       }
       // y = x·Wᵀ: B(k, j) = W[j][k]
-      this.gemmSplitColumns(
-        p.batch,
-        p.outFeatures,
-        p.inFeatures,
-        1,
-        b.x.offset,
-        p.inFeatures,
-        1,
-        b.weight.offset,
-        1,
-        p.inFeatures,
-        b.bias ? 1 : 0,
-        b.y.offset,
-        p.outFeatures,
-      );
+      const [M, N, K] = [p.batch, p.outFeatures, p.inFeatures];
+      const x = { a: b.x.offset, rowStrideA: K, colStrideA: 1 },
+        w = { b: b.weight.offset, rowStrideB: 1, colStrideB: K };
+      this.gemmSplitColumns({ M, N, K, alpha: 1, ...x, ...w, beta: b.bias ? 1 : 0, c: b.y.offset, ldc: N });
     },
     linear_backward_data: (p, b) => {
-      this.gemmSplitColumns(
-        p.batch,
-        p.inFeatures,
-        p.outFeatures,
-        1,
-        b.dy.offset,
-        p.outFeatures,
-        1,
-        b.weight.offset,
-        p.inFeatures,
-        1,
-        0,
-        b.dx.offset,
-        p.inFeatures,
-      );
+      // dx = dy·W
+      const [M, N, K] = [p.batch, p.inFeatures, p.outFeatures];
+      const dy = { a: b.dy.offset, rowStrideA: K, colStrideA: 1 },
+        w = { b: b.weight.offset, rowStrideB: N, colStrideB: 1 };
+      this.gemmSplitColumns({ M, N, K, alpha: 1, ...dy, ...w, beta: 0, c: b.dx.offset, ldc: N });
     },
     linear_backward_params: (p, b) => {
       // dW = dyᵀ·x, split by rows of dW (output features); A(i, k) = dy[k][i]
       this.ensureScratch(0);
       const ranges = split(p.outFeatures, this.parts(p.batch * p.inFeatures * p.outFeatures), 4);
-      const tasks: Task[] = ranges.map(([i0, i1]) => ({
-        fn: 'gemm',
-        args: [
-          i1 - i0,
-          p.inFeatures,
-          p.batch,
-          1,
-          b.dy.offset + 4 * i0,
-          1,
-          p.outFeatures,
-          b.x.offset,
-          p.inFeatures,
-          1,
-          0,
-          b.dweight.offset + 4 * i0 * p.inFeatures,
-          p.inFeatures,
-        ],
-        scratch: 'gemm',
-      }));
-      if (b.dbias) tasks.push({ fn: 'biasBackward', args: [b.dy.offset, b.dbias.offset, p.batch, p.outFeatures, 1, 0, p.outFeatures] });
+      const [N, K] = [p.inFeatures, p.batch];
+      const x = { b: b.x.offset, rowStrideB: N, colStrideB: 1 };
+      const tasks = ranges.map(([i0, i1]) => {
+        const dy = { a: b.dy.offset + 4 * i0, rowStrideA: 1, colStrideA: p.outFeatures };
+        return task.gemm({ M: i1 - i0, N, K, alpha: 1, ...dy, ...x, beta: 0, c: b.dweight.offset + 4 * i0 * N, ldc: N });
+      });
+      if (b.dbias) {
+        const rows = { batch: p.batch, channels: p.outFeatures, spatial: 1, range: [0, p.outFeatures] as const };
+        tasks.push(task.biasBackward({ dy: b.dy.offset, dbias: b.dbias.offset, ...rows }));
+      }
       this.pool.run(tasks);
     },
   };
 
   /** C(M×N) = alpha·A·B + beta·C with the columns of C split across threads. */
-  private gemmSplitColumns(
-    M: number,
-    N: number,
-    K: number,
-    alpha: number,
-    a: number,
-    rsa: number,
-    csa: number,
-    b: number,
-    rsb: number,
-    csb: number,
-    beta: number,
-    c: number,
-    ldc: number,
-  ): void {
+  private gemmSplitColumns(g: GemmArgs): void {
     this.ensureScratch(0);
-    const ranges = split(N, this.parts(M * N * K), 8);
-    this.pool.run(
-      ranges.map(([j0, j1]) => ({
-        fn: 'gemm',
-        args: [M, j1 - j0, K, alpha, a, rsa, csa, b + 4 * j0 * csb, rsb, csb, beta, c + 4 * j0, ldc],
-        scratch: 'gemm',
-      })),
-    );
+    const ranges = split(g.N, this.parts(g.M * g.N * g.K), 8);
+    this.pool.run(ranges.map(([j0, j1]) => task.gemm({ ...g, N: j1 - j0, b: g.b + 4 * j0 * g.colStrideB, c: g.c + 4 * j0 })));
   }
 
-  private elementwise(fn: Task['fn'], length: number, args: number[]): void {
-    const ranges = split(length, this.elementParts(length), 4);
-    this.pool.run(ranges.map(([i0, i1]) => ({ fn, args: [...args, i0, i1] })));
+  /** A memory-bound kernel over `length` elements, split into one range per thread when large. */
+  private elementwise(length: number, build: (range: [number, number]) => Task): void {
+    this.pool.run(split(length, this.elementParts(length), 4).map(build));
   }
 
   /** Tasks for a compute-bound kernel: two per thread when there are several, so the shared task
@@ -411,45 +351,25 @@ export class WasmBackend implements Backend {
     return split(g.batch * g.channels, this.elementParts(g.batch * g.channels * g.outHeight * g.outWidth * g.kernelH * g.kernelW));
   }
 
-  private writeConvGeometry(g: Conv2dGeometry): number {
-    new Int32Array(this.memory.buffer, this.geometry, 16).set([
-      g.batch,
-      g.inChannels,
-      g.inHeight,
-      g.inWidth,
-      g.outChannels,
-      g.outHeight,
-      g.outWidth,
-      g.kernelH,
-      g.kernelW,
-      g.strideH,
-      g.strideW,
-      g.padTop,
-      g.padLeft,
-      g.dilationH,
-      g.dilationW,
-      g.groups,
-    ]);
-    return this.geometry;
-  }
-
-  private writePoolGeometry(g: Pool2dGeometry): number {
-    new Int32Array(this.memory.buffer, this.geometry, 14).set([
-      g.batch,
-      g.channels,
-      g.inHeight,
-      g.inWidth,
-      g.outHeight,
-      g.outWidth,
-      g.kernelH,
-      g.kernelW,
-      g.strideH,
-      g.strideW,
-      g.padTop,
-      g.padLeft,
-      g.dilationH,
-      g.dilationW,
-    ]);
+  /** Fills the geometry block the convolution and pooling kernels read (geometry.ts). */
+  private writeGeometry(g: WindowGeometry, channels: { inChannels: number; outChannels: number; groups: number }): number {
+    const block = new Int32Array(this.memory.buffer, this.geometry, G.GEOMETRY_FIELDS);
+    block[G.BATCH] = g.batch;
+    block[G.IN_C] = channels.inChannels;
+    block[G.IN_H] = g.inHeight;
+    block[G.IN_W] = g.inWidth;
+    block[G.OUT_C] = channels.outChannels;
+    block[G.OUT_H] = g.outHeight;
+    block[G.OUT_W] = g.outWidth;
+    block[G.K_H] = g.kernelH;
+    block[G.K_W] = g.kernelW;
+    block[G.STRIDE_H] = g.strideH;
+    block[G.STRIDE_W] = g.strideW;
+    block[G.PAD_T] = g.padTop;
+    block[G.PAD_L] = g.padLeft;
+    block[G.DIL_H] = g.dilationH;
+    block[G.DIL_W] = g.dilationW;
+    block[G.GROUPS] = channels.groups;
     return this.geometry;
   }
 

@@ -3,23 +3,7 @@
 // weight gradient, so threads never write the same memory.
 import { gemm, gemmPacked, KC, MC, packedSize, packWhole } from './gemm';
 
-// Geometry block: i32s written by the host, in this order (see WindowGeometry + Conv2dGeometry).
-const BATCH = 0,
-  IN_C = 1,
-  IN_H = 2,
-  IN_W = 3,
-  OUT_C = 4,
-  OUT_H = 5,
-  OUT_W = 6,
-  K_H = 7,
-  K_W = 8;
-const STRIDE_H = 9,
-  STRIDE_W = 10,
-  PAD_T = 11,
-  PAD_L = 12,
-  DIL_H = 13,
-  DIL_W = 14,
-  GROUPS = 15;
+import { BATCH, DIL_H, DIL_W, GROUPS, IN_C, IN_H, IN_W, K_H, K_W, OUT_C, OUT_H, OUT_W, PAD_L, PAD_T, STRIDE_H, STRIDE_W } from '../geometry';
 
 @inline function geo(g: usize, field: i32): i32 {
   return load<i32>(g + ((<usize>field) << 2));

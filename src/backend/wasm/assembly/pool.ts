@@ -1,19 +1,6 @@
 // Max pooling over a range of planes (image × channel); padded taps never win.
 import { GEMM_SCRATCH } from './gemm';
-const BATCH = 0,
-  CHANNELS = 1,
-  IN_H = 2,
-  IN_W = 3,
-  OUT_H = 4,
-  OUT_W = 5,
-  K_H = 6,
-  K_W = 7;
-const STRIDE_H = 8,
-  STRIDE_W = 9,
-  PAD_T = 10,
-  PAD_L = 11,
-  DIL_H = 12,
-  DIL_W = 13;
+import { DIL_H, DIL_W, IN_H, IN_W, K_H, K_W, OUT_H, OUT_W, PAD_L, PAD_T, STRIDE_H, STRIDE_W } from '../geometry';
 
 @inline function geo(g: usize, field: i32): i32 {
   return load<i32>(g + ((<usize>field) << 2));
