@@ -3,7 +3,24 @@
 // weight gradient, so threads never write the same memory.
 import { gemm, gemmPacked, KC, MC, packedSize, packWhole } from './gemm';
 
-import { BATCH, DIL_H, DIL_W, GROUPS, IN_C, IN_H, IN_W, K_H, K_W, OUT_C, OUT_H, OUT_W, PAD_L, PAD_T, STRIDE_H, STRIDE_W } from '../geometry';
+import {
+  BATCH,
+  DIL_H,
+  DIL_W,
+  GROUPS,
+  IN_C,
+  IN_H,
+  IN_W,
+  K_H,
+  K_W,
+  OUT_C,
+  OUT_H,
+  OUT_W,
+  PAD_L,
+  PAD_T,
+  STRIDE_H,
+  STRIDE_W,
+} from '../geometry';
 
 @inline function geo(g: usize, field: i32): i32 {
   return load<i32>(g + ((<usize>field) << 2));
