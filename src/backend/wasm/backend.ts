@@ -9,11 +9,11 @@ import type { ActivationFn, KernelName, KernelTable, Pool2dGeometry, WindowGeome
 import { type HostKernel, referenceKernels } from '../reference/backend.js';
 import type { KernelExports } from './exports.js';
 import { platform } from './platform.js';
+import { Allocator, PAGE } from './allocator.js';
 import * as G from './geometry.js';
 import { type GemmArgs, task } from './tasks.js';
 import { type Task, ThreadPool } from './threads.js';
 
-const PAGE = 65536;
 /** Below this byte offset: the module's own static data. */
 const HEAP_BASE = 1 << 20;
 const ALIGN = 64;
@@ -54,8 +54,7 @@ function split(total: number, parts: number, align = 1): [number, number][] {
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
   readonly precision = 'float32';
-  private free_: { offset: number; bytes: number }[] = [];
-  private top = HEAP_BASE;
+  private readonly allocator: Allocator;
   private heap: Float32Array;
   private readonly geometry: number;
   private scratchBytes = 0;
@@ -68,7 +67,8 @@ export class WasmBackend implements Backend {
     readonly simd: 'relaxed' | 'simd',
   ) {
     this.heap = new Float32Array(memory.buffer);
-    this.geometry = this.allocateBytes(4 * G.GEOMETRY_FIELDS);
+    this.allocator = new Allocator(memory, HEAP_BASE, MAX_PAGES * PAGE, ALIGN);
+    this.geometry = this.allocator.allocate(4 * G.GEOMETRY_FIELDS);
   }
 
   /**
@@ -120,18 +120,18 @@ export class WasmBackend implements Backend {
 
   /** Bytes of wasm memory in use (buffers and per-thread scratch). */
   get allocatedBytes(): number {
-    return this.top - HEAP_BASE - this.free_.reduce((n, f) => n + f.bytes, 0);
+    return this.allocator.usedBytes;
   }
 
   allocate(length: number): DeviceBuffer {
     if (!Number.isInteger(length) || length < 0) throw new Error(`allocate: length must be a non-negative integer, got ${length}`);
     const bytes = Math.max(ALIGN, Math.ceil((length * 4) / ALIGN) * ALIGN);
-    return new WasmBuffer(this, this.allocateBytes(bytes), length, bytes);
+    return new WasmBuffer(this, this.allocator.allocate(bytes), length, bytes);
   }
 
   free(buffer: DeviceBuffer): void {
     const b = this.own(buffer);
-    this.release(b.offset, b.bytes);
+    this.allocator.release(b.offset, b.bytes);
     b.offset = -1;
   }
 
@@ -378,9 +378,9 @@ export class WasmBackend implements Backend {
   private ensureScratch(colFloats: number): void {
     const bytes = Math.ceil((4 * (colFloats + this.exports.GEMM_SCRATCH.value)) / ALIGN) * ALIGN;
     if (bytes <= this.scratchBytes) return;
-    for (const offset of this.scratch) this.release(offset, this.scratchBytes);
+    for (const offset of this.scratch) this.allocator.release(offset, this.scratchBytes);
     this.scratchBytes = bytes;
-    this.scratch = Array.from({ length: this.pool.size }, () => this.allocateBytes(bytes));
+    this.scratch = Array.from({ length: this.pool.size }, () => this.allocator.allocate(bytes));
     this.scratch.forEach((offset, t) => this.pool.setScratch(t, offset + 4 * this.exports.GEMM_SCRATCH.value, offset));
   }
 
@@ -393,45 +393,6 @@ export class WasmBackend implements Backend {
     if (!(buffer instanceof WasmBuffer) || buffer.backend !== this) throw new Error('buffer belongs to another backend');
     if (buffer.offset < 0) throw new Error('buffer was freed');
     return buffer;
-  }
-
-  /** First fit over the free list; grows the memory when nothing fits. */
-  private allocateBytes(bytes: number): number {
-    const index = this.free_.findIndex((f) => f.bytes >= bytes);
-    if (index >= 0) {
-      const block = this.free_[index]!;
-      const offset = block.offset;
-      if (block.bytes === bytes) this.free_.splice(index, 1);
-      else {
-        block.offset += bytes;
-        block.bytes -= bytes;
-      }
-      return offset;
-    }
-    const offset = this.top;
-    const end = offset + bytes;
-    if (end > MAX_PAGES * PAGE) throw new Error(`wasm memory exhausted: ${(end / 2 ** 30).toFixed(2)} GiB needed, wasm32 addresses 4 GiB`);
-    const have = this.memory.buffer.byteLength;
-    if (end > have) this.memory.grow(Math.ceil((end - have) / PAGE));
-    this.top = end;
-    return offset;
-  }
-
-  private release(offset: number, bytes: number): void {
-    this.free_.push({ offset, bytes });
-    this.free_.sort((a, b) => a.offset - b.offset);
-    const merged: { offset: number; bytes: number }[] = [];
-    for (const f of this.free_) {
-      const last = merged[merged.length - 1];
-      if (last && last.offset + last.bytes === f.offset) last.bytes += f.bytes;
-      else merged.push({ ...f });
-    }
-    const tail = merged[merged.length - 1];
-    if (tail && tail.offset + tail.bytes === this.top) {
-      this.top = tail.offset;
-      merged.pop();
-    }
-    this.free_ = merged;
   }
 }
 
