@@ -144,3 +144,14 @@ export class Philox {
     return Math.floor(this.nextFloat() * n);
   }
 }
+
+/** A permutation of 0…size−1 by Fisher-Yates over one Philox stream. */
+export function shuffled(size: number, seed: number, stream: number): Uint32Array {
+  const order = Uint32Array.from({ length: size }, (_, i) => i);
+  const rng = new Philox(seed, stream);
+  for (let i = size - 1; i > 0; i--) {
+    const j = rng.nextInt(i + 1);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return order;
+}

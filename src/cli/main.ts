@@ -2,31 +2,29 @@
 /** The `alexnet` command line. */
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { existsSync, statSync } from 'node:fs';
-import sharp from 'sharp';
-import { parseNpy, serializeNpy } from '../io/npy.js';
-import { exportOnnx } from '../onnx/export.js';
-import { bench, formatBench } from '../bench/bench.js';
-import { type ImageSet, imageCount, loadDataset, loadSplit, parseClassNames, pixelStatistics, subset } from '../data/dataset.js';
-import { readCheckpoint, readCheckpointHeader, type RunOptions, runOptionsOf } from '../io/checkpoint.js';
-import { readFileBytes, writeFileAtomic } from '../io/files.js';
-import { alexnetSmall } from '../models/alexnet.js';
-import { WasmBackend } from '../backend/wasm/backend.js';
 import { ReferenceBackend } from '../backend/reference/backend.js';
+import { WasmBackend } from '../backend/wasm/backend.js';
+import { bench, formatBench } from '../bench/bench.js';
+import { type ImageSet, imageCount, loadDataset, loadSplit, parseClassNames, pixelStatistics, splitValidation } from '../data/dataset.js';
+import { loadImageFiles } from '../data/images.js';
+import { readCheckpointHeader, type RunOptions } from '../io/checkpoint.js';
+import { readFileBytes, writeFileAtomic } from '../io/files.js';
+import { parseNpy, serializeNpy } from '../io/npy.js';
+import { defaultModelFor, models, resolveModel } from '../models/index.js';
+import { openTrained, type TrainedModel } from '../models/trained.js';
 import { initializers } from '../net/init.js';
-import { Net } from '../net/net.js';
-import { netRoles, specClasses } from '../net/roles.js';
+import { formatSummary, type Net, planNet, summarize } from '../net/net.js';
+import { specClasses } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
-import { parseSchedule, type ScheduleSpec } from '../train/schedule.js';
+import { exportOnnx } from '../onnx/export.js';
+import { writeRunPlots } from '../report/plots.js';
 import { evaluate, Interrupted, softmaxRows } from '../train/evaluate.js';
-import { readMetricsFile, RUN_FILES } from '../train/run-folder.js';
+import { RUN_FILES } from '../train/run-folder.js';
+import { parseSchedule, type ScheduleSpec } from '../train/schedule.js';
 import { CHANGEABLE } from '../train/settings.js';
-import { shuffled, train } from '../train/trainer.js';
-import { curvesPng, filterGridPng } from '../report/plots.js';
-import { streams } from '../random.js';
-import { models, resolveModel } from '../models/index.js';
-import { formatSummary, planNet, summarize } from '../net/net.js';
+import { train } from '../train/trainer.js';
 
 /** A numeric option's parser: the value must be a number within a range, stated in the error. */
 function numberIn(min: number, max: number, { integer = false, openMin = false, openMax = false } = {}) {
@@ -202,11 +200,8 @@ program
           ? (opts.classNames as string[])
           : parseClassNames(opts.classNames);
     const { train: all, test } = loadDataset(opts.data, { classes: opts.classes, classNames: names });
-    if (opts.val >= imageCount(all)) throw new Error(`--val ${opts.val} leaves no training images (the set has ${imageCount(all)})`);
-    const order = shuffled(imageCount(all), opts.seed, streams.validationSplit);
-    const validation = subset(all, order.subarray(0, opts.val), `${all.source} (validation)`);
-    const trainSet = subset(all, order.subarray(opts.val), all.source);
-    const spec = opts.spec ?? (opts.model ? resolveModel(opts.model) : defaultModel(trainSet));
+    const { train: trainSet, validation } = splitValidation(all, opts.val, opts.seed);
+    const spec = opts.spec ?? (opts.model ? resolveModel(opts.model) : defaultModelFor(all.shape, all.classes));
     const { mean, std } = pixelStatistics(trainSet);
     const backend = await WasmBackend.create({ threads: opts.threads });
     const stop = stopOnSignals();
@@ -283,9 +278,7 @@ async function finishRun(
   interrupted: () => boolean,
   start: number,
 ) {
-  writeFileAtomic(join(opts.out, RUN_FILES.curves), await curvesPng(readMetricsFile(join(opts.out, RUN_FILES.metrics))));
-  const conv1 = net.params.find((p) => p.shape.length === 4);
-  if (conv1) writeFileAtomic(join(opts.out, RUN_FILES.filters), await filterGridPng(await conv1.value.read(), conv1.shape));
+  await writeRunPlots(opts.out, net);
   let evaluated;
   try {
     evaluated = await evaluate(net, test, mean, std, { mirror: opts.flip, interrupted });
@@ -300,12 +293,6 @@ async function finishRun(
     `test accuracy ${(100 * result.top1).toFixed(2)}%${mirrored} (top-5 ${(100 * result.top5).toFixed(2)}%) ` +
       `on ${result.count} images, ${((performance.now() - start) / 1000).toFixed(0)} s`,
   );
-}
-
-function defaultModel(set: ImageSet): NetSpec {
-  const [channels, height] = set.shape;
-  if (height !== 28 && height !== 32) throw new Error(`no default model for ${height}×${height} images; pass --model`);
-  return alexnetSmall({ inputSize: height, channels, classes: set.classes });
 }
 
 /** `--resume`: every setting not given on the command line is the run's own (its model too). */
@@ -414,24 +401,7 @@ program
   .action(async (images: string[], opts: { model: string; top: number; threads: number; json?: boolean }) => {
     await withTrained(opts.model, images.length, opts.threads, async (trained) => {
       const { net, data, logits, classes } = trained;
-      const [channels, height, width] = net.shapeOf(data).slice(1) as [number, number, number];
-      const size = channels * height * width;
-      const x = new Float32Array(images.length * size);
-      for (const [i, file] of images.entries()) {
-        let pixels: Buffer;
-        try {
-          let image = sharp(file).resize(width, height, { fit: 'fill' }).removeAlpha();
-          if (channels === 1) image = image.grayscale();
-          pixels = await image.raw().toBuffer();
-        } catch (error) {
-          throw new Error(`cannot decode image ${file}: ${(error as Error).message}`, { cause: error });
-        }
-        if (pixels.length !== size)
-          throw new Error(`${file}: decoded to ${pixels.length} values, the model takes ${channels}×${height}×${width}`);
-        for (let c = 0; c < channels; c++)
-          for (let p = 0; p < height * width; p++)
-            x[i * size + c * height * width + p] = (pixels[p * channels + c]! / 255 - trained.mean) / trained.std;
-      }
+      const x = await loadImageFiles(images, net.shapeOf(data).slice(1), trained.mean, trained.std);
       net.setInput(data, x);
       net.forward();
       const probabilities = softmaxRows(await net.read(logits), images.length, classes, new Float64Array(images.length * classes));
@@ -466,44 +436,15 @@ program
     });
   });
 
-/** A trained net from a run folder (its best checkpoint, else its last) or a checkpoint file, built
- * for a batch on the wasm backend with `threads`, or on the reference backend ('host': no workers). */
-async function loadTrained(model: string, batch: number, threads: number | 'host') {
-  const path = statSync(model, { throwIfNoEntry: false })?.isDirectory() ? runCheckpoint(model) : model;
-  const checkpoint = readCheckpoint(path);
-  const options = runOptionsOf(checkpoint, path);
+/** Runs `use` on a trained model built for a batch on the wasm backend with `threads`, or on the
+ * reference backend ('host': no workers to start), and stops the backend's threads after. */
+async function withTrained(model: string, batch: number, threads: number | 'host', use: (trained: TrainedModel) => Promise<void>) {
   const backend = threads === 'host' ? new ReferenceBackend() : await WasmBackend.create({ threads });
   try {
-    const net = Net.build(checkpoint.spec, { backend, batch });
-    net.loadTensors(checkpoint.params);
-    const roles = netRoles(net);
-    const names = options.classNames;
-    if (names && names.length !== roles.classes)
-      throw new Error(`${path}: ${names.length} class names for a model of ${roles.classes} classes`);
-    return { net, backend, path, ...roles, mean: options.mean ?? 0, std: options.std ?? 1, classNames: names };
-  } catch (error) {
-    await backend.dispose();
-    throw error;
-  }
-}
-
-async function withTrained(
-  model: string,
-  batch: number,
-  threads: number | 'host',
-  use: (trained: Awaited<ReturnType<typeof loadTrained>>) => Promise<void>,
-) {
-  const trained = await loadTrained(model, batch, threads);
-  try {
-    await use(trained);
+    await use(openTrained(model, { batch, backend }));
   } finally {
-    await trained.backend.dispose();
+    await backend.dispose();
   }
-}
-
-function runCheckpoint(dir: string): string {
-  for (const file of [RUN_FILES.best, RUN_FILES.last]) if (existsSync(join(dir, file))) return join(dir, file);
-  throw new Error(`${dir} holds no checkpoint (${RUN_FILES.best} or ${RUN_FILES.last})`);
 }
 
 try {

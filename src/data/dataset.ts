@@ -4,6 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { readFileBytes } from '../io/files.js';
+import { shuffled, streams } from '../random.js';
 import { basename, join } from 'node:path';
 import { readIdx } from './idx.js';
 
@@ -218,6 +219,11 @@ export function parseClassNames(value: string): string[] {
   return names;
 }
 
+/** Pixel bytes as the engine's inputs: (x/255 − mean)/std, written into `out` from `at`. */
+export function normalisePixels(pixels: ArrayLike<number>, mean: number, std: number, out: Float32Array, at: number): void {
+  for (let k = 0; k < pixels.length; k++) out[at + k] = (pixels[k]! / 255 - mean) / std;
+}
+
 /** Images `indices[from…to)` as floats (x/255 − mean)/std, with their labels. */
 export function fillBatch(
   set: ImageSet,
@@ -233,7 +239,7 @@ export function fillBatch(
   for (let b = 0; b < to - from; b++) {
     const i = indices[from + b]!;
     const src = set.pixels.subarray(i * size, (i + 1) * size);
-    for (let k = 0; k < size; k++) data[b * size + k] = (src[k]! / 255 - mean) / std;
+    normalisePixels(src, mean, std, data, b * size);
     labels[b] = set.labels[i]!;
   }
 }
@@ -263,4 +269,15 @@ export function pixelStatistics(set: ImageSet): { mean: number; std: number } {
   if (n === 0) throw new Error(`${set.source}: no images to take pixel statistics of`);
   const mean = sum / n / 255;
   return { mean, std: Math.sqrt(Math.max(1e-12, sq / n / 65025 - mean * mean)) };
+}
+
+/** Holds out `count` images of a training set for validation, chosen by the seed's own stream. */
+export function splitValidation(set: ImageSet, count: number, seed: number): { train: ImageSet; validation: ImageSet } {
+  const size = imageCount(set);
+  if (count >= size) throw new Error(`holding out ${count} images for validation leaves none to train on (the set has ${size})`);
+  const order = shuffled(size, seed, streams.validationSplit);
+  return {
+    train: subset(set, order.subarray(count), set.source),
+    validation: subset(set, order.subarray(0, count), `${set.source} (validation)`),
+  };
 }

@@ -31,3 +31,9 @@ export function resolveModel(nameOrPath: string): NetSpec {
     throw new Error(`model spec ${nameOrPath} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
 }
+
+/** The scaled AlexNet for a dataset's images: 28×28 (MNIST-like) or 32×32 (CIFAR-like). */
+export function defaultModelFor([channels, height, width]: readonly number[], classes: number): NetSpec {
+  if (height !== width || (height !== 28 && height !== 32)) throw new Error(`no default model for ${height}×${width} images; pass --model`);
+  return alexnetSmall({ inputSize: height, channels: channels!, classes });
+}

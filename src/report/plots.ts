@@ -5,7 +5,10 @@
 import sharp from 'sharp';
 import * as vega from 'vega';
 import * as vegaLite from 'vega-lite';
-import type { EpochMetrics } from '../train/trainer.js';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../io/files.js';
+import type { Net } from '../net/net.js';
+import { readMetricsFile, RUN_FILES, type EpochMetrics } from '../train/run-folder.js';
 
 /** Loss and error per epoch, side by side, as a PNG. */
 export async function curvesPng(metrics: EpochMetrics[]): Promise<Buffer> {
@@ -73,4 +76,12 @@ export async function filterGridPng(weight: ArrayLike<number>, shape: readonly n
     .resize(width * scale, height * scale, { kernel: 'nearest' })
     .png()
     .toBuffer();
+}
+
+/** A finished run's pictures in its folder: `curves.png` from its metrics, and the first
+ * convolution's filters (`conv1-filters.png`) when the net has one. */
+export async function writeRunPlots(dir: string, net: Net): Promise<void> {
+  writeFileAtomic(join(dir, RUN_FILES.curves), await curvesPng(readMetricsFile(join(dir, RUN_FILES.metrics))));
+  const conv1 = net.params.find((p) => p.shape.length === 4);
+  if (conv1) writeFileAtomic(join(dir, RUN_FILES.filters), await filterGridPng(await conv1.value.read(), conv1.shape));
 }

@@ -24,7 +24,7 @@ import { initializers } from '../net/init.js';
 import { Net } from '../net/net.js';
 import { trainingRoles } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
-import { Philox, type PhiloxState, streams } from '../random.js';
+import { Philox, type PhiloxState, shuffled, streams } from '../random.js';
 import { classesAbove, evaluate, Interrupted, yieldToEvents } from './evaluate.js';
 import { type Learner, SingleNet } from './learner.js';
 import { ReplicaGroup } from './replicas.js';
@@ -109,17 +109,6 @@ interface RunState {
 /** The permutation of an epoch: Fisher-Yates driven by the epoch's own Philox stream. */
 export function epochOrder(size: number, seed: number, epoch: number): Uint32Array {
   return shuffled(size, seed, streams.epochOrder(epoch));
-}
-
-/** A permutation of 0…size−1 by Fisher-Yates over one Philox stream. */
-export function shuffled(size: number, seed: number, stream: number): Uint32Array {
-  const order = Uint32Array.from({ length: size }, (_, i) => i);
-  const rng = new Philox(seed, stream);
-  for (let i = size - 1; i > 0; i--) {
-    const j = rng.nextInt(i + 1);
-    [order[i], order[j]] = [order[j]!, order[i]!];
-  }
-  return order;
 }
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
