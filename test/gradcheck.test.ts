@@ -4,16 +4,21 @@
  */
 import { test } from 'node:test';
 import { type LayerSpec, Net, type NetSpec, Philox, ReferenceBackend } from '../src/index.js';
+import { layerTypes } from '../src/layers/index.js';
 import { assertClose, randomNormal } from './helpers.js';
 
 const EPS = 1e-6;
 /** Most elements checked per tensor (spread evenly), to keep the suite fast. */
 const SAMPLES = 40;
 
+/** Layer types a check has covered: the last test asserts that none is left out. */
+const covered = new Set<string>();
+
 async function gradcheck(
   spec: NetSpec,
   options: { batch?: number; training?: boolean; labels?: Record<string, number> } = {},
 ): Promise<void> {
+  for (const layer of spec.layers) covered.add(layer.type);
   const net = Net.build(spec, {
     backend: new ReferenceBackend({ precision: 'float64' }),
     batch: options.batch ?? 2,
@@ -177,4 +182,9 @@ test('gradient check: a small two-column net with LRN, overlapping pools, dropou
     },
     { batch: 2, training: true, labels: { label: 3 } },
   );
+});
+
+test('every layer type of the registry has a gradient check', () => {
+  const missing = layerTypes.filter((type) => !covered.has(type));
+  if (missing.length > 0) throw new Error(`no gradient check for ${missing.join(', ')}: add a case to test/gradcheck.test.ts`);
 });

@@ -6,6 +6,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { Net, type NetSpec } from '../src/index.js';
+import { layerTypes } from '../src/layers/index.js';
 import { parseSafetensors } from '../src/io/safetensors.js';
 import { testBackends } from './backends.js';
 import { assertClose } from './helpers.js';
@@ -47,3 +48,14 @@ for (const { name: backendName, backend } of await testBackends())
       net.dispose();
     });
   }
+
+test('every layer type of the registry is in a PyTorch fixture', () => {
+  const covered = new Set<string>();
+  for (const file of readdirSync(DIR).filter((f) => f.endsWith('.safetensors'))) {
+    const { metadata } = parseSafetensors(readFileSync(join(DIR, file)), file);
+    for (const layer of (JSON.parse(metadata.net!) as NetSpec).layers) covered.add(layer.type);
+  }
+  const missing = layerTypes.filter((type) => !covered.has(type));
+  if (missing.length > 0)
+    throw new Error(`no PyTorch fixture for ${missing.join(', ')}: add a case to tools/make_fixtures.py and run npm run fixtures`);
+});
