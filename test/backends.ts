@@ -1,9 +1,11 @@
-/** The backends every suite runs over: the reference oracle and the wasm backend in the
+/** The backends every suite runs over: the reference oracle, the wasm backend in the
  * configurations that change its code paths (relaxed-SIMD FMA or plain SIMD; one or two threads;
- * shared memory, or the unshared build a browser page without cross-origin isolation gets). */
+ * shared memory, or the unshared build a browser page without cross-origin isolation gets), and
+ * the native backend (BLAS GEMMs) on two threads and one, where OpenBLAS is installed. */
 import type { Backend } from '../src/index.js';
 import { ReferenceBackend } from '../src/index.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
+import { loadBlas } from '../src/backend/native/blas.js';
 
 export interface TestBackend {
   name: string;
@@ -16,5 +18,19 @@ export async function testBackends(): Promise<TestBackend[]> {
     { name: 'wasm-relaxed-2t', backend: await WasmBackend.create({ threads: 2, relaxedSimd: true }) },
     { name: 'wasm-relaxed-1t-unshared', backend: await WasmBackend.create({ threads: 1, relaxedSimd: true, sharedMemory: false }) },
     { name: 'wasm-simd-2t', backend: await WasmBackend.create({ threads: 2, relaxedSimd: false }) },
+    ...(await nativeBackends()),
+  ];
+}
+
+/** The native backend on two threads and on one; none where no BLAS is found (CI installs it). */
+export async function nativeBackends(): Promise<{ name: string; backend: WasmBackend }[]> {
+  const blas = loadBlas();
+  if (typeof blas === 'string') {
+    console.log(`no native backend to test: ${blas}`);
+    return [];
+  }
+  return [
+    { name: 'native-2t', backend: await WasmBackend.create({ threads: 2, blas }) },
+    { name: 'native-1t', backend: await WasmBackend.create({ threads: 1, blas }) },
   ];
 }

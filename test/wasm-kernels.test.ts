@@ -5,11 +5,14 @@
  * 1e-4·|ref|, rms being the root mean square of the reference output: fused multiply-adds and
  * another summation order change the rounding of long sums, in proportion to their size.
  */
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
 import { type Backend, type KernelName, type KernelTable, Philox, ReferenceBackend } from '../src/index.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
 import { windowCount } from '../src/layers/conv.js';
 import type { Conv2dGeometry, Pool2dGeometry } from '../src/backend/kernels.js';
+import { nativeBackends } from './backends.js';
 import { assertClose } from './helpers.js';
 
 const reference = new ReferenceBackend();
@@ -17,6 +20,7 @@ const configurations = [
   { name: 'relaxed, 2 threads', backend: await WasmBackend.create({ threads: 2, relaxedSimd: true }) },
   { name: 'relaxed, 1 thread, unshared memory', backend: await WasmBackend.create({ threads: 1, relaxedSimd: true, sharedMemory: false }) },
   { name: 'simd, 2 threads', backend: await WasmBackend.create({ threads: 2, relaxedSimd: false }) },
+  ...(await nativeBackends()),
 ];
 
 const rng = new Philox(2024);
@@ -372,4 +376,24 @@ test('wasm random fill: the same counter-based draws as the reference, with the 
   const mean = y!.reduce((s, v) => s + v, 0) / length;
   const variance = y!.reduce((s, v) => s + (v - mean) ** 2, 0) / length;
   if (Math.abs(mean) > 0.01 || Math.abs(variance - 1) > 0.02) throw new Error(`normal draws have mean ${mean}, variance ${variance}`);
+});
+
+test('without a BLAS library, auto falls back to wasm and says why; native is a clear error', () => {
+  const script = `
+    const { createBackend } = await import(${JSON.stringify(new URL('../src/backend/native/backend.js', import.meta.url).href)});
+    const { backend, fallback } = await createBackend('auto', 1);
+    console.log(JSON.stringify({ name: backend.name, fallback }));
+    await backend.dispose();
+    try { await createBackend('native', 1); } catch (error) { console.log(JSON.stringify({ error: error.message })); }`;
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    env: { ...process.env, ALEXNET_BLAS: '/nonexistent/libopenblas.so.0' },
+  });
+  const [auto, native] = out
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { name?: string; fallback?: string; error?: string });
+  assert.equal(auto!.name, 'wasm');
+  assert.match(auto!.fallback!, /no OpenBLAS library found \(tried \/nonexistent\/libopenblas.so.0\).*; running the wasm backend$/);
+  assert.match(native!.error!, /^the native backend is not available: no OpenBLAS library found/);
 });

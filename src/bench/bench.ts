@@ -1,6 +1,5 @@
 /** Timing a network's inference or training step on a backend; never part of the tests. */
-import type { Backend } from '../backend/backend.js';
-import { ReferenceBackend } from '../backend/reference/backend.js';
+import { type BackendChoice, createBackend } from '../backend/native/backend.js';
 import { WasmBackend } from '../backend/wasm/backend.js';
 import { type LayerProfile, Net, summarize, planNet } from '../net/net.js';
 import { netRoles } from '../net/roles.js';
@@ -15,7 +14,8 @@ export interface BenchOptions {
   mode: 'train' | 'infer';
   batch: number;
   threads?: number;
-  backend?: 'wasm' | 'reference';
+  /** Default 'auto': native where a BLAS is found, else wasm. */
+  backend?: BackendChoice;
   /** Timed steps after one warm-up step. */
   steps?: number;
   /** Training only: split the batch over this many replicas of the net, one per thread (no per-layer times then). */
@@ -45,8 +45,8 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
   const training = options.mode === 'train';
   const replicas = training ? (options.replicas ?? 1) : 1;
   if (options.batch % replicas !== 0) throw new Error(`batch ${options.batch} does not split evenly over ${replicas} replicas`);
-  if (replicas > 1 && options.backend === 'reference') throw new Error('replicas need the wasm backend');
-  const backend: Backend = options.backend === 'reference' ? new ReferenceBackend() : await WasmBackend.create({ threads });
+  if (replicas > 1 && options.backend !== 'wasm') throw new Error('replicas need --backend wasm');
+  const { backend } = await createBackend(options.backend ?? 'auto', threads);
   const net = Net.build(options.spec, { backend, batch: options.batch / replicas, seed: 1 });
   const sgd = training ? new Sgd(net, { lr: 0.001 }) : null;
   const group =
@@ -84,7 +84,7 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
     batch: options.batch,
     threads,
     replicas,
-    backend: backend instanceof WasmBackend ? `wasm-${backend.simd}` : backend.name,
+    backend: backend instanceof WasmBackend ? `${backend.name}-${backend.simd}` : backend.name,
     imagesPerSecond: (options.batch * 1000) / msPerStep,
     gflops: (2 * macs * (training ? 3 : 1) * options.batch) / msPerStep / 1e6,
     msPerStep,

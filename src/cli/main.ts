@@ -5,7 +5,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReferenceBackend } from '../backend/reference/backend.js';
-import { WasmBackend } from '../backend/wasm/backend.js';
+import type { Backend } from '../backend/backend.js';
+import { BACKENDS, type BackendChoice, createBackend } from '../backend/native/backend.js';
 import { bench, formatBench } from '../bench/bench.js';
 import { type ImageSet, imageCount, loadDataset, loadSplit, parseClassNames, pixelStatistics, splitValidation } from '../data/dataset.js';
 import { loadImageFiles } from '../data/images.js';
@@ -47,6 +48,10 @@ const threadCount = numberIn(1, 256, { integer: true });
 /** Options several commands share (a fresh Option per command: commander keeps state on them). */
 const trainedModelOption = () =>
   new Option('--model <run-dir|checkpoint>', 'a run folder (uses best.safetensors) or a checkpoint file').makeOptionMandatory();
+const backendOption = () =>
+  new Option('--backend <name>', 'native (BLAS GEMMs; auto picks it when OpenBLAS is found), wasm, or reference (the slow oracle)')
+    .choices(BACKENDS)
+    .default('auto');
 const threadsOption = () =>
   new Option('--threads <n>', 'threads (default: available cores)').argParser(threadCount).default(availableParallelism());
 const replicasOption = () =>
@@ -96,7 +101,7 @@ program
   .addOption(threadsOption())
   .option('--steps <n>', 'timed steps after one warm-up', positiveInt, 3)
   .addOption(replicasOption())
-  .addOption(new Option('--backend <name>', 'backend').choices(['wasm', 'reference']).default('wasm'))
+  .addOption(backendOption())
   .option('--json', 'print one JSON object')
   .action(
     async (opts: {
@@ -128,6 +133,7 @@ function progress(text: string): void {
 }
 
 interface TrainCliOptions {
+  backend: BackendChoice;
   data: string;
   out: string;
   model?: string;
@@ -172,6 +178,7 @@ program
   .option('--crop-pad <n>', 'random crops from images padded by n pixels (0: none)', numberIn(0, 1024, { integer: true }), 0)
   .option('--no-flip', 'no random horizontal flips')
   .addOption(threadsOption())
+  .addOption(backendOption())
   .addOption(replicasOption())
   .option('--seed <n>', 'random seed', numberIn(0, 2 ** 32 - 1, { integer: true }), 0)
   .option(
@@ -203,7 +210,7 @@ program
     const { train: trainSet, validation } = splitValidation(all, opts.val, opts.seed);
     const spec = opts.spec ?? (opts.model ? resolveModel(opts.model) : defaultModelFor(all.shape, all.classes));
     const { mean, std } = pixelStatistics(trainSet);
-    const backend = await WasmBackend.create({ threads: opts.threads });
+    const backend = await openBackend(opts.replicas > 1 && opts.backend === 'auto' ? 'wasm' : opts.backend, opts.threads);
     const stop = stopOnSignals();
     const start = performance.now();
     try {
@@ -348,25 +355,42 @@ program
   .requiredOption('--data <dir>', 'dataset folder')
   .option('--batch <n>', 'batch size', batchSize, 100)
   .addOption(threadsOption())
+  .addOption(backendOption())
   .option('--mirror', "average each image's prediction with its mirror image's (the paper's test-time reflections)")
   .option('--json', 'print {"top1", "top5", "loss", "count"}')
-  .action(async (opts: { model: string; data: string; batch: number; threads: number; mirror?: boolean; json?: boolean }) => {
-    await withTrained(opts.model, opts.batch, opts.threads, async (trained) => {
-      const { net, path } = trained;
-      const test = loadSplit(opts.data, 'test', { classes: trained.classes });
-      const [channels, height, width] = net.shapeOf(trained.data).slice(1);
-      if (channels !== test.shape[0] || height !== test.shape[1] || width !== test.shape[2]) {
-        throw new Error(`${path}: the model takes ${channels}×${height}×${width} images, ${test.source} holds ${test.shape.join('×')}`);
-      }
-      const result = await evaluate(net, test, trained.mean, trained.std, { mirror: opts.mirror });
-      console.log(
-        opts.json
-          ? JSON.stringify(result)
-          : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, ` +
-              `loss ${result.loss.toFixed(4)} on ${result.count} images`,
+  .action(
+    async (opts: {
+      model: string;
+      data: string;
+      batch: number;
+      threads: number;
+      backend: BackendChoice;
+      mirror?: boolean;
+      json?: boolean;
+    }) => {
+      await withTrained(
+        opts.model,
+        opts.batch,
+        opts.threads,
+        async (trained) => {
+          const { net, path } = trained;
+          const test = loadSplit(opts.data, 'test', { classes: trained.classes });
+          const [channels, height, width] = net.shapeOf(trained.data).slice(1);
+          if (channels !== test.shape[0] || height !== test.shape[1] || width !== test.shape[2]) {
+            throw new Error(`${path}: the model takes ${channels}×${height}×${width} images, ${test.source} holds ${test.shape.join('×')}`);
+          }
+          const result = await evaluate(net, test, trained.mean, trained.std, { mirror: opts.mirror });
+          console.log(
+            opts.json
+              ? JSON.stringify(result)
+              : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, ` +
+                  `loss ${result.loss.toFixed(4)} on ${result.count} images`,
+          );
+        },
+        opts.backend,
       );
-    });
-  });
+    },
+  );
 
 program
   .command('run')
@@ -375,19 +399,26 @@ program
   .requiredOption('--input <x.npy>', 'float32 (or float64) array [N, C, H, W], already normalised')
   .requiredOption('--output <y.npy>', 'where the logits [N, classes] go')
   .addOption(threadsOption())
-  .action(async (opts: { model: string; input: string; output: string; threads: number }) => {
+  .addOption(backendOption())
+  .action(async (opts: { model: string; input: string; output: string; threads: number; backend: BackendChoice }) => {
     const input = parseNpy(readFileBytes(opts.input, 'input'), opts.input);
     if (!(input.shape[0]! >= 1)) throw new Error(`${opts.input}: shape [${input.shape.join(', ')}] holds no examples`);
-    await withTrained(opts.model, input.shape[0]!, opts.threads, async ({ net, data, logits }) => {
-      const expected = net.shapeOf(data);
-      if (input.shape.join() !== expected.join())
-        throw new Error(
-          `${opts.input}: shape [${input.shape.join(', ')}] does not match the model's input [N, ${expected.slice(1).join(', ')}]`,
-        );
-      net.setInput(data, input.data);
-      net.forward();
-      writeFileAtomic(opts.output, serializeNpy(net.shapeOf(logits), await net.read(logits)));
-    });
+    await withTrained(
+      opts.model,
+      input.shape[0]!,
+      opts.threads,
+      async ({ net, data, logits }) => {
+        const expected = net.shapeOf(data);
+        if (input.shape.join() !== expected.join())
+          throw new Error(
+            `${opts.input}: shape [${input.shape.join(', ')}] does not match the model's input [N, ${expected.slice(1).join(', ')}]`,
+          );
+        net.setInput(data, input.data);
+        net.forward();
+        writeFileAtomic(opts.output, serializeNpy(net.shapeOf(logits), await net.read(logits)));
+      },
+      opts.backend,
+    );
   });
 
 program
@@ -397,29 +428,38 @@ program
   .argument('<images...>', 'image files (PNG, JPEG, WebP, …)')
   .option('--top <k>', 'classes to list', positiveInt, 3)
   .addOption(threadsOption())
+  .addOption(backendOption())
   .option('--json', 'print a JSON array, one entry per image')
-  .action(async (images: string[], opts: { model: string; top: number; threads: number; json?: boolean }) => {
-    await withTrained(opts.model, images.length, opts.threads, async (trained) => {
-      const { net, data, logits, classes } = trained;
-      const x = await loadImageFiles(images, net.shapeOf(data).slice(1), trained.mean, trained.std);
-      net.setInput(data, x);
-      net.forward();
-      const probabilities = softmaxRows(await net.read(logits), images.length, classes, new Float64Array(images.length * classes));
-      const results = images.map((file, i) => {
-        const top = Array.from(probabilities.subarray(i * classes, (i + 1) * classes), (probability, c) => ({
-          class: c,
-          ...(trained.classNames ? { name: trained.classNames[c] } : {}),
-          probability,
-        }))
-          .sort((a, b) => b.probability - a.probability)
-          .slice(0, opts.top);
-        return { image: file, top };
-      });
-      if (opts.json) console.log(JSON.stringify(results));
-      else
-        for (const r of results)
-          console.log(`${r.image}: ${r.top.map((t) => `${t.name ?? `class ${t.class}`} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
-    });
+  .action(async (images: string[], opts: { model: string; top: number; threads: number; backend: BackendChoice; json?: boolean }) => {
+    await withTrained(
+      opts.model,
+      images.length,
+      opts.threads,
+      async (trained) => {
+        const { net, data, logits, classes } = trained;
+        const x = await loadImageFiles(images, net.shapeOf(data).slice(1), trained.mean, trained.std);
+        net.setInput(data, x);
+        net.forward();
+        const probabilities = softmaxRows(await net.read(logits), images.length, classes, new Float64Array(images.length * classes));
+        const results = images.map((file, i) => {
+          const top = Array.from(probabilities.subarray(i * classes, (i + 1) * classes), (probability, c) => ({
+            class: c,
+            ...(trained.classNames ? { name: trained.classNames[c] } : {}),
+            probability,
+          }))
+            .sort((a, b) => b.probability - a.probability)
+            .slice(0, opts.top);
+          return { image: file, top };
+        });
+        if (opts.json) console.log(JSON.stringify(results));
+        else
+          for (const r of results)
+            console.log(
+              `${r.image}: ${r.top.map((t) => `${t.name ?? `class ${t.class}`} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`,
+            );
+      },
+      opts.backend,
+    );
   });
 
 program
@@ -436,10 +476,23 @@ program
     });
   });
 
-/** Runs `use` on a trained model built for a batch on the wasm backend with `threads`, or on the
+/** A backend of the chosen kind; `auto` says so on stderr when it falls back to wasm. */
+async function openBackend(choice: BackendChoice, threads: number): Promise<Backend> {
+  const { backend, fallback } = await createBackend(choice, threads);
+  if (fallback) console.error(`alexnet: ${fallback}`);
+  return backend;
+}
+
+/** Runs `use` on a trained model built for a batch on the chosen backend with `threads`, or on the
  * reference backend ('host': no workers to start), and stops the backend's threads after. */
-async function withTrained(model: string, batch: number, threads: number | 'host', use: (trained: TrainedModel) => Promise<void>) {
-  const backend = threads === 'host' ? new ReferenceBackend() : await WasmBackend.create({ threads });
+async function withTrained(
+  model: string,
+  batch: number,
+  threads: number | 'host',
+  use: (trained: TrainedModel) => Promise<void>,
+  choice: BackendChoice = 'auto',
+) {
+  const backend = threads === 'host' ? new ReferenceBackend() : await openBackend(choice, threads);
   try {
     await use(openTrained(model, { batch, backend }));
   } finally {

@@ -136,8 +136,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
 
 async function createLearner(o: TrainOptions, replicas: number): Promise<Learner> {
   const backend = o.backend;
-  if (replicas > 1 && !(backend instanceof WasmBackend))
-    throw new Error(`${replicas} replicas need the wasm backend, not '${backend.name}'`);
+  if (replicas > 1 && (!(backend instanceof WasmBackend) || backend.name !== 'wasm'))
+    throw new Error(`${replicas} replicas need the wasm backend (--backend wasm), not '${backend.name}'`);
   const net = Net.build(o.spec, { backend, batch: o.batch / replicas, seed: o.seed, init: initializers[o.init] });
   const sgd = new Sgd(net, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
   if (!(backend instanceof WasmBackend) || replicas === 1) return new SingleNet(net, sgd);

@@ -8,6 +8,8 @@ import type { Backend, DeviceBuffer, FloatArray } from '../backend.js';
 import type { ActivationFn, KernelName, KernelTable, Pool2dGeometry, WindowGeometry } from '../kernels.js';
 import { type HostKernel, referenceKernels } from '../reference/backend.js';
 import type { KernelExports } from './exports.js';
+import type { Blas } from '../native/blas.js';
+import { type KernelHost, nativeKernels } from '../native/routes.js';
 import { platform } from './platform.js';
 import { Allocator, PAGE } from './allocator.js';
 import * as G from './geometry.js';
@@ -41,6 +43,9 @@ export interface WasmBackendOptions {
   relaxedSimd?: boolean | 'auto';
   /** Shared memory (needed for more than one thread). Default: where the host allows it. */
   sharedMemory?: boolean;
+  /** A BLAS for the GEMMs (the `native` backend): convolutions and linear layers call it on this
+   * backend's memory, with `threads` threads; the other kernels stay in wasm. */
+  blas?: Blas;
 }
 
 /** [start, end) ranges covering [0, total) in `parts` pieces, boundaries rounded to `align`. */
@@ -52,20 +57,26 @@ function split(total: number, parts: number, align = 1): [number, number][] {
 }
 
 export class WasmBackend implements Backend {
-  readonly name = 'wasm';
+  readonly name: 'wasm' | 'native';
   readonly precision = 'float32';
   private readonly allocator: Allocator;
   private heap: Float32Array;
   private readonly geometry: number;
   private scratchBytes = 0;
   private scratch: number[] = [];
+  /** The native route's workspace (im2col columns and GEMM panels). */
+  private native = 0;
+  private nativeFloats = 0;
 
   private constructor(
     readonly memory: WebAssembly.Memory,
     private readonly exports: KernelExports,
     private readonly pool: ThreadPool,
     readonly simd: 'relaxed' | 'simd',
+    readonly blas?: Blas,
   ) {
+    this.name = blas ? 'native' : 'wasm';
+    if (blas) Object.assign(this.kernels, nativeKernels(this.kernelHost(), blas));
     this.heap = new Float32Array(memory.buffer);
     this.allocator = new Allocator(memory, HEAP_BASE, MAX_PAGES * PAGE, ALIGN);
     this.geometry = this.allocator.allocate(4 * G.GEOMETRY_FIELDS);
@@ -105,7 +116,8 @@ export class WasmBackend implements Backend {
     });
     const exports = instance.exports as unknown as KernelExports;
     const pool = await ThreadPool.start(threads, exports, module, memory, host);
-    return new WasmBackend(memory, exports, pool, useRelaxed ? 'relaxed' : 'simd');
+    options.blas?.setThreads(threads);
+    return new WasmBackend(memory, exports, pool, useRelaxed ? 'relaxed' : 'simd', options.blas);
   }
 
   get threads(): number {
@@ -322,6 +334,27 @@ export class WasmBackend implements Backend {
       this.pool.run(tasks);
     },
   };
+
+  /** What the native route (native/routes.ts) may use of this backend. */
+  private kernelHost(): KernelHost {
+    return {
+      run: (tasks) => {
+        this.ensureScratch(0);
+        this.pool.run(tasks);
+      },
+      convGeometry: (g) => this.writeGeometry(g, g),
+      workspace: (floats) => {
+        if (floats > this.nativeFloats) {
+          if (this.nativeFloats > 0) this.allocator.release(this.native, 4 * this.nativeFloats);
+          this.native = this.allocator.allocate(4 * floats);
+          this.nativeFloats = floats;
+        }
+        return this.native;
+      },
+      at: (offset) => new Float32Array(this.memory.buffer, offset),
+      perThread: (total, align = 1) => split(total, Math.min(total, this.pool.threads), align),
+    };
+  }
 
   /** C(M×N) = alpha·A·B + beta·C with the columns of C split across threads. */
   private gemmSplitColumns(g: GemmArgs): void {

@@ -17,6 +17,9 @@ export const WASM_FUNCTIONS = [
   'sgdUpdate',
   'linearRows',
   'randomFill',
+  'convColumns',
+  'spreadColumns',
+  'gatherColumns',
 ] as const;
 
 export type WasmFunction = (typeof WASM_FUNCTIONS)[number];

@@ -115,6 +115,21 @@ export const task = {
     fn: 'linearRows',
     args: [a.x, a.weight, a.bias, a.y, a.batch, a.inFeatures, a.outFeatures, ...a.range],
   }),
+  /** The native route's im2col (`toCol`) or col2im of images `images` and taps `range` of one group. */
+  convColumns: (a: { geometry: number; x: number; group: number; images: Range; range: Range; col: number; toCol: boolean }): Task => ({
+    fn: 'convColumns',
+    args: [a.geometry, a.x, a.group, ...a.images, ...a.range, a.col, a.toCol ? 1 : 0],
+    scratch: 'gemm',
+  }),
+  /** A GEMM's output panel of `images` side by side back to NCHW, for output channels `range` of the group. */
+  spreadColumns: (a: { geometry: number; out: number; y: number; bias: number; group: number; images: Range; range: Range }): Task => ({
+    fn: 'spreadColumns',
+    args: [a.geometry, a.out, a.y, a.bias, a.group, ...a.images, ...a.range],
+  }),
+  gatherColumns: (a: { geometry: number; dy: number; grads: number; group: number; images: Range; range: Range }): Task => ({
+    fn: 'gatherColumns',
+    args: [a.geometry, a.dy, a.grads, a.group, ...a.images, ...a.range],
+  }),
   randomFill: (a: { y: number; normal: boolean; a: number; b: number; seed: number; stream: number; range: Range }): Task => ({
     fn: 'randomFill',
     args: [a.y, a.normal ? 1 : 0, a.a, a.b, a.seed, a.stream, ...a.range],

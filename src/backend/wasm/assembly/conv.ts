@@ -414,3 +414,74 @@ export function biasBackward(dy: usize, db: usize, batch: i32, channels: i32, sp
     store<f32>(db + ((<usize>k) << 2), <f32>sum);
   }
 }
+
+/**
+ * The native (BLAS) route's transfers, for images n0…n1 of one group: with `toCol`, im2col rows
+ * r0…r1 (taps within the group) into `col`, each image's OH·OW pixels side by side in rows of
+ * (n1−n0)·OH·OW; without, the adjoint: dx's planes of the channels of rows r0…r1 (which must be
+ * whole channels) are zeroed, then the columns added back into them.
+ */
+export function convColumns(
+  g: usize,
+  x: usize,
+  group: i32,
+  n0: i32,
+  n1: i32,
+  r0: i32,
+  r1: i32,
+  col: usize,
+  toCol: bool,
+  masks: usize,
+): void {
+  const C = geo(g, IN_C),
+    inPlane = geo(g, IN_H) * geo(g, IN_W),
+    ohw = geo(g, OUT_H) * geo(g, OUT_W),
+    kk = geo(g, K_H) * geo(g, K_W);
+  const cg = C / geo(g, GROUPS),
+    width = (n1 - n0) * ohw;
+  for (let n = n0; n < n1; n++) {
+    const image = x + ((<usize>n * C * inPlane) << 2);
+    if (!toCol) {
+      const c0 = group * cg + r0 / kk;
+      memory.fill(image + ((<usize>c0 * inPlane) << 2), 0, (<usize>((r1 - r0) / kk) * inPlane) << 2);
+    }
+    transfer(image, g, group, r0, r1, 0, ohw, col + ((<usize>r0 * width + (n - n0) * ohw) << 2), width, toCol, masks);
+  }
+}
+
+/** y[n][group·K/G + k][p] = out[k][(n − n0)·OH·OW + p] (+ bias) for k in k0…k1: a GEMM's panel of
+ * images side by side, spread back to NCHW. */
+export function spreadColumns(g: usize, out: usize, y: usize, bias: usize, group: i32, n0: i32, n1: i32, k0: i32, k1: i32): void {
+  const K = geo(g, OUT_C),
+    kg = K / geo(g, GROUPS),
+    ohw = geo(g, OUT_H) * geo(g, OUT_W);
+  const width = (n1 - n0) * ohw;
+  for (let k = k0; k < k1; k++) {
+    const value = bias ? load<f32>(bias + ((<usize>(group * kg + k)) << 2)) : 0;
+    const vb = f32x4.splat(value);
+    for (let n = n0; n < n1; n++) {
+      const src = out + ((<usize>(k * width + (n - n0) * ohw)) << 2);
+      const dst = y + ((<usize>((n * K + group * kg + k) * ohw)) << 2);
+      let j = 0;
+      for (; j + 4 <= ohw; j += 4) v128.store(dst + ((<usize>j) << 2), f32x4.add(v128.load(src + ((<usize>j) << 2)), vb));
+      for (; j < ohw; j++) store<f32>(dst + ((<usize>j) << 2), load<f32>(src + ((<usize>j) << 2)) + value);
+    }
+  }
+}
+
+/** grads[k][(n − n0)·OH·OW + p] = dy[n][group·K/G + k][p] for k in k0…k1: the adjoint layout. */
+export function gatherColumns(g: usize, dy: usize, grads: usize, group: i32, n0: i32, n1: i32, k0: i32, k1: i32): void {
+  const K = geo(g, OUT_C),
+    kg = K / geo(g, GROUPS),
+    ohw = geo(g, OUT_H) * geo(g, OUT_W);
+  const width = (n1 - n0) * ohw;
+  for (let k = k0; k < k1; k++) {
+    for (let n = n0; n < n1; n++) {
+      memory.copy(
+        grads + ((<usize>(k * width + (n - n0) * ohw)) << 2),
+        dy + ((<usize>((n * K + group * kg + k) * ohw)) << 2),
+        (<usize>ohw) << 2,
+      );
+    }
+  }
+}

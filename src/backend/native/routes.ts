@@ -1,0 +1,222 @@
+/**
+ * The native route: every GEMM of the convolutions and fully-connected layers, forward and
+ * backward, goes to the system's BLAS (blas.ts) on the wasm memory itself; what is not a GEMM —
+ * im2col, col2im, spreading a panel back to NCHW, the bias gradient — stays in the wasm kernels on
+ * the thread pool. A convolution runs over chunks of images whose columns sit side by side, so
+ * small feature maps still make wide GEMMs.
+ */
+import type { Conv2dGeometry, KernelName, KernelTable } from '../kernels.js';
+import type { Task } from '../wasm/threads.js';
+import { task } from '../wasm/tasks.js';
+import type { Blas } from './blas.js';
+
+/** What the native route needs of the wasm backend it extends. */
+export interface KernelHost {
+  /** Runs tasks on the thread pool (every thread's GEMM scratch ready). */
+  run(tasks: Task[]): void;
+  /** Writes the convolution geometry block and returns its byte offset. */
+  convGeometry(g: Conv2dGeometry): number;
+  /** A persistent workspace of at least `floats`, kept between calls; its byte offset. */
+  workspace(floats: number): number;
+  /** A view of the memory from a byte offset on. */
+  at(offset: number): Float32Array;
+  /** [start, end) ranges covering [0, total) in at most one piece per thread (`align`ed boundaries). */
+  perThread(total: number, align?: number): [number, number][];
+}
+
+type Buffers<K extends KernelName> = { [R in keyof KernelTable[K]['buffers']]-?: { offset: number } };
+export type NativeKernels = { [K in KernelName]?: (p: KernelTable[K]['params'], b: Buffers<K>) => void };
+
+/** Floats of the workspace a chunk of images may take (im2col columns and a GEMM output panel):
+ * 64 MiB, wide enough that BLAS runs near its peak, small enough to stay out of the way. */
+const WORKSPACE_FLOATS = 1 << 24;
+
+export function nativeKernels(host: KernelHost, blas: Blas): NativeKernels {
+  const { sgemm } = blas;
+  const gemmAt = (
+    transA: boolean,
+    transB: boolean,
+    M: number,
+    N: number,
+    K: number,
+    a: number,
+    lda: number,
+    b: number,
+    ldb: number,
+    beta: number,
+    c: number,
+    ldc: number,
+  ) => sgemm(transA, transB, M, N, K, 1, host.at(a), lda, host.at(b), ldb, beta, host.at(c), ldc);
+
+  /** Images per chunk when each takes `perImage` floats of workspace. */
+  const chunkOf = (g: Conv2dGeometry, perImage: number) => Math.max(1, Math.min(g.batch, Math.floor(WORKSPACE_FLOATS / perImage)));
+
+  const shape = (g: Conv2dGeometry) => {
+    const ohw = g.outHeight * g.outWidth,
+      kk = g.kernelH * g.kernelW;
+    const cg = g.inChannels / g.groups,
+      kg = g.outChannels / g.groups;
+    return { ohw, kk, cg, kg, taps: cg * kk };
+  };
+
+  /** Row ranges of whole channels (col2im may only split between channels). */
+  const channelRows = (cg: number, kk: number) => host.perThread(cg).map(([c0, c1]) => [c0 * kk, c1 * kk] as const);
+
+  return {
+    conv2d_forward: (g, b) => {
+      const { ohw, kg, taps } = shape(g);
+      const images = chunkOf(g, (taps + kg) * ohw);
+      const col = host.workspace(images * (taps + kg) * ohw);
+      const geometry = host.convGeometry(g);
+      for (let n0 = 0; n0 < g.batch; n0 += images) {
+        const range = [n0, Math.min(g.batch, n0 + images)] as const,
+          width = (range[1] - n0) * ohw;
+        const out = col + 4 * taps * width;
+        for (let group = 0; group < g.groups; group++) {
+          host.run(
+            host
+              .perThread(taps)
+              .map((rows) => task.convColumns({ geometry, x: b.x.offset, group, images: range, range: rows, col, toCol: true })),
+          );
+          gemmAt(false, false, kg, width, taps, b.weight.offset + 4 * group * kg * taps, taps, col, width, 0, out, width);
+          const bias = b.bias?.offset ?? 0;
+          host.run(
+            host.perThread(kg).map((ks) => task.spreadColumns({ geometry, out, y: b.y.offset, bias, group, images: range, range: ks })),
+          );
+        }
+      }
+    },
+    conv2d_backward_data: (g, b) => {
+      const { ohw, kk, cg, kg, taps } = shape(g);
+      const images = chunkOf(g, (taps + kg) * ohw);
+      const col = host.workspace(images * (taps + kg) * ohw);
+      const geometry = host.convGeometry(g);
+      for (let n0 = 0; n0 < g.batch; n0 += images) {
+        const range = [n0, Math.min(g.batch, n0 + images)] as const,
+          width = (range[1] - n0) * ohw;
+        const grads = col + 4 * taps * width;
+        for (let group = 0; group < g.groups; group++) {
+          host.run(
+            host.perThread(kg).map((ks) => task.gatherColumns({ geometry, dy: b.dy.offset, grads, group, images: range, range: ks })),
+          );
+          // dcol (taps × width) = W_gᵀ · dy_g
+          gemmAt(true, false, taps, width, kg, b.weight.offset + 4 * group * kg * taps, taps, grads, width, 0, col, width);
+          host.run(
+            channelRows(cg, kk).map((rows) =>
+              task.convColumns({ geometry, x: b.dx.offset, group, images: range, range: rows, col, toCol: false }),
+            ),
+          );
+        }
+      }
+    },
+    conv2d_backward_filter: (g, b) => {
+      const { ohw, kg, taps } = shape(g);
+      const images = chunkOf(g, (taps + kg) * ohw);
+      const col = host.workspace(images * (taps + kg) * ohw);
+      const geometry = host.convGeometry(g);
+      for (let n0 = 0; n0 < g.batch; n0 += images) {
+        const range = [n0, Math.min(g.batch, n0 + images)] as const,
+          width = (range[1] - n0) * ohw;
+        const grads = col + 4 * taps * width;
+        for (let group = 0; group < g.groups; group++) {
+          host.run([
+            ...host
+              .perThread(taps)
+              .map((rows) => task.convColumns({ geometry, x: b.x.offset, group, images: range, range: rows, col, toCol: true })),
+            ...host.perThread(kg).map((ks) => task.gatherColumns({ geometry, dy: b.dy.offset, grads, group, images: range, range: ks })),
+          ]);
+          // dW_g (kg × taps) (+)= dy_g · colᵀ
+          gemmAt(false, true, kg, taps, width, grads, width, col, width, n0 === 0 ? 0 : 1, b.dweight.offset + 4 * group * kg * taps, taps);
+        }
+      }
+      const dbias = b.dbias?.offset;
+      if (dbias !== undefined) {
+        const planes = { dy: b.dy.offset, dbias, batch: g.batch, channels: g.outChannels, spatial: ohwOf(g) };
+        host.run(host.perThread(g.outChannels).map((range) => task.biasBackward({ ...planes, range })));
+      }
+    },
+    linear_forward: (p, b) => {
+      const y = host.at(b.y.offset);
+      if (b.bias) {
+        const bias = host.at(b.bias.offset).subarray(0, p.outFeatures);
+        for (let n = 0; n < p.batch; n++) y.set(bias, n * p.outFeatures);
+      }
+      // y = x·Wᵀ (+ y, holding the bias)
+      gemmAt(
+        false,
+        true,
+        p.batch,
+        p.outFeatures,
+        p.inFeatures,
+        b.x.offset,
+        p.inFeatures,
+        b.weight.offset,
+        p.inFeatures,
+        b.bias ? 1 : 0,
+        b.y.offset,
+        p.outFeatures,
+      );
+    },
+    linear_backward_data: (p, b) =>
+      // dx = dy·W
+      gemmAt(
+        false,
+        false,
+        p.batch,
+        p.inFeatures,
+        p.outFeatures,
+        b.dy.offset,
+        p.outFeatures,
+        b.weight.offset,
+        p.inFeatures,
+        0,
+        b.dx.offset,
+        p.inFeatures,
+      ),
+    linear_backward_params: (p, b) => {
+      // dW = dyᵀ·x
+      gemmAt(
+        true,
+        false,
+        p.outFeatures,
+        p.inFeatures,
+        p.batch,
+        b.dy.offset,
+        p.outFeatures,
+        b.x.offset,
+        p.inFeatures,
+        0,
+        b.dweight.offset,
+        p.inFeatures,
+      );
+      const dbias = b.dbias?.offset;
+      if (dbias !== undefined) {
+        const rows = { dy: b.dy.offset, dbias, batch: p.batch, channels: p.outFeatures, spatial: 1 };
+        host.run(host.perThread(p.outFeatures).map((range) => task.biasBackward({ ...rows, range })));
+      }
+    },
+    gemm: (p, b) => {
+      const lda = p.transA ? p.M : p.K,
+        ldb = p.transB ? p.K : p.N;
+      sgemm(
+        p.transA,
+        p.transB,
+        p.M,
+        p.N,
+        p.K,
+        p.alpha,
+        host.at(b.a.offset),
+        lda,
+        host.at(b.b.offset),
+        ldb,
+        p.beta,
+        host.at(b.c.offset),
+        p.N,
+      );
+    },
+  };
+}
+
+function ohwOf(g: Conv2dGeometry): number {
+  return g.outHeight * g.outWidth;
+}
