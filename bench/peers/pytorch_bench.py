@@ -2,6 +2,7 @@
 """PyTorch peer for `npm run bench`: the same nets, the same steps, one JSON line per configuration.
 Usage: pytorch_bench.py MODEL MODE BATCH THREADS STEPS   (MODEL: alexnet | alexnet-torchvision)"""
 import json
+import os
 import sys
 import time
 
@@ -32,6 +33,23 @@ def torchvision_net():
         nn.Linear(4096, 1000))
 
 
+def blas_library():
+    """The BLAS this process really loaded (Debian's PyTorch takes whatever libblas.so.3 points at)."""
+    with open('/proc/self/maps') as maps:
+        paths = {line.split()[-1] for line in maps if 'blas' in line.split()[-1]}
+    return sorted(os.path.realpath(p) for p in paths)
+
+
+def gemm_gflops(threads):
+    """A quick 1024³ SGEMM rate, so a peer on a slow BLAS shows itself."""
+    a, b = torch.rand(1024, 1024), torch.rand(1024, 1024)
+    torch.mm(a, b)
+    start = time.perf_counter()
+    for _ in range(5):
+        torch.mm(a, b)
+    return 2 * 1024 ** 3 * 5 / (time.perf_counter() - start) / 1e9
+
+
 def main():
     model, mode, batch, threads, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
     torch.set_num_threads(threads)
@@ -58,7 +76,8 @@ def main():
         step()
     ms = (time.perf_counter() - start) * 1000 / steps
     print(json.dumps({'peer': f'pytorch-{torch.__version__}', 'model': model, 'mode': mode, 'batch': batch,
-                      'threads': threads, 'imagesPerSecond': batch * 1000 / ms, 'msPerStep': ms}))
+                      'threads': threads, 'imagesPerSecond': batch * 1000 / ms, 'msPerStep': ms,
+                      'blas': blas_library(), 'gemmGflops': gemm_gflops(threads)}))
 
 
 main()
