@@ -9,7 +9,7 @@ import type { ActivationFn, KernelName, KernelTable, Pool2dGeometry, WindowGeome
 import { type HostKernel, referenceKernels } from '../reference/backend.js';
 import type { KernelExports } from './exports.js';
 import type { Blas } from '../native/blas.js';
-import { type KernelHost, nativeKernels } from '../native/routes.js';
+import { type KernelHost, nativeKernels, type NativeKernels } from '../native/routes.js';
 import { platform } from './platform.js';
 import { Allocator, PAGE } from './allocator.js';
 import * as G from './geometry.js';
@@ -76,7 +76,7 @@ export class WasmBackend implements Backend {
     readonly blas?: Blas,
   ) {
     this.name = blas ? 'native' : 'wasm';
-    if (blas) Object.assign(this.kernels, nativeKernels(this.kernelHost(), blas));
+    if (blas) Object.assign(this.kernels, nativeKernels(this.kernelHost(), blas, { ...this.kernels } as NativeKernels));
     this.heap = new Float32Array(memory.buffer);
     this.allocator = new Allocator(memory, HEAP_BASE, MAX_PAGES * PAGE, ALIGN);
     this.geometry = this.allocator.allocate(4 * G.GEOMETRY_FIELDS);
