@@ -162,7 +162,10 @@ export function serve(exports: KernelExports, shared: SharedControl, thread: num
   const { control } = shared;
   let seen = 0;
   for (;;) {
-    Atomics.wait(control, GENERATION, seen);
+    // Re-check after every wake: a wait may return without a new generation (measured: with
+    // OpenBLAS's threads running beside the pool, a worker woke twice for one generation, drained
+    // nothing the second time, and its extra decrement left the caller waiting forever).
+    while (Atomics.load(control, GENERATION) === seen && !Atomics.load(control, STOP)) Atomics.wait(control, GENERATION, seen);
     if (Atomics.load(control, STOP)) return;
     seen = Atomics.load(control, GENERATION);
     try {
