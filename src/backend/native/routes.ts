@@ -36,8 +36,16 @@ const WORKSPACE_FLOATS = 1 << 24;
  * batch 1, 2 threads: 11.3–12.4 images/s with fc6–fc8 in BLAS, 14.5–16.1 in wasm). */
 const SMALL_BATCH = 4;
 
+/**
+ * Below these sizes a layer stays on the wasm kernels: on the 2-vCPU machine of 2026-12-01 the
+ * small Fashion-MNIST net (convolutions of 12–37 K weights per group, FC layers of 0.3 M) trained at
+ * 277–349 images/s with every GEMM in OpenBLAS against 378–487 in wasm, while the paper net
+ * (153–885 K per group, FC 4–38 M) gained 1.1–1.5× (BENCHMARKS.md).
+ */
+export const NATIVE_FROM = { convWeights: 100_000, linearWeights: 1_000_000 };
+
 /** The native kernels; `wasm` is the table they replace, for the cases it still does better. */
-export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels): NativeKernels {
+export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from = NATIVE_FROM): NativeKernels {
   const { sgemm } = blas;
   const gemmAt = (
     transA: boolean,
@@ -71,6 +79,7 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels)
   return {
     conv2d_forward: (g, b) => {
       const { ohw, kg, taps } = shape(g);
+      if (kg * taps < from.convWeights) return wasm.conv2d_forward!(g, b);
       const images = chunkOf(g, (taps + kg) * ohw);
       const col = host.workspace(images * (taps + kg) * ohw);
       const geometry = host.convGeometry(g);
@@ -94,6 +103,7 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels)
     },
     conv2d_backward_data: (g, b) => {
       const { ohw, kk, cg, kg, taps } = shape(g);
+      if (kg * taps < from.convWeights) return wasm.conv2d_backward_data!(g, b);
       const images = chunkOf(g, (taps + kg) * ohw);
       const col = host.workspace(images * (taps + kg) * ohw);
       const geometry = host.convGeometry(g);
@@ -117,6 +127,7 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels)
     },
     conv2d_backward_filter: (g, b) => {
       const { ohw, kg, taps } = shape(g);
+      if (kg * taps < from.convWeights) return wasm.conv2d_backward_filter!(g, b);
       const images = chunkOf(g, (taps + kg) * ohw);
       const col = host.workspace(images * (taps + kg) * ohw);
       const geometry = host.convGeometry(g);
@@ -142,7 +153,7 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels)
       }
     },
     linear_forward: (p, b) => {
-      if (p.batch <= SMALL_BATCH) return wasm.linear_forward!(p, b);
+      if (p.batch <= SMALL_BATCH || p.inFeatures * p.outFeatures < from.linearWeights) return wasm.linear_forward!(p, b);
       const y = host.at(b.y.offset);
       if (b.bias) {
         const bias = host.at(b.bias.offset).subarray(0, p.outFeatures);
@@ -164,7 +175,8 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels)
         p.outFeatures,
       );
     },
-    linear_backward_data: (p, b) =>
+    linear_backward_data: (p, b) => {
+      if (p.inFeatures * p.outFeatures < from.linearWeights) return wasm.linear_backward_data!(p, b);
       // dx = dy·W
       gemmAt(
         false,
@@ -179,8 +191,10 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels)
         0,
         b.dx.offset,
         p.inFeatures,
-      ),
+      );
+    },
     linear_backward_params: (p, b) => {
+      if (p.inFeatures * p.outFeatures < from.linearWeights) return wasm.linear_backward_params!(p, b);
       // dW = dyᵀ·x
       gemmAt(
         true,

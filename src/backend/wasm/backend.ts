@@ -46,6 +46,9 @@ export interface WasmBackendOptions {
   /** A BLAS for the GEMMs (the `native` backend): convolutions and linear layers call it on this
    * backend's memory, with `threads` threads; the other kernels stay in wasm. */
   blas?: Blas;
+  /** The smallest layers (weights per convolution group, weights of a linear layer) whose GEMMs go
+   * to the BLAS; smaller ones stay on the wasm kernels. Default: native/routes.ts's NATIVE_FROM. */
+  nativeFrom?: { convWeights: number; linearWeights: number };
 }
 
 /** [start, end) ranges covering [0, total) in `parts` pieces, boundaries rounded to `align`. */
@@ -74,9 +77,10 @@ export class WasmBackend implements Backend {
     private readonly pool: ThreadPool,
     readonly simd: 'relaxed' | 'simd',
     readonly blas?: Blas,
+    nativeFrom?: { convWeights: number; linearWeights: number },
   ) {
     this.name = blas ? 'native' : 'wasm';
-    if (blas) Object.assign(this.kernels, nativeKernels(this.kernelHost(), blas, { ...this.kernels } as NativeKernels));
+    if (blas) Object.assign(this.kernels, nativeKernels(this.kernelHost(), blas, { ...this.kernels } as NativeKernels, nativeFrom));
     this.heap = new Float32Array(memory.buffer);
     this.allocator = new Allocator(memory, HEAP_BASE, MAX_PAGES * PAGE, ALIGN);
     this.geometry = this.allocator.allocate(4 * G.GEOMETRY_FIELDS);
@@ -117,7 +121,7 @@ export class WasmBackend implements Backend {
     const exports = instance.exports as unknown as KernelExports;
     const pool = await ThreadPool.start(threads, exports, module, memory, host);
     options.blas?.setThreads(threads);
-    return new WasmBackend(memory, exports, pool, useRelaxed ? 'relaxed' : 'simd', options.blas);
+    return new WasmBackend(memory, exports, pool, useRelaxed ? 'relaxed' : 'simd', options.blas, options.nativeFrom);
   }
 
   get threads(): number {
