@@ -351,8 +351,62 @@ const converters: Record<string, Converter> = {
   },
   Identity(im, node) {
     const x = node.input![0]!;
+    // PyTorch shares equal initialisers through Identity nodes: the output is then the same constant
+    if (im.isConstant(x)) return im.addConstant(node.output![0]!, im.constant(node, x));
     im.data(node, x);
     im.alias(node.output![0]!, x);
+  },
+  Constant(im, node, name) {
+    const a = (node.attribute ?? [])[0];
+    if (!a) return im.refuse(`Constant '${name}': no value attribute`);
+    const list = (data: number[]) => ({ shape: [data.length], data: Float32Array.from(data) });
+    const scalar = (value: number) => ({ shape: [], data: Float32Array.of(value) });
+    const values: Record<string, () => ConstantTensor> = {
+      value: () => tensorValues(a.t ?? {}, im.options.source ?? 'ONNX model'),
+      value_float: () => scalar(a.f ?? 0),
+      value_floats: () => list(a.floats ?? []),
+      value_int: () => scalar(a.i ?? 0),
+      value_ints: () => list(a.ints ?? []),
+    };
+    const read = values[a.name] ?? im.refuse(`Constant '${name}': a ${a.name} value is not supported`);
+    im.addConstant(node.output![0]!, read());
+  },
+  GlobalAveragePool(im, node, name) {
+    const x = node.input![0]!;
+    if (im.data(node, x).length !== 4) im.refuse(`GlobalAveragePool '${name}': only 4-d NCHW inputs are supported`);
+    im.addLayer({ name, type: 'adaptive_avgpool2d', inputs: [x], outputs: [node.output![0]!], output: 1 });
+  },
+  /** PyTorch exports an adaptive average pool whose input size divides evenly as AveragePool with
+   * kernel = stride and no padding: the engine's adaptive pool computes exactly that. */
+  AveragePool(im, node, name) {
+    const x = node.input![0]!;
+    const [, , h, w] = im.data(node, x);
+    const a = attributes(node);
+    const kernel = pairOf(a.ints('kernel_shape', []), `AveragePool '${name}' kernel_shape`, im);
+    const stride = pairOf(a.ints('strides', [1, 1]), `AveragePool '${name}' strides`, im);
+    const padded = a.ints('pads', [0, 0, 0, 0]).some((p) => p !== 0) || !['NOTSET', 'VALID'].includes(a.string('auto_pad', 'NOTSET'));
+    const tiles = kernel.join() === stride.join() && h! % kernel[0] === 0 && w! % kernel[1] === 0 && !a.int('ceil_mode', 0);
+    if (padded || !tiles) {
+      im.refuse(
+        `AveragePool '${name}': only non-overlapping windows that tile the input without padding are supported ` +
+          `(kernel ${kernel.join('×')}, strides ${stride.join('×')}, input ${h}×${w})`,
+      );
+    }
+    im.addLayer({ name, type: 'adaptive_avgpool2d', inputs: [x], outputs: [node.output![0]!], output: [h! / kernel[0], w! / kernel[1]] });
+  },
+  /** A Reshape to [N, features] with a constant shape, as PyTorch flattens before a classifier. */
+  Reshape(im, node, name) {
+    const [x, shapeName] = node.input!;
+    const input = im.data(node, x!);
+    const target = Array.from(im.constant(node, shapeName!).data);
+    const features = sizeOf(input.slice(1));
+    const flattens = target.length === 2 && [0, -1, input[0]].includes(target[0]!) && [-1, features].includes(target[1]!);
+    if (!flattens) {
+      im.refuse(
+        `Reshape '${name}': only a reshape to [batch, features] is supported, got ${JSON.stringify(target)} for ${formatShape(input)}`,
+      );
+    }
+    im.addLayer({ name, type: 'flatten', inputs: [x!], outputs: [node.output![0]!], axis: 1 });
   },
   Flatten(im, node, name) {
     const x = node.input![0]!;
@@ -409,15 +463,14 @@ export function importOnnx(model: ModelProto, options: ImportOptions = {}): Impo
   const source = options.source ?? 'ONNX model';
   try {
     const im = new Importer(model, options);
-    (model.graph!.node ?? []).forEach((node, index) => {
-      const convert =
-        converters[node.opType] ??
-        im.refuse(
-          `node ${index} ('${node.name ?? ''}'): operator ${node.opType} is not supported (supported: ${supportedOnnxOps.join(', ')})`,
-        );
-      if (node.domain && node.domain !== 'ai.onnx') im.refuse(`node ${index}: operator domain '${node.domain}' is not supported`);
-      convert(im, node, node.name || `${node.opType.toLowerCase()}_${index}`);
-    });
+    const nodes = model.graph!.node ?? [];
+    const unsupported = nodes.flatMap((node, index) =>
+      !converters[node.opType] || (node.domain && node.domain !== 'ai.onnx')
+        ? [`${node.domain ? `${node.domain}.` : ''}${node.opType} '${node.name || `#${index}`}'`]
+        : [],
+    );
+    if (unsupported.length > 0) im.refuse(`unsupported operators (supported: ${supportedOnnxOps.join(', ')}): ${unsupported.join(', ')}`);
+    nodes.forEach((node, index) => converters[node.opType]!(im, node, layerName(node, index)));
     const imported = im.finish();
     planNet(imported.spec, imported.batch); // the whole net's shapes, checked before anyone builds it
     return imported;
@@ -426,4 +479,12 @@ export function importOnnx(model: ModelProto, options: ImportOptions = {}): Impo
     // a layer's own shape check (SpecError) or a reader's: named after the file
     throw new UnsupportedOnnxError(`${source}: ${(error as Error).message}`);
   }
+}
+
+/** A layer's name: its weight initialiser's prefix (`features.0` for `features.0.weight`), so the
+ * imported parameters keep the file's own names; else the node's name. */
+function layerName(node: NodeProto, index: number): string {
+  const weight = (node.input ?? [])[1];
+  if (weight?.endsWith('.weight') && ['Conv', 'Gemm', 'MatMul'].includes(node.opType)) return weight.slice(0, -'.weight'.length);
+  return node.name || `${node.opType.toLowerCase()}_${index}`;
 }

@@ -1,0 +1,77 @@
+/**
+ * ONNX files as PyTorch users export them (tools/make_onnx_fixtures.py, Debian's PyTorch): a
+ * scaled-down torchvision AlexNet at opsets 9–17, with an equal pair of biases shared through
+ * Identity nodes, adaptive pooling exported as AveragePool (1×1 or 2×2 windows) or
+ * GlobalAveragePool, and the flatten as Reshape or Flatten. Imported, our logits equal PyTorch's,
+ * and the parameters keep the file's own names.
+ */
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Net } from '../src/index.js';
+import { parseNpy } from '../src/io/npy.js';
+import { importOnnx, loadOnnxFile } from '../src/onnx/import.js';
+import { decodeModel } from '../src/onnx/proto.js';
+import { assertClose } from './helpers.js';
+
+const DIR = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'onnx-torch');
+const input = parseNpy(readFileSync(join(DIR, 'input.npy')), 'input.npy');
+
+for (const file of readdirSync(DIR)
+  .filter((f) => f.endsWith('.onnx'))
+  .sort()) {
+  test(`PyTorch's ONNX export ${file} imports and runs to PyTorch's logits`, async () => {
+    const path = join(DIR, file);
+    const imported = loadOnnxFile(path);
+    const net = Net.build(imported.spec, { batch: imported.batch });
+    net.loadParams(imported.params);
+    assert.ok('features.0.weight' in imported.params && 'classifier.6.bias' in imported.params, Object.keys(imported.params).join(', '));
+    net.setInput('data', input.data);
+    net.forward();
+    const expected = parseNpy(readFileSync(join(DIR, `logits_${file.split('_')[1]}.npy`)), 'logits');
+    assertClose(await net.read(imported.outputs[0]!), expected.data, 1e-5, 1e-4, file);
+    const ops = new Set((decodeModel(readFileSync(path), file).graph!.node ?? []).map((n) => n.opType));
+    if (file.includes('pool3')) assert.ok(ops.has('AveragePool'), `${file} has an AveragePool: ${[...ops]}`);
+  });
+}
+
+test('an unsupported graph is refused with every unsupported node listed', () => {
+  const path = join(DIR, 'alexnet_pool6_opset13.onnx');
+  const model = decodeModel(readFileSync(path), path);
+  const nodes = model.graph!.node!;
+  nodes[1]!.opType = 'Gelu';
+  nodes[4]!.opType = 'HardSwish';
+  nodes[4]!.name = 'swish';
+  assert.throws(
+    () => importOnnx(model, { source: 'm.onnx' }),
+    /^UnsupportedOnnxError: m\.onnx: unsupported operators \(supported: .*\): Gelu '[^']*', HardSwish 'swish'$/,
+  );
+});
+
+test('a Constant shape and a Reshape to [batch, features] (older exporters) import as a flatten', async () => {
+  const path = join(DIR, 'alexnet_pool6_opset13.onnx');
+  const model = decodeModel(readFileSync(path), path);
+  const nodes = model.graph!.node!;
+  const flatten = nodes.findIndex((n) => n.opType === 'Flatten');
+  const shape = { name: 'value', type: 4, t: { dims: [2], dataType: 7, int64Data: [0, -1] } };
+  nodes.splice(
+    flatten,
+    1,
+    { name: 'shape', opType: 'Constant', output: ['flat_shape'], attribute: [shape] },
+    {
+      ...nodes[flatten]!,
+      opType: 'Reshape',
+      input: [nodes[flatten]!.input![0]!, 'flat_shape'],
+      attribute: [],
+    },
+  );
+  const imported = importOnnx(model, { source: path });
+  assert.equal(imported.spec.layers.filter((l) => l.type === 'flatten').length, 1);
+  const net = Net.build(imported.spec, { batch: imported.batch });
+  net.loadParams(imported.params);
+  net.setInput('data', input.data);
+  net.forward();
+  const expected = parseNpy(readFileSync(join(DIR, 'logits_pool6.npy')), 'logits');
+  assertClose(await net.read(imported.outputs[0]!), expected.data, 1e-5, 1e-4, 'Reshape form');
+});
