@@ -1,6 +1,7 @@
 /**
- * Checkpoints: tensors in safetensors (parameters under their own names — for the torchvision
- * variant exactly PyTorch's state_dict names — and optimizer state under `velocity.<name>`), run
+ * Checkpoints: tensors in safetensors (parameters under the net's names, `conv1.weight` — the zoo's
+ * torchvision variant too, which torchvision calls `features.0.weight` — and optimizer state under
+ * `velocity.<name>`), run
  * state as JSON metadata. Written atomically (io/files.ts), so an interrupted write never leaves a
  * half checkpoint behind. Read completely validated: the safetensors layout, the spec, every
  * parameter against the spec's shapes, the momentum against the parameters, the metadata's JSON.
