@@ -54,13 +54,11 @@ export function philox4x32(
 
 /**
  * The Philox streams of a run's seed, one per use, so no two uses ever draw the same numbers:
- * the per-step generator (dropout seeds; a data-parallel run's replicas 1, 2, … have their own), each
- * parameter's initialisation, each epoch's data order, the validation hold-out, each batch's
+ * the per-step generator (dropout seeds), each parameter's initialisation, each epoch's data order, the validation hold-out, each batch's
  * augmentation (epochs < 2^11, batches per epoch < 2^20).
  */
 export const streams = {
   steps: 0,
-  replicaSteps: (replica: number) => (replica === 0 ? 0 : 0x2000000 + replica),
   parameter: (index: number) => 0x10000 + index,
   epochOrder: (epoch: number) => 0x1000000 + epoch,
   validationSplit: 0xfffffff,

@@ -102,11 +102,6 @@ const badInputs: [string, string[], RegExp][] = [
     ['eval', '--model', '/tmp', '--data', '/tmp'],
     /^alexnet: \/tmp holds no checkpoint \(best.safetensors or last.safetensors\)$/,
   ],
-  [
-    'replicas that do not split the batch',
-    ['bench', '--model', 'alexnet-small-28', '--mode', 'train', '--batch', '64', '--replicas', '3'],
-    /^alexnet: batch 64 does not split evenly over 3 replicas$/,
-  ],
 ];
 
 for (const [what, args, message] of badInputs) {

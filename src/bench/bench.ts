@@ -6,7 +6,6 @@ import { netRoles } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
 import { Philox } from '../random.js';
 import { sizeOf } from '../tensor.js';
-import { ReplicaGroup } from '../train/replicas.js';
 import { Sgd } from '../train/sgd.js';
 
 export interface BenchOptions {
@@ -18,8 +17,6 @@ export interface BenchOptions {
   backend?: BackendChoice;
   /** Timed steps after one warm-up step. */
   steps?: number;
-  /** Training only: split the batch over this many replicas of the net, one per thread (no per-layer times then). */
-  replicas?: number;
 }
 
 export interface BenchResult {
@@ -27,7 +24,6 @@ export interface BenchResult {
   mode: 'train' | 'infer';
   batch: number;
   threads: number;
-  replicas: number;
   backend: string;
   imagesPerSecond: number;
   /** Useful arithmetic per second: 2 FLOPs per multiply-add, training counted as 3× the forward. */
@@ -43,27 +39,21 @@ export interface BenchResult {
 export async function bench(options: BenchOptions): Promise<BenchResult> {
   const threads = options.threads ?? 1;
   const training = options.mode === 'train';
-  const replicas = training ? (options.replicas ?? 1) : 1;
-  if (options.batch % replicas !== 0) throw new Error(`batch ${options.batch} does not split evenly over ${replicas} replicas`);
-  if (replicas > 1 && options.backend !== 'wasm') throw new Error('replicas need --backend wasm');
   const { backend } = await createBackend(options.backend ?? 'auto', threads);
-  const net = Net.build(options.spec, { backend, batch: options.batch / replicas, seed: 1 });
+  const net = Net.build(options.spec, { backend, batch: options.batch, seed: 1 });
   const sgd = training ? new Sgd(net, { lr: 0.001 }) : null;
-  const group =
-    replicas > 1
-      ? await ReplicaGroup.start(net, sgd!, backend as WasmBackend, { spec: options.spec, seed: 1, init: 'pytorch', replicas })
-      : null;
   const rng = new Philox(7);
   const { data, labels, classes } = netRoles(net);
-  const x = Float32Array.from({ length: sizeOf(net.shapeOf(data)) * replicas }, () => rng.nextFloat() - 0.5);
-  const y = Float32Array.from({ length: labels ? sizeOf(net.shapeOf(labels)) * replicas : 0 }, () => rng.nextInt(classes));
-  net.setInput(data, x.subarray(0, sizeOf(net.shapeOf(data))));
-  if (labels) net.setInput(labels, y.subarray(0, sizeOf(net.shapeOf(labels))));
+  net.setInput(
+    data,
+    Float32Array.from({ length: sizeOf(net.shapeOf(data)) }, () => rng.nextFloat() - 0.5),
+  );
+  if (labels)
+    net.setInput(
+      labels,
+      Float32Array.from({ length: sizeOf(net.shapeOf(labels)) }, () => rng.nextInt(classes)),
+    );
   const step = async (profile?: LayerProfile) => {
-    if (group) {
-      await group.step(x, y, 0.001);
-      return;
-    }
     net.forward({ training, profile });
     if (!training) return;
     net.backward(undefined, { profile });
@@ -83,7 +73,6 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
     mode: options.mode,
     batch: options.batch,
     threads,
-    replicas,
     backend: backend instanceof WasmBackend ? `${backend.name}-${backend.simd}` : backend.name,
     imagesPerSecond: (options.batch * 1000) / msPerStep,
     gflops: (2 * macs * (training ? 3 : 1) * options.batch) / msPerStep / 1e6,
@@ -98,8 +87,7 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
       backwardMs: (profile.get(l.name)?.backward ?? 0) / steps,
     })),
   };
-  if (group) await group.dispose();
-  else sgd?.dispose();
+  sgd?.dispose();
   net.dispose();
   await backend.dispose();
   return result;
@@ -107,7 +95,7 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
 
 export function formatBench(r: BenchResult): string {
   const lines = [
-    `${r.model} ${r.mode} batch ${r.batch}, ${r.threads} thread(s)${r.replicas > 1 ? ` as ${r.replicas} replicas` : ''}, ${r.backend}: ` +
+    `${r.model} ${r.mode} batch ${r.batch}, ${r.threads} thread(s), ${r.backend}: ` +
       `${r.imagesPerSecond.toFixed(2)} images/s, ${r.gflops.toFixed(1)} GFLOP/s, ${r.msPerStep.toFixed(0)} ms/step, ` +
       `${r.cpuUtilisation.toFixed(2)} cores busy, ${(r.plannedBytes / 2 ** 20).toFixed(0)} MiB planned`,
     `${'layer'.padEnd(10)}${'forward ms'.padStart(12)}${'backward ms'.padStart(13)}`,

@@ -54,10 +54,6 @@ const backendOption = () =>
     .default('auto');
 const threadsOption = () =>
   new Option('--threads <n>', 'threads (default: available cores)').argParser(threadCount).default(availableParallelism());
-const replicasOption = () =>
-  new Option('--replicas <n>', 'split each batch over n replicas of the net, one per thread (data parallelism)')
-    .argParser(threadCount)
-    .default(1);
 
 const program = new Command('alexnet')
   .description('AlexNet in TypeScript: train, evaluate, run and benchmark AlexNet-class networks')
@@ -100,7 +96,6 @@ program
   .option('--batch <n>', 'batch size', batchSize, 64)
   .addOption(threadsOption())
   .option('--steps <n>', 'timed steps after one warm-up', positiveInt, 3)
-  .addOption(replicasOption())
   .addOption(backendOption())
   .option('--json', 'print one JSON object')
   .action(
@@ -110,7 +105,6 @@ program
       batch: number;
       threads: number;
       steps: number;
-      replicas: number;
       backend: 'wasm' | 'reference';
       json?: boolean;
     }) => {
@@ -120,7 +114,6 @@ program
         batch: opts.batch,
         threads: opts.threads,
         steps: opts.steps,
-        replicas: opts.replicas,
         backend: opts.backend,
       });
       console.log(opts.json ? JSON.stringify(result) : formatBench(result));
@@ -148,7 +141,6 @@ interface TrainCliOptions {
   cropPad: number;
   flip: boolean;
   threads: number;
-  replicas: number;
   seed: number;
   classes?: number;
   classNames?: string;
@@ -179,7 +171,6 @@ program
   .option('--no-flip', 'no random horizontal flips')
   .addOption(threadsOption())
   .addOption(backendOption())
-  .addOption(replicasOption())
   .option('--seed <n>', 'random seed', numberIn(0, 2 ** 32 - 1, { integer: true }), 0)
   .option(
     '--classes <n>',
@@ -210,7 +201,7 @@ program
     const { train: trainSet, validation } = splitValidation(all, opts.val, opts.seed);
     const spec = opts.spec ?? (opts.model ? resolveModel(opts.model) : defaultModelFor(all.shape, all.classes));
     const { mean, std } = pixelStatistics(trainSet);
-    const backend = await openBackend(opts.replicas > 1 && opts.backend === 'auto' ? 'wasm' : opts.backend, opts.threads);
+    const backend = await openBackend(opts.backend, opts.threads);
     const stop = stopOnSignals();
     const start = performance.now();
     try {
@@ -228,7 +219,6 @@ program
         schedule,
         seed: opts.seed,
         init: opts.init as keyof typeof initializers,
-        replicas: opts.replicas,
         augment: { pad: opts.cropPad, flip: opts.flip },
         mean,
         std,
@@ -319,7 +309,6 @@ function withRunSettings(opts: TrainCliOptions, command: Command): TrainCliOptio
     init: run.init,
     cropPad: run.augment?.pad,
     flip: run.augment?.flip,
-    replicas: run.replicas,
     seed: run.seed,
     classNames: run.classNames,
     classes: specClasses(spec),

@@ -34,7 +34,6 @@ export interface RunOptions {
   epochs: number;
   seed: number;
   init: string;
-  replicas: number;
   schedule: ScheduleSpec;
   augment: { pad: number; flip: boolean };
   /** Normalisation of pixel values x/255: (x − mean) / std. */

@@ -26,7 +26,6 @@ const SETTINGS: Setting[] = [
   { name: 'batch', get: (o) => o.batch, fixed: "the run's position is counted in its batches" },
   { name: 'seed', get: (o) => o.seed, fixed: "the run's data order and dropout masks follow from it" },
   { name: 'init', get: (o) => o.init, fixed: 'the weights were initialised with it' },
-  { name: 'replicas', get: (o) => o.replicas, fixed: 'each replica has its own dropout generator' },
   { name: 'training images', get: (o) => o.trainImages, fixed: 'it must see the same data (same dataset, same --val)' },
   { name: 'validation images', get: (o) => o.validationImages, fixed: 'it must see the same data (same dataset, same --val)' },
   { name: 'pixel mean', get: (o) => o.mean, fixed: 'it must see the same data' },

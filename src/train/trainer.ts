@@ -7,7 +7,6 @@
  * ends with the same weights, bit for bit, as one never stopped.
  */
 import type { Backend } from '../backend/backend.js';
-import { WasmBackend } from '../backend/wasm/backend.js';
 import { cropAndFlip } from '../data/augment.js';
 import { fillBatch, imageCount, type ImageSet } from '../data/dataset.js';
 import {
@@ -22,12 +21,10 @@ import {
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { initializers } from '../net/init.js';
 import { Net } from '../net/net.js';
-import { trainingRoles } from '../net/roles.js';
+import { trainingRoles, type TrainingRoles } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
 import { Philox, type PhiloxState, shuffled, streams } from '../random.js';
 import { classesAbove, evaluate, Interrupted, yieldToEvents } from './evaluate.js';
-import { type Learner, SingleNet } from './learner.js';
-import { ReplicaGroup } from './replicas.js';
 import { type EpochMetrics, RunFolder } from './run-folder.js';
 import { afterEpoch, initialScheduleState, learningRateAt, type ScheduleSpec, type ScheduleState } from './schedule.js';
 import { resumeSettings } from './settings.js';
@@ -51,9 +48,6 @@ export interface TrainOptions {
   schedule: ScheduleSpec;
   seed: number;
   init: keyof typeof initializers;
-  /** Data parallelism: the batch is split over this many replicas of the net, one per thread, each
-   * on a single-threaded backend of its own (wasm only). Default 1: one net, on `backend`. */
-  replicas?: number;
   /** Random crops from the image zero-padded by this many pixels, and horizontal flips. */
   augment: { pad: number; flip: boolean };
   /** Normalisation of pixel values x/255: (x − mean) / std. */
@@ -95,7 +89,7 @@ interface RunState {
   batchInEpoch: number;
   step: number;
   schedule: ScheduleState;
-  /** One dropout generator per replica. */
+  /** The dropout generator's position (a list: checkpoints of data-parallel runs held one per replica). */
   dropout: PhiloxState[];
   /** The best validation error so far, and the epoch that reached it (whose weights `best` holds). */
   best: number | null;
@@ -113,35 +107,36 @@ export function epochOrder(size: number, seed: number, epoch: number): Uint32Arr
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const size = imageCount(o.train);
-  const replicas = o.replicas ?? 1;
   if (size === 0) throw new Error(`${o.train.source}: no training images`);
   if (imageCount(o.validation) === 0) throw new Error(`${o.validation.source}: no validation images`);
   if (o.batch > size) throw new Error(`batch size ${o.batch} is larger than the training set (${size} images)`);
-  if (o.batch % replicas !== 0) throw new Error(`batch size ${o.batch} does not split evenly over ${replicas} replicas`);
   const folder = RunFolder.open(o.outDir, { resume: o.resume, force: o.force });
   let succeeded = false;
   try {
-    const learner = await createLearner(o, replicas);
+    const net = Net.build(o.spec, { backend: o.backend, batch: o.batch, seed: o.seed, init: initializers[o.init] });
+    const sgd = new Sgd(net, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
     try {
-      const result = await trainWith(learner, o, folder);
+      const result = await trainWith(net, sgd, o, folder);
       succeeded = true;
       return result;
     } finally {
-      await learner.dispose();
+      sgd.dispose();
     }
   } finally {
     folder.close(succeeded);
   }
 }
 
-async function createLearner(o: TrainOptions, replicas: number): Promise<Learner> {
-  const backend = o.backend;
-  if (replicas > 1 && (!(backend instanceof WasmBackend) || backend.name !== 'wasm'))
-    throw new Error(`${replicas} replicas need the wasm backend (--backend wasm), not '${backend.name}'`);
-  const net = Net.build(o.spec, { backend, batch: o.batch / replicas, seed: o.seed, init: initializers[o.init] });
-  const sgd = new Sgd(net, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
-  if (!(backend instanceof WasmBackend) || replicas === 1) return new SingleNet(net, sgd);
-  return ReplicaGroup.start(net, sgd, backend, { spec: o.spec, seed: o.seed, init: o.init, replicas });
+/** One SGD step: forward, backward and the update at learning rate `lr`; the batch's mean loss and logits. */
+async function step(net: Net, sgd: Sgd, roles: TrainingRoles, x: Float32Array, y: Float32Array, lr: number) {
+  net.setInput(roles.data, x);
+  net.setInput(roles.labels, y);
+  sgd.lr = lr;
+  net.forward({ training: true });
+  net.backward();
+  sgd.step();
+  const [loss] = await net.read(roles.loss);
+  return { loss: loss!, logits: await net.read(roles.logits) };
 }
 
 /** The settings a checkpoint records, from the options of this call. */
@@ -154,7 +149,6 @@ function runOptions(o: TrainOptions): RunOptions {
     epochs: o.epochs,
     seed: o.seed,
     init: o.init,
-    replicas: o.replicas ?? 1,
     schedule: o.schedule,
     augment: o.augment,
     mean: o.mean,
@@ -165,15 +159,14 @@ function runOptions(o: TrainOptions): RunOptions {
   };
 }
 
-async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): Promise<TrainResult> {
-  const net = learner.net;
+async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder): Promise<TrainResult> {
   const settings = runOptions(o);
   let state: RunState = {
     epoch: 0,
     batchInEpoch: 0,
     step: 0,
     schedule: initialScheduleState(o.lr),
-    dropout: learner.randomStates(),
+    dropout: [net.randomState()],
     best: null,
     lossSum: 0,
     correct: 0,
@@ -183,7 +176,7 @@ async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): 
   if (o.resume) {
     const lastPath = folder.path('last');
     const checkpoint = readCheckpoint(lastPath);
-    state = restore(learner, checkpoint, lastPath);
+    state = restore(net, sgd, checkpoint, lastPath);
     const resumed = resumeSettings({
       stored: runOptionsOf(checkpoint, lastPath),
       storedSpec: checkpoint.spec,
@@ -203,8 +196,9 @@ async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): 
     o.onStart?.();
   }
   const save = async (file: 'last' | 'best') =>
-    writeCheckpoint(folder.path(file), await snapshot(learner, { ...state, dropout: learner.randomStates() }, settings));
-  const { classes } = trainingRoles(net);
+    writeCheckpoint(folder.path(file), await snapshot(net, sgd, { ...state, dropout: [net.randomState()] }, settings));
+  const roles = trainingRoles(net);
+  const { classes } = roles;
   const x = new Float32Array(o.batch * o.train.shape.reduce((a, b) => a * b));
   const y = new Float32Array(o.batch);
   const scratch = new Float32Array(o.train.shape.reduce((a, b) => a * b));
@@ -245,7 +239,7 @@ async function trainWith(learner: Learner, o: TrainOptions, folder: RunFolder): 
         );
       }
       state.schedule.lr = learningRateAt(o.schedule, state.schedule, o.lr, state.step, batches, batches * o.epochs);
-      const { loss, logits: z } = await learner.step(x, y, state.schedule.lr);
+      const { loss, logits: z } = await step(net, sgd, roles, x, y, state.schedule.lr);
       if (!Number.isFinite(loss)) throw new Error(divergence(loss, state, o, folder));
       for (let b = 0; b < o.batch; b++) if (classesAbove(z, b * classes, classes, y[b]!) === 0) state.correct++;
       state.lossSum += loss * o.batch;
@@ -318,7 +312,7 @@ function divergence(loss: number, state: RunState, o: TrainOptions, folder: RunF
   );
 }
 
-async function snapshot({ net, sgd }: Learner, state: RunState, options: RunOptions): Promise<Checkpoint> {
+async function snapshot(net: Net, sgd: Sgd, state: RunState, options: RunOptions): Promise<Checkpoint> {
   const params = await net.readParams();
   const velocities: Checkpoint['velocities'] = {};
   for (const [i, p] of net.params.entries()) velocities[p.name] = { shape: p.shape, data: await sgd.velocities[i]!.read() };
@@ -330,8 +324,8 @@ async function snapshot({ net, sgd }: Learner, state: RunState, options: RunOpti
   };
 }
 
-function restore(learner: Learner, checkpoint: Checkpoint, path: string): RunState {
-  const velocities = learner.net.params.map((p) => {
+function restore(net: Net, sgd: Sgd, checkpoint: Checkpoint, path: string): RunState {
+  const velocities = net.params.map((p) => {
     const v = checkpoint.velocities?.[p.name];
     if (!v) throw new Error(`${path}: no momentum for ${p.name}`);
     return v.data;
@@ -340,11 +334,13 @@ function restore(learner: Learner, checkpoint: Checkpoint, path: string): RunSta
   for (const field of ['epoch', 'batchInEpoch', 'step', 'lossSum', 'correct', 'seen'] as const) {
     if (typeof state[field] !== 'number' || !(state[field] >= 0)) throw new Error(`${path}: its run state has no valid '${field}'`);
   }
-  const dropout = Array.isArray(state.dropout) ? state.dropout : [state.dropout]; // checkpoints of single-net runs before replicas
-  if (dropout.length !== learner.replicas)
-    throw new Error(`${path} is from a run of ${dropout.length} replica(s); resume it with --replicas ${dropout.length}`);
+  const dropout = Array.isArray(state.dropout) ? state.dropout : [state.dropout]; // a list since data-parallel runs
+  if (dropout.length !== 1)
+    throw new Error(`${path} is from a data-parallel run of ${dropout.length} replicas, which this version does not continue`);
   try {
-    learner.load(Object.fromEntries(Object.entries(checkpoint.params).map(([k, t]) => [k, t.data])), velocities, dropout);
+    net.loadParams(Object.fromEntries(Object.entries(checkpoint.params).map(([k, t]) => [k, t.data])));
+    sgd.velocities.forEach((v, i) => v.write(velocities[i]!));
+    net.setRandomState(dropout[0]!);
   } catch (error) {
     throw new Error(`${path} does not match the model: ${(error as Error).message}`, { cause: error });
   }

@@ -128,12 +128,6 @@ export class WasmBackend implements Backend {
     return this.pool.threads;
   }
 
-  /** With `true`, kernels run on the calling thread alone until set back to `false` (the workers
-   * sleep): for a data-parallel trainer whose other threads run replicas of the net. */
-  set singleThreaded(on: boolean) {
-    this.pool.solo = on;
-  }
-
   /** Bytes of wasm memory in use (buffers and per-thread scratch). */
   get allocatedBytes(): number {
     return this.allocator.usedBytes;

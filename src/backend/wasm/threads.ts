@@ -64,8 +64,6 @@ export function drain(exports: KernelExports, { control, tasks, scratch }: Share
 
 export class ThreadPool {
   private generation = 0;
-  /** Run every task on the calling thread, leaving the workers asleep. */
-  solo = false;
 
   private constructor(
     readonly shared: SharedControl,
@@ -81,7 +79,7 @@ export class ThreadPool {
 
   /** Threads that run kernels now, the calling one included. */
   get threads(): number {
-    return this.solo ? 1 : this.workers.length + 1;
+    return this.workers.length + 1;
   }
 
   /** Starts threads − 1 workers and waits until each has instantiated the module: a browser may
@@ -133,7 +131,7 @@ export class ThreadPool {
     });
     Atomics.store(control, NEXT, 0);
     Atomics.store(control, COUNT, taskList.length);
-    const helpers = taskList.length > 1 && !this.solo ? this.workers.length : 0;
+    const helpers = taskList.length > 1 ? this.workers.length : 0;
     if (helpers > 0) {
       Atomics.store(control, PENDING, helpers);
       Atomics.store(control, GENERATION, ++this.generation);
