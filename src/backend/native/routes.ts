@@ -76,79 +76,78 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels,
   /** Row ranges of whole channels (col2im may only split between channels). */
   const channelRows = (cg: number, kk: number) => host.perThread(cg).map(([c0, c1]) => [c0 * kk, c1 * kk] as const);
 
+  /** A convolution below the BLAS threshold stays on the wasm kernels. */
+  const small = (g: Conv2dGeometry) => {
+    const { kg, taps } = shape(g);
+    return kg * taps < from.convWeights;
+  };
+
+  /** Calls `body` for each chunk of images and each group: the chunk's `images`, its column count
+   * `width`, the workspace's im2col columns `col` (taps × width) and a `panel` of K/G × width after
+   * them, and the group's weights `weight`. */
+  const forEachChunk = (
+    g: Conv2dGeometry,
+    weights: number,
+    body: (c: {
+      geometry: number;
+      group: number;
+      images: readonly [number, number];
+      width: number;
+      col: number;
+      panel: number;
+      weight: number;
+    }) => void,
+  ) => {
+    const { ohw, kg, taps } = shape(g);
+    const perChunk = chunkOf(g, (taps + kg) * ohw);
+    const col = host.workspace(perChunk * (taps + kg) * ohw);
+    const geometry = host.convGeometry(g);
+    for (let n0 = 0; n0 < g.batch; n0 += perChunk) {
+      const images = [n0, Math.min(g.batch, n0 + perChunk)] as const,
+        width = (images[1] - n0) * ohw;
+      for (let group = 0; group < g.groups; group++) {
+        body({ geometry, group, images, width, col, panel: col + 4 * taps * width, weight: weights + 4 * group * kg * taps });
+      }
+    }
+  };
+
   return {
     conv2d_forward: (g, b) => {
-      const { ohw, kg, taps } = shape(g);
-      if (kg * taps < from.convWeights) return wasm.conv2d_forward!(g, b);
-      const images = chunkOf(g, (taps + kg) * ohw);
-      const col = host.workspace(images * (taps + kg) * ohw);
-      const geometry = host.convGeometry(g);
-      for (let n0 = 0; n0 < g.batch; n0 += images) {
-        const range = [n0, Math.min(g.batch, n0 + images)] as const,
-          width = (range[1] - n0) * ohw;
-        const out = col + 4 * taps * width;
-        for (let group = 0; group < g.groups; group++) {
-          host.run(
-            host
-              .perThread(taps)
-              .map((rows) => task.convColumns({ geometry, x: b.x.offset, group, images: range, range: rows, col, toCol: true })),
-          );
-          gemmAt(false, false, kg, width, taps, b.weight.offset + 4 * group * kg * taps, taps, col, width, 0, out, width);
-          const bias = b.bias?.offset ?? 0;
-          host.run(
-            host.perThread(kg).map((ks) => task.spreadColumns({ geometry, out, y: b.y.offset, bias, group, images: range, range: ks })),
-          );
-        }
-      }
+      if (small(g)) return wasm.conv2d_forward!(g, b);
+      const { kg, taps } = shape(g);
+      const [x, y, bias] = [b.x.offset, b.y.offset, b.bias?.offset ?? 0];
+      forEachChunk(g, b.weight.offset, ({ geometry, group, images, width, col, panel: out, weight }) => {
+        host.run(host.perThread(taps).map((range) => task.convColumns({ geometry, x, group, images, range, col, toCol: true })));
+        gemmAt(false, false, kg, width, taps, weight, taps, col, width, 0, out, width);
+        host.run(host.perThread(kg).map((range) => task.spreadColumns({ geometry, out, y, bias, group, images, range })));
+      });
     },
     conv2d_backward_data: (g, b) => {
-      const { ohw, kk, cg, kg, taps } = shape(g);
-      if (kg * taps < from.convWeights) return wasm.conv2d_backward_data!(g, b);
-      const images = chunkOf(g, (taps + kg) * ohw);
-      const col = host.workspace(images * (taps + kg) * ohw);
-      const geometry = host.convGeometry(g);
-      for (let n0 = 0; n0 < g.batch; n0 += images) {
-        const range = [n0, Math.min(g.batch, n0 + images)] as const,
-          width = (range[1] - n0) * ohw;
-        const grads = col + 4 * taps * width;
-        for (let group = 0; group < g.groups; group++) {
-          host.run(
-            host.perThread(kg).map((ks) => task.gatherColumns({ geometry, dy: b.dy.offset, grads, group, images: range, range: ks })),
-          );
-          // dcol (taps × width) = W_gᵀ · dy_g
-          gemmAt(true, false, taps, width, kg, b.weight.offset + 4 * group * kg * taps, taps, grads, width, 0, col, width);
-          host.run(
-            channelRows(cg, kk).map((rows) =>
-              task.convColumns({ geometry, x: b.dx.offset, group, images: range, range: rows, col, toCol: false }),
-            ),
-          );
-        }
-      }
+      if (small(g)) return wasm.conv2d_backward_data!(g, b);
+      const { kk, cg, kg, taps } = shape(g);
+      const [dy, dx] = [b.dy.offset, b.dx.offset];
+      forEachChunk(g, b.weight.offset, ({ geometry, group, images, width, col, panel: grads, weight }) => {
+        host.run(host.perThread(kg).map((range) => task.gatherColumns({ geometry, dy, grads, group, images, range })));
+        // dcol (taps × width) = W_gᵀ · dy_g
+        gemmAt(true, false, taps, width, kg, weight, taps, grads, width, 0, col, width);
+        host.run(channelRows(cg, kk).map((range) => task.convColumns({ geometry, x: dx, group, images, range, col, toCol: false })));
+      });
     },
     conv2d_backward_filter: (g, b) => {
+      if (small(g)) return wasm.conv2d_backward_filter!(g, b);
       const { ohw, kg, taps } = shape(g);
-      if (kg * taps < from.convWeights) return wasm.conv2d_backward_filter!(g, b);
-      const images = chunkOf(g, (taps + kg) * ohw);
-      const col = host.workspace(images * (taps + kg) * ohw);
-      const geometry = host.convGeometry(g);
-      for (let n0 = 0; n0 < g.batch; n0 += images) {
-        const range = [n0, Math.min(g.batch, n0 + images)] as const,
-          width = (range[1] - n0) * ohw;
-        const grads = col + 4 * taps * width;
-        for (let group = 0; group < g.groups; group++) {
-          host.run([
-            ...host
-              .perThread(taps)
-              .map((rows) => task.convColumns({ geometry, x: b.x.offset, group, images: range, range: rows, col, toCol: true })),
-            ...host.perThread(kg).map((ks) => task.gatherColumns({ geometry, dy: b.dy.offset, grads, group, images: range, range: ks })),
-          ]);
-          // dW_g (kg × taps) (+)= dy_g · colᵀ
-          gemmAt(false, true, kg, taps, width, grads, width, col, width, n0 === 0 ? 0 : 1, b.dweight.offset + 4 * group * kg * taps, taps);
-        }
-      }
+      const [x, dy] = [b.x.offset, b.dy.offset];
+      forEachChunk(g, b.dweight.offset, ({ geometry, group, images, width, col, panel: grads, weight: dweight }) => {
+        host.run([
+          ...host.perThread(taps).map((range) => task.convColumns({ geometry, x, group, images, range, col, toCol: true })),
+          ...host.perThread(kg).map((range) => task.gatherColumns({ geometry, dy, grads, group, images, range })),
+        ]);
+        // dW_g (kg × taps) (+)= dy_g · colᵀ
+        gemmAt(false, true, kg, taps, width, grads, width, col, width, images[0] === 0 ? 0 : 1, dweight, taps);
+      });
       const dbias = b.dbias?.offset;
       if (dbias !== undefined) {
-        const planes = { dy: b.dy.offset, dbias, batch: g.batch, channels: g.outChannels, spatial: ohwOf(g) };
+        const planes = { dy: b.dy.offset, dbias, batch: g.batch, channels: g.outChannels, spatial: ohw };
         host.run(host.perThread(g.outChannels).map((range) => task.biasBackward({ ...planes, range })));
       }
     },
@@ -236,8 +235,4 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels,
       );
     },
   };
-}
-
-function ohwOf(g: Conv2dGeometry): number {
-  return g.outHeight * g.outWidth;
 }
