@@ -12,7 +12,7 @@ import { paramShapes } from '../net/net.js';
 import type { NetSpec } from '../net/spec.js';
 import type { ScheduleSpec } from '../train/schedule.js';
 import { describeError, readFileBytes, writeFileAtomic } from './files.js';
-import { parseSafetensors, serializeSafetensors } from './safetensors.js';
+import { parseSafetensors, safetensorsHeaderLength, safetensorsMetadata, serializeSafetensors } from './safetensors.js';
 
 type Tensors = Record<string, { shape: readonly number[]; data: ArrayLike<number> }>;
 
@@ -70,10 +70,7 @@ export function readCheckpoint(path: string): Checkpoint {
   const fail = (what: string): never => {
     throw new Error(`${path}: ${what}`);
   };
-  if (metadata.format !== FORMAT || metadata.spec === undefined) fail('not an alexnet-ts checkpoint (no net spec in its metadata)');
-  const spec = parseJson(metadata.spec!, 'spec', fail) as NetSpec;
-  const state = parseJson(metadata.state ?? '{}', 'state', fail);
-  if (typeof state !== 'object' || state === null || Array.isArray(state)) fail('its run state is not a JSON object');
+  const { spec, state } = specAndState(metadata, path);
   let shapes: Map<string, readonly number[]>;
   try {
     shapes = paramShapes(spec);
@@ -88,7 +85,7 @@ export function readCheckpoint(path: string): Checkpoint {
   }
   checkTensors(params, shapes, 'parameter', path);
   if (Object.keys(velocities).length > 0) checkTensors(velocities, shapes, 'momentum tensor', path);
-  return { spec, params, velocities, state: state as Record<string, unknown> };
+  return { spec, params, velocities, state };
 }
 
 function parseJson(text: string, field: string, fail: (what: string) => never): unknown {
@@ -129,34 +126,31 @@ export function runOptionsOf(checkpoint: Checkpoint, path: string): Partial<RunO
 
 /** A checkpoint's spec and run state without reading its tensors: what `--resume` defaults to. */
 export function readCheckpointHeader(path: string): Pick<Checkpoint, 'spec' | 'state'> {
-  const fail = (what: string): never => {
-    throw new Error(`${path}: ${what}`);
-  };
-  let header: Uint8Array;
-  const fd = openFile(path);
+  let fd: number;
   try {
-    const length = new Uint8Array(8);
-    if (readSync(fd, length, 0, 8, 0) < 8) fail('truncated: no header');
-    const size = Number(new DataView(length.buffer).getBigUint64(0, true));
-    if (size > Math.min(fstatSync(fd).size - 8, 100_000_000))
-      fail('truncated, or not a safetensors file: its header length is beyond the file');
-    header = new Uint8Array(size);
-    if (readSync(fd, header, 0, size, 8) < size) fail('truncated header');
-  } finally {
-    closeSync(fd);
-  }
-  const metadata = (parseJson(new TextDecoder().decode(header), 'header', fail) as { __metadata__?: Record<string, unknown> } | null)
-    ?.__metadata__;
-  if (metadata?.format !== FORMAT || typeof metadata.spec !== 'string') fail('not an alexnet-ts checkpoint (no net spec in its metadata)');
-  const state = parseJson(typeof metadata!.state === 'string' ? metadata!.state : '{}', 'state', fail);
-  if (typeof state !== 'object' || state === null || Array.isArray(state)) fail('its run state is not a JSON object');
-  return { spec: parseJson(metadata!.spec as string, 'spec', fail) as NetSpec, state: state as Record<string, unknown> };
-}
-
-function openFile(path: string): number {
-  try {
-    return openSync(path, 'r');
+    fd = openSync(path, 'r');
   } catch (error) {
     throw new Error(`cannot read checkpoint ${path}: ${describeError(error)}`, { cause: error });
   }
+  try {
+    const first = new Uint8Array(8);
+    readSync(fd, first, 0, 8, 0);
+    const header = new Uint8Array(safetensorsHeaderLength(first, fstatSync(fd).size, path));
+    readSync(fd, header, 0, header.length, 8);
+    return specAndState(safetensorsMetadata(header, path), path);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The net spec and run state a checkpoint's metadata holds, both parsed and checked. */
+function specAndState(metadata: Record<string, string>, path: string): Pick<Checkpoint, 'spec' | 'state'> {
+  const fail = (what: string): never => {
+    throw new Error(`${path}: ${what}`);
+  };
+  if (metadata.format !== FORMAT || metadata.spec === undefined) fail('not an alexnet-ts checkpoint (no net spec in its metadata)');
+  const spec = parseJson(metadata.spec!, 'spec', fail) as NetSpec;
+  const state = parseJson(metadata.state ?? '{}', 'state', fail);
+  if (typeof state !== 'object' || state === null || Array.isArray(state)) fail('its run state is not a JSON object');
+  return { spec, state: state as Record<string, unknown> };
 }

@@ -52,23 +52,9 @@ interface Entry {
  * the format's own rule), and metadata a map of strings.
  */
 export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data'): SafetensorsFile {
-  const fail = (what: string): never => {
-    throw new Error(`${source}: ${what}`);
-  };
-  if (bytes.length < 8) fail(`truncated: ${bytes.length} bytes, no header`);
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const headerLength = view.getBigUint64(0, true);
-  if (headerLength > BigInt(Math.min(MAX_HEADER, bytes.length - 8))) {
-    fail(`the header length ${headerLength} is beyond the file's ${bytes.length - 8} bytes (truncated, or not a safetensors file)`);
-  }
-  const headerEnd = 8 + Number(headerLength);
-  let header: unknown;
-  try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes.subarray(8, headerEnd)));
-  } catch {
-    return fail('header is not valid JSON (not a safetensors file?)');
-  }
-  if (!isObject(header)) return fail('header is not a JSON object');
+  const fail = failing(source);
+  const headerEnd = 8 + headerLength(bytes, bytes.length, fail);
+  const header = parseHeader(bytes.subarray(8, headerEnd), fail);
   const body = bytes.subarray(headerEnd);
   const entries = Object.entries(header)
     .filter(([name]) => name !== '__metadata__')
@@ -85,6 +71,43 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data')
     tensors[name] = { shape, data };
   }
   return { tensors, metadata: checkMetadata(header.__metadata__, fail) };
+}
+
+/** The header's length from a file's first 8 bytes, checked against the file's `size`. */
+function headerLength(first: Uint8Array, size: number, fail: (what: string) => never): number {
+  if (first.length < 8 || size < 8) fail(`truncated: ${size} bytes, no header`);
+  const length = new DataView(first.buffer, first.byteOffset, 8).getBigUint64(0, true);
+  if (length > BigInt(Math.min(MAX_HEADER, size - 8))) {
+    fail(`the header length ${length} is beyond the file's ${size - 8} bytes (truncated, or not a safetensors file)`);
+  }
+  return Number(length);
+}
+
+function parseHeader(text: Uint8Array, fail: (what: string) => never): Record<string, unknown> {
+  let header: unknown;
+  try {
+    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(text));
+  } catch {
+    return fail('header is not valid JSON (not a safetensors file?)');
+  }
+  if (!isObject(header)) return fail('header is not a JSON object');
+  return header;
+}
+
+/** For reading a file's metadata alone: the header's byte length from its first 8 bytes (checked
+ * against the file's `size`), then the metadata of those header bytes. */
+export function safetensorsHeaderLength(first: Uint8Array, size: number, source: string): number {
+  return headerLength(first, size, failing(source));
+}
+
+export function safetensorsMetadata(header: Uint8Array, source: string): Record<string, string> {
+  return checkMetadata(parseHeader(header, failing(source)).__metadata__, failing(source));
+}
+
+function failing(source: string) {
+  return (what: string): never => {
+    throw new Error(`${source}: ${what}`);
+  };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {
