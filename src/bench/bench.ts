@@ -2,7 +2,7 @@
 import { type BackendChoice, createBackend } from '../backend/native/backend.js';
 import { WasmBackend } from '../backend/wasm/backend.js';
 import { type LayerProfile, Net, summarize, planNet } from '../net/net.js';
-import { netRoles } from '../net/roles.js';
+import { netRoles, withLoss } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
 import { Philox } from '../random.js';
 import { sizeOf } from '../tensor.js';
@@ -40,7 +40,7 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
   const threads = options.threads ?? 1;
   const training = options.mode === 'train';
   const { backend } = await createBackend(options.backend ?? 'auto', threads);
-  const net = Net.build(options.spec, { backend, batch: options.batch, seed: 1 });
+  const net = Net.build(training ? withLoss(options.spec) : options.spec, { backend, batch: options.batch, seed: 1 });
   const sgd = training ? new Sgd(net, { lr: 0.001 }) : null;
   const rng = new Philox(7);
   const { data, labels, classes } = netRoles(net);

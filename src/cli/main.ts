@@ -10,14 +10,16 @@ import { BACKENDS, type BackendChoice, createBackend } from '../backend/native/b
 import { bench, formatBench } from '../bench/bench.js';
 import { type ImageSet, imageCount, loadDataset, loadSplit, parseClassNames, pixelStatistics, splitValidation } from '../data/dataset.js';
 import { loadImageFiles } from '../data/images.js';
+import { parsePreprocess, PRESETS, uniformNormalisation } from '../data/preprocess.js';
 import { readCheckpointHeader, type RunOptions } from '../io/checkpoint.js';
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { parseNpy, serializeNpy } from '../io/npy.js';
+import { serializeSafetensors } from '../io/safetensors.js';
 import { defaultModelFor, models, resolveModel } from '../models/index.js';
-import { openTrained, type TrainedModel } from '../models/trained.js';
+import { MODEL_KINDS, openModel, type OpenedModel, readModel, type ReadOptions } from '../models/open.js';
 import { initializers } from '../net/init.js';
 import { formatSummary, type Net, planNet, summarize } from '../net/net.js';
-import { specClasses } from '../net/roles.js';
+import { classifierLayer, replaceClasses, specClasses, withLoss } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
 import { exportOnnx } from '../onnx/export.js';
 import { writeRunPlots } from '../report/plots.js';
@@ -47,7 +49,14 @@ const threadCount = numberIn(1, 256, { integer: true });
 
 /** Options several commands share (a fresh Option per command: commander keeps state on them). */
 const trainedModelOption = () =>
-  new Option('--model <run-dir|checkpoint>', 'a run folder (uses best.safetensors) or a checkpoint file').makeOptionMandatory();
+  new Option('--model <model>', `${MODEL_KINDS}; a run folder uses its best.safetensors`).makeOptionMandatory();
+const archOption = () =>
+  new Option('--arch <name|spec.json>', "a state_dict's architecture, when its parameter names do not tell (a zoo name or a JSON spec)");
+const preprocessOption = () =>
+  new Option(
+    '--preprocess <preset|json>',
+    `how photos become inputs, when the model does not record it: ${Object.keys(PRESETS).join(', ')}, or {"channels","mean","std","resize"}`,
+  ).argParser(parsePreprocess);
 const backendOption = () =>
   new Option('--backend <name>', 'native (BLAS GEMMs; auto picks it when OpenBLAS is found), wasm, or reference (the slow oracle)')
     .choices(BACKENDS)
@@ -62,17 +71,21 @@ const program = new Command('alexnet')
 program
   .command('info')
   .description('layers, output shapes, parameters and multiply-adds of a model')
-  .requiredOption('--model <name|spec.json>', `a zoo model (${Object.keys(models).join(', ')}) or a JSON net spec`)
+  .requiredOption('--model <model>', `zoo models: ${Object.keys(models).join(', ')}; or ${MODEL_KINDS.replace(/^a zoo name, /, '')}`)
+  .addOption(archOption())
   .option('--batch <n>', 'batch size for the shapes', batchSize, 1)
   .option('--json', 'print one JSON object')
-  .action((opts: { model: string; batch: number; json?: boolean }) => {
-    const spec = resolveModel(opts.model);
+  .action((opts: { model: string; arch?: string; batch: number; json?: boolean }) => {
+    const model = readModel(opts.model, { arch: opts.arch });
+    const spec = model.spec;
     const rows = summarize(planNet(spec, opts.batch));
     if (opts.json) {
       console.log(
         JSON.stringify({
           model: spec.name ?? opts.model,
+          kind: model.kind,
           inputs: spec.inputs,
+          ...(model.preprocess ? { preprocess: model.preprocess } : {}),
           layers: rows,
           params: rows.reduce((n, r) => n + r.params, 0),
           macsPerExample: rows.reduce((n, r) => n + r.macsPerExample, 0),
@@ -85,13 +98,15 @@ program
           .join(', ')}`,
       );
       console.log(formatSummary(rows));
+      if (model.preprocess) console.log(`preprocessing: ${JSON.stringify(model.preprocess)}`);
     }
   });
 
 program
   .command('bench')
   .description('time inference or a training step (forward, backward, SGD update)')
-  .requiredOption('--model <name|spec.json>', 'a zoo model or a JSON net spec')
+  .requiredOption('--model <model>', MODEL_KINDS)
+  .addOption(archOption())
   .addOption(new Option('--mode <mode>', 'what to time').choices(['train', 'infer']).default('infer'))
   .option('--batch <n>', 'batch size', batchSize, 64)
   .addOption(threadsOption())
@@ -101,6 +116,7 @@ program
   .action(
     async (opts: {
       model: string;
+      arch?: string;
       mode: 'train' | 'infer';
       batch: number;
       threads: number;
@@ -109,7 +125,7 @@ program
       json?: boolean;
     }) => {
       const result = await bench({
-        spec: resolveModel(opts.model),
+        spec: readModel(opts.model, { arch: opts.arch }).spec,
         mode: opts.mode,
         batch: opts.batch,
         threads: opts.threads,
@@ -147,6 +163,9 @@ interface TrainCliOptions {
   resume?: boolean;
   force?: boolean;
   override?: string[];
+  initFrom?: string;
+  arch?: string;
+  freeze?: boolean | string[];
 }
 
 program
@@ -154,7 +173,15 @@ program
   .description('train a model on an image dataset (a folder of MNIST/Fashion-MNIST IDX files or CIFAR-10/100 binary batches)')
   .requiredOption('--data <dir>', 'dataset folder')
   .requiredOption('--out <dir>', 'run folder: checkpoints and metrics.jsonl (never overwritten without --resume or --force)')
-  .option('--model <name|spec.json>', 'default: the scaled AlexNet matching the image size')
+  .option('--model <name|spec.json>', 'default: the scaled AlexNet matching the image size, or the --init-from model')
+  .option(
+    '--init-from <model>',
+    `fine-tune: start from this model's weights (${MODEL_KINDS}); its classifier is resized to the data's classes`,
+  )
+  .addOption(archOption())
+  .option('--freeze [layers]', 'with --init-from: train only the classifier, or leave these comma-separated layers as they are', (v) =>
+    v.split(',').map((n) => n.trim()),
+  )
   .option('--epochs <n>', 'epochs (the default recipe: ~11 min for Fashion-MNIST on 2 cores)', numberIn(1, 100_000, { integer: true }), 5)
   .option('--batch <n>', 'batch size', batchSize, 64)
   .option('--lr <x>', 'learning rate ε (the peak, with a warm-up)', numberIn(0, 1000, { openMin: true }), 0.05)
@@ -189,7 +216,7 @@ program
   .action(async (cliOptions: TrainCliOptions, command: Command) => {
     if (cliOptions.resume && cliOptions.force) throw new Error('--resume continues a run and --force starts it over: give one of them');
     if (cliOptions.override && !cliOptions.resume) throw new Error('--override only applies with --resume');
-    const opts: TrainCliOptions & { spec?: NetSpec } = cliOptions.resume ? withRunSettings(cliOptions, command) : cliOptions;
+    const opts: ResumedOptions = cliOptions.resume ? withRunSettings(cliOptions, command) : cliOptions;
     const schedule = typeof opts.schedule === 'string' ? parseSchedule(opts.schedule, opts.epochs) : (opts.schedule as ScheduleSpec);
     const names =
       opts.classNames === undefined
@@ -199,8 +226,9 @@ program
           : parseClassNames(opts.classNames);
     const { train: all, test } = loadDataset(opts.data, { classes: opts.classes, classNames: names });
     const { train: trainSet, validation } = splitValidation(all, opts.val, opts.seed);
-    const spec = opts.spec ?? (opts.model ? resolveModel(opts.model) : defaultModelFor(all.shape, all.classes));
-    const { mean, std } = pixelStatistics(trainSet);
+    const source = opts.initFrom && !opts.resume ? initialModel(opts.initFrom, opts.arch) : undefined;
+    const spec = opts.spec ?? modelToTrain(opts, source?.spec, all);
+    const { mean, std } = opts.normalisation ?? source?.normalisation ?? pixelStatistics(trainSet);
     const backend = await openBackend(opts.backend, opts.threads);
     const stop = stopOnSignals();
     const start = performance.now();
@@ -219,6 +247,8 @@ program
         schedule,
         seed: opts.seed,
         init: opts.init as keyof typeof initializers,
+        ...(opts.initFrom ? { initFrom: { source: opts.initFrom, ...(source ? { params: source.params } : {}) } } : {}),
+        ...(opts.freeze ? { frozen: frozenLayers(opts.freeze, spec) } : {}),
         augment: { pad: opts.cropPad, flip: opts.flip },
         mean,
         std,
@@ -265,6 +295,41 @@ program
     if (stop.signal) process.exitCode = stop.signal === 'SIGINT' ? 130 : 143;
   });
 
+/** The model `--init-from` names: its weights, its net made trainable, and its normalisation when
+ * one mean and deviation (the data is then normalised as the model was trained). */
+function initialModel(source: string, arch?: string) {
+  const model = readModel(source, { arch });
+  if (!model.params) throw new Error(`--init-from ${source}: ${model.kind === 'zoo' ? 'a zoo architecture' : 'a net spec'} has no weights`);
+  const uniform = model.preprocess && model.preprocess.channels !== 'bgr' && new Set([...model.preprocess.mean]).size === 1;
+  return {
+    spec: withLoss(model.spec),
+    params: model.params,
+    normalisation: uniform ? uniformNormalisation(model.preprocess!, source) : undefined,
+  };
+}
+
+/** The net a new run trains: --model, else the --init-from model with its classifier sized for
+ * the data, else the scaled AlexNet for the data's images; its input must be the data's images. */
+function modelToTrain(opts: TrainCliOptions, initial: NetSpec | undefined, data: ImageSet): NetSpec {
+  let spec = opts.model ? resolveModel(opts.model) : (initial ?? defaultModelFor(data.shape, data.classes));
+  if (initial && !opts.model && specClasses(spec) !== data.classes) spec = replaceClasses(spec, data.classes);
+  const input = Object.entries(spec.inputs).find(([, shape]) => shape.length === 3)?.[1];
+  if (input && input.join() !== data.shape.join())
+    throw new Error(`the model takes ${input.join('×')} images, ${data.source} holds ${data.shape.join('×')}`);
+  return spec;
+}
+
+/** `--freeze`: every layer with parameters but the classifier, or the layers named. */
+function frozenLayers(freeze: true | string[], spec: NetSpec): string[] {
+  const plan = planNet(spec, 1);
+  const weighted = plan.layers.filter((l) => Object.keys(l.layer.paramDecls()).length > 0).map((l) => l.layer.spec.name);
+  if (freeze === true) return weighted.filter((name) => name !== classifierLayer(spec)?.name);
+  const unknown = freeze.filter((name) => !weighted.includes(name));
+  if (unknown.length > 0)
+    throw new Error(`--freeze: no layer with parameters named ${unknown.join(', ')} (layers: ${weighted.join(', ')})`);
+  return freeze;
+}
+
 /** Curves, filters and the test score of a finished run. */
 async function finishRun(
   net: Net,
@@ -293,7 +358,9 @@ async function finishRun(
 }
 
 /** `--resume`: every setting not given on the command line is the run's own (its model too). */
-function withRunSettings(opts: TrainCliOptions, command: Command): TrainCliOptions & { spec?: NetSpec } {
+type ResumedOptions = TrainCliOptions & { spec?: NetSpec; normalisation?: { mean: number; std: number } };
+
+function withRunSettings(opts: TrainCliOptions, command: Command): ResumedOptions {
   const last = join(opts.out, RUN_FILES.last);
   if (!existsSync(last)) throw new Error(`--resume: ${opts.out} holds no ${RUN_FILES.last} to continue from`);
   const { spec, state } = readCheckpointHeader(last);
@@ -312,12 +379,20 @@ function withRunSettings(opts: TrainCliOptions, command: Command): TrainCliOptio
     seed: run.seed,
     classNames: run.classNames,
     classes: specClasses(spec),
+    initFrom: run.initFrom,
+    freeze: run.frozen,
   };
   const merged: Record<string, unknown> = { ...opts };
   for (const [key, value] of Object.entries(stored)) {
     if (value !== undefined && command.getOptionValueSource(key) !== 'cli') merged[key] = value;
   }
-  return { ...(merged as unknown as TrainCliOptions), ...(opts.model === undefined ? { spec } : {}) };
+  const normalisation =
+    run.initFrom !== undefined && run.mean !== undefined && run.std !== undefined ? { mean: run.mean, std: run.std } : undefined;
+  return {
+    ...(merged as unknown as TrainCliOptions),
+    ...(opts.model === undefined ? { spec } : {}),
+    ...(normalisation ? { normalisation } : {}),
+  };
 }
 
 /** Ctrl-C (SIGINT) and SIGTERM ask the run to stop after the current step and save; repeated
@@ -337,131 +412,133 @@ function stopOnSignals() {
   return state;
 }
 
-program
-  .command('eval')
-  .description('accuracy and loss of a trained model on a dataset (its test split)')
-  .addOption(trainedModelOption())
+/** The options of commands that run a model. */
+interface ModelCliOptions extends ReadOptions {
+  model: string;
+  threads: number;
+  backend: BackendChoice;
+}
+
+/** `--model` with what opening it may need: `--arch`, `--preprocess`, the backend and threads. */
+function modelCommand(name: string, description: string): Command {
+  return program
+    .command(name)
+    .description(description)
+    .addOption(trainedModelOption())
+    .addOption(archOption())
+    .addOption(preprocessOption())
+    .addOption(threadsOption())
+    .addOption(backendOption());
+}
+
+modelCommand('eval', 'accuracy and loss of a trained model on a dataset (its test split)')
   .requiredOption('--data <dir>', 'dataset folder')
   .option('--batch <n>', 'batch size', batchSize, 100)
-  .addOption(threadsOption())
-  .addOption(backendOption())
   .option('--mirror', "average each image's prediction with its mirror image's (the paper's test-time reflections)")
   .option('--json', 'print {"top1", "top5", "loss", "count"}')
-  .action(
-    async (opts: {
-      model: string;
-      data: string;
-      batch: number;
-      threads: number;
-      backend: BackendChoice;
-      mirror?: boolean;
-      json?: boolean;
-    }) => {
-      await withTrained(
-        opts.model,
-        opts.batch,
-        opts.threads,
-        async (trained) => {
-          const { net, path } = trained;
-          const test = loadSplit(opts.data, 'test', { classes: trained.classes });
-          const [channels, height, width] = net.shapeOf(trained.data).slice(1);
-          if (channels !== test.shape[0] || height !== test.shape[1] || width !== test.shape[2]) {
-            throw new Error(`${path}: the model takes ${channels}×${height}×${width} images, ${test.source} holds ${test.shape.join('×')}`);
-          }
-          const result = await evaluate(net, test, trained.mean, trained.std, { mirror: opts.mirror });
-          console.log(
-            opts.json
-              ? JSON.stringify(result)
-              : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, ` +
-                  `loss ${result.loss.toFixed(4)} on ${result.count} images`,
-          );
-        },
-        opts.backend,
+  .action(async (opts: ModelCliOptions & { data: string; batch: number; mirror?: boolean; json?: boolean }) => {
+    await withModel(opts, opts.batch, async (model) => {
+      const { net, path } = model;
+      const test = loadSplit(opts.data, 'test', { classes: model.classes });
+      const [channels, height, width] = net.shapeOf(model.data).slice(1);
+      if (channels !== test.shape[0] || height !== test.shape[1] || width !== test.shape[2]) {
+        throw new Error(`${path}: the model takes ${channels}×${height}×${width} images, ${test.source} holds ${test.shape.join('×')}`);
+      }
+      const { mean, std } = uniformNormalisation(model.preprocess ?? { channels: 'rgb', mean: [0], std: [1] }, path);
+      const result = await evaluate(net, test, mean, std, { mirror: opts.mirror });
+      console.log(
+        opts.json
+          ? JSON.stringify(result)
+          : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, ` +
+              `loss ${result.loss.toFixed(4)} on ${result.count} images`,
       );
-    },
-  );
-
-program
-  .command('run')
-  .description('logits for a raw float32 NCHW tensor (.npy in, .npy out): batch jobs and parity checks')
-  .addOption(trainedModelOption())
-  .requiredOption('--input <x.npy>', 'float32 (or float64) array [N, C, H, W], already normalised')
-  .requiredOption('--output <y.npy>', 'where the logits [N, classes] go')
-  .addOption(threadsOption())
-  .addOption(backendOption())
-  .action(async (opts: { model: string; input: string; output: string; threads: number; backend: BackendChoice }) => {
-    const input = parseNpy(readFileBytes(opts.input, 'input'), opts.input);
-    if (!(input.shape[0]! >= 1)) throw new Error(`${opts.input}: shape [${input.shape.join(', ')}] holds no examples`);
-    await withTrained(
-      opts.model,
-      input.shape[0]!,
-      opts.threads,
-      async ({ net, data, logits }) => {
-        const expected = net.shapeOf(data);
-        if (input.shape.join() !== expected.join())
-          throw new Error(
-            `${opts.input}: shape [${input.shape.join(', ')}] does not match the model's input [N, ${expected.slice(1).join(', ')}]`,
-          );
-        net.setInput(data, input.data);
-        net.forward();
-        writeFileAtomic(opts.output, serializeNpy(net.shapeOf(logits), await net.read(logits)));
-      },
-      opts.backend,
-    );
+    });
   });
 
-program
-  .command('predict')
-  .description('top-K classes of image files (decoded with sharp, resized to the model input)')
-  .addOption(trainedModelOption())
+modelCommand('run', 'logits for a raw float32 NCHW tensor (.npy in, .npy out): batch jobs and parity checks')
+  .requiredOption('--input <x.npy>', 'float32 (or float64) array [N, C, H, W], already normalised')
+  .requiredOption('--output <y.npy>', 'where the logits [N, classes] go')
+  .action(async (opts: ModelCliOptions & { input: string; output: string }) => {
+    const input = parseNpy(readFileBytes(opts.input, 'input'), opts.input);
+    if (!(input.shape[0]! >= 1)) throw new Error(`${opts.input}: shape [${input.shape.join(', ')}] holds no examples`);
+    await withModel(opts, input.shape[0]!, async ({ net, data, logits }) => {
+      const expected = net.shapeOf(data);
+      if (input.shape.join() !== expected.join())
+        throw new Error(
+          `${opts.input}: shape [${input.shape.join(', ')}] does not match the model's input [N, ${expected.slice(1).join(', ')}]`,
+        );
+      net.setInput(data, input.data);
+      net.forward();
+      writeFileAtomic(opts.output, serializeNpy(net.shapeOf(logits), await net.read(logits)));
+    });
+  });
+
+modelCommand('predict', 'top-K classes of image files, preprocessed as the model expects (decoded with sharp)')
   .argument('<images...>', 'image files (PNG, JPEG, WebP, …)')
   .option('--top <k>', 'classes to list', positiveInt, 3)
-  .addOption(threadsOption())
-  .addOption(backendOption())
   .option('--json', 'print a JSON array, one entry per image')
-  .action(async (images: string[], opts: { model: string; top: number; threads: number; backend: BackendChoice; json?: boolean }) => {
-    await withTrained(
-      opts.model,
-      images.length,
-      opts.threads,
-      async (trained) => {
-        const { net, data, logits, classes } = trained;
-        const x = await loadImageFiles(images, net.shapeOf(data).slice(1), trained.mean, trained.std);
-        net.setInput(data, x);
-        net.forward();
-        const probabilities = softmaxRows(await net.read(logits), images.length, classes, new Float64Array(images.length * classes));
-        const results = images.map((file, i) => {
-          const top = Array.from(probabilities.subarray(i * classes, (i + 1) * classes), (probability, c) => ({
-            class: c,
-            ...(trained.classNames ? { name: trained.classNames[c] } : {}),
-            probability,
-          }))
-            .sort((a, b) => b.probability - a.probability)
-            .slice(0, opts.top);
-          return { image: file, top };
-        });
-        if (opts.json) console.log(JSON.stringify(results));
-        else
-          for (const r of results)
-            console.log(
-              `${r.image}: ${r.top.map((t) => `${t.name ?? `class ${t.class}`} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`,
-            );
-      },
-      opts.backend,
-    );
+  .action(async (images: string[], opts: ModelCliOptions & { top: number; json?: boolean }) => {
+    await withModel(opts, images.length, async (model) => {
+      const { net, data, logits, classes, preprocess } = model;
+      if (!preprocess)
+        throw new Error(
+          `${model.path} does not record how its images were preprocessed: pass --preprocess (${Object.keys(PRESETS).join(', ')} or JSON)`,
+        );
+      const x = await loadImageFiles(images, net.shapeOf(data).slice(1), preprocess);
+      net.setInput(data, x);
+      net.forward();
+      const probabilities = softmaxRows(await net.read(logits), images.length, classes, new Float64Array(images.length * classes));
+      const results = images.map((file, i) => {
+        const top = Array.from(probabilities.subarray(i * classes, (i + 1) * classes), (probability, c) => ({
+          class: c,
+          ...(model.classNames ? { name: model.classNames[c] } : {}),
+          probability,
+        }))
+          .sort((a, b) => b.probability - a.probability)
+          .slice(0, opts.top);
+        return { image: file, top };
+      });
+      if (opts.json) console.log(JSON.stringify(results));
+      else
+        for (const r of results)
+          console.log(`${r.image}: ${r.top.map((t) => `${t.name ?? `class ${t.class}`} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
+    });
   });
 
 program
   .command('export')
-  .description("write a trained model's inference graph as ONNX (opset 13)")
+  .description("write a model's weights for other tools: an ONNX inference graph (opset 13), or a PyTorch state_dict")
   .addOption(trainedModelOption())
-  .requiredOption('--out <model.onnx>', 'the ONNX file to write')
-  .option('--batch <n>', 'the batch size fixed in the graph', batchSize, 1)
-  .action(async (opts: { model: string; out: string; batch: number }) => {
-    await withTrained(opts.model, opts.batch, 'host', async ({ net, data, logits }) => {
-      // only the parameters are read
-      writeFileAtomic(opts.out, await exportOnnx(net));
-      console.log(`wrote ${opts.out}: inputs ${data}, logits '${logits}'`);
+  .addOption(archOption())
+  .addOption(preprocessOption())
+  .requiredOption('--out <file>', 'the file to write')
+  .addOption(
+    new Option('--format <format>', "onnx, or safetensors: the parameters under the net's names (torchvision's, for alexnet-torchvision)")
+      .choices(['onnx', 'safetensors'])
+      .default('onnx'),
+  )
+  .option('--batch <n>', 'the batch size fixed in the ONNX graph', batchSize, 1)
+  .action(async (opts: ReadOptions & { model: string; out: string; format: 'onnx' | 'safetensors'; batch: number }) => {
+    await withModel({ ...opts, threads: 0, backend: 'reference' }, opts.batch, async (model) => {
+      const { net, data, logits } = model;
+      const described = {
+        ...(model.preprocess ? { preprocess: JSON.stringify(model.preprocess) } : {}),
+        ...(model.classNames ? { classNames: JSON.stringify(model.classNames) } : {}),
+      };
+      if (opts.format === 'onnx') {
+        writeFileAtomic(opts.out, await exportOnnx(net, described));
+        console.log(`wrote ${opts.out}: inputs ${data}, logits '${logits}'`);
+      } else {
+        const params = await net.readParams();
+        const tensors = Object.fromEntries(net.params.map((p) => [p.name, { shape: p.shape, data: params[p.name]! }]));
+        writeFileAtomic(opts.out, serializeSafetensors(tensors, { format: 'pt', ...described }));
+        console.log(
+          `wrote ${opts.out}: ${net.params.length} tensors (${net.params
+            .map((p) => p.name)
+            .slice(0, 2)
+            .join(', ')}, …)`,
+        );
+      }
     });
   });
 
@@ -472,18 +549,12 @@ async function openBackend(choice: BackendChoice, threads: number): Promise<Back
   return backend;
 }
 
-/** Runs `use` on a trained model built for a batch on the chosen backend with `threads`, or on the
- * reference backend ('host': no workers to start), and stops the backend's threads after. */
-async function withTrained(
-  model: string,
-  batch: number,
-  threads: number | 'host',
-  use: (trained: TrainedModel) => Promise<void>,
-  choice: BackendChoice = 'auto',
-) {
-  const backend = threads === 'host' ? new ReferenceBackend() : await openBackend(choice, threads);
+/** Runs `use` on the model built for a batch on the chosen backend (the reference backend, which
+ * starts no workers, for `threads: 0`), and stops the backend's threads after. */
+async function withModel(opts: ModelCliOptions, batch: number, use: (model: OpenedModel) => Promise<void>) {
+  const backend = opts.threads === 0 ? new ReferenceBackend() : await openBackend(opts.backend, opts.threads);
   try {
-    await use(openTrained(model, { batch, backend }));
+    await use(openModel(opts.model, { batch, backend, arch: opts.arch, preprocess: opts.preprocess }));
   } finally {
     await backend.dispose();
   }

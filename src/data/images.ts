@@ -1,17 +1,17 @@
 /** Image files (PNG, JPEG, WebP, …) as model inputs: decoded by sharp, resized, normalised. */
 import sharp from 'sharp';
-import { normalisePixels } from './dataset.js';
+import { normaliseImage, type Preprocess } from './preprocess.js';
 
 /**
- * The images as one NCHW batch for a model taking C×H×W inputs (C = 1 or 3): each decoded,
- * stretched to H×W, its alpha dropped (and turned grey for C = 1), its planes separated and its
- * pixels normalised as the model was trained: (x/255 − mean)/std.
+ * The images as one NCHW batch for a model taking C×H×W inputs (C = 1 or 3): each decoded (EXIF
+ * orientation applied, alpha dropped, grey for C = 1), brought to H×W as `preprocess` says —
+ * stretched, or its shorter side rescaled (bilinear, as torchvision's and Caffe's tools) and the
+ * centre cropped — then normalised per channel.
  */
 export async function loadImageFiles(
   files: string[],
   [channels, height, width]: readonly number[],
-  mean: number,
-  std: number,
+  preprocess: Preprocess,
 ): Promise<Float32Array> {
   if (channels !== 1 && channels !== 3)
     throw new Error(`the model takes ${channels}-channel images; only grey (1) or RGB (3) images can be decoded`);
@@ -20,18 +20,47 @@ export async function loadImageFiles(
   const batch = new Float32Array(files.length * size);
   const planar = new Uint8Array(size);
   for (const [i, file] of files.entries()) {
-    let pixels: Buffer;
-    try {
-      let image = sharp(file).resize(width, height, { fit: 'fill' }).removeAlpha();
-      if (channels === 1) image = image.grayscale();
-      pixels = await image.raw().toBuffer();
-    } catch (error) {
-      throw new Error(`cannot decode image ${file}: ${(error as Error).message}`, { cause: error });
-    }
-    if (pixels.length !== size)
-      throw new Error(`${file}: decoded to ${pixels.length} values, the model takes ${channels}×${height}×${width}`);
+    const pixels = await decode(file, channels, width!, height!, preprocess.resize);
     for (let c = 0; c < channels; c++) for (let p = 0; p < plane; p++) planar[c * plane + p] = pixels[p * channels + c]!;
-    normalisePixels(planar, mean, std, batch, i * size);
+    normaliseImage(planar, channels, preprocess, batch, i * size);
   }
   return batch;
+}
+
+/** Interleaved 8-bit pixels of `width`×`height`. */
+async function decode(file: string, channels: number, width: number, height: number, resize?: number): Promise<Uint8Array> {
+  try {
+    let image = sharp(file).rotate().removeAlpha();
+    image = channels === 1 ? image.grayscale() : image.toColourspace('srgb');
+    if (resize === undefined)
+      return checked(await image.resize(width, height, { fit: 'fill' }).raw().toBuffer(), width * height * channels);
+    if (resize < Math.max(width, height)) throw new Error(`cannot crop ${width}×${height} from an image rescaled to ${resize}`);
+    const { data, info } = await image
+      .resize({ width: resize, height: resize, fit: 'outside', kernel: 'linear' })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    checked(data, info.width * info.height * channels);
+    const left = roundHalfEven((info.width - width) / 2),
+      top = roundHalfEven((info.height - height) / 2);
+    const out = new Uint8Array(width * height * channels);
+    const row = width * channels;
+    for (let y = 0; y < height; y++) {
+      const from = ((top + y) * info.width + left) * channels;
+      out.set(data.subarray(from, from + row), y * row);
+    }
+    return out;
+  } catch (error) {
+    throw new Error(`cannot decode image ${file}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+function checked(pixels: Uint8Array, size: number): Uint8Array {
+  if (pixels.length !== size) throw new Error(`decoded to ${pixels.length} values, ${size} expected`);
+  return pixels;
+}
+
+/** Python's round(), which torchvision's CenterCrop uses for the crop's corner. */
+function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

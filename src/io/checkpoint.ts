@@ -7,6 +7,7 @@
  * parameter against the spec's shapes, the momentum against the parameters, the metadata's JSON.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { checkPreprocess, type Preprocess } from '../data/preprocess.js';
 import { formatShape } from '../tensor.js';
 import { paramShapes } from '../net/net.js';
 import type { NetSpec } from '../net/spec.js';
@@ -39,7 +40,12 @@ export interface RunOptions {
   /** Normalisation of pixel values x/255: (x − mean) / std. */
   mean: number;
   std: number;
+  /** How photos become inputs, when not the uniform mean/std above (a fine-tuned pretrained net's). */
+  preprocess?: Preprocess;
   classNames?: string[];
+  /** The model a fine-tuning run started from, and the layers it left frozen. */
+  initFrom?: string;
+  frozen?: string[];
   /** Sizes of the training and validation sets: a resumed run must see the same data. */
   trainImages: number;
   validationImages: number;
@@ -118,6 +124,7 @@ export function runOptionsOf(checkpoint: Checkpoint, path: string): Partial<RunO
     if (o[field] !== undefined && !Number.isFinite(o[field])) throw new Error(`${path}: its run option '${field}' is not a number`);
   }
   if (o.std !== undefined && o.std <= 0) throw new Error(`${path}: its run option 'std' is ${o.std}, not positive`);
+  if (o.preprocess !== undefined) checkPreprocess(o.preprocess, path);
   if (o.classNames !== undefined && !(Array.isArray(o.classNames) && o.classNames.every((n) => typeof n === 'string'))) {
     throw new Error(`${path}: its class names are not a list of strings`);
   }

@@ -2,9 +2,10 @@
  * The safetensors format (huggingface/safetensors): an 8-byte little-endian header length, a JSON
  * header mapping each tensor name to { dtype, shape, data_offsets } plus an optional
  * "__metadata__" map of strings, then the raw little-endian tensor bytes.
- * The engine's tensors are float32: F32 is written; F32, F64, F16 and BF16 are read.
+ * The engine's tensors are float32: F32 is written; floats (F32, F64, F16, BF16) and integers are read.
  */
 import { formatShape, sizeOf } from '../tensor.js';
+import { bytesPerValue, decodeValues, dtypeNames, isDtype } from './dtypes.js';
 
 export interface NamedTensor {
   shape: number[];
@@ -14,24 +15,6 @@ export interface NamedTensor {
 export interface SafetensorsFile {
   tensors: Record<string, NamedTensor>;
   metadata: Record<string, string>;
-}
-
-/** Bytes per value, and a reader to float32, of each dtype read; PyTorch state_dicts are often
- * saved in half or bfloat16 precision. */
-const DTYPES: Record<string, [number, (view: DataView, at: number) => number]> = {
-  F32: [4, (v, at) => v.getFloat32(at, true)],
-  F64: [8, (v, at) => v.getFloat64(at, true)],
-  F16: [2, (v, at) => halfToFloat(v.getUint16(at, true))],
-  BF16: [2, (v, at) => new Float32Array(new Uint32Array([v.getUint16(at, true) << 16]).buffer)[0]!],
-};
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1,
-    exponent = (h >> 10) & 0x1f,
-    fraction = h & 0x3ff;
-  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
-  if (exponent === 31) return fraction ? NaN : sign * Infinity;
-  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
 }
 
 /** The reference implementation refuses headers above 100 MB: a guard against absurd lengths. */
@@ -61,15 +44,7 @@ export function parseSafetensors(bytes: Uint8Array, source = 'safetensors data')
     .map(([name, entry]) => checkEntry(name, entry, fail));
   checkTiling(entries, body.length, fail);
   const tensors: Record<string, NamedTensor> = {};
-  for (const { name, dtype, shape, begin, end } of entries) {
-    const [width, read] = DTYPES[dtype]!;
-    const raw = new Uint8Array(end - begin); // a copy: aligned, and independent of a Node Buffer's pool
-    raw.set(body.subarray(begin, end));
-    const values = new DataView(raw.buffer);
-    const data =
-      dtype === 'F32' ? new Float32Array(raw.buffer) : Float32Array.from({ length: raw.length / width }, (_, i) => read(values, i * width));
-    tensors[name] = { shape, data };
-  }
+  for (const { name, dtype, shape, begin } of entries) tensors[name] = { shape, data: decodeValues(body, dtype, sizeOf(shape), begin) };
   return { tensors, metadata: checkMetadata(header.__metadata__, fail) };
 }
 
@@ -120,14 +95,14 @@ function checkEntry(name: string, entry: unknown, fail: (what: string) => never)
   if (!isObject(entry)) fail(`tensor '${name}': its header entry is not an object`);
   const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
   if (typeof dtype !== 'string') fail(`tensor '${name}': no dtype`);
-  if (!DTYPES[dtype as string]) fail(`tensor '${name}' has dtype ${String(dtype)}; only ${Object.keys(DTYPES).join(', ')} are read`);
+  if (!isDtype(dtype as string)) fail(`tensor '${name}' has dtype ${String(dtype)}; only ${dtypeNames.join(', ')} are read`);
   if (!Array.isArray(shape) || !shape.every(isIndex))
     fail(`tensor '${name}': shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex) || offsets[0] > offsets[1]) {
     fail(`tensor '${name}': data_offsets ${JSON.stringify(offsets)} is not [begin, end] with 0 ≤ begin ≤ end`);
   }
   const [begin, end] = offsets as [number, number];
-  const needed = sizeOf(shape as number[]) * DTYPES[dtype as string]![0];
+  const needed = sizeOf(shape as number[]) * bytesPerValue(dtype as string);
   if (end - begin !== needed)
     fail(`tensor '${name}' ${formatShape(shape as number[])} ${String(dtype)} needs ${needed} bytes, has ${end - begin}`);
   return { name, dtype: dtype as string, shape: shape as number[], begin, end };

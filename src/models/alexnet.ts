@@ -55,35 +55,56 @@ export function alexnet(options: AlexNetOptions = {}): NetSpec {
   };
 }
 
-/** torchvision.models.alexnet: one column (64-192-384-256-256), no LRN, adaptive average pooling
- * to 6×6, dropout before fc6 and fc7. Layer names follow our convention (conv1 … fc8). */
-export function alexnetTorchvision(options: { classes?: number } = {}): NetSpec {
+export interface TorchvisionOptions {
+  classes?: number;
+  /** Channels of the five convolutions and units of the two hidden linear layers: torchvision's
+   * [64, 192, 384, 256, 256, 4096, 4096] by default (other widths: scaled-down copies, as tests use). */
+  widths?: readonly number[];
+  /** The adaptive average pool's output size; 6 in torchvision. */
+  pool?: number;
+}
+
+/** torchvision.models.alexnet: one column, no LRN, adaptive average pooling to 6×6, dropout before
+ * fc6 and fc7. Layers are named as torchvision's modules (`features.0` … `classifier.6`), so the
+ * parameters carry PyTorch's state_dict names (`features.0.weight`) in and out. */
+export function alexnetTorchvision(options: TorchvisionOptions = {}): NetSpec {
+  const [c1, c2, c3, c4, c5, fc6, fc7] = options.widths ?? [64, 192, 384, 256, 256, 4096, 4096];
+  const conv = (index: number, outChannels: number, kernel: number, pad: number, stride = 1): LayerSpec => ({
+    name: `features.${index}`,
+    type: 'conv2d',
+    outChannels,
+    kernel,
+    pad,
+    ...(stride > 1 ? { stride } : {}),
+  });
+  const relu = (module: string): LayerSpec => ({ name: module, type: 'relu' });
+  const pool = (index: number): LayerSpec => ({ name: `features.${index}`, type: 'maxpool2d', kernel: 3, stride: 2 });
   return {
     name: 'alexnet-torchvision',
     inputs: { data: [3, 224, 224], label: [] },
     layers: [
-      { name: 'conv1', type: 'conv2d', outChannels: 64, kernel: 11, stride: 4, pad: 2 },
-      { name: 'relu1', type: 'relu' },
-      { name: 'pool1', type: 'maxpool2d', kernel: 3, stride: 2 },
-      { name: 'conv2', type: 'conv2d', outChannels: 192, kernel: 5, pad: 2 },
-      { name: 'relu2', type: 'relu' },
-      { name: 'pool2', type: 'maxpool2d', kernel: 3, stride: 2 },
-      { name: 'conv3', type: 'conv2d', outChannels: 384, kernel: 3, pad: 1 },
-      { name: 'relu3', type: 'relu' },
-      { name: 'conv4', type: 'conv2d', outChannels: 256, kernel: 3, pad: 1 },
-      { name: 'relu4', type: 'relu' },
-      { name: 'conv5', type: 'conv2d', outChannels: 256, kernel: 3, pad: 1 },
-      { name: 'relu5', type: 'relu' },
-      { name: 'pool5', type: 'maxpool2d', kernel: 3, stride: 2 },
-      { name: 'avgpool', type: 'adaptive_avgpool2d', output: 6 },
-      { name: 'drop6', type: 'dropout', p: 0.5 },
-      { name: 'fc6', type: 'linear', outFeatures: 4096 },
-      { name: 'relu6', type: 'relu' },
-      { name: 'drop7', type: 'dropout', p: 0.5 },
-      { name: 'fc7', type: 'linear', outFeatures: 4096 },
-      { name: 'relu7', type: 'relu' },
-      { name: 'fc8', type: 'linear', outFeatures: options.classes ?? 1000 },
-      { name: 'loss', type: 'softmax_cross_entropy', inputs: ['fc8', 'label'] },
+      conv(0, c1!, 11, 2, 4),
+      relu('features.1'),
+      pool(2),
+      conv(3, c2!, 5, 2),
+      relu('features.4'),
+      pool(5),
+      conv(6, c3!, 3, 1),
+      relu('features.7'),
+      conv(8, c4!, 3, 1),
+      relu('features.9'),
+      conv(10, c5!, 3, 1),
+      relu('features.11'),
+      pool(12),
+      { name: 'avgpool', type: 'adaptive_avgpool2d', output: options.pool ?? 6 },
+      { name: 'classifier.0', type: 'dropout', p: 0.5 },
+      { name: 'classifier.1', type: 'linear', outFeatures: fc6! },
+      relu('classifier.2'),
+      { name: 'classifier.3', type: 'dropout', p: 0.5 },
+      { name: 'classifier.4', type: 'linear', outFeatures: fc7! },
+      relu('classifier.5'),
+      { name: 'classifier.6', type: 'linear', outFeatures: options.classes ?? 1000 },
+      { name: 'loss', type: 'softmax_cross_entropy', inputs: ['classifier.6', 'label'] },
     ],
   };
 }

@@ -1,13 +1,23 @@
 /** Model names the CLI and the library accept, and loading a user's own spec file. */
 import { readFileBytes } from '../io/files.js';
+import { CAFFE, type Preprocess, TORCHVISION } from '../data/preprocess.js';
 import type { NetSpec } from '../net/spec.js';
 import { alexnet, alexnetCaffe, alexnetSmall, alexnetTorchvision } from './alexnet.js';
 
-export const models: Record<string, { describe: string; spec: () => NetSpec }> = {
+/** Each with the preprocessing its pretrained weights (where they exist) expect. */
+export const models: Record<string, { describe: string; spec: () => NetSpec; preprocess?: Preprocess }> = {
   alexnet: { describe: "the paper's two-column net, 224×224 input (conv1 padded by 2)", spec: () => alexnet({ inputSize: 224 }) },
   'alexnet-227': { describe: "the paper's two-column net, 227×227 input as Caffe", spec: () => alexnet({ inputSize: 227 }) },
-  'alexnet-caffe': { describe: "Caffe's bvlc_alexnet: 227×227 input, Caffe's LRN (α/n, k = 1), ceil pooling", spec: () => alexnetCaffe() },
-  'alexnet-torchvision': { describe: "torchvision's one-column alexnet, 224×224 input", spec: () => alexnetTorchvision() },
+  'alexnet-caffe': {
+    describe: "Caffe's bvlc_alexnet: 227×227 input, Caffe's LRN (α/n, k = 1), ceil pooling",
+    spec: () => alexnetCaffe(),
+    preprocess: CAFFE,
+  },
+  'alexnet-torchvision': {
+    describe: "torchvision's one-column alexnet, 224×224 input, its layers named as torchvision's",
+    spec: () => alexnetTorchvision(),
+    preprocess: TORCHVISION,
+  },
   'alexnet-small-28': {
     describe: 'the scaled AlexNet for 28×28 grey images, 10 classes (MNIST, Fashion-MNIST)',
     spec: () => alexnetSmall({ inputSize: 28, channels: 1, classes: 10 }),

@@ -3,7 +3,7 @@
  * the loss layer's type, never by a name, so a spec may call its layers anything.
  */
 import { type Net, planNet } from './net.js';
-import type { NetSpec } from './spec.js';
+import type { LayerSpec, NetSpec } from './spec.js';
 
 export interface NetRoles {
   /** The image input. */
@@ -42,4 +42,38 @@ export function specClasses(spec: NetSpec): number | undefined {
   const plan = planNet(spec, 1);
   const loss = plan.layers.find((l) => l.layer.spec.type === 'softmax_cross_entropy');
   return loss ? plan.shapes.get(loss.inputs[0]!)![1] : undefined;
+}
+
+/** The spec with a softmax cross-entropy loss (and a `label` input) on its output, unless it has
+ * one: an imported inference graph made trainable. A final softmax is dropped, its input scored. */
+export function withLoss(spec: NetSpec): NetSpec {
+  if (spec.layers.some((l) => l.type === 'softmax_cross_entropy')) return spec;
+  const plan = planNet(spec, 1);
+  let layers = spec.layers;
+  const last = plan.layers[plan.layers.length - 1]!;
+  if (last.layer.spec.type === 'softmax') layers = layers.slice(0, -1);
+  const logits = last.layer.spec.type === 'softmax' ? last.inputs[0]! : last.outputs[0]!;
+  const label = 'label' in spec.inputs ? 'label_' : 'label';
+  return {
+    ...spec,
+    inputs: { ...spec.inputs, [label]: [] },
+    layers: [...layers, { name: 'loss', type: 'softmax_cross_entropy', inputs: [logits, label] }],
+  };
+}
+
+/** The layer a spec's loss scores: its classifier. */
+export function classifierLayer(spec: NetSpec): LayerSpec | undefined {
+  const plan = planNet(spec, 1);
+  const loss = plan.layers.find((l) => l.layer.spec.type === 'softmax_cross_entropy');
+  const name = loss && plan.layers.find((l) => l.outputs.includes(loss.inputs[0]!))?.layer.spec.name;
+  return spec.layers.find((l) => l.name === name);
+}
+
+/** The spec with its classifier (the linear layer the loss scores) resized to `classes`. */
+export function replaceClasses(spec: NetSpec, classes: number): NetSpec {
+  const classifier = classifierLayer(spec);
+  if (!classifier) throw new Error('the model has no softmax_cross_entropy layer whose classes could be set');
+  if (classifier.type !== 'linear')
+    throw new Error(`the layer the loss scores, '${classifier.name}', is a ${classifier.type}; only a linear classifier can be resized`);
+  return { ...spec, layers: spec.layers.map((l) => (l === classifier ? { ...l, outFeatures: classes } : l)) };
 }

@@ -114,8 +114,9 @@ function nodesFor(layer: Layer, inputs: string[], outputs: string[], constants: 
   }
 }
 
-/** Serialises the net's inference graph and current parameters as an ONNX model. */
-export async function exportOnnx(net: Net): Promise<Uint8Array> {
+/** Serialises the net's inference graph and current parameters as an ONNX model; `metadata`
+ * goes to its metadata_props (we record preprocessing and class names there). */
+export async function exportOnnx(net: Net, metadata: Record<string, string> = {}): Promise<Uint8Array> {
   const nodes: NodeProto[] = [];
   const constants: TensorProto[] = [];
   const used = new Set<string>();
@@ -136,6 +137,7 @@ export async function exportOnnx(net: Net): Promise<Uint8Array> {
     irVersion: 8,
     producerName: 'alexnet-ts',
     opsetImport: [{ domain: '', version: OPSET }],
+    metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
     graph: {
       name: net.spec.name ?? 'net',
       node: nodes,

@@ -25,6 +25,8 @@ export interface ImportedModel {
   params: Record<string, Float32Array>;
   /** The graph's outputs: blob names of the built net. */
   outputs: string[];
+  /** The model's metadata_props (alexnet-ts records preprocessing and class names there). */
+  metadata: Record<string, string>;
 }
 
 export interface ImportOptions {
@@ -176,7 +178,8 @@ class Importer {
     const outputs = (this.model.graph!.output ?? []).map((o) => this.blob(o.name));
     if (outputs.length === 0) this.refuse('the graph declares no outputs');
     for (const out of outputs) if (!this.shapes.has(out)) this.refuse(`graph output '${out}' is not computed by any node the engine runs`);
-    return { spec: { name: this.model.graph!.name ?? 'onnx', inputs, layers: this.layers }, batch, params: this.params, outputs };
+    const metadata = Object.fromEntries((this.model.metadataProps ?? []).map((p) => [p.key ?? '', p.value ?? '']));
+    return { spec: { name: this.model.graph!.name ?? 'onnx', inputs, layers: this.layers }, batch, params: this.params, outputs, metadata };
   }
 }
 
@@ -394,11 +397,12 @@ const converters: Record<string, Converter> = {
     }
     im.addLayer({ name, type: 'adaptive_avgpool2d', inputs: [x], outputs: [node.output![0]!], output: [h! / kernel[0], w! / kernel[1]] });
   },
-  /** A Reshape to [N, features] with a constant shape, as PyTorch flattens before a classifier. */
+  /** A Reshape to [N, features] with a constant shape, as PyTorch flattens before a classifier
+   * (before opset 5, the shape was an attribute: old Caffe conversions). */
   Reshape(im, node, name) {
     const [x, shapeName] = node.input!;
     const input = im.data(node, x!);
-    const target = Array.from(im.constant(node, shapeName!).data);
+    const target = shapeName ? Array.from(im.constant(node, shapeName).data) : attributes(node).ints('shape', []);
     const features = sizeOf(input.slice(1));
     const flattens = target.length === 2 && [0, -1, input[0]].includes(target[0]!) && [-1, features].includes(target[1]!);
     if (!flattens) {

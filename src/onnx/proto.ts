@@ -47,6 +47,7 @@ export interface ModelProto {
   irVersion?: number;
   producerName?: string;
   opsetImport?: { domain?: string; version?: number }[];
+  metadataProps?: { key?: string; value?: string }[];
   graph?: GraphProto;
 }
 

@@ -12,6 +12,8 @@ export interface SgdOptions {
   momentum?: number;
   /** Paper: 0.0005. */
   weightDecay?: number;
+  /** Parameters left as they are (by name): frozen layers when fine-tuning. */
+  frozen?: ReadonlySet<string>;
 }
 
 export class Sgd {
@@ -20,6 +22,7 @@ export class Sgd {
   lr: number;
   /** One velocity per parameter, in `net.params` order, allocated once. */
   readonly velocities: Tensor[];
+  readonly frozen: ReadonlySet<string>;
 
   constructor(
     readonly net: Net,
@@ -28,6 +31,7 @@ export class Sgd {
     this.lr = options.lr;
     this.momentum = options.momentum ?? 0.9;
     this.weightDecay = options.weightDecay ?? 0.0005;
+    this.frozen = options.frozen ?? new Set();
     this.velocities = net.params.map((p) => Tensor.zeros(net.backend, p.shape));
     for (const v of this.velocities) net.backend.run('fill', { length: v.size, value: 0 }, { y: v.buffer });
   }
@@ -35,6 +39,7 @@ export class Sgd {
   /** Applies the gradients of the last backward pass. */
   step(): void {
     this.net.params.forEach((p, i) => {
+      if (this.frozen.has(p.name)) return;
       this.net.backend.run(
         'sgd_update',
         { length: p.value.size, lr: this.lr, momentum: this.momentum, weightDecay: this.weightDecay },

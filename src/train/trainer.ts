@@ -21,7 +21,8 @@ import {
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { initializers } from '../net/init.js';
 import { Net } from '../net/net.js';
-import { trainingRoles, type TrainingRoles } from '../net/roles.js';
+import { classifierLayer, trainingRoles, type TrainingRoles } from '../net/roles.js';
+import { formatShape } from '../tensor.js';
 import type { NetSpec } from '../net/spec.js';
 import { Philox, type PhiloxState, shuffled, streams } from '../random.js';
 import { classesAbove, evaluate, Interrupted, yieldToEvents } from './evaluate.js';
@@ -48,6 +49,11 @@ export interface TrainOptions {
   schedule: ScheduleSpec;
   seed: number;
   init: keyof typeof initializers;
+  /** Fine-tuning: start from these weights rather than `init`'s. Every parameter must be there
+   * with its shape, but the classifier's when the number of classes changed (`init` draws those). */
+  initFrom?: { source: string; params?: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> };
+  /** Layers whose parameters SGD leaves as they are (fine-tuning the classifier alone). */
+  frozen?: string[];
   /** Random crops from the image zero-padded by this many pixels, and horizontal flips. */
   augment: { pad: number; flip: boolean };
   /** Normalisation of pixel values x/255: (x − mean) / std. */
@@ -114,7 +120,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let succeeded = false;
   try {
     const net = Net.build(o.spec, { backend: o.backend, batch: o.batch, seed: o.seed, init: initializers[o.init] });
-    const sgd = new Sgd(net, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay });
+    if (o.initFrom?.params && !o.resume) loadInitialWeights(net, o.initFrom.source, o.initFrom.params);
+    const frozen = new Set((o.frozen ?? []).flatMap((layer) => net.params.filter((p) => layerOf(p.name) === layer).map((p) => p.name)));
+    const sgd = new Sgd(net, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, frozen });
     try {
       const result = await trainWith(net, sgd, o, folder);
       succeeded = true;
@@ -125,6 +133,27 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   } finally {
     folder.close(succeeded);
   }
+}
+
+/** Fine-tuning's start: the source's weights wherever a parameter has its name and shape; only the
+ * classifier may differ (a new number of classes), and keeps its initialisation. */
+function loadInitialWeights(net: Net, source: string, params: NonNullable<NonNullable<TrainOptions['initFrom']>['params']>): void {
+  const classifier = classifierLayer(net.spec)?.name;
+  const copied: Record<string, ArrayLike<number>> = {};
+  for (const p of net.params) {
+    const t = params[p.name];
+    if (t && t.shape.join() === p.shape.join()) copied[p.name] = t.data;
+    else if (layerOf(p.name) !== classifier)
+      throw new Error(
+        `--init-from ${source}: ${t ? `'${p.name}' is ${formatShape(t.shape)}, the model's ${formatShape(p.shape)}` : `it has no '${p.name}'`}`,
+      );
+  }
+  net.loadParams(copied, { strict: false });
+}
+
+/** `features.0` of `features.0.weight`. */
+function layerOf(param: string): string {
+  return param.slice(0, param.lastIndexOf('.'));
 }
 
 /** One SGD step: forward, backward and the update at learning rate `lr`; the batch's mean loss and logits. */
@@ -154,6 +183,8 @@ function runOptions(o: TrainOptions): RunOptions {
     mean: o.mean,
     std: o.std,
     ...(o.classNames ? { classNames: o.classNames } : {}),
+    ...(o.initFrom ? { initFrom: o.initFrom.source } : {}),
+    ...(o.frozen?.length ? { frozen: o.frozen } : {}),
     trainImages: imageCount(o.train),
     validationImages: imageCount(o.validation),
   };
