@@ -19,6 +19,7 @@ export {
   alexnetTorchvision,
   type AlexNetOptions,
   type SmallAlexNetOptions,
+  type TorchvisionOptions,
 } from './models/alexnet.js';
 export { parseSafetensors, serializeSafetensors, type SafetensorsFile, type NamedTensor } from './io/safetensors.js';
 export { Sgd, type SgdOptions } from './train/sgd.js';

@@ -4,3 +4,7 @@ export * from './browser.js';
 export { importOnnx, loadOnnxFile, supportedOnnxOps, UnsupportedOnnxError, type ImportedModel, type ImportOptions } from './onnx/import.js';
 export { models, resolveModel } from './models/index.js';
 export { bench, formatBench, type BenchOptions, type BenchResult } from './bench/bench.js';
+export { readModel, openModel, MODEL_KINDS, type ModelFile, type ModelKind, type OpenedModel, type ReadOptions } from './models/open.js';
+export { readPth } from './io/pth.js';
+export { CAFFE, TORCHVISION, type Preprocess } from './data/preprocess.js';
+export { IMAGENET_CLASSES } from './models/imagenet-classes.js';

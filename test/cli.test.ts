@@ -44,7 +44,7 @@ const badInputs: [string, string[], RegExp][] = [
   [
     'a missing checkpoint',
     ['eval', '--model', '/nonexistent/run.safetensors', '--data', '/tmp'],
-    /^alexnet: cannot read checkpoint \/nonexistent\/run.safetensors: no such file$/,
+    /^alexnet: cannot read model \/nonexistent\/run.safetensors: no such file$/,
   ],
   [
     'a zero batch',

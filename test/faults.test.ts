@@ -21,7 +21,7 @@ import { importOnnx } from '../src/onnx/import.js';
 import { decodeModel, encodeModel, type ModelProto } from '../src/onnx/proto.js';
 import { Philox } from '../src/random.js';
 import { sizeOf } from '../src/tensor.js';
-import { idx } from './helpers.js';
+import { columnDataset, idx } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 
@@ -38,26 +38,6 @@ const tiny: NetSpec = {
     { name: 'xent', type: 'softmax_cross_entropy', inputs: ['out', 'label'] }, // not called 'loss'
   ],
 };
-
-/** An IDX dataset of 8×8 images in 4 learnable classes, and the tiny model's spec file. */
-function dataset(images: number): string {
-  const dir = mkdtempSync(join(tmpdir(), 'faults-data-'));
-  const rng = new Philox(11);
-  for (const [split, count] of [
-    ['train', images],
-    ['t10k', 64],
-  ] as const) {
-    const labels = Uint8Array.from({ length: count }, (_, i) => i % 4);
-    const pixels = new Uint8Array(count * 64);
-    labels.forEach((label, i) => {
-      for (let k = 0; k < 64; k++) pixels[i * 64 + k] = ((k % 8) >> 1 === label ? 180 : 40) + rng.nextInt(60);
-    });
-    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([count, 8, 8], pixels));
-    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([count], labels));
-  }
-  writeFileSync(join(dir, 'tiny.json'), JSON.stringify(tiny));
-  return dir;
-}
 
 interface Outcome {
   code: number | null;
@@ -84,7 +64,7 @@ function alexnet(args: string[], env: Record<string, string> = {}) {
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const data = dataset(6000);
+const data = columnDataset({ train: 6000, test: 64, classes: 4, seed: 11, spec: tiny });
 const trainArgs = (out: string) => [
   'train',
   '--data',

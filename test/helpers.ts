@@ -1,4 +1,7 @@
-import type { FloatArray, Philox } from '../src/index.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type FloatArray, type NetSpec, Philox } from '../src/index.js';
 
 export function randomNormal(length: number, rng: Philox, scale = 1): Float64Array {
   return Float64Array.from({ length }, () => rng.nextNormal() * scale);
@@ -52,4 +55,25 @@ export function idx(dims: number[], values: ArrayLike<number>): Uint8Array {
   out.set(header);
   out.set(values, header.length);
   return out;
+}
+
+/** A folder of IDX files (train and t10k) of 8×8 images whose class (of up to 4) is the bright
+ * column pair, learnable in an epoch, with `spec` written beside as tiny.json. */
+export function columnDataset(o: { train: number; test: number; classes: number; seed: number; spec: NetSpec }): string {
+  const dir = mkdtempSync(join(tmpdir(), 'column-data-'));
+  const rng = new Philox(o.seed);
+  for (const [split, count] of [
+    ['train', o.train],
+    ['t10k', o.test],
+  ] as const) {
+    const labels = Uint8Array.from({ length: count }, (_, i) => i % o.classes);
+    const pixels = new Uint8Array(count * 64);
+    labels.forEach((label, i) => {
+      for (let k = 0; k < 64; k++) pixels[i * 64 + k] = ((k % 8) >> 1 === label ? 180 : 40) + rng.nextInt(60);
+    });
+    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([count, 8, 8], pixels));
+    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([count], labels));
+  }
+  writeFileSync(join(dir, 'tiny.json'), JSON.stringify(o.spec));
+  return dir;
 }

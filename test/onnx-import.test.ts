@@ -1,5 +1,5 @@
 /**
- * ONNX files as PyTorch users export them (tools/make_onnx_fixtures.py, Debian's PyTorch): a
+ * ONNX files as PyTorch users export them (tools/make_interop_fixtures.py, Debian's PyTorch): a
  * scaled-down torchvision AlexNet at opsets 9–17, with an equal pair of biases shared through
  * Identity nodes, adaptive pooling exported as AveragePool (1×1 or 2×2 windows) or
  * GlobalAveragePool, and the flatten as Reshape or Flatten. Imported, our logits equal PyTorch's,

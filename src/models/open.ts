@@ -66,8 +66,8 @@ function readModelFile(source: string, options: ReadOptions): ModelFile {
   if (zoo) return { kind: 'zoo', source, spec: zoo.spec(), ...(zoo.preprocess ? { preprocess: zoo.preprocess } : {}) };
   const stat = statSync(source, { throwIfNoEntry: false });
   if (!stat) {
-    const known = Object.keys(models).join(', ');
-    throw new Error(`unknown model '${source}': no such file, and not a zoo name (${known}); --model takes ${MODEL_KINDS}`);
+    if (/[/\\]|\.\w+$/.test(source)) throw new Error(`cannot read model ${source}: no such file`);
+    throw new Error(`unknown model '${source}' (known: ${Object.keys(models).join(', ')}; or ${MODEL_KINDS.replace(/^a zoo name, /, '')})`);
   }
   if (stat.isDirectory()) return readCheckpointModel(runCheckpoint(source));
   if (source.endsWith('.json')) return { kind: 'spec', source, spec: resolveModel(source) };
