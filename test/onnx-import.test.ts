@@ -2,8 +2,9 @@
  * ONNX files as PyTorch users export them (tools/make_interop_fixtures.py, Debian's PyTorch): a
  * scaled-down torchvision AlexNet at opsets 9–17, with an equal pair of biases shared through
  * Identity nodes, adaptive pooling exported as AveragePool (1×1 or 2×2 windows) or
- * GlobalAveragePool, and the flatten as Reshape or Flatten. Imported, our logits equal PyTorch's,
- * and the parameters keep the file's own names.
+ * GlobalAveragePool, and the flatten as Reshape or Flatten; and the zoo's layouts (two columns,
+ * LocalResponseNorm, which PyTorch decomposes into 20–40 nodes, ceil pooling). Imported, our
+ * logits equal PyTorch's, and the parameters keep the file's own names.
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -17,6 +18,16 @@ import { assertClose } from './helpers.js';
 
 const DIR = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'onnx-torch');
 const input = parseNpy(readFileSync(join(DIR, 'input.npy')), 'input.npy');
+const smallInput = parseNpy(readFileSync(join(DIR, 'input_small.npy')), 'input_small.npy');
+
+/** The imported model's output for `x`. */
+async function run(imported: ReturnType<typeof importOnnx>, x: Float32Array) {
+  const net = Net.build(imported.spec, { batch: imported.batch });
+  net.loadParams(imported.params);
+  net.setInput('data', x);
+  net.forward();
+  return net.read(imported.outputs[0]!);
+}
 
 for (const file of readdirSync(DIR)
   .filter((f) => f.endsWith('.onnx'))
@@ -27,9 +38,14 @@ for (const file of readdirSync(DIR)
     const net = Net.build(imported.spec, { batch: imported.batch });
     net.loadParams(imported.params);
     assert.ok('features.0.weight' in imported.params && 'classifier.6.bias' in imported.params, Object.keys(imported.params).join(', '));
-    net.setInput('data', input.data);
+    const layout = file.split('_')[1]!;
+    if (file.startsWith('zoo_')) {
+      const lrn = imported.spec.layers.filter((l) => l.type === 'lrn');
+      assert.equal(lrn.length, 2, "PyTorch's decomposed LocalResponseNorm imports as two LRN layers");
+    }
+    net.setInput('data', layout === 'small' ? smallInput.data : input.data);
     net.forward();
-    const expected = parseNpy(readFileSync(join(DIR, `logits_${file.split('_')[1]}.npy`)), 'logits');
+    const expected = parseNpy(readFileSync(join(DIR, `logits_${layout}.npy`)), 'logits');
     assertClose(await net.read(imported.outputs[0]!), expected.data, 1e-5, 1e-4, file);
     const ops = new Set((decodeModel(readFileSync(path), file).graph!.node ?? []).map((n) => n.opType));
     if (file.includes('pool3')) assert.ok(ops.has('AveragePool'), `${file} has an AveragePool: ${[...ops]}`);
@@ -68,10 +84,14 @@ test('a Constant shape and a Reshape to [batch, features] (older exporters) impo
   );
   const imported = importOnnx(model, { source: path });
   assert.equal(imported.spec.layers.filter((l) => l.type === 'flatten').length, 1);
-  const net = Net.build(imported.spec, { batch: imported.batch });
-  net.loadParams(imported.params);
-  net.setInput('data', input.data);
-  net.forward();
   const expected = parseNpy(readFileSync(join(DIR, 'logits_pool6.npy')), 'logits');
-  assertClose(await net.read(imported.outputs[0]!), expected.data, 1e-5, 1e-4, 'Reshape form');
+  assertClose(await run(imported, input.data), expected.data, 1e-5, 1e-4, 'Reshape form');
+});
+
+test('opset 18 (newer exporters): the opset-17 export relabelled, whose operators did not change in 18, imports alike', async () => {
+  const path = join(DIR, 'zoo_paper_opset17.onnx');
+  const model = decodeModel(readFileSync(path), path);
+  model.opsetImport = [{ domain: '', version: 18 }];
+  const expected = parseNpy(readFileSync(join(DIR, 'logits_paper.npy')), 'logits');
+  assertClose(await run(importOnnx(model, { source: 'opset18.onnx' }), input.data), expected.data, 1e-5, 1e-4, 'opset 18');
 });

@@ -54,6 +54,47 @@ class SmallAlexNet(nn.Module):
         return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
+class ZooNet(nn.Module):
+    """Our zoo's layouts in PyTorch at small widths: 'paper' is alexnet (224, two columns, LRN with
+    the paper's α — PyTorch divides α by the size —, floor pooling); 'small' is alexnet-small-28
+    (grey 28×28, 5×5 conv1, ceil pooling)."""
+
+    def __init__(self, layout):
+        super().__init__()
+        paper = layout == 'paper'
+        c = [12, 32, 48, 48, 32] if paper else [8, 16, 16, 16, 16]
+        lrn = lambda: nn.LocalResponseNorm(5, alpha=1e-4 * 5, beta=0.75, k=2.0)
+        pool = lambda: nn.MaxPool2d(3, 2, ceil_mode=not paper)
+        self.features = nn.Sequential(
+            nn.Conv2d(3, c[0], 11, 4, 2) if paper else nn.Conv2d(1, c[0], 5, 1, 2), nn.ReLU(), lrn(), pool(),
+            nn.Conv2d(c[0], c[1], 5, padding=2, groups=2), nn.ReLU(), lrn(), pool(),
+            nn.Conv2d(c[1], c[2], 3, padding=1), nn.ReLU(),
+            nn.Conv2d(c[2], c[3], 3, padding=1, groups=2), nn.ReLU(),
+            nn.Conv2d(c[3], c[4], 3, padding=1, groups=2), nn.ReLU(), pool())
+        side = 6 if paper else 3
+        self.classifier = nn.Sequential(
+            nn.Linear(c[4] * side * side, 32), nn.ReLU(), nn.Dropout(),
+            nn.Linear(32, 32), nn.ReLU(), nn.Dropout(), nn.Linear(32, 10))
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+def zoo_exports(x224):
+    """The zoo's layouts exported by torch.onnx.export: LRN decomposed into ~20–40 nodes."""
+    torch.manual_seed(28)
+    inputs = {'paper': x224, 'small': torch.rand(2, 1, 28, 28) - 0.5}
+    save_npy('input_small.npy', inputs['small'].numpy())
+    for layout, x in inputs.items():
+        net = ZooNet(layout).eval()
+        with torch.no_grad():
+            save_npy(f'logits_{layout}.npy', net(x).numpy())
+        for opset in (9, 11, 13, 17):
+            path = os.path.join(OUT, f'zoo_{layout}_opset{opset}.onnx')
+            torch.onnx.export(net, x, path, opset_version=opset, input_names=['data'], output_names=['logits'])
+            print(path, os.path.getsize(path))
+
+
 def save_npy(name, array, folder=OUT):
     np.save(os.path.join(folder, name), np.ascontiguousarray(array, dtype=np.float32))
 
@@ -215,6 +256,7 @@ def main():
             first = net
     pytorch_files(first, x)
     caffe_files()
+    zoo_exports(x)
 
 
 main()

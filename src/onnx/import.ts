@@ -8,6 +8,7 @@ import { createLayer } from '../layers/index.js';
 import { planNet } from '../net/net.js';
 import type { LayerSpec, NetSpec } from '../net/spec.js';
 import { formatShape, type Shape, sizeOf } from '../tensor.js';
+import { fuseTorchLrn } from './patterns.js';
 import { type AttributeProto, decodeModel, type ModelProto, type NodeProto, tensorValues } from './proto.js';
 
 export class UnsupportedOnnxError extends Error {
@@ -467,7 +468,7 @@ export function importOnnx(model: ModelProto, options: ImportOptions = {}): Impo
   const source = options.source ?? 'ONNX model';
   try {
     const im = new Importer(model, options);
-    const nodes = model.graph!.node ?? [];
+    const nodes = fuseTorchLrn(model.graph!.node ?? [], model.graph!.initializer ?? [], source);
     const unsupported = nodes.flatMap((node, index) =>
       !converters[node.opType] || (node.domain && node.domain !== 'ai.onnx')
         ? [`${node.domain ? `${node.domain}.` : ''}${node.opType} '${node.name || `#${index}`}'`]
