@@ -73,10 +73,10 @@ function readModelFile(source: string, options: ReadOptions): ModelFile {
   if (source.endsWith('.json')) return { kind: 'spec', source, spec: resolveModel(source) };
   if (source.endsWith('.onnx')) return readOnnxModel(source);
   const head = firstBytes(source, 16);
-  if (ZipArchive.recognise(head) || head[0] === 0x80) return readStateDict(source, readPth(source), options.arch);
-  if (looksLikeSafetensors(head)) {
-    const bytes = readFileBytes(source, 'model');
-    const { tensors, metadata } = parseSafetensors(bytes, source);
+  const pth = /\.(pth|pt|bin|ckpt|tar)$/.test(source) || ZipArchive.recognise(head) || head[0] === 0x80;
+  if (pth && !source.endsWith('.safetensors')) return readStateDict(source, readPth(source), options.arch);
+  if (source.endsWith('.safetensors') || looksLikeSafetensors(head)) {
+    const { tensors, metadata } = parseSafetensors(readFileBytes(source, 'model'), source);
     if (metadata.format !== undefined && metadata.format.startsWith('alexnet-ts')) return readCheckpointModel(source);
     return { ...readStateDict(source, tensors, options.arch), ...described(metadata, source) };
   }
