@@ -10,7 +10,9 @@ import { BACKENDS, type BackendChoice, createBackend } from '../backend/native/b
 import { bench, formatBench } from '../bench/bench.js';
 import { type ImageSet, imageCount, loadDataset, loadSplit, parseClassNames, pixelStatistics, splitValidation } from '../data/dataset.js';
 import { loadImageFiles } from '../data/images.js';
+import { describeDataset, listPhotos } from '../data/photos.js';
 import { parsePreprocess, PRESETS, uniformNormalisation } from '../data/preprocess.js';
+import { isStore, openStore, prepareStore, StoreReader } from '../data/store.js';
 import { readCheckpointHeader, type RunOptions } from '../io/checkpoint.js';
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { parseNpy, serializeNpy } from '../io/npy.js';
@@ -23,7 +25,7 @@ import { classifierLayer, replaceClasses, specClasses, withLoss } from '../net/r
 import type { NetSpec } from '../net/spec.js';
 import { exportOnnx } from '../onnx/export.js';
 import { writeRunPlots } from '../report/plots.js';
-import { evaluate, Interrupted, softmaxRows } from '../train/evaluate.js';
+import { evaluate, evaluateStore, type EvalResult, Interrupted, softmaxRows } from '../train/evaluate.js';
 import { RUN_FILES } from '../train/run-folder.js';
 import { parseSchedule, type ScheduleSpec } from '../train/schedule.js';
 import { CHANGEABLE } from '../train/settings.js';
@@ -412,6 +414,45 @@ function stopOnSignals() {
   return state;
 }
 
+program
+  .command('prepare')
+  .description(
+    "decode a folder of photos once into a store that training and evaluation read (the paper's 256×256 images, mean image, PCA)",
+  )
+  .requiredOption(
+    '--data <dir|list.txt>',
+    'class folders (train/<class>/*.jpg, val/…), ILSVRC validation layout, or "path label" list files',
+  )
+  .requiredOption('--out <store>', 'the store folder (an interrupted prepare into it resumes)')
+  .option(
+    '--size <n>',
+    'the side of the stored images (the shorter side is rescaled to it, the centre cropped)',
+    numberIn(8, 4096, { integer: true }),
+    256,
+  )
+  .option('--jobs <n>', 'images decoded at once (default: available cores)', threadCount, availableParallelism())
+  .option('--shard <n>', 'images per shard file, the unit a resumed prepare restarts from', positiveInt, 256)
+  .action(async (opts: { data: string; out: string; size: number; jobs: number; shard: number }) => {
+    const dataset = listPhotos(opts.data);
+    console.log(describeDataset(dataset));
+    const index = await prepareStore(opts.data, opts.out, {
+      size: opts.size,
+      jobs: opts.jobs,
+      shardImages: opts.shard,
+      onProgress: (p) =>
+        progress(
+          `${p.done}/${p.total} images, ${p.skipped} skipped, ${p.imagesPerSecond.toFixed(0)} images/s, ` +
+            `ETA ${p.imagesPerSecond > 0 ? ((p.total - p.done) / p.imagesPerSecond).toFixed(0) : '?'} s`,
+        ),
+    });
+    progress('');
+    const splits = Object.entries(index.splits).map(([name, s]) => `${name} ${s.count}`);
+    console.log(
+      `wrote ${opts.out}: ${splits.join(', ')} images of ${index.size}×${index.size}, ${index.classIds.length} classes; ` +
+        `${index.skipped} files skipped${index.skipped ? ` (listed in ${join(opts.out, 'skipped.txt')})` : ''}`,
+    );
+  });
+
 /** The options of commands that run a model. */
 interface ModelCliOptions extends ReadOptions {
   model: string;
@@ -431,13 +472,45 @@ function modelCommand(name: string, description: string): Command {
     .addOption(backendOption());
 }
 
-modelCommand('eval', 'accuracy and loss of a trained model on a dataset (its test split)')
-  .requiredOption('--data <dir>', 'dataset folder')
-  .option('--batch <n>', 'batch size', batchSize, 100)
+modelCommand('eval', "top-1/top-5 accuracy and loss of a model on a dataset: its test split, or a prepared store's val split")
+  .requiredOption('--data <dir>', 'a dataset folder (IDX, CIFAR) or a store made by alexnet prepare')
+  .option('--batch <n>', 'images per batch (default: 100; 16 on a store)', batchSize)
   .option('--mirror', "average each image's prediction with its mirror image's (the paper's test-time reflections)")
+  .addOption(
+    new Option('--crops <crops>', "on a store: the centre crop, or the paper's ten patches (corners, centre, reflected)")
+      .choices(['center', 'ten'])
+      .default('center'),
+  )
   .option('--json', 'print {"top1", "top5", "loss", "count"}')
-  .action(async (opts: ModelCliOptions & { data: string; batch: number; mirror?: boolean; json?: boolean }) => {
-    await withModel(opts, opts.batch, async (model) => {
+  .action(async (opts: ModelCliOptions & { data: string; batch?: number; mirror?: boolean; crops: 'center' | 'ten'; json?: boolean }) => {
+    const report = (result: EvalResult) =>
+      console.log(
+        opts.json
+          ? JSON.stringify(result)
+          : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, ` +
+              `loss ${result.loss.toFixed(4)} on ${result.count} images`,
+      );
+    if (isStore(opts.data)) {
+      const index = openStore(opts.data);
+      const reader = new StoreReader(opts.data, index, index.splits.val ? 'val' : 'train');
+      const windows = opts.crops === 'ten' ? 10 : 1;
+      await withModel(opts, (opts.batch ?? 16) * windows, async (model) => {
+        if (!model.preprocess) throw new Error(`${model.path} does not record how its images were preprocessed: pass --preprocess`);
+        try {
+          report(
+            await evaluateStore(model.net, reader, model.preprocess, {
+              crops: opts.crops,
+              onProgress: (done) => progress(`${done}/${reader.count} images`),
+            }),
+          );
+        } finally {
+          progress('');
+          reader.close();
+        }
+      });
+      return;
+    }
+    await withModel(opts, opts.batch ?? 100, async (model) => {
       const { net, path } = model;
       const test = loadSplit(opts.data, 'test', { classes: model.classes });
       const [channels, height, width] = net.shapeOf(model.data).slice(1);
@@ -445,13 +518,7 @@ modelCommand('eval', 'accuracy and loss of a trained model on a dataset (its tes
         throw new Error(`${path}: the model takes ${channels}×${height}×${width} images, ${test.source} holds ${test.shape.join('×')}`);
       }
       const { mean, std } = uniformNormalisation(model.preprocess ?? { channels: 'rgb', mean: [0], std: [1] }, path);
-      const result = await evaluate(net, test, mean, std, { mirror: opts.mirror });
-      console.log(
-        opts.json
-          ? JSON.stringify(result)
-          : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, ` +
-              `loss ${result.loss.toFixed(4)} on ${result.count} images`,
-      );
+      report(await evaluate(net, test, mean, std, { mirror: opts.mirror }));
     });
   });
 

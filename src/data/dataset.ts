@@ -188,7 +188,8 @@ function formatList(values: number[]): string {
 
 const FASHION_MNIST = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
-function lines(path: string): string[] {
+/** A text file's non-empty lines, trimmed. */
+export function lines(path: string): string[] {
   return readFileSync(path, 'utf8')
     .split('\n')
     .map((l) => l.trim())

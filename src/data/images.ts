@@ -1,6 +1,6 @@
 /** Image files (PNG, JPEG, WebP, …) as model inputs: decoded by sharp, resized, normalised. */
 import sharp from 'sharp';
-import { normaliseImage, type Preprocess } from './preprocess.js';
+import { normaliseImage, type Preprocess, roundHalfEven } from './preprocess.js';
 
 /**
  * The images as one NCHW batch for a model taking C×H×W inputs (C = 1 or 3): each decoded (EXIF
@@ -57,10 +57,4 @@ async function decode(file: string, channels: number, width: number, height: num
 function checked(pixels: Uint8Array, size: number): Uint8Array {
   if (pixels.length !== size) throw new Error(`decoded to ${pixels.length} values, ${size} expected`);
   return pixels;
-}
-
-/** Python's round(), which torchvision's CenterCrop uses for the crop's corner. */
-function roundHalfEven(x: number): number {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 }

@@ -91,3 +91,9 @@ export function uniformNormalisation(preprocess: Preprocess, source: string): { 
     );
   return { mean: mean[0]!, std: std[0]! };
 }
+
+/** Python's round(), which torchvision's CenterCrop uses for the crop's corner. */
+export function roundHalfEven(x: number): number {
+  const r = Math.round(x);
+  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
+}

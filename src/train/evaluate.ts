@@ -1,6 +1,8 @@
 /** Scoring a net on a whole image set: top-1 and top-5 accuracy and the mean loss. */
 import { mirrorImages } from '../data/augment.js';
 import { fillBatch, imageCount, type ImageSet } from '../data/dataset.js';
+import { normaliseImage, type Preprocess, roundHalfEven } from '../data/preprocess.js';
+import type { StoreReader } from '../data/store.js';
 import type { Net } from '../net/net.js';
 import { netRoles } from '../net/roles.js';
 
@@ -107,4 +109,87 @@ class Score {
   result(count: number): EvalResult {
     return { top1: this.top1 / count, top5: this.top5 / count, loss: this.loss / count, count };
   }
+}
+
+/** The paper's test patches (section 4.1) of a `size`² image for a `crop`² input: the centre
+ * alone, or the four corners and the centre, each also reflected. */
+export function testCrops(size: number, crop: number, crops: 'center' | 'ten'): { x: number; y: number; flip: boolean }[] {
+  const centre = roundHalfEven((size - crop) / 2),
+    far = size - crop;
+  const five = [
+    [centre, centre],
+    [0, 0],
+    [far, 0],
+    [0, far],
+    [far, far],
+  ] as const;
+  if (crops === 'center') return [{ x: centre, y: centre, flip: false }];
+  return [false, true].flatMap((flip) => five.map(([x, y]) => ({ x, y, flip })));
+}
+
+/**
+ * Top-1/top-5 accuracy and mean loss on a prepared store's split: each image's softmax averaged
+ * over its test crops. The net's batch holds whole images' crops (a multiple of their number).
+ */
+export async function evaluateStore(
+  net: Net,
+  reader: StoreReader,
+  preprocess: Preprocess,
+  options: { crops: 'center' | 'ten'; interrupted?: () => boolean; onProgress?: (done: number) => void },
+): Promise<EvalResult> {
+  const { data, labels, logits, classes } = netRoles(net);
+  const [channels, crop, width] = net.shapeOf(data).slice(1) as [number, number, number];
+  const { size } = reader.index;
+  if (channels !== 3 || crop !== width || crop > size)
+    throw new Error(`the model takes ${channels}×${crop}×${width} images; the store holds 3×${size}×${size}`);
+  const windows = testCrops(size, crop, options.crops);
+  if (net.batch % windows.length !== 0) throw new Error(`a batch of ${net.batch} does not hold whole images' ${windows.length} crops`);
+  const perBatch = net.batch / windows.length;
+  const pixels = new Uint8Array(3 * size * size),
+    patch = new Uint8Array(3 * crop * crop);
+  const x = new Float32Array(net.batch * patch.length);
+  const y = new Float32Array(net.batch),
+    imageLabels = new Float32Array(perBatch);
+  const probabilities = new Float64Array(net.batch * classes),
+    averaged = new Float64Array(perBatch * classes);
+  const score = new Score();
+  for (let from = 0; from < reader.count; from += perBatch) {
+    await yieldToEvents();
+    if (options.interrupted?.()) throw new Interrupted('evaluation interrupted');
+    const images = Math.min(perBatch, reader.count - from);
+    x.fill(0);
+    for (let i = 0; i < images; i++) {
+      imageLabels[i] = reader.read(from + i, pixels);
+      if (imageLabels[i]! >= classes)
+        throw new Error(`${reader.split} image ${from + i} has label ${imageLabels[i]}, the model scores ${classes} classes`);
+      windows.forEach((w, k) => {
+        cutPatch(pixels, size, w, crop, patch);
+        normaliseImage(patch, 3, preprocess, x, (i * windows.length + k) * patch.length);
+        y[i * windows.length + k] = imageLabels[i]!;
+      });
+    }
+    net.setInput(data, x);
+    if (labels) net.setInput(labels, y);
+    net.forward({ training: false });
+    softmaxRows(await net.read(logits), net.batch, classes, probabilities);
+    averaged.fill(0);
+    for (let i = 0; i < images; i++)
+      for (let k = 0; k < windows.length; k++)
+        for (let c = 0; c < classes; c++)
+          averaged[i * classes + c]! += probabilities[(i * windows.length + k) * classes + c]! / windows.length;
+    score.add(averaged, images, classes, imageLabels);
+    options.onProgress?.(from + images);
+  }
+  return score.result(reader.count);
+}
+
+/** A `crop`² window of planar RGB pixels, mirrored left to right when asked. */
+function cutPatch(pixels: Uint8Array, size: number, w: { x: number; y: number; flip: boolean }, crop: number, out: Uint8Array): void {
+  for (let c = 0; c < 3; c++)
+    for (let row = 0; row < crop; row++) {
+      const from = c * size * size + (w.y + row) * size + w.x,
+        to = (c * crop + row) * crop;
+      if (!w.flip) out.set(pixels.subarray(from, from + crop), to);
+      else for (let col = 0; col < crop; col++) out[to + col] = pixels[from + crop - 1 - col]!;
+    }
 }
