@@ -16,6 +16,9 @@ import sharp from 'sharp';
 import { listPhotos } from '../src/data/photos.js';
 import { openStore, prepareStore, StoreReader, symmetricEigen } from '../src/data/store.js';
 import { ReferenceBackend } from '../src/backend/reference/backend.js';
+import { storeBatches } from '../src/data/batches.js';
+import { Philox } from '../src/random.js';
+import { testCrops } from '../src/train/evaluate.js';
 import { openModel } from '../src/models/open.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
@@ -273,4 +276,88 @@ test("eval on a store: the paper's ten patches, cut and reflected by sharp indep
   }
   assert.equal(result.count, val.length);
   assert.ok(Math.abs(result.loss - loss / val.length) < 1e-5 * Math.abs(result.loss), `loss ${result.loss} vs ${loss / val.length}`);
+});
+
+test("the ten test patches' corners, and PCA colour noise drawn from the seed along the store's eigenvectors", async () => {
+  assert.deepEqual(
+    testCrops(256, 224, 'ten').map(({ x, y, flip }) => `${x},${y}${flip ? 'f' : ''}`),
+    ['16,16', '0,0', '32,0', '0,32', '32,32', '16,16f', '0,0f', '32,0f', '0,32f', '32,32f'],
+  );
+  assert.deepEqual(
+    testCrops(256, 227, 'center'),
+    [{ x: 14, y: 14, flip: false }],
+    "Caffe's and torchvision's centre: 14 (half of 29, rounded to even)",
+  );
+  const out = join(mkdtempSync(join(tmpdir(), 'store-')), 'store');
+  const index = await prepareStore(await folder, out, { size: SIZE });
+  const reader = new StoreReader(out, index, 'train');
+  const preprocess = { channels: 'rgb' as const, mean: [0.5, 0.4, 0.3], std: [0.2, 0.25, 0.3] };
+  const source = storeBatches(reader, SIZE, preprocess, { crop: false, flip: false, pca: 0.1 });
+  const x = new Float32Array(3 * SIZE * SIZE),
+    y = new Float32Array(1);
+  source.fill([3], 0, 1, x, y, new Philox(42, 7));
+  const pixels = new Uint8Array(3 * SIZE * SIZE);
+  assert.equal(y[0], reader.read(3, pixels));
+  const rng = new Philox(42, 7);
+  const alphas = [0, 1, 2].map(() => rng.nextNormal() * 0.1);
+  const shift = [0, 1, 2].map((c) =>
+    alphas.reduce((s, a, i) => s + a * Math.sqrt(index.stats.eigenvalues[i]!) * index.stats.eigenvectors[i]![c]!, 0),
+  );
+  assert.ok(Math.abs(shift[0]!) + Math.abs(shift[1]!) + Math.abs(shift[2]!) > 0.5, 'a visible shift');
+  for (const p of [0, 100, 3 * SIZE * SIZE - 1]) {
+    const c = Math.floor(p / (SIZE * SIZE));
+    const expected = ((pixels[p]! + shift[c]!) / 255 - preprocess.mean[c]!) / preprocess.std[c]!;
+    assert.ok(Math.abs(x[p]! - expected) < 1e-5, `input ${p}: ${x[p]} vs ${expected}`);
+  }
+  reader.close();
+});
+
+test('a run on a store stopped in the middle and resumed ends with the same weights, bit for bit', async () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'store-')), 'store');
+  await prepareStore(await folder, out, { size: 40 });
+  const spec = {
+    name: 'rgb32',
+    inputs: { data: [3, 32, 32], label: [] },
+    layers: [
+      { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1 },
+      { name: 'relu1', type: 'relu' },
+      { name: 'pool1', type: 'maxpool2d', kernel: 4, stride: 4 },
+      { name: 'fc', type: 'linear', outFeatures: 2 },
+      { name: 'loss', type: 'softmax_cross_entropy', inputs: ['fc', 'label'] },
+    ],
+  };
+  const parent = mkdtempSync(join(tmpdir(), 'store-run-'));
+  writeFileSync(join(parent, 'rgb32.json'), JSON.stringify(spec));
+  const trainArgs = (dir: string, ...extra: string[]) => [
+    CLI,
+    'train',
+    '--data',
+    out,
+    '--out',
+    dir,
+    '--model',
+    join(parent, 'rgb32.json'),
+    '--epochs',
+    '3',
+    '--batch',
+    '2',
+    '--val',
+    '2',
+    '--lr',
+    '0.01',
+    '--threads',
+    '1',
+    ...extra,
+  ];
+  const straight = spawnSync(process.execPath, trainArgs(join(parent, 'straight')), { encoding: 'utf8' });
+  assert.equal(straight.status, 0, straight.stderr);
+  assert.match(straight.stdout, /test accuracy .* on 6 images/, "tested on the store's val split");
+  const killed = spawnSync(process.execPath, trainArgs(join(parent, 'resumed')), {
+    encoding: 'utf8',
+    env: { ...process.env, ALEXNET_FAULT_KILL_IN_WRITE: '4' },
+  });
+  assert.equal(killed.signal, 'SIGKILL');
+  const resumed = spawnSync(process.execPath, trainArgs(join(parent, 'resumed'), '--resume'), { encoding: 'utf8' });
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.ok(readFileSync(join(parent, 'straight', 'last.safetensors')).equals(readFileSync(join(parent, 'resumed', 'last.safetensors'))));
 });

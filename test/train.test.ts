@@ -9,6 +9,7 @@ import { Net, type NetSpec, Philox, ReferenceBackend, Sgd } from '../src/index.j
 import { datasetClassNames, loadDataset, loadSplit, parseClassNames, type ImageSet } from '../src/data/dataset.js';
 import { parseIdx } from '../src/data/idx.js';
 import { cropAndFlip } from '../src/data/augment.js';
+import { imageSetBatches } from '../src/data/batches.js';
 import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
 import { afterEpoch, initialScheduleState, learningRateAt, parseSchedule } from '../src/train/schedule.js';
 import { evaluate, train } from '../src/train/trainer.js';
@@ -212,12 +213,15 @@ function randomSet(count: number, seed: number): ImageSet {
   return { pixels, labels, shape: [1, 8, 8], classes: 4, source: 'random' };
 }
 
+/** The trainer's sources for a set, normalised as `options` records (mean 0.4, std 0.3). */
+const batches = (set: ImageSet, augment = { pad: 0, flip: false }) => imageSetBatches(set, 0.4, 0.3, augment);
+
 function options(outDir: string, extra: object = {}) {
   return {
     spec: tinySpec,
     backend: new ReferenceBackend(),
-    train: randomSet(48, 1),
-    validation: randomSet(16, 2),
+    train: batches(randomSet(48, 1), { pad: 1, flip: true }),
+    validation: batches(randomSet(16, 2)),
     outDir,
     epochs: 3,
     batch: 8,
@@ -256,8 +260,8 @@ test('a run stopped in the middle and resumed ends with the same weights, bit fo
 test('training drives the loss of a small batch near zero', async () => {
   const { metrics } = await train(
     options(mkdtempSync(join(tmpdir(), 'fit-')), {
-      train: randomSet(8, 5),
-      validation: randomSet(8, 5),
+      train: batches(randomSet(8, 5)),
+      validation: batches(randomSet(8, 5)),
       epochs: 60,
       augment: { pad: 0, flip: false },
       schedule: parseSchedule('constant'),
@@ -301,10 +305,11 @@ test("evaluation with mirror images averages each image's softmax with its refle
     if (average.every((v) => v <= average[label]!)) top1++;
     loss -= Math.log(average[label]!);
   }
-  const result = await evaluate(net, set, mean, std, { mirror: true });
+  const batches = imageSetBatches(set, mean, std, { pad: 0, flip: false });
+  const result = await evaluate(net, batches, { mirror: true });
   assert.equal(result.top1, top1 / 10);
   assert.ok(Math.abs(result.loss - loss / 10) < 1e-5, `${result.loss} vs ${loss / 10}`);
-  const plain = await evaluate(net, set, mean, std);
+  const plain = await evaluate(net, batches);
   assert.notEqual(plain.loss, result.loss);
   assert.deepEqual(result.singleView, plain, 'the same pass scores the images alone');
 });
@@ -333,7 +338,10 @@ test("resume keeps the run's settings: a different one is refused unless overrid
     train(options(dir, { resume: true, spec: { ...tinySpec, layers: tinySpec.layers.filter((l) => l.type !== 'dropout') } })),
     /the model differs from the run's/,
   );
-  await assert.rejects(train(options(dir, { resume: true, train: randomSet(40, 1) })), /training images 40 differs from the run's 48/);
+  await assert.rejects(
+    train(options(dir, { resume: true, train: batches(randomSet(40, 1), { pad: 1, flip: true }) })),
+    /training images 40 differs from the run's 48/,
+  );
   const changes: unknown[] = [];
   await train(
     options(dir, { resume: true, lr: 0.1, overrides: ['lr'], onResume: (r: { changes: unknown[] }) => changes.push(...r.changes) }),

@@ -8,8 +8,9 @@ import { ReferenceBackend } from '../backend/reference/backend.js';
 import type { Backend } from '../backend/backend.js';
 import { BACKENDS, type BackendChoice, createBackend } from '../backend/native/backend.js';
 import { bench, formatBench } from '../bench/bench.js';
-import { type ImageSet, imageCount, loadDataset, loadSplit, parseClassNames, pixelStatistics, splitValidation } from '../data/dataset.js';
+import { loadSplit, parseClassNames } from '../data/dataset.js';
 import { loadImageFiles } from '../data/images.js';
+import { type BatchSource, imageSetBatches } from '../data/batches.js';
 import { describeDataset, listPhotos } from '../data/photos.js';
 import { parsePreprocess, PRESETS, uniformNormalisation } from '../data/preprocess.js';
 import { isStore, openStore, prepareStore, StoreReader } from '../data/store.js';
@@ -29,6 +30,7 @@ import { evaluate, evaluateStore, type EvalResult, Interrupted, softmaxRows } fr
 import { RUN_FILES } from '../train/run-folder.js';
 import { parseSchedule, type ScheduleSpec } from '../train/schedule.js';
 import { CHANGEABLE } from '../train/settings.js';
+import { openTrainingData, storeOf } from '../train/data.js';
 import { train } from '../train/trainer.js';
 
 /** A numeric option's parser: the value must be a number within a range, stated in the error. */
@@ -158,6 +160,7 @@ interface TrainCliOptions {
   init: string;
   cropPad: number;
   flip: boolean;
+  pca: number;
   threads: number;
   seed: number;
   classes?: number;
@@ -198,6 +201,7 @@ program
   .addOption(new Option('--init <scheme>', 'parameter initialisation').choices(Object.keys(initializers)).default('kaiming'))
   .option('--crop-pad <n>', 'random crops from images padded by n pixels (0: none)', numberIn(0, 1024, { integer: true }), 0)
   .option('--no-flip', 'no random horizontal flips')
+  .option('--pca <sigma>', "on a store: the PCA colour noise's α deviation (the paper's 0.1; 0: none)", numberIn(0, 10), 0.1)
   .addOption(threadsOption())
   .addOption(backendOption())
   .option('--seed <n>', 'random seed', numberIn(0, 2 ** 32 - 1, { integer: true }), 0)
@@ -226,11 +230,24 @@ program
         : Array.isArray(opts.classNames)
           ? (opts.classNames as string[])
           : parseClassNames(opts.classNames);
-    const { train: all, test } = loadDataset(opts.data, { classes: opts.classes, classNames: names });
-    const { train: trainSet, validation } = splitValidation(all, opts.val, opts.seed);
     const source = opts.initFrom && !opts.resume ? initialModel(opts.initFrom, opts.arch) : undefined;
-    const spec = opts.spec ?? modelToTrain(opts, source?.spec, all);
-    const { mean, std } = opts.normalisation ?? source?.normalisation ?? pixelStatistics(trainSet);
+    const store = storeOf(opts.data);
+    const dataOptions = {
+      val: opts.val,
+      seed: opts.seed,
+      classes: opts.classes,
+      classNames: names,
+      cropPad: opts.cropPad,
+      flip: opts.flip,
+      pca: opts.pca,
+      normalisation: opts.normalisation ?? source?.normalisation,
+    };
+    // a store's crop is the model's input size; small images' model is the one for their size
+    const storeSpec = store && (opts.spec ?? modelToTrain(opts, source?.spec, { classes: store.classIds.length, source: opts.data }));
+    const data = openTrainingData(opts.data, { ...dataOptions, ...(storeSpec ? { inputSize: inputSide(storeSpec) } : {}) });
+    const small = { classes: data.classes, source: data.train.source, shape: data.train.shape };
+    const spec = storeSpec || (opts.spec ?? modelToTrain(opts, source?.spec, small));
+    const { mean, std } = data;
     const backend = await openBackend(opts.backend, opts.threads);
     const stop = stopOnSignals();
     const start = performance.now();
@@ -238,8 +255,8 @@ program
       const { net, interrupted } = await train({
         spec,
         backend,
-        train: trainSet,
-        validation,
+        train: data.train,
+        validation: data.validation,
         outDir: opts.out,
         epochs: opts.epochs,
         batch: opts.batch,
@@ -251,17 +268,18 @@ program
         init: opts.init as keyof typeof initializers,
         ...(opts.initFrom ? { initFrom: { source: opts.initFrom, ...(source ? { params: source.params } : {}) } } : {}),
         ...(opts.freeze ? { frozen: frozenLayers(opts.freeze, spec) } : {}),
-        augment: { pad: opts.cropPad, flip: opts.flip },
+        augment: data.augment,
         mean,
         std,
-        classNames: all.classNames,
+        ...(data.preprocess ? { preprocess: data.preprocess } : {}),
+        classNames: data.classNames,
         resume: opts.resume,
         force: opts.force,
         overrides: opts.override,
         interrupted: () => stop.signal !== undefined,
         onStart: () =>
           console.log(
-            `training ${spec.name ?? opts.model ?? 'the model'} on ${imageCount(trainSet)} images (${opts.val} held out) ` +
+            `training ${spec.name ?? opts.model ?? 'the model'} on ${data.train.count} images (${opts.val} held out) ` +
               `for ${opts.epochs} epochs, batch ${opts.batch}, into ${opts.out}`,
           ),
         onResume: (r) =>
@@ -288,10 +306,11 @@ program
           `interrupted: saved ${join(opts.out, RUN_FILES.last)}; continue with: alexnet train --data ${opts.data} --out ${opts.out} --resume`,
         );
       } else {
-        await finishRun(net, opts, test, mean, std, () => stop.signal !== undefined, start);
+        await finishRun(net, opts, data.test, () => stop.signal !== undefined, start);
       }
     } finally {
       stop.release();
+      data.close();
       await backend.dispose();
     }
     if (stop.signal) process.exitCode = stop.signal === 'SIGINT' ? 130 : 143;
@@ -312,13 +331,26 @@ function initialModel(source: string, arch?: string) {
 
 /** The net a new run trains: --model, else the --init-from model with its classifier sized for
  * the data, else the scaled AlexNet for the data's images; its input must be the data's images. */
-function modelToTrain(opts: TrainCliOptions, initial: NetSpec | undefined, data: ImageSet): NetSpec {
-  let spec = opts.model ? resolveModel(opts.model) : (initial ?? defaultModelFor(data.shape, data.classes));
+function modelToTrain(
+  opts: TrainCliOptions,
+  initial: NetSpec | undefined,
+  data: { classes: number; source: string; shape?: readonly number[] },
+): NetSpec {
+  const fresh = () => (data.shape ? defaultModelFor(data.shape, data.classes) : replaceClasses(models.alexnet!.spec(), data.classes));
+  let spec = opts.model ? resolveModel(opts.model) : (initial ?? fresh());
   if (initial && !opts.model && specClasses(spec) !== data.classes) spec = replaceClasses(spec, data.classes);
   const input = Object.entries(spec.inputs).find(([, shape]) => shape.length === 3)?.[1];
-  if (input && input.join() !== data.shape.join())
+  if (input && data.shape && input.join() !== data.shape.join())
     throw new Error(`the model takes ${input.join('×')} images, ${data.source} holds ${data.shape.join('×')}`);
   return spec;
+}
+
+/** The side of a spec's square image input (a store's crops are cut to it). */
+function inputSide(spec: NetSpec): number {
+  const input = Object.values(spec.inputs).find((shape) => shape.length === 3);
+  if (!input || input[0] !== 3 || input[1] !== input[2])
+    throw new Error(`the model takes ${input?.join('×') ?? 'no'} images; a store holds square RGB images`);
+  return input[1]!;
 }
 
 /** `--freeze`: every layer with parameters but the classifier, or the layers named. */
@@ -333,19 +365,11 @@ function frozenLayers(freeze: true | string[], spec: NetSpec): string[] {
 }
 
 /** Curves, filters and the test score of a finished run. */
-async function finishRun(
-  net: Net,
-  opts: TrainCliOptions,
-  test: ImageSet,
-  mean: number,
-  std: number,
-  interrupted: () => boolean,
-  start: number,
-) {
+async function finishRun(net: Net, opts: TrainCliOptions, test: BatchSource, interrupted: () => boolean, start: number) {
   await writeRunPlots(opts.out, net);
   let evaluated;
   try {
-    evaluated = await evaluate(net, test, mean, std, { mirror: opts.flip, interrupted });
+    evaluated = await evaluate(net, test, { mirror: opts.flip, interrupted });
   } catch (error) {
     if (!(error instanceof Interrupted)) throw error;
     console.log(`interrupted during the test evaluation; the run is complete: alexnet eval --model ${opts.out} --data ${opts.data}`);
@@ -518,7 +542,7 @@ modelCommand('eval', "top-1/top-5 accuracy and loss of a model on a dataset: its
         throw new Error(`${path}: the model takes ${channels}×${height}×${width} images, ${test.source} holds ${test.shape.join('×')}`);
       }
       const { mean, std } = uniformNormalisation(model.preprocess ?? { channels: 'rgb', mean: [0], std: [1] }, path);
-      report(await evaluate(net, test, mean, std, { mirror: opts.mirror }));
+      report(await evaluate(net, imageSetBatches(test, mean, std, { pad: 0, flip: false }), { mirror: opts.mirror }));
     });
   });
 

@@ -36,7 +36,8 @@ export interface RunOptions {
   seed: number;
   init: string;
   schedule: ScheduleSpec;
-  augment: { pad: number; flip: boolean };
+  /** Padded crops (small images) or crops of the input size (stores), flips, PCA noise's σ. */
+  augment: { pad: number; flip: boolean; crop?: boolean; pca?: number };
   /** Normalisation of pixel values x/255: (x − mean) / std. */
   mean: number;
   std: number;

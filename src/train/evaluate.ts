@@ -1,6 +1,6 @@
 /** Scoring a net on a whole image set: top-1 and top-5 accuracy and the mean loss. */
 import { mirrorImages } from '../data/augment.js';
-import { fillBatch, imageCount, type ImageSet } from '../data/dataset.js';
+import type { BatchSource } from '../data/batches.js';
 import { normaliseImage, type Preprocess, roundHalfEven } from '../data/preprocess.js';
 import type { StoreReader } from '../data/store.js';
 import type { Net } from '../net/net.js';
@@ -51,12 +51,12 @@ export function softmaxRows(z: ArrayLike<number>, rows: number, classes: number,
   return out;
 }
 
-/** Top-1/top-5 accuracy and mean loss of the net (in evaluation mode) on a whole set. With
+/** Top-1/top-5 accuracy and mean loss of the net (in evaluation mode) on a whole source. With
  * `mirror`, each image's softmax output is averaged with its mirror image's, as the paper averages
  * over reflected test patches, and the images' own scores come beside (`singleView`). */
-export async function evaluate(net: Net, set: ImageSet, mean: number, std: number, options: EvalOptions = {}): Promise<EvalResult> {
+export async function evaluate(net: Net, set: BatchSource, options: EvalOptions = {}): Promise<EvalResult> {
   const { data, labels, logits, classes } = netRoles(net);
-  const size = imageCount(set);
+  const size = set.count;
   if (size === 0) throw new Error(`${set.source}: no images to evaluate`);
   if (set.classes > classes) throw new Error(`${set.source}: its labels run over ${set.classes} classes, the model scores ${classes}`);
   const batch = net.batch;
@@ -78,7 +78,7 @@ export async function evaluate(net: Net, set: ImageSet, mean: number, std: numbe
     const to = Math.min(size, from + batch);
     x.fill(0);
     y.fill(0);
-    fillBatch(set, indices, from, to, mean, std, x, y);
+    set.fill(indices, from, to, x, y);
     if (labels) net.setInput(labels, y);
     await softmaxOfBatch(single);
     singleScore.add(single, to - from, classes, y);

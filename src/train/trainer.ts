@@ -7,8 +7,8 @@
  * ends with the same weights, bit for bit, as one never stopped.
  */
 import type { Backend } from '../backend/backend.js';
-import { cropAndFlip } from '../data/augment.js';
-import { fillBatch, imageCount, type ImageSet } from '../data/dataset.js';
+import type { BatchSource } from '../data/batches.js';
+import type { Preprocess } from '../data/preprocess.js';
 import {
   type Checkpoint,
   readCheckpoint,
@@ -37,9 +37,10 @@ export { evaluate, type EvalResult } from './evaluate.js';
 export interface TrainOptions {
   spec: NetSpec;
   backend: Backend;
-  train: ImageSet;
+  /** Batches normalised and augmented by the source itself. */
+  train: BatchSource;
   /** Evaluated after every epoch; drives the plateau schedule and the best checkpoint. */
-  validation: ImageSet;
+  validation: BatchSource;
   outDir: string;
   epochs: number;
   batch: number;
@@ -54,11 +55,13 @@ export interface TrainOptions {
   initFrom?: { source: string; params?: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> };
   /** Layers whose parameters SGD leaves as they are (fine-tuning the classifier alone). */
   frozen?: string[];
-  /** Random crops from the image zero-padded by this many pixels, and horizontal flips. */
-  augment: { pad: number; flip: boolean };
-  /** Normalisation of pixel values x/255: (x − mean) / std. */
+  /** The sources' augmentation and normalisation, recorded with the run (the sources apply them):
+   * random crops from the image zero-padded by `pad` pixels (or, from a store, crops of the input
+   * size), horizontal flips, PCA colour noise; (x/255 − mean) / std, or `preprocess` per channel. */
+  augment: RunOptions['augment'];
   mean: number;
   std: number;
+  preprocess?: Preprocess;
   /** Stored with the checkpoints, for predictions. */
   classNames?: string[];
   /** Continue the run in `outDir` from its last checkpoint. Its settings must equal these, but for
@@ -112,9 +115,9 @@ export function epochOrder(size: number, seed: number, epoch: number): Uint32Arr
 }
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
-  const size = imageCount(o.train);
+  const size = o.train.count;
   if (size === 0) throw new Error(`${o.train.source}: no training images`);
-  if (imageCount(o.validation) === 0) throw new Error(`${o.validation.source}: no validation images`);
+  if (o.validation.count === 0) throw new Error(`${o.validation.source}: no validation images`);
   if (o.batch > size) throw new Error(`batch size ${o.batch} is larger than the training set (${size} images)`);
   const folder = RunFolder.open(o.outDir, { resume: o.resume, force: o.force });
   let succeeded = false;
@@ -182,11 +185,12 @@ function runOptions(o: TrainOptions): RunOptions {
     augment: o.augment,
     mean: o.mean,
     std: o.std,
+    ...(o.preprocess ? { preprocess: o.preprocess } : {}),
     ...(o.classNames ? { classNames: o.classNames } : {}),
     ...(o.initFrom ? { initFrom: o.initFrom.source } : {}),
     ...(o.frozen?.length ? { frozen: o.frozen } : {}),
-    trainImages: imageCount(o.train),
-    validationImages: imageCount(o.validation),
+    trainImages: o.train.count,
+    validationImages: o.validation.count,
   };
 }
 
@@ -232,8 +236,7 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
   const { classes } = roles;
   const x = new Float32Array(o.batch * o.train.shape.reduce((a, b) => a * b));
   const y = new Float32Array(o.batch);
-  const scratch = new Float32Array(o.train.shape.reduce((a, b) => a * b));
-  const size = imageCount(o.train),
+  const size = o.train.count,
     batches = Math.floor(size / o.batch);
   const metrics: EpochMetrics[] = [];
   const stopHere = async (epochStart: number, seenAtStart: number): Promise<TrainResult> => {
@@ -256,19 +259,8 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
     for (; state.batchInEpoch < batches; state.batchInEpoch++) {
       await yieldToEvents(); // a signal's handler runs here, between two steps
       if (o.interrupted?.() || (o.stopAfterSteps !== undefined && state.step >= o.stopAfterSteps)) return stopHere(epochStart, seenAtStart);
-      fillBatch(o.train, order, state.batchInEpoch * o.batch, (state.batchInEpoch + 1) * o.batch, o.mean, o.std, x, y);
-      if (o.augment.pad || o.augment.flip) {
-        cropAndFlip(
-          x,
-          o.batch,
-          o.train.shape,
-          o.augment.pad,
-          -o.mean / o.std,
-          o.augment.flip,
-          new Philox(o.seed, streams.augmentation(state.epoch, state.batchInEpoch)),
-          scratch,
-        );
-      }
+      const augmentation = new Philox(o.seed, streams.augmentation(state.epoch, state.batchInEpoch));
+      o.train.fill(order, state.batchInEpoch * o.batch, (state.batchInEpoch + 1) * o.batch, x, y, augmentation);
       state.schedule.lr = learningRateAt(o.schedule, state.schedule, o.lr, state.step, batches, batches * o.epochs);
       const { loss, logits: z } = await step(net, sgd, roles, x, y, state.schedule.lr);
       if (!Number.isFinite(loss)) throw new Error(divergence(loss, state, o, folder));
@@ -288,7 +280,7 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
     const trainedSeconds = (performance.now() - epochStart) / 1000;
     let val;
     try {
-      val = await evaluate(net, o.validation, o.mean, o.std, { interrupted: o.interrupted });
+      val = await evaluate(net, o.validation, { interrupted: o.interrupted });
     } catch (error) {
       if (error instanceof Interrupted) return stopHere(epochStart, seenAtStart);
       throw error;

@@ -1,0 +1,104 @@
+/**
+ * What training and evaluation read: images by index as the net's normalised inputs, augmented
+ * when given a generator (training), plain without (evaluation). Two sources: small in-memory sets
+ * (IDX, CIFAR) and prepared photo stores, read one record at a time so memory stays bounded
+ * whatever the store's size.
+ */
+import type { Philox } from '../random.js';
+import { cropAndFlip } from './augment.js';
+import { fillBatch, imageCount, type ImageSet } from './dataset.js';
+import { type Preprocess, roundHalfEven } from './preprocess.js';
+import type { StoreReader } from './store.js';
+
+export interface BatchSource {
+  readonly count: number;
+  readonly classes: number;
+  /** The per-example input shape [C, H, W] it produces. */
+  readonly shape: [number, number, number];
+  readonly source: string;
+  /** Images `order[from…to)` as inputs into `x` and labels into `y`; augmented with `rng`. */
+  fill(order: ArrayLike<number>, from: number, to: number, x: Float32Array, y: Float32Array, rng?: Philox): void;
+}
+
+/** An in-memory set normalised as (x/255 − mean)/std; augmented by crops from the image padded by
+ * `pad` pixels (of a black pixel's value) and flips. */
+export function imageSetBatches(set: ImageSet, mean: number, std: number, augment: { pad: number; flip: boolean }): BatchSource {
+  const scratch = new Float32Array(set.shape[0] * set.shape[1] * set.shape[2]);
+  return {
+    count: imageCount(set),
+    classes: set.classes,
+    shape: set.shape,
+    source: set.source,
+    fill(order, from, to, x, y, rng) {
+      fillBatch(set, order, from, to, mean, std, x, y);
+      if (rng && (augment.pad || augment.flip)) cropAndFlip(x, to - from, set.shape, augment.pad, -mean / std, augment.flip, rng, scratch);
+    },
+  };
+}
+
+export interface StoreAugmentation {
+  /** Random crops and horizontal reflections (section 4.1); the centre crop without. */
+  crop: boolean;
+  flip: boolean;
+  /** The standard deviation of the PCA colour noise's α (the paper's 0.1); 0 for none. */
+  pca: number;
+}
+
+/**
+ * A store's images as `crop`² inputs: a random crop (or the centre), reflected with probability ½,
+ * with the paper's PCA colour noise — each image's RGB values shifted by Σᵢ αᵢ λᵢ pᵢ (pᵢ the
+ * eigenvectors of the training set's RGB covariance, αᵢ ~ N(0, σ) drawn per image per
+ * presentation) — then normalised per channel as `preprocess` says. λᵢ is taken as the deviation
+ * along pᵢ, √eigenvalue, as common reimplementations (fb.resnet.torch's Lighting) read the paper:
+ * its eigenvalues themselves, in 0–255 units, shift colours by ~1000 levels (a first run diverged
+ * at once), and in 0–1 units by under one.
+ */
+export function storeBatches(reader: StoreReader, crop: number, preprocess: Preprocess, augment: StoreAugmentation): BatchSource {
+  const { size, stats, classIds } = reader.index;
+  if (crop > size) throw new Error(`the model takes ${crop}×${crop} images; the store holds ${size}×${size}`);
+  const pixels = new Uint8Array(3 * size * size);
+  const plane = crop * crop;
+  const centre = roundHalfEven((size - crop) / 2);
+  const shift = [0, 0, 0];
+  return {
+    count: reader.count,
+    classes: classIds.length,
+    shape: [3, crop, crop],
+    source: `${reader.split} split of the store of ${reader.index.source}`,
+    fill(order, from, to, x, y, rng) {
+      for (let b = 0; b < to - from; b++) {
+        y[b] = reader.read(order[from + b]!, pixels);
+        const random = rng && augment.crop;
+        const left = random ? rng.nextInt(size - crop + 1) : centre,
+          top = random ? rng.nextInt(size - crop + 1) : centre;
+        const mirror = rng !== undefined && augment.flip && rng.nextFloat() < 0.5;
+        shift.fill(0);
+        if (rng && augment.pca > 0)
+          for (let i = 0; i < 3; i++) {
+            const scaled = rng.nextNormal() * augment.pca * Math.sqrt(stats.eigenvalues[i]!);
+            for (let c = 0; c < 3; c++) shift[c]! += scaled * stats.eigenvectors[i]![c]!;
+          }
+        for (let c = 0; c < 3; c++) {
+          const source = preprocess.channels === 'bgr' ? 2 - c : c;
+          const m = preprocess.mean[c % preprocess.mean.length]!,
+            s = preprocess.std[c % preprocess.std.length]!;
+          const base = b * 3 * plane + c * plane;
+          for (let row = 0; row < crop; row++) {
+            const from = source * size * size + (top + row) * size + left;
+            for (let col = 0; col < crop; col++) {
+              const value = pixels[from + (mirror ? crop - 1 - col : col)]! + shift[source]!;
+              x[base + row * crop + col] = (value / 255 - m) / s;
+            }
+          }
+        }
+      }
+    },
+  };
+}
+
+/** The normalisation a store's training uses: its RGB mean, and one deviation for all channels. */
+export function storePreprocess(reader: StoreReader): Preprocess {
+  const { stats, size } = reader.index;
+  const deviation = Math.sqrt((stats.covariance[0]![0]! + stats.covariance[1]![1]! + stats.covariance[2]![2]!) / 3) / 255;
+  return { channels: 'rgb', mean: stats.rgbMean.map((m) => m / 255), std: [deviation, deviation, deviation], resize: size };
+}

@@ -1,0 +1,112 @@
+/**
+ * A training run's data from a folder: an in-memory IDX/CIFAR set, or a prepared photo store. Both
+ * become batch sources for training (augmented), validation (held-out training images) and the
+ * final test (the dataset's test split, or the store's val split), with the settings to record.
+ */
+import { type BatchSource, imageSetBatches, storeBatches, storePreprocess } from '../data/batches.js';
+import { loadDataset, pixelStatistics, splitValidation } from '../data/dataset.js';
+import type { Preprocess } from '../data/preprocess.js';
+import { isStore, openStore, type StoreIndex, StoreReader } from '../data/store.js';
+import type { RunOptions } from '../io/checkpoint.js';
+import { shuffled, streams } from '../random.js';
+
+export interface TrainingData {
+  train: BatchSource;
+  validation: BatchSource;
+  test: BatchSource;
+  classes: number;
+  classNames?: string[];
+  /** What the run records: the augmentation and the normalisation the sources apply. */
+  augment: RunOptions['augment'];
+  mean: number;
+  std: number;
+  preprocess?: Preprocess;
+  close(): void;
+}
+
+export interface DataOptions {
+  /** Training images held out for validation, chosen by the seed. */
+  val: number;
+  seed: number;
+  classes?: number;
+  classNames?: string[];
+  /** Small images: crops from the image padded by this many pixels. */
+  cropPad: number;
+  flip: boolean;
+  /** Stores: the PCA colour noise's σ (the paper's 0.1). */
+  pca: number;
+  /** Stores: the side of the model's input. */
+  inputSize?: number;
+  /** The normalisation to use rather than the training set's (a fine-tuned model's own). */
+  normalisation?: { mean: number; std: number };
+}
+
+/** The store's index and class count, before the model (and so the crop size) is known. */
+export function storeOf(dir: string): StoreIndex | undefined {
+  return isStore(dir) ? openStore(dir) : undefined;
+}
+
+export function openTrainingData(dir: string, o: DataOptions): TrainingData {
+  const index = storeOf(dir);
+  if (index) return storeData(dir, index, o);
+  const { train: all, test } = loadDataset(dir, { classes: o.classes, classNames: o.classNames });
+  const { train, validation } = splitValidation(all, o.val, o.seed);
+  const { mean, std } = o.normalisation ?? pixelStatistics(train);
+  const augment = { pad: o.cropPad, flip: o.flip };
+  const plain = { pad: 0, flip: false };
+  return {
+    train: imageSetBatches(train, mean, std, augment),
+    validation: imageSetBatches(validation, mean, std, plain),
+    test: imageSetBatches(test, mean, std, plain),
+    classes: all.classes,
+    ...(all.classNames ? { classNames: all.classNames } : {}),
+    augment,
+    mean,
+    std,
+    close: () => {},
+  };
+}
+
+/** The store's training split less `val` held-out images; its val split is the test set. */
+function storeData(dir: string, index: StoreIndex, o: DataOptions): TrainingData {
+  const crop = o.inputSize ?? index.size;
+  const train = new StoreReader(dir, index, 'train');
+  const test = index.splits.val ? new StoreReader(dir, index, 'val') : undefined;
+  if (o.val >= train.count)
+    throw new Error(`holding out ${o.val} images for validation leaves none to train on (the store has ${train.count})`);
+  const order = shuffled(train.count, o.seed, streams.validationSplit);
+  const preprocess = storePreprocess(train);
+  const augment = { pad: 0, crop: true, flip: o.flip, pca: o.pca };
+  const plain = { crop: false, flip: false, pca: 0 };
+  const all = storeBatches(train, crop, preprocess, augment);
+  const centre = storeBatches(train, crop, preprocess, plain);
+  return {
+    train: indexed(all, order.subarray(o.val), all.source),
+    validation: indexed(centre, order.subarray(0, o.val), `${centre.source} (validation)`),
+    test: test ? storeBatches(test, crop, preprocess, plain) : indexed(centre, order.subarray(0, o.val), `${centre.source} (validation)`),
+    classes: index.classIds.length,
+    classNames: index.classNames,
+    augment,
+    mean: preprocess.mean[0]!,
+    std: preprocess.std[0]!,
+    preprocess,
+    close: () => {
+      train.close();
+      test?.close();
+    },
+  };
+}
+
+/** The images of `source` at `indices`, as a source of their own. */
+function indexed(source: BatchSource, indices: Uint32Array, name: string): BatchSource {
+  const mapped = new Uint32Array(indices.length);
+  return {
+    ...source,
+    count: indices.length,
+    source: name,
+    fill(order, from, to, x, y, rng) {
+      for (let i = from; i < to; i++) mapped[i] = indices[order[i]!]!;
+      source.fill(mapped, from, to, x, y, rng);
+    },
+  };
+}
