@@ -4,7 +4,9 @@ import { WasmBackend } from '../backend/wasm/backend.js';
 import { type LayerProfile, Net, summarize, planNet } from '../net/net.js';
 import { netRoles, withLoss } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
-import { Philox } from '../random.js';
+import { storeBatches, storePreprocess } from '../data/batches.js';
+import { openStore, StoreReader } from '../data/store.js';
+import { Philox, shuffled, streams } from '../random.js';
 import { sizeOf } from '../tensor.js';
 import { Sgd } from '../train/sgd.js';
 
@@ -106,4 +108,43 @@ export function formatBench(r: BenchResult): string {
         `${l.name.padEnd(10)}${l.forwardMs.toFixed(1).padStart(12)}${(r.mode === 'train' ? l.backwardMs.toFixed(1) : '').padStart(13)}`,
       );
   return lines.join('\n');
+}
+
+export interface LoaderBench {
+  batch: number;
+  batches: number;
+  imagesPerSecond: number;
+  msPerBatch: number;
+  /** CPU time over wall time: the loader runs on the calling thread. */
+  cpuUtilisation: number;
+}
+
+/** The store loader alone: augmented training batches (random crops, flips, PCA noise) of
+ * `inputSize`² for `seconds`, on the calling thread. */
+export async function benchLoader(dir: string, options: { batch: number; inputSize: number; seconds?: number }): Promise<LoaderBench> {
+  const index = openStore(dir);
+  const reader = new StoreReader(dir, index, 'train');
+  const source = storeBatches(reader, options.inputSize, storePreprocess(reader), { crop: true, flip: true, pca: 0.1 });
+  const x = new Float32Array(options.batch * 3 * options.inputSize ** 2),
+    y = new Float32Array(options.batch);
+  const order = shuffled(reader.count, 1, streams.epochOrder(0));
+  let batches = 0;
+  const start = performance.now(),
+    cpuStart = process.cpuUsage();
+  const until = start + 1000 * (options.seconds ?? 3);
+  do {
+    const from = (batches * options.batch) % Math.max(1, reader.count - options.batch + 1);
+    source.fill(order, from, from + Math.min(options.batch, reader.count), x, y, new Philox(1, streams.augmentation(0, batches)));
+    batches++;
+  } while (performance.now() < until);
+  const ms = performance.now() - start,
+    cpu = process.cpuUsage(cpuStart);
+  reader.close();
+  return {
+    batch: options.batch,
+    batches,
+    imagesPerSecond: (batches * Math.min(options.batch, reader.count) * 1000) / ms,
+    msPerBatch: ms / batches,
+    cpuUtilisation: (cpu.user + cpu.system) / 1000 / ms,
+  };
 }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { ReferenceBackend } from '../backend/reference/backend.js';
 import type { Backend } from '../backend/backend.js';
 import { BACKENDS, type BackendChoice, createBackend } from '../backend/native/backend.js';
-import { bench, formatBench } from '../bench/bench.js';
+import { bench, benchLoader, formatBench } from '../bench/bench.js';
 import { loadSplit, parseClassNames } from '../data/dataset.js';
 import { loadImageFiles } from '../data/images.js';
 import { type BatchSource, imageSetBatches } from '../data/batches.js';
@@ -31,6 +31,7 @@ import { RUN_FILES } from '../train/run-folder.js';
 import { parseSchedule, type ScheduleSpec } from '../train/schedule.js';
 import { CHANGEABLE } from '../train/settings.js';
 import { openTrainingData, storeOf } from '../train/data.js';
+import { recipes } from '../train/recipes.js';
 import { train } from '../train/trainer.js';
 
 /** A numeric option's parser: the value must be a number within a range, stated in the error. */
@@ -116,6 +117,7 @@ program
   .addOption(threadsOption())
   .option('--steps <n>', 'timed steps after one warm-up', positiveInt, 3)
   .addOption(backendOption())
+  .option('--data <store>', "also time a prepared store's loader alone (augmented batches at the model's input size)")
   .option('--json', 'print one JSON object')
   .action(
     async (opts: {
@@ -126,17 +128,28 @@ program
       threads: number;
       steps: number;
       backend: 'wasm' | 'reference';
+      data?: string;
       json?: boolean;
     }) => {
+      const spec = readModel(opts.model, { arch: opts.arch }).spec;
+      const loader = opts.data ? await benchLoader(opts.data, { batch: opts.batch, inputSize: inputSide(spec) }) : undefined;
       const result = await bench({
-        spec: readModel(opts.model, { arch: opts.arch }).spec,
+        spec,
         mode: opts.mode,
         batch: opts.batch,
         threads: opts.threads,
         steps: opts.steps,
         backend: opts.backend,
       });
-      console.log(opts.json ? JSON.stringify(result) : formatBench(result));
+      if (opts.json) console.log(JSON.stringify(loader ? { ...result, loader } : result));
+      else {
+        console.log(formatBench(result));
+        if (loader)
+          console.log(
+            `loader (${opts.data}, 1 thread): ${loader.imagesPerSecond.toFixed(0)} images/s, ${loader.msPerBatch.toFixed(1)} ms per batch of ${loader.batch}, ` +
+              `${(loader.imagesPerSecond / result.imagesPerSecond).toFixed(1)}× what the ${opts.mode === 'train' ? 'training step' : 'inference'} consumes`,
+          );
+      }
     },
   );
 
@@ -171,6 +184,7 @@ interface TrainCliOptions {
   initFrom?: string;
   arch?: string;
   freeze?: boolean | string[];
+  recipe?: string;
 }
 
 program
@@ -179,6 +193,14 @@ program
   .requiredOption('--data <dir>', 'dataset folder')
   .requiredOption('--out <dir>', 'run folder: checkpoints and metrics.jsonl (never overwritten without --resume or --force)')
   .option('--model <name|spec.json>', 'default: the scaled AlexNet matching the image size, or the --init-from model')
+  .addOption(
+    new Option(
+      '--recipe <name>',
+      `every setting of a published run, where not given here: ${Object.entries(recipes)
+        .map(([n, r]) => `${n} (${r.describe})`)
+        .join(', ')}`,
+    ).choices(Object.keys(recipes)),
+  )
   .option(
     '--init-from <model>',
     `fine-tune: start from this model's weights (${MODEL_KINDS}); its classifier is resized to the data's classes`,
@@ -222,6 +244,7 @@ program
   .action(async (cliOptions: TrainCliOptions, command: Command) => {
     if (cliOptions.resume && cliOptions.force) throw new Error('--resume continues a run and --force starts it over: give one of them');
     if (cliOptions.override && !cliOptions.resume) throw new Error('--override only applies with --resume');
+    if (cliOptions.recipe) applyRecipe(cliOptions, command);
     const opts: ResumedOptions = cliOptions.resume ? withRunSettings(cliOptions, command) : cliOptions;
     const schedule = typeof opts.schedule === 'string' ? parseSchedule(opts.schedule, opts.epochs) : (opts.schedule as ScheduleSpec);
     const names =
@@ -268,6 +291,7 @@ program
         init: opts.init as keyof typeof initializers,
         ...(opts.initFrom ? { initFrom: { source: opts.initFrom, ...(source ? { params: source.params } : {}) } } : {}),
         ...(opts.freeze ? { frozen: frozenLayers(opts.freeze, spec) } : {}),
+        ...(opts.recipe ? { recipe: opts.recipe } : {}),
         augment: data.augment,
         mean,
         std,
@@ -381,6 +405,14 @@ async function finishRun(net: Net, opts: TrainCliOptions, test: BatchSource, int
     `test accuracy ${(100 * result.top1).toFixed(2)}%${mirrored} (top-5 ${(100 * result.top5).toFixed(2)}%) ` +
       `on ${result.count} images, ${((performance.now() - start) / 1000).toFixed(0)} s`,
   );
+}
+
+/** A recipe's settings wherever the command line gives none; printed, and recorded with the run. */
+function applyRecipe(opts: TrainCliOptions, command: Command): void {
+  const { settings } = recipes[opts.recipe!]!;
+  const applied = Object.entries(settings).filter(([key]) => command.getOptionValueSource(key) !== 'cli');
+  for (const [key, value] of applied) (opts as unknown as Record<string, unknown>)[key] = value;
+  console.log(`recipe ${opts.recipe}: ${applied.map(([key, value]) => `${key} ${String(value)}`).join(', ')}`);
 }
 
 /** `--resume`: every setting not given on the command line is the run's own (its model too). */

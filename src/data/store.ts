@@ -52,7 +52,7 @@ interface Progress {
   skipped: string[];
   /** Sums over the training images stored so far: pixel planes, channels, channel products. */
   images: number;
-  pixelSums: number[];
+  pixelSums: Float64Array;
   channelSums: number[];
   productSums: number[];
 }
@@ -85,7 +85,7 @@ export async function prepareStore(data: string, out: string, options: PrepareOp
     done: {},
     skipped: dataset.ignored.map((f) => `${f}\tnot an image (by its extension)`),
     images: 0,
-    pixelSums: new Array<number>(3 * plane).fill(0),
+    pixelSums: new Float64Array(3 * plane),
     channelSums: [0, 0, 0],
     productSums: new Array<number>(9).fill(0),
   };
@@ -98,28 +98,29 @@ export async function prepareStore(data: string, out: string, options: PrepareOp
   for (const [split, { files, labels }] of Object.entries(dataset.splits)) {
     const shards = (progress.done[split] ??= []);
     const first = shards.length * shardImages;
+    const decoded = orderedDecodes(files, first, size, options.jobs ?? availableParallelism());
     for (let from = first; from < files.length; from += shardImages) {
       const to = Math.min(files.length, from + shardImages);
-      const decoded = await decodeAll(files.slice(from, to), size, options.jobs ?? availableParallelism());
       const record = 2 + 3 * plane;
-      const stored = decoded.filter((d): d is Uint8Array => d instanceof Uint8Array).length;
-      const shard = new Uint8Array(stored * record);
+      const shard = new Uint8Array((to - from) * record);
       let at = 0;
-      decoded.forEach((pixels, i) => {
+      for (let i = from; i < to; i++) {
+        const pixels = await decoded(i);
         if (!(pixels instanceof Uint8Array)) {
-          progress.skipped.push(`${files[from + i]}\t${pixels.reason}`);
-          return;
+          progress.skipped.push(`${files[i]}\t${pixels.reason}`);
+          continue;
         }
-        shard[at] = labels[from + i]! & 0xff;
-        shard[at + 1] = labels[from + i]! >> 8;
+        shard[at] = labels[i]! & 0xff;
+        shard[at + 1] = labels[i]! >> 8;
         shard.set(pixels, at + 2);
         if (split === 'train') accumulate(progress, pixels, plane);
         at += record;
-      });
+      }
+      const stored = at / record;
       const file = `${split}-${String(shards.length).padStart(5, '0')}.u8`;
-      writeFileAtomic(join(out, file), shard);
+      writeFileAtomic(join(out, file), shard.subarray(0, at));
       shards.push({ file, count: stored });
-      writeFileAtomic(join(out, 'progress.json'), JSON.stringify(progress));
+      writeFileAtomic(join(out, 'progress.json'), JSON.stringify({ ...progress, pixelSums: Array.from(progress.pixelSums) }));
       done += to - from;
       const seconds = (performance.now() - start) / 1000;
       options.onProgress?.({
@@ -133,16 +134,27 @@ export async function prepareStore(data: string, out: string, options: PrepareOp
   return finish(out, dataset, progress, size);
 }
 
-/** Each file as planar RGB bytes, or why it could not be read; `jobs` at a time, in order. */
-async function decodeAll(files: string[], size: number, jobs: number): Promise<(Uint8Array | { reason: string })[]> {
-  const results = new Array<Uint8Array | { reason: string }>(files.length);
-  let next = 0;
-  const worker = async () => {
-    for (let i = next++; i < files.length; i = next++)
-      results[i] = await decodePhoto(files[i]!, size).catch((error: Error) => ({ reason: error.message.replace(/\s+/g, ' ') }));
+/** A function that returns file i's planar RGB bytes (or why it could not be read), asked in
+ * order from `start`, while the next `jobs` files decode (sharp decodes on libuv's threads, one
+ * thread per image: across images is what scales for images this small). */
+function orderedDecodes(files: string[], start: number, size: number, jobs: number) {
+  sharp.concurrency(1);
+  const pending = new Map<number, Promise<Uint8Array | { reason: string }>>();
+  let next = start;
+  const fill = () => {
+    for (; next < files.length && pending.size < jobs; next++)
+      pending.set(
+        next,
+        decodePhoto(files[next]!, size).catch((error: Error) => ({ reason: error.message.replace(/\s+/g, ' ') })),
+      );
   };
-  await Promise.all(Array.from({ length: Math.min(jobs, files.length) }, worker));
-  return results;
+  return async (i: number) => {
+    fill();
+    const result = await pending.get(i)!;
+    pending.delete(i);
+    fill();
+    return result;
+  };
 }
 
 /**
@@ -207,7 +219,8 @@ function readProgress(out: string): Progress | undefined {
   const file = join(out, 'progress.json');
   if (!existsSync(file)) return undefined;
   try {
-    return JSON.parse(readFileSync(file, 'utf8')) as Progress;
+    const stored = JSON.parse(readFileSync(file, 'utf8')) as Progress;
+    return { ...stored, pixelSums: Float64Array.from(stored.pixelSums) };
   } catch {
     throw new Error(`${file} is damaged; remove ${out} and prepare again`);
   }

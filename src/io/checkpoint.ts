@@ -47,6 +47,8 @@ export interface RunOptions {
   /** The model a fine-tuning run started from, and the layers it left frozen. */
   initFrom?: string;
   frozen?: string[];
+  /** The named recipe (`--recipe`) the settings came from. */
+  recipe?: string;
   /** Sizes of the training and validation sets: a resumed run must see the same data. */
   trainImages: number;
   validationImages: number;

@@ -55,6 +55,8 @@ export interface TrainOptions {
   initFrom?: { source: string; params?: Record<string, { shape: readonly number[]; data: ArrayLike<number> }> };
   /** Layers whose parameters SGD leaves as they are (fine-tuning the classifier alone). */
   frozen?: string[];
+  /** The named recipe the settings came from, recorded. */
+  recipe?: string;
   /** The sources' augmentation and normalisation, recorded with the run (the sources apply them):
    * random crops from the image zero-padded by `pad` pixels (or, from a store, crops of the input
    * size), horizontal flips, PCA colour noise; (x/255 − mean) / std, or `preprocess` per channel. */
@@ -189,6 +191,7 @@ function runOptions(o: TrainOptions): RunOptions {
     ...(o.classNames ? { classNames: o.classNames } : {}),
     ...(o.initFrom ? { initFrom: o.initFrom.source } : {}),
     ...(o.frozen?.length ? { frozen: o.frozen } : {}),
+    ...(o.recipe ? { recipe: o.recipe } : {}),
     trainImages: o.train.count,
     validationImages: o.validation.count,
   };
