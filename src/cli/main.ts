@@ -146,8 +146,9 @@ program
         console.log(formatBench(result));
         if (loader)
           console.log(
-            `loader (${opts.data}, 1 thread): ${loader.imagesPerSecond.toFixed(0)} images/s, ${loader.msPerBatch.toFixed(1)} ms per batch of ${loader.batch}, ` +
-              `${(loader.imagesPerSecond / result.imagesPerSecond).toFixed(1)}× what the ${opts.mode === 'train' ? 'training step' : 'inference'} consumes`,
+            `loader (${opts.data}, 1 thread): ${loader.imagesPerSecond.toFixed(0)} images/s, ` +
+              `${loader.msPerBatch.toFixed(1)} ms per batch of ${loader.batch}, ${(loader.imagesPerSecond / result.imagesPerSecond).toFixed(1)}× ` +
+              `what the ${opts.mode === 'train' ? 'training step' : 'inference'} consumes`,
           );
       }
     },
