@@ -194,7 +194,12 @@ def caffe_layout(opset):
         x = node('Gemm', [x, f'{name}_w_0', f'{name}_b_0'], f'{name}_1', transB=1, **gemm)
         if not last:
             x = node('Relu', [x], f'{name}_2')
-            x = node('Dropout', [x], f'{name}_3', ratio=0.5, **({'is_test': 1} if opset < 7 else {}))
+            if opset >= 12:  # the ratio became an input, beside training_mode
+                params[f'{name}_ratio'] = np.array(0.5, dtype=np.float32)
+                params[f'{name}_training'] = np.array(False)
+                x = node('Dropout', [x, f'{name}_ratio', f'{name}_training'], f'{name}_3')
+            else:
+                x = node('Dropout', [x], f'{name}_3', ratio=0.5, **({'is_test': 1} if opset < 7 else {}))
     node('Softmax', [x], 'prob_1')
     graph = helper.make_graph(
         nodes, 'bvlc_alexnet_small',
