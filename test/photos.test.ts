@@ -17,7 +17,7 @@ import { listPhotos } from '../src/data/photos.js';
 import { openStore, prepareStore, StoreReader, symmetricEigen } from '../src/data/store.js';
 import { ReferenceBackend } from '../src/backend/reference/backend.js';
 import { storeBatches } from '../src/data/batches.js';
-import { Philox } from '../src/random.js';
+import { Philox, streams } from '../src/random.js';
 import { testCrops } from '../src/train/evaluate.js';
 import { openModel } from '../src/models/open.js';
 
@@ -295,10 +295,10 @@ test("the ten test patches' corners, and PCA colour noise drawn from the seed al
   const source = storeBatches(reader, SIZE, preprocess, { crop: false, flip: false, pca: 0.1 });
   const x = new Float32Array(3 * SIZE * SIZE),
     y = new Float32Array(1);
-  source.fill([3], 0, 1, x, y, new Philox(42, 7));
+  source.fill(Uint32Array.of(3), 0, 1, x, y, { seed: 42, epoch: 2, batch: 7 });
   const pixels = new Uint8Array(3 * SIZE * SIZE);
   assert.equal(y[0], reader.read(3, pixels));
-  const rng = new Philox(42, 7);
+  const rng = new Philox(42, streams.augmentation(2, 7));
   const alphas = [0, 1, 2].map(() => rng.nextNormal() * 0.1);
   const shift = [0, 1, 2].map((c) =>
     alphas.reduce((s, a, i) => s + a * Math.sqrt(index.stats.eigenvalues[i]!) * index.stats.eigenvectors[i]![c]!, 0),
@@ -312,7 +312,7 @@ test("the ten test patches' corners, and PCA colour noise drawn from the seed al
   reader.close();
 });
 
-test('a run on a store stopped in the middle and resumed ends with the same weights, bit for bit', async () => {
+test('a run on a store is the same for 0, 1 or 3 loader threads, and stopped and resumed, bit for bit', async () => {
   const out = join(mkdtempSync(join(tmpdir(), 'store-')), 'store');
   await prepareStore(await folder, out, { size: 40 });
   const spec = {
@@ -352,6 +352,14 @@ test('a run on a store stopped in the middle and resumed ends with the same weig
   const straight = spawnSync(process.execPath, trainArgs(join(parent, 'straight')), { encoding: 'utf8' });
   assert.equal(straight.status, 0, straight.stderr);
   assert.match(straight.stdout, /test accuracy .* on 6 images/, "tested on the store's val split");
+  for (const loaders of ['0', '3']) {
+    const other = spawnSync(process.execPath, trainArgs(join(parent, `loaders${loaders}`), '--loaders', loaders), { encoding: 'utf8' });
+    assert.equal(other.status, 0, other.stderr);
+    const same = readFileSync(join(parent, `loaders${loaders}`, 'last.safetensors')).equals(
+      readFileSync(join(parent, 'straight', 'last.safetensors')),
+    );
+    assert.ok(same, `${loaders} loader threads: the same checkpoint as 1`);
+  }
   const killed = spawnSync(process.execPath, trainArgs(join(parent, 'resumed')), {
     encoding: 'utf8',
     env: { ...process.env, ALEXNET_FAULT_KILL_IN_WRITE: '4' },

@@ -175,6 +175,7 @@ interface TrainCliOptions {
   cropPad: number;
   flip: boolean;
   pca: number;
+  loaders: number;
   threads: number;
   seed: number;
   classes?: number;
@@ -224,6 +225,7 @@ program
   .addOption(new Option('--init <scheme>', 'parameter initialisation').choices(Object.keys(initializers)).default('kaiming'))
   .option('--crop-pad <n>', 'random crops from images padded by n pixels (0: none)', numberIn(0, 1024, { integer: true }), 0)
   .option('--no-flip', 'no random horizontal flips')
+  .option('--loaders <n>', 'on a store: threads assembling batches ahead of training (0: none)', numberIn(0, 64, { integer: true }), 1)
   .option('--pca <sigma>', "on a store: the PCA colour noise's α deviation (the paper's 0.1; 0: none)", numberIn(0, 10), 0.1)
   .addOption(threadsOption())
   .addOption(backendOption())
@@ -264,6 +266,7 @@ program
       cropPad: opts.cropPad,
       flip: opts.flip,
       pca: opts.pca,
+      loaders: opts.loaders,
       normalisation: opts.normalisation ?? source?.normalisation,
     };
     // a store's crop is the model's input size; small images' model is the one for their size
@@ -335,7 +338,7 @@ program
       }
     } finally {
       stop.release();
-      data.close();
+      await data.close();
       await backend.dispose();
     }
     if (stop.signal) process.exitCode = stop.signal === 'SIGINT' ? 130 : 143;

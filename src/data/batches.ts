@@ -4,11 +4,19 @@
  * (IDX, CIFAR) and prepared photo stores, read one record at a time so memory stays bounded
  * whatever the store's size.
  */
-import type { Philox } from '../random.js';
+import { Philox, streams } from '../random.js';
 import { cropAndFlip } from './augment.js';
 import { fillBatch, imageCount, type ImageSet } from './dataset.js';
 import { type Preprocess, roundHalfEven } from './preprocess.js';
 import type { StoreReader } from './store.js';
+
+/** Which presentation a training batch is: its augmentation draws from Philox(seed) on the stream
+ * of (epoch, batch), so a batch is the same whoever assembles it and whenever. */
+export interface Augmentation {
+  seed: number;
+  epoch: number;
+  batch: number;
+}
 
 export interface BatchSource {
   readonly count: number;
@@ -16,8 +24,15 @@ export interface BatchSource {
   /** The per-example input shape [C, H, W] it produces. */
   readonly shape: [number, number, number];
   readonly source: string;
-  /** Images `order[from…to)` as inputs into `x` and labels into `y`; augmented with `rng`. */
-  fill(order: ArrayLike<number>, from: number, to: number, x: Float32Array, y: Float32Array, rng?: Philox): void;
+  /** Images `order[from…to)` as inputs into `x` and labels into `y`; augmented when told which
+   * presentation this is. `order` is the same array for the batches of one epoch. */
+  fill(order: Uint32Array, from: number, to: number, x: Float32Array, y: Float32Array, augmentation?: Augmentation): void | Promise<void>;
+  /** Stops worker threads, closes files. */
+  close?(): Promise<void> | void;
+}
+
+export function augmentationRandom(a: Augmentation): Philox {
+  return new Philox(a.seed, streams.augmentation(a.epoch, a.batch));
 }
 
 /** An in-memory set normalised as (x/255 − mean)/std; augmented by crops from the image padded by
@@ -29,9 +44,10 @@ export function imageSetBatches(set: ImageSet, mean: number, std: number, augmen
     classes: set.classes,
     shape: set.shape,
     source: set.source,
-    fill(order, from, to, x, y, rng) {
+    fill(order, from, to, x, y, augmentation) {
       fillBatch(set, order, from, to, mean, std, x, y);
-      if (rng && (augment.pad || augment.flip)) cropAndFlip(x, to - from, set.shape, augment.pad, -mean / std, augment.flip, rng, scratch);
+      if (augmentation && (augment.pad || augment.flip))
+        cropAndFlip(x, to - from, set.shape, augment.pad, -mean / std, augment.flip, augmentationRandom(augmentation), scratch);
     },
   };
 }
@@ -65,7 +81,8 @@ export function storeBatches(reader: StoreReader, crop: number, preprocess: Prep
     classes: classIds.length,
     shape: [3, crop, crop],
     source: `${reader.split} split of the store of ${reader.index.source}`,
-    fill(order, from, to, x, y, rng) {
+    fill(order, from, to, x, y, augmentation) {
+      const rng = augmentation && augmentationRandom(augmentation);
       for (let b = 0; b < to - from; b++) {
         y[b] = reader.read(order[from + b]!, pixels);
         const random = rng && augment.crop;

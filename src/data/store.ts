@@ -140,18 +140,21 @@ export async function prepareStore(data: string, out: string, options: PrepareOp
 function orderedDecodes(files: string[], start: number, size: number, jobs: number) {
   sharp.concurrency(1);
   const pending = new Map<number, Promise<Uint8Array | { reason: string }>>();
+  const decode = (i: number) => decodePhoto(files[i]!, size).catch((error: Error) => ({ reason: error.message.replace(/\s+/g, ' ') }));
   let next = start;
   const fill = () => {
-    for (; next < files.length && pending.size < jobs; next++)
-      pending.set(
-        next,
-        decodePhoto(files[next]!, size).catch((error: Error) => ({ reason: error.message.replace(/\s+/g, ' ') })),
-      );
+    for (; next < files.length && pending.size < jobs; next++) pending.set(next, decode(next));
   };
   return async (i: number) => {
     fill();
-    const result = await pending.get(i)!;
+    let result = await pending.get(i)!;
     pending.delete(i);
+    if (!(result instanceof Uint8Array)) {
+      // libvips keeps one error buffer for all threads: concurrent failures mix their messages.
+      // Decoded again alone, the file's own reason is recorded, the same in every run.
+      await Promise.allSettled(pending.values());
+      result = await decode(i);
+    }
     fill();
     return result;
   };

@@ -6,6 +6,7 @@
 import { type BatchSource, imageSetBatches, storeBatches, storePreprocess } from '../data/batches.js';
 import { loadDataset, pixelStatistics, splitValidation } from '../data/dataset.js';
 import type { Preprocess } from '../data/preprocess.js';
+import { prefetchingStoreBatches } from '../data/loader.js';
 import { isStore, openStore, type StoreIndex, StoreReader } from '../data/store.js';
 import type { RunOptions } from '../io/checkpoint.js';
 import { shuffled, streams } from '../random.js';
@@ -21,7 +22,7 @@ export interface TrainingData {
   mean: number;
   std: number;
   preprocess?: Preprocess;
-  close(): void;
+  close(): void | Promise<void>;
 }
 
 export interface DataOptions {
@@ -39,6 +40,8 @@ export interface DataOptions {
   inputSize?: number;
   /** The normalisation to use rather than the training set's (a fine-tuned model's own). */
   normalisation?: { mean: number; std: number };
+  /** Stores: threads assembling training batches ahead of the loop (0: on the loop's thread). */
+  loaders?: number;
 }
 
 /** The store's index and class count, before the model (and so the crop size) is known. */
@@ -78,7 +81,11 @@ function storeData(dir: string, index: StoreIndex, o: DataOptions): TrainingData
   const preprocess = storePreprocess(train);
   const augment = { pad: 0, crop: true, flip: o.flip, pca: o.pca };
   const plain = { crop: false, flip: false, pca: 0 };
-  const all = storeBatches(train, crop, preprocess, augment);
+  const loaders = o.loaders ?? 1;
+  const all =
+    loaders > 0
+      ? prefetchingStoreBatches(train, { dir, split: 'train', crop, preprocess, augment }, { workers: loaders, depth: 2 * loaders })
+      : storeBatches(train, crop, preprocess, augment);
   const centre = storeBatches(train, crop, preprocess, plain);
   return {
     train: indexed(all, order.subarray(o.val), all.source),
@@ -90,23 +97,26 @@ function storeData(dir: string, index: StoreIndex, o: DataOptions): TrainingData
     mean: preprocess.mean[0]!,
     std: preprocess.std[0]!,
     preprocess,
-    close: () => {
+    close: async () => {
+      await all.close?.();
       train.close();
       test?.close();
     },
   };
 }
 
-/** The images of `source` at `indices`, as a source of their own. */
+/** The images of `source` at `indices`, as a source of their own (an epoch's order mapped once,
+ * whole, so a prefetching source sees the batches ahead). */
 function indexed(source: BatchSource, indices: Uint32Array, name: string): BatchSource {
-  const mapped = new Uint32Array(indices.length);
+  let order: Uint32Array | undefined,
+    mapped = new Uint32Array(0);
   return {
     ...source,
     count: indices.length,
     source: name,
-    fill(order, from, to, x, y, rng) {
-      for (let i = from; i < to; i++) mapped[i] = indices[order[i]!]!;
-      source.fill(mapped, from, to, x, y, rng);
+    fill(epochOrder, from, to, x, y, augmentation) {
+      if (epochOrder !== order) [order, mapped] = [epochOrder, epochOrder.map((i) => indices[i]!)];
+      return source.fill(mapped, from, to, x, y, augmentation);
     },
   };
 }

@@ -78,7 +78,7 @@ export async function evaluate(net: Net, set: BatchSource, options: EvalOptions 
     const to = Math.min(size, from + batch);
     x.fill(0);
     y.fill(0);
-    set.fill(indices, from, to, x, y);
+    await set.fill(indices, from, to, x, y);
     if (labels) net.setInput(labels, y);
     await softmaxOfBatch(single);
     singleScore.add(single, to - from, classes, y);

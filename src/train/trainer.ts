@@ -24,7 +24,7 @@ import { Net } from '../net/net.js';
 import { classifierLayer, trainingRoles, type TrainingRoles } from '../net/roles.js';
 import { formatShape } from '../tensor.js';
 import type { NetSpec } from '../net/spec.js';
-import { Philox, type PhiloxState, shuffled, streams } from '../random.js';
+import { type PhiloxState, shuffled, streams } from '../random.js';
 import { classesAbove, evaluate, Interrupted, yieldToEvents } from './evaluate.js';
 import { type EpochMetrics, RunFolder } from './run-folder.js';
 import { afterEpoch, initialScheduleState, learningRateAt, type ScheduleSpec, type ScheduleState } from './schedule.js';
@@ -262,8 +262,8 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
     for (; state.batchInEpoch < batches; state.batchInEpoch++) {
       await yieldToEvents(); // a signal's handler runs here, between two steps
       if (o.interrupted?.() || (o.stopAfterSteps !== undefined && state.step >= o.stopAfterSteps)) return stopHere(epochStart, seenAtStart);
-      const augmentation = new Philox(o.seed, streams.augmentation(state.epoch, state.batchInEpoch));
-      o.train.fill(order, state.batchInEpoch * o.batch, (state.batchInEpoch + 1) * o.batch, x, y, augmentation);
+      const augmentation = { seed: o.seed, epoch: state.epoch, batch: state.batchInEpoch };
+      await o.train.fill(order, state.batchInEpoch * o.batch, (state.batchInEpoch + 1) * o.batch, x, y, augmentation);
       state.schedule.lr = learningRateAt(o.schedule, state.schedule, o.lr, state.step, batches, batches * o.epochs);
       const { loss, logits: z } = await step(net, sgd, roles, x, y, state.schedule.lr);
       if (!Number.isFinite(loss)) throw new Error(divergence(loss, state, o, folder));
