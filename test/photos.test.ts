@@ -369,3 +369,12 @@ test('a run on a store is the same for 0, 1 or 3 loader threads, and stopped and
   assert.equal(resumed.status, 0, resumed.stderr);
   assert.ok(readFileSync(join(parent, 'straight', 'last.safetensors')).equals(readFileSync(join(parent, 'resumed', 'last.safetensors'))));
 });
+
+test('a folder of photos given where a store is expected says to prepare it', async () => {
+  const root = await folder;
+  const r = spawnSync(process.execPath, [CLI, 'train', '--data', root, '--out', join(tmpdir(), 'never')], { encoding: 'utf8' });
+  assert.equal(
+    r.stderr.trim(),
+    `alexnet: ${root} is a folder of photos: decode it once into a store (alexnet prepare --data ${root} --out STORE), then use the store`,
+  );
+});

@@ -2,7 +2,7 @@
  * In-memory image classification datasets (small images: MNIST, Fashion-MNIST, CIFAR): uint8
  * pixels in NCHW order plus one label per image, turned into normalised float batches.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFileBytes } from '../io/files.js';
 import { shuffled, streams } from '../random.js';
 import { basename, join } from 'node:path';
@@ -113,6 +113,15 @@ function cifarSplit(dir: string, split: Split): RawSet {
   return { pixels, labels, shape: [3, 32, 32], files: origins };
 }
 
+/** Class folders (train/, val/ or the root) or a list file: what `prepare` reads. */
+function holdsPhotos(dir: string): boolean {
+  const candidates = [dir, join(dir, 'train'), join(dir, 'val')].filter((d) => statSync(d, { throwIfNoEntry: false })?.isDirectory());
+  return (
+    existsSync(join(dir, 'train.txt')) ||
+    candidates.some((d) => readdirSync(d).some((e) => statSync(join(d, e)).isDirectory() && e !== 'train' && e !== 'val'))
+  );
+}
+
 function isCifar(dir: string): boolean {
   return existsSync(join(dir, 'data_batch_1.bin')) || existsSync(join(dir, 'train.bin')) || existsSync(join(dir, 'test_batch.bin'));
 }
@@ -135,6 +144,10 @@ export function loadSplit(dir: string, split: Split, options: DatasetOptions = {
 
 function readSplit(dir: string, split: Split): RawSet {
   if (!existsSync(dir)) throw new Error(`dataset folder ${dir} does not exist`);
+  if (!isCifar(dir) && holdsPhotos(dir))
+    throw new Error(
+      `${dir} is a folder of photos: decode it once into a store (alexnet prepare --data ${dir} --out STORE), then use the store`,
+    );
   const set = isCifar(dir) ? cifarSplit(dir, split) : idxSplit(dir, split);
   if (set.labels.length === 0) throw new Error(`${set.files[0]!.path}: the ${split} split holds no images`);
   return set;
