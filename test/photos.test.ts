@@ -17,6 +17,8 @@ import { listPhotos } from '../src/data/photos.js';
 import { openStore, prepareStore, StoreReader, symmetricEigen } from '../src/data/store.js';
 import { ReferenceBackend } from '../src/backend/reference/backend.js';
 import { storeBatches } from '../src/data/batches.js';
+import { CAFFE } from '../src/data/preprocess.js';
+import { readCheckpoint } from '../src/io/checkpoint.js';
 import { Philox, streams } from '../src/random.js';
 import { testCrops } from '../src/train/evaluate.js';
 import { openModel } from '../src/models/open.js';
@@ -377,4 +379,33 @@ test('a folder of photos given where a store is expected says to prepare it', as
     r.stderr.trim(),
     `alexnet: ${root} is a folder of photos: decode it once into a store (alexnet prepare --data ${root} --out STORE), then use the store`,
   );
+});
+
+test("fine-tuning a Caffe-layout model on a store feeds it Caffe's inputs (BGR, the mean pixel) and records them", async () => {
+  const out = join(mkdtempSync(join(tmpdir(), 'store-')), 'store');
+  await prepareStore(await folder, out, { size: 232 });
+  const model = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'onnx-caffe', 'bvlc_alexnet_small_opset9.onnx');
+  const run = join(mkdtempSync(join(tmpdir(), 'tune-')), 'run');
+  const args = [
+    'train',
+    '--data',
+    out,
+    '--out',
+    run,
+    '--init-from',
+    model,
+    '--freeze',
+    '--epochs',
+    '1',
+    '--batch',
+    '2',
+    '--val',
+    '2',
+    '--threads',
+    '1',
+  ];
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const options = readCheckpoint(join(run, 'last.safetensors')).state.options as { preprocess: { channels: string; resize: number } };
+  assert.deepEqual(options.preprocess, { ...CAFFE, resize: 232 });
 });

@@ -12,7 +12,7 @@ import { loadSplit, parseClassNames } from '../data/dataset.js';
 import { loadImageFiles } from '../data/images.js';
 import { type BatchSource, imageSetBatches } from '../data/batches.js';
 import { describeDataset, listPhotos } from '../data/photos.js';
-import { parsePreprocess, PRESETS, uniformNormalisation } from '../data/preprocess.js';
+import { parsePreprocess, type Preprocess, PRESETS, uniformNormalisation } from '../data/preprocess.js';
 import { isStore, openStore, prepareStore, StoreReader } from '../data/store.js';
 import { readCheckpointHeader, type RunOptions } from '../io/checkpoint.js';
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
@@ -268,6 +268,7 @@ program
       pca: opts.pca,
       loaders: opts.loaders,
       normalisation: opts.normalisation ?? source?.normalisation,
+      preprocess: opts.preprocess ?? source?.preprocess,
     };
     // a store's crop is the model's input size; small images' model is the one for their size
     const storeSpec = store && (opts.spec ?? modelToTrain(opts, source?.spec, { classes: store.classIds.length, source: opts.data }));
@@ -344,8 +345,9 @@ program
     if (stop.signal) process.exitCode = stop.signal === 'SIGINT' ? 130 : 143;
   });
 
-/** The model `--init-from` names: its weights, its net made trainable, and its normalisation when
- * one mean and deviation (the data is then normalised as the model was trained). */
+/** The model `--init-from` names: its weights, its net made trainable, and how its inputs were
+ * made — a store's photos are then normalised as the model's (torchvision's, Caffe's BGR…), small
+ * images when that is one mean and deviation. */
 function initialModel(source: string, arch?: string) {
   const model = readModel(source, { arch });
   if (!model.params) throw new Error(`--init-from ${source}: ${model.kind === 'zoo' ? 'a zoo architecture' : 'a net spec'} has no weights`);
@@ -354,6 +356,7 @@ function initialModel(source: string, arch?: string) {
     spec: withLoss(model.spec),
     params: model.params,
     normalisation: uniform ? uniformNormalisation(model.preprocess!, source) : undefined,
+    preprocess: model.preprocess,
   };
 }
 
@@ -420,7 +423,7 @@ function applyRecipe(opts: TrainCliOptions, command: Command): void {
 }
 
 /** `--resume`: every setting not given on the command line is the run's own (its model too). */
-type ResumedOptions = TrainCliOptions & { spec?: NetSpec; normalisation?: { mean: number; std: number } };
+type ResumedOptions = TrainCliOptions & { spec?: NetSpec; normalisation?: { mean: number; std: number }; preprocess?: Preprocess };
 
 function withRunSettings(opts: TrainCliOptions, command: Command): ResumedOptions {
   const last = join(opts.out, RUN_FILES.last);
@@ -454,6 +457,7 @@ function withRunSettings(opts: TrainCliOptions, command: Command): ResumedOption
     ...(merged as unknown as TrainCliOptions),
     ...(opts.model === undefined ? { spec } : {}),
     ...(normalisation ? { normalisation } : {}),
+    ...(run.initFrom !== undefined && run.preprocess ? { preprocess: run.preprocess } : {}),
   };
 }
 

@@ -40,6 +40,9 @@ export interface DataOptions {
   inputSize?: number;
   /** The normalisation to use rather than the training set's (a fine-tuned model's own). */
   normalisation?: { mean: number; std: number };
+  /** Stores: the normalisation of a fine-tuned model's own photos (its channel order, mean and
+   * deviation), rather than the store's RGB statistics. */
+  preprocess?: Preprocess;
   /** Stores: threads assembling training batches ahead of the loop (0: on the loop's thread). */
   loaders?: number;
 }
@@ -78,7 +81,7 @@ function storeData(dir: string, index: StoreIndex, o: DataOptions): TrainingData
   if (o.val >= train.count)
     throw new Error(`holding out ${o.val} images for validation leaves none to train on (the store has ${train.count})`);
   const order = shuffled(train.count, o.seed, streams.validationSplit);
-  const preprocess = storePreprocess(train);
+  const preprocess = o.preprocess ? { ...o.preprocess, resize: index.size } : storePreprocess(train);
   const augment = { pad: 0, crop: true, flip: o.flip, pca: o.pca };
   const plain = { crop: false, flip: false, pca: 0 };
   const loaders = o.loaders ?? 1;
