@@ -24,6 +24,7 @@ import { testCrops } from '../src/train/evaluate.js';
 import { openModel } from '../src/models/open.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+const FIXTURES = join(import.meta.dirname, '..', '..', 'test', 'fixtures');
 const SIZE = 32;
 
 const flat = (width: number, height: number, colour: { r: number; g: number; b: number }) =>
@@ -211,7 +212,11 @@ test('an interrupted prepare resumes to the same store, byte for byte', async ()
   const killed = prepare(join(parent, 'resumed'), { ALEXNET_FAULT_KILL_IN_WRITE: '5' });
   assert.equal(killed.signal, 'SIGKILL');
   assert.match(
-    spawnSync(process.execPath, [CLI, 'eval', '--model', 'alexnet', '--data', join(parent, 'resumed')], { encoding: 'utf8' }).stderr.trim(),
+    spawnSync(
+      process.execPath,
+      [CLI, 'eval', '--model', join(FIXTURES, 'pytorch-files', 'small_alexnet.pth'), '--data', join(parent, 'resumed')],
+      { encoding: 'utf8' },
+    ).stderr.trim(),
     /^alexnet: .*resumed is not a prepared store: its prepare was interrupted; run it again to finish$/,
   );
   const resumed = prepare(join(parent, 'resumed'));
@@ -227,7 +232,7 @@ test("eval on a store: the paper's ten patches, cut and reflected by sharp indep
   const out = join(mkdtempSync(join(tmpdir(), 'store-')), 'store');
   const size = 236;
   await prepareStore(await folder, out, { size });
-  const model = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'pytorch-files', 'small_alexnet.pth');
+  const model = join(FIXTURES, 'pytorch-files', 'small_alexnet.pth');
   const run = spawnSync(
     process.execPath,
     [CLI, 'eval', '--model', model, '--data', out, '--crops', 'ten', '--batch', '4', '--json', '--threads', '1'],
@@ -314,22 +319,24 @@ test("the ten test patches' corners, and PCA colour noise drawn from the seed al
   reader.close();
 });
 
+/** A tiny net for 32×32 RGB photos in two classes. */
+const rgb32 = {
+  name: 'rgb32',
+  inputs: { data: [3, 32, 32], label: [] },
+  layers: [
+    { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1 },
+    { name: 'relu1', type: 'relu' },
+    { name: 'pool1', type: 'maxpool2d', kernel: 4, stride: 4 },
+    { name: 'fc', type: 'linear', outFeatures: 2 },
+    { name: 'loss', type: 'softmax_cross_entropy', inputs: ['fc', 'label'] },
+  ],
+};
+
 test('a run on a store is the same for 0, 1 or 3 loader threads, and stopped and resumed, bit for bit', async () => {
   const out = join(mkdtempSync(join(tmpdir(), 'store-')), 'store');
   await prepareStore(await folder, out, { size: 40 });
-  const spec = {
-    name: 'rgb32',
-    inputs: { data: [3, 32, 32], label: [] },
-    layers: [
-      { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1 },
-      { name: 'relu1', type: 'relu' },
-      { name: 'pool1', type: 'maxpool2d', kernel: 4, stride: 4 },
-      { name: 'fc', type: 'linear', outFeatures: 2 },
-      { name: 'loss', type: 'softmax_cross_entropy', inputs: ['fc', 'label'] },
-    ],
-  };
   const parent = mkdtempSync(join(tmpdir(), 'store-run-'));
-  writeFileSync(join(parent, 'rgb32.json'), JSON.stringify(spec));
+  writeFileSync(join(parent, 'rgb32.json'), JSON.stringify(rgb32));
   const trainArgs = (dir: string, ...extra: string[]) => [
     CLI,
     'train',
@@ -372,19 +379,40 @@ test('a run on a store is the same for 0, 1 or 3 loader threads, and stopped and
   assert.ok(readFileSync(join(parent, 'straight', 'last.safetensors')).equals(readFileSync(join(parent, 'resumed', 'last.safetensors'))));
 });
 
-test('a folder of photos given where a store is expected says to prepare it', async () => {
+test('a small folder of photos trains and evaluates without a store, decoded in memory as prepare would store it', async () => {
   const root = await folder;
-  const r = spawnSync(process.execPath, [CLI, 'train', '--data', root, '--out', join(tmpdir(), 'never')], { encoding: 'utf8' });
-  assert.equal(
-    r.stderr.trim(),
-    `alexnet: ${root} is a folder of photos: decode it once into a store (alexnet prepare --data ${root} --out STORE), then use the store`,
-  );
+  const parent = mkdtempSync(join(tmpdir(), 'memory-'));
+  writeFileSync(join(parent, 'rgb32.json'), JSON.stringify(rgb32));
+  const args = [
+    'train',
+    '--data',
+    root,
+    '--out',
+    join(parent, 'run'),
+    '--model',
+    join(parent, 'rgb32.json'),
+    '--epochs',
+    '1',
+    '--batch',
+    '2',
+  ];
+  const r = spawnSync(process.execPath, [CLI, ...args, '--val', '2', '--lr', '0.01', '--threads', '1'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /class folders, 2 classes, train 13 images, val 6 images: decoding in memory/);
+  assert.match(r.stdout, /training rgb32 on 9 images \(2 held out\)/, 'the corrupt and truncated files skipped');
+  const options = readCheckpoint(join(parent, 'run', 'last.safetensors')).state.options as { preprocess: { resize: number } };
+  assert.equal(options.preprocess.resize, 37, "32 × 256/224: the paper's proportion");
+  const e = spawnSync(process.execPath, [CLI, 'eval', '--model', join(parent, 'run'), '--data', root, '--json', '--threads', '1'], {
+    encoding: 'utf8',
+  });
+  assert.equal(e.status, 0, e.stderr);
+  assert.equal((JSON.parse(e.stdout) as { count: number }).count, 6);
 });
 
 test("fine-tuning a Caffe-layout model on a store feeds it Caffe's inputs (BGR, the mean pixel) and records them", async () => {
   const out = join(mkdtempSync(join(tmpdir(), 'store-')), 'store');
   await prepareStore(await folder, out, { size: 232 });
-  const model = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'onnx-caffe', 'bvlc_alexnet_small_opset9.onnx');
+  const model = join(FIXTURES, 'onnx-caffe', 'bvlc_alexnet_small_opset9.onnx');
   const run = join(mkdtempSync(join(tmpdir(), 'tune-')), 'run');
   const args = [
     'train',

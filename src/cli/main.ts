@@ -8,12 +8,12 @@ import { ReferenceBackend } from '../backend/reference/backend.js';
 import type { Backend } from '../backend/backend.js';
 import { BACKENDS, type BackendChoice, createBackend } from '../backend/native/backend.js';
 import { bench, benchLoader, formatBench } from '../bench/bench.js';
-import { loadSplit, parseClassNames } from '../data/dataset.js';
+import { isPhotoFolder, loadSplit, parseClassNames } from '../data/dataset.js';
 import { loadImageFiles } from '../data/images.js';
 import { type BatchSource, imageSetBatches } from '../data/batches.js';
 import { describeDataset, listPhotos } from '../data/photos.js';
 import { parsePreprocess, type Preprocess, PRESETS, uniformNormalisation } from '../data/preprocess.js';
-import { isStore, openStore, prepareStore, StoreReader } from '../data/store.js';
+import { isStore, openStore, prepareInMemory, prepareStore, type RecordReader, StoreReader } from '../data/store.js';
 import { readCheckpointHeader, type RunOptions } from '../io/checkpoint.js';
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { parseNpy, serializeNpy } from '../io/npy.js';
@@ -30,7 +30,7 @@ import { evaluate, evaluateStore, type EvalResult, Interrupted, softmaxRows } fr
 import { RUN_FILES } from '../train/run-folder.js';
 import { parseSchedule, type ScheduleSpec } from '../train/schedule.js';
 import { CHANGEABLE } from '../train/settings.js';
-import { openTrainingData, storeOf } from '../train/data.js';
+import { memorySize, openTrainingData, storeOf } from '../train/data.js';
 import { recipes } from '../train/recipes.js';
 import { train } from '../train/trainer.js';
 
@@ -258,6 +258,8 @@ program
           : parseClassNames(opts.classNames);
     const source = opts.initFrom && !opts.resume ? initialModel(opts.initFrom, opts.arch) : undefined;
     const store = storeOf(opts.data);
+    const photos = !store && isPhotoFolder(opts.data) ? listPhotos(opts.data) : undefined;
+    const photoClasses = store?.classIds.length ?? photos?.classIds.length;
     const dataOptions = {
       val: opts.val,
       seed: opts.seed,
@@ -271,8 +273,15 @@ program
       preprocess: opts.preprocess ?? source?.preprocess,
     };
     // a store's crop is the model's input size; small images' model is the one for their size
-    const storeSpec = store && (opts.spec ?? modelToTrain(opts, source?.spec, { classes: store.classIds.length, source: opts.data }));
-    const data = openTrainingData(opts.data, { ...dataOptions, ...(storeSpec ? { inputSize: inputSide(storeSpec) } : {}) });
+    const storeSpec =
+      photoClasses !== undefined && (opts.spec ?? modelToTrain(opts, source?.spec, { classes: photoClasses, source: opts.data }));
+    if (photos) console.log(`${describeDataset(photos)}: decoding in memory`);
+    const data = await openTrainingData(opts.data, {
+      ...dataOptions,
+      ...(storeSpec ? { inputSize: inputSide(storeSpec) } : {}),
+      onProgress: (p) => progress(`${p.done}/${p.total} photos decoded, ${p.imagesPerSecond.toFixed(0)} images/s`),
+    });
+    progress('');
     const small = { classes: data.classes, source: data.train.source, shape: data.train.shape };
     const spec = storeSpec || (opts.spec ?? modelToTrain(opts, source?.spec, small));
     const { mean, std } = data;
@@ -517,6 +526,20 @@ program
     );
   });
 
+/** The split `eval` scores (val, else train) of a store, or of a small folder of photos decoded
+ * into memory at `size` (the model's crops are cut from it). */
+async function photoRecords(data: string, size: number): Promise<RecordReader> {
+  if (isStore(data)) {
+    const index = openStore(data);
+    return new StoreReader(data, index, index.splits.val ? 'val' : 'train');
+  }
+  const readers = await prepareInMemory(data, {
+    size: size,
+    onProgress: (p) => progress(`${p.done}/${p.total} photos decoded`),
+  });
+  return readers.val ?? readers.train!;
+}
+
 /** The options of commands that run a model. */
 interface ModelCliOptions extends ReadOptions {
   model: string;
@@ -554,12 +577,11 @@ modelCommand('eval', "top-1/top-5 accuracy and loss of a model on a dataset: its
           : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, ` +
               `loss ${result.loss.toFixed(4)} on ${result.count} images`,
       );
-    if (isStore(opts.data)) {
-      const index = openStore(opts.data);
-      const reader = new StoreReader(opts.data, index, index.splits.val ? 'val' : 'train');
+    if (isStore(opts.data) || isPhotoFolder(opts.data)) {
       const windows = opts.crops === 'ten' ? 10 : 1;
       await withModel(opts, (opts.batch ?? 16) * windows, async (model) => {
         if (!model.preprocess) throw new Error(`${model.path} does not record how its images were preprocessed: pass --preprocess`);
+        const reader = await photoRecords(opts.data, model.preprocess.resize ?? memorySize(model.net.shapeOf(model.data)[2]!));
         try {
           report(
             await evaluateStore(model.net, reader, model.preprocess, {

@@ -8,7 +8,7 @@ import { Philox, streams } from '../random.js';
 import { cropAndFlip } from './augment.js';
 import { fillBatch, imageCount, type ImageSet } from './dataset.js';
 import { type Preprocess, roundHalfEven } from './preprocess.js';
-import type { StoreReader } from './store.js';
+import type { RecordReader } from './store.js';
 
 /** Which presentation a training batch is: its augmentation draws from Philox(seed) on the stream
  * of (epoch, batch), so a batch is the same whoever assembles it and whenever. */
@@ -69,7 +69,7 @@ export interface StoreAugmentation {
  * its eigenvalues themselves, in 0–255 units, shift colours by ~1000 levels (a first run diverged
  * at once), and in 0–1 units by under one.
  */
-export function storeBatches(reader: StoreReader, crop: number, preprocess: Preprocess, augment: StoreAugmentation): BatchSource {
+export function storeBatches(reader: RecordReader, crop: number, preprocess: Preprocess, augment: StoreAugmentation): BatchSource {
   const { size, stats, classIds } = reader.index;
   if (crop > size) throw new Error(`the model takes ${crop}×${crop} images; the store holds ${size}×${size}`);
   const pixels = new Uint8Array(3 * size * size);
@@ -114,7 +114,7 @@ export function storeBatches(reader: StoreReader, crop: number, preprocess: Prep
 }
 
 /** The normalisation a store's training uses: its RGB mean, and one deviation for all channels. */
-export function storePreprocess(reader: StoreReader): Preprocess {
+export function storePreprocess(reader: RecordReader): Preprocess {
   const { stats, size } = reader.index;
   const deviation = Math.sqrt((stats.covariance[0]![0]! + stats.covariance[1]![1]! + stats.covariance[2]![2]!) / 3) / 255;
   return { channels: 'rgb', mean: stats.rgbMean.map((m) => m / 255), std: [deviation, deviation, deviation], resize: size };

@@ -113,7 +113,13 @@ function cifarSplit(dir: string, split: Split): RawSet {
   return { pixels, labels, shape: [3, 32, 32], files: origins };
 }
 
-/** Class folders (train/, val/ or the root) or a list file: what `prepare` reads. */
+/** Class folders (train/, val/ or the root) or a list file, and no IDX or CIFAR files: what `prepare` reads. */
+export function isPhotoFolder(dir: string): boolean {
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory() || isCifar(dir) || existsSync(join(dir, 'train-images-idx3-ubyte')))
+    return false;
+  return holdsPhotos(dir);
+}
+
 function holdsPhotos(dir: string): boolean {
   const candidates = [dir, join(dir, 'train'), join(dir, 'val')].filter((d) => statSync(d, { throwIfNoEntry: false })?.isDirectory());
   return (

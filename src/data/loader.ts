@@ -8,7 +8,7 @@
 import { Worker } from 'node:worker_threads';
 import { type Augmentation, type BatchSource, type StoreAugmentation, storeBatches } from './batches.js';
 import type { Preprocess } from './preprocess.js';
-import type { StoreReader } from './store.js';
+import type { RecordReader } from './store.js';
 
 export interface LoaderSetup {
   dir: string;
@@ -27,7 +27,11 @@ export interface LoaderRequest {
 type Reply = { id: number; x: Float32Array; y: Float32Array } | { id: number; error: string };
 
 /** The store's batches, augmented ones made by `workers` threads (evaluation's plain ones here). */
-export function prefetchingStoreBatches(reader: StoreReader, setup: LoaderSetup, options: { workers: number; depth: number }): BatchSource {
+export function prefetchingStoreBatches(
+  reader: RecordReader,
+  setup: LoaderSetup,
+  options: { workers: number; depth: number },
+): BatchSource {
   const local = storeBatches(reader, setup.crop, setup.preprocess, setup.augment);
   const threads = Array.from(
     { length: options.workers },

@@ -81,14 +81,7 @@ export async function prepareStore(data: string, out: string, options: PrepareOp
     throw new Error(`${out} holds an interrupted prepare of other data or size (${readFileSync(settingsFile, 'utf8')}); remove it first`);
   writeFileAtomic(settingsFile, settings);
   const plane = size * size;
-  const progress = readProgress(out) ?? {
-    done: {},
-    skipped: dataset.ignored.map((f) => `${f}\tnot an image (by its extension)`),
-    images: 0,
-    pixelSums: new Float64Array(3 * plane),
-    channelSums: [0, 0, 0],
-    productSums: new Array<number>(9).fill(0),
-  };
+  const progress = readProgress(out) ?? emptyProgress(dataset, size);
   const total = Object.values(dataset.splits).reduce((n, s) => n + s.files.length, 0);
   const start = performance.now();
   let done = Object.values(progress.done)
@@ -230,21 +223,28 @@ function readProgress(out: string): Progress | undefined {
 }
 
 function finish(out: string, dataset: PhotoDataset, progress: Progress, size: number): StoreIndex {
-  const plane = size * size;
-  const n = progress.images;
-  const pixels = n * plane;
-  const rgbMean = progress.channelSums.map((s) => (pixels > 0 ? s / pixels : 0));
-  const covariance = [0, 1, 2].map((i) =>
-    [0, 1, 2].map((j) => (pixels > 0 ? progress.productSums[3 * i + j]! / pixels - rgbMean[i]! * rgbMean[j]! : 0)),
-  );
-  const { values, vectors } = symmetricEigen(covariance);
-  const mean = Float32Array.from(progress.pixelSums, (s) => (n > 0 ? s / n : 0));
-  writeFileAtomic(join(out, 'mean-image.f32'), new Uint8Array(mean.buffer));
+  const { index, meanImage } = described(dataset, progress, size);
+  writeFileAtomic(join(out, 'mean-image.f32'), new Uint8Array(meanImage.buffer));
   writeFileAtomic(
     join(out, 'skipped.txt'),
     progress.skipped.map((line) => `${relative(dataset.root, line.split('\t')[0]!)}\t${line.split('\t')[1]}`).join('\n') +
       (progress.skipped.length ? '\n' : ''),
   );
+  writeFileAtomic(join(out, 'index.json'), `${JSON.stringify(index, null, 1)}\n`);
+  rmSync(join(out, 'progress.json'), { force: true });
+  rmSync(join(out, 'settings.json'), { force: true });
+  return index;
+}
+
+/** The index and the mean image of what `progress` holds: the statistics from its exact sums. */
+function described(dataset: PhotoDataset, progress: Progress, size: number): { index: StoreIndex; meanImage: Float32Array } {
+  const n = progress.images;
+  const pixels = n * size * size;
+  const rgbMean = progress.channelSums.map((s) => (pixels > 0 ? s / pixels : 0));
+  const covariance = [0, 1, 2].map((i) =>
+    [0, 1, 2].map((j) => (pixels > 0 ? progress.productSums[3 * i + j]! / pixels - rgbMean[i]! * rgbMean[j]! : 0)),
+  );
+  const { values, vectors } = symmetricEigen(covariance);
   const index: StoreIndex = {
     format: FORMAT,
     size,
@@ -260,12 +260,67 @@ function finish(out: string, dataset: PhotoDataset, progress: Progress, size: nu
     stats: { images: n, rgbMean, covariance, eigenvalues: values, eigenvectors: vectors },
     skipped: progress.skipped.length,
   };
-  writeFileAtomic(join(out, 'index.json'), `${JSON.stringify(index, null, 1)}\n`);
-  rmSync(join(out, 'progress.json'), { force: true });
-  rmSync(join(out, 'settings.json'), { force: true });
-  return index;
+  return { index, meanImage: Float32Array.from(progress.pixelSums, (s) => (n > 0 ? s / n : 0)) };
 }
 
+function emptyProgress(dataset: PhotoDataset, size: number): Progress {
+  return {
+    done: {},
+    skipped: dataset.ignored.map((f) => `${f}\tnot an image (by its extension)`),
+    images: 0,
+    pixelSums: new Float64Array(3 * size * size),
+    channelSums: [0, 0, 0],
+    productSums: new Array<number>(9).fill(0),
+  };
+}
+
+/** Sets this size and smaller decode into memory (`train --data PHOTOS`); larger ones need `prepare`. */
+export const IN_MEMORY_IMAGES = 20_000;
+
+/**
+ * A folder of photos decoded into memory, as `prepare` would store it: for small sets, trained on
+ * or evaluated without writing a store. Its readers serve records as a store's do.
+ */
+export async function prepareInMemory(
+  data: string,
+  options: Omit<PrepareOptions, 'shardImages'> = {},
+): Promise<Record<string, RecordReader>> {
+  const size = options.size ?? 256;
+  const dataset = listPhotos(data);
+  const total = Object.values(dataset.splits).reduce((n, s) => n + s.files.length, 0);
+  if (total > IN_MEMORY_IMAGES)
+    throw new Error(
+      `${data} holds ${total} photos, more than the ${IN_MEMORY_IMAGES} decoded in memory: ` +
+        `prepare a store (alexnet prepare --data ${data} --out STORE)`,
+    );
+  const progress = emptyProgress(dataset, size);
+  const record = 2 + 3 * size * size;
+  const records: Record<string, Uint8Array> = {};
+  const start = performance.now();
+  let done = 0;
+  for (const [split, { files, labels }] of Object.entries(dataset.splits)) {
+    const decoded = orderedDecodes(files, 0, size, options.jobs ?? availableParallelism());
+    const bytes = new Uint8Array(files.length * record);
+    let at = 0;
+    for (let i = 0; i < files.length; i++) {
+      const pixels = await decoded(i);
+      done++;
+      options.onProgress?.({ done, total, skipped: progress.skipped.length, imagesPerSecond: (1000 * done) / (performance.now() - start) });
+      if (!(pixels instanceof Uint8Array)) {
+        progress.skipped.push(`${files[i]}\t${pixels.reason}`);
+        continue;
+      }
+      bytes.set([labels[i]! & 0xff, labels[i]! >> 8], at);
+      bytes.set(pixels, at + 2);
+      if (split === 'train') accumulate(progress, pixels, size * size);
+      at += record;
+    }
+    records[split] = bytes.subarray(0, at);
+    progress.done[split] = [{ file: '(memory)', count: at / record }];
+  }
+  const { index } = described(dataset, progress, size);
+  return Object.fromEntries(Object.entries(records).map(([split, bytes]) => [split, new MemoryReader(index, split, bytes)]));
+}
 /** Jacobi rotations: eigenvalues (descending) and unit eigenvectors (rows) of a symmetric 3×3. */
 export function symmetricEigen(matrix: number[][]): { values: number[]; vectors: number[][] } {
   const a = matrix.map((row) => [...row]);
@@ -334,8 +389,42 @@ export function isStore(dir: string): boolean {
   return existsSync(join(dir, 'index.json')) || existsSync(join(dir, 'progress.json'));
 }
 
+/** One split's records by index: a store's files, or photos decoded into memory. */
+export interface RecordReader {
+  readonly index: StoreIndex;
+  readonly split: string;
+  readonly count: number;
+  /** Image `i`'s pixels (channels × size × size) into `pixels`; returns its label. */
+  read(i: number, pixels: Uint8Array): number;
+  close(): void;
+  /** The store folder, when the records are files (loader threads open their own). */
+  readonly dir?: string;
+}
+
+class MemoryReader implements RecordReader {
+  readonly count: number;
+  private readonly recordBytes: number;
+
+  constructor(
+    readonly index: StoreIndex,
+    readonly split: string,
+    private readonly bytes: Uint8Array,
+  ) {
+    this.recordBytes = 2 + 3 * index.size * index.size;
+    this.count = bytes.length / this.recordBytes;
+  }
+
+  read(i: number, pixels: Uint8Array): number {
+    const at = i * this.recordBytes;
+    pixels.set(this.bytes.subarray(at + 2, at + this.recordBytes));
+    return this.bytes[at]! | (this.bytes[at + 1]! << 8);
+  }
+
+  close(): void {}
+}
+
 /** Random access to one split's records (one read per image: memory stays one image per call). */
-export class StoreReader {
+export class StoreReader implements RecordReader {
   readonly count: number;
   readonly recordBytes: number;
   private readonly starts: number[] = [];
@@ -343,7 +432,7 @@ export class StoreReader {
   private readonly record: Uint8Array;
 
   constructor(
-    private readonly dir: string,
+    readonly dir: string,
     readonly index: StoreIndex,
     readonly split: string,
   ) {

@@ -1,13 +1,14 @@
 /**
- * A training run's data from a folder: an in-memory IDX/CIFAR set, or a prepared photo store. Both
+ * A training run's data from a folder: an in-memory IDX/CIFAR set, a prepared photo store, or a
+ * small folder of photos decoded into memory as `prepare` would store it. Each
  * become batch sources for training (augmented), validation (held-out training images) and the
  * final test (the dataset's test split, or the store's val split), with the settings to record.
  */
 import { type BatchSource, imageSetBatches, storeBatches, storePreprocess } from '../data/batches.js';
-import { loadDataset, pixelStatistics, splitValidation } from '../data/dataset.js';
+import { isPhotoFolder, loadDataset, pixelStatistics, splitValidation } from '../data/dataset.js';
 import type { Preprocess } from '../data/preprocess.js';
 import { prefetchingStoreBatches } from '../data/loader.js';
-import { isStore, openStore, type StoreIndex, StoreReader } from '../data/store.js';
+import { isStore, openStore, prepareInMemory, type RecordReader, type StoreIndex, StoreReader } from '../data/store.js';
 import type { RunOptions } from '../io/checkpoint.js';
 import { shuffled, streams } from '../random.js';
 
@@ -45,6 +46,8 @@ export interface DataOptions {
   preprocess?: Preprocess;
   /** Stores: threads assembling training batches ahead of the loop (0: on the loop's thread). */
   loaders?: number;
+  /** Photos decoded in memory: how far that has got. */
+  onProgress?: (p: { done: number; total: number; skipped: number; imagesPerSecond: number }) => void;
 }
 
 /** The store's index and class count, before the model (and so the crop size) is known. */
@@ -52,9 +55,23 @@ export function storeOf(dir: string): StoreIndex | undefined {
   return isStore(dir) ? openStore(dir) : undefined;
 }
 
-export function openTrainingData(dir: string, o: DataOptions): TrainingData {
+/** The side photos decoded in memory are stored at: the paper's 256 for a 224 input, in proportion. */
+export function memorySize(inputSize: number): number {
+  return Math.max(inputSize, Math.round((inputSize * 256) / 224));
+}
+
+export async function openTrainingData(dir: string, o: DataOptions): Promise<TrainingData> {
   const index = storeOf(dir);
-  if (index) return storeData(dir, index, o);
+  if (index) {
+    const val = index.splits.val ? new StoreReader(dir, index, 'val') : undefined;
+    return recordData(new StoreReader(dir, index, 'train'), val, o);
+  }
+  if (isPhotoFolder(dir)) {
+    const size = o.preprocess?.resize ?? memorySize(o.inputSize ?? 224);
+    const readers = await prepareInMemory(dir, { size, onProgress: o.onProgress });
+    if (!readers.train) throw new Error(`${dir} has no training images (a train/ folder, or class folders)`);
+    return recordData(readers.train, readers.val, { ...o, loaders: 0 });
+  }
   const { train: all, test } = loadDataset(dir, { classes: o.classes, classNames: o.classNames });
   const { train, validation } = splitValidation(all, o.val, o.seed);
   const { mean, std } = o.normalisation ?? pixelStatistics(train);
@@ -73,21 +90,25 @@ export function openTrainingData(dir: string, o: DataOptions): TrainingData {
   };
 }
 
-/** The store's training split less `val` held-out images; its val split is the test set. */
-function storeData(dir: string, index: StoreIndex, o: DataOptions): TrainingData {
+/** A store's (or photos decoded in memory) training split less `val` held-out images; its val
+ * split is the test set. */
+function recordData(train: RecordReader, test: RecordReader | undefined, o: DataOptions): TrainingData {
+  const { index } = train;
   const crop = o.inputSize ?? index.size;
-  const train = new StoreReader(dir, index, 'train');
-  const test = index.splits.val ? new StoreReader(dir, index, 'val') : undefined;
   if (o.val >= train.count)
     throw new Error(`holding out ${o.val} images for validation leaves none to train on (the store has ${train.count})`);
   const order = shuffled(train.count, o.seed, streams.validationSplit);
   const preprocess = o.preprocess ? { ...o.preprocess, resize: index.size } : storePreprocess(train);
   const augment = { pad: 0, crop: true, flip: o.flip, pca: o.pca };
   const plain = { crop: false, flip: false, pca: 0 };
-  const loaders = o.loaders ?? 1;
+  const loaders = train.dir === undefined ? 0 : (o.loaders ?? 1);
   const all =
     loaders > 0
-      ? prefetchingStoreBatches(train, { dir, split: 'train', crop, preprocess, augment }, { workers: loaders, depth: 2 * loaders })
+      ? prefetchingStoreBatches(
+          train,
+          { dir: train.dir!, split: 'train', crop, preprocess, augment },
+          { workers: loaders, depth: 2 * loaders },
+        )
       : storeBatches(train, crop, preprocess, augment);
   const centre = storeBatches(train, crop, preprocess, plain);
   return {

@@ -2,7 +2,7 @@
 import { mirrorImages } from '../data/augment.js';
 import type { BatchSource } from '../data/batches.js';
 import { normaliseImage, type Preprocess, roundHalfEven } from '../data/preprocess.js';
-import type { StoreReader } from '../data/store.js';
+import type { RecordReader } from '../data/store.js';
 import type { Net } from '../net/net.js';
 import { netRoles } from '../net/roles.js';
 
@@ -133,7 +133,7 @@ export function testCrops(size: number, crop: number, crops: 'center' | 'ten'): 
  */
 export async function evaluateStore(
   net: Net,
-  reader: StoreReader,
+  reader: RecordReader,
   preprocess: Preprocess,
   options: { crops: 'center' | 'ten'; interrupted?: () => boolean; onProgress?: (done: number) => void },
 ): Promise<EvalResult> {
