@@ -18,11 +18,11 @@ import { readCheckpointHeader, type RunOptions } from '../io/checkpoint.js';
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { parseNpy, serializeNpy } from '../io/npy.js';
 import { serializeSafetensors } from '../io/safetensors.js';
-import { defaultModelFor, models, resolveModel } from '../models/index.js';
+import { models } from '../models/index.js';
 import { MODEL_KINDS, openModel, type OpenedModel, readModel, type ReadOptions } from '../models/open.js';
 import { initializers } from '../net/init.js';
 import { formatSummary, type Net, planNet, summarize } from '../net/net.js';
-import { classifierLayer, replaceClasses, specClasses, withLoss } from '../net/roles.js';
+import { specClasses } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
 import { exportOnnx } from '../onnx/export.js';
 import { writeRunPlots } from '../report/plots.js';
@@ -30,7 +30,8 @@ import { evaluate, evaluateStore, type EvalResult, Interrupted, softmaxRows } fr
 import { RUN_FILES } from '../train/run-folder.js';
 import { parseSchedule, type ScheduleSpec } from '../train/schedule.js';
 import { CHANGEABLE } from '../train/settings.js';
-import { memorySize, openTrainingData, storeOf } from '../train/data.js';
+import { memorySize } from '../train/data.js';
+import { inputSide, setUpRun } from '../train/setup.js';
 import { recipes } from '../train/recipes.js';
 import { train } from '../train/trainer.js';
 
@@ -256,11 +257,14 @@ program
         : Array.isArray(opts.classNames)
           ? (opts.classNames as string[])
           : parseClassNames(opts.classNames);
-    const source = opts.initFrom && !opts.resume ? initialModel(opts.initFrom, opts.arch) : undefined;
-    const store = storeOf(opts.data);
-    const photos = !store && isPhotoFolder(opts.data) ? listPhotos(opts.data) : undefined;
-    const photoClasses = store?.classIds.length ?? photos?.classIds.length;
-    const dataOptions = {
+    const { spec, data, initFrom, frozen } = await setUpRun({
+      data: opts.data,
+      ...(opts.model ? { model: opts.model } : {}),
+      ...(opts.spec ? { spec: opts.spec } : {}),
+      ...(opts.initFrom ? { initFrom: opts.initFrom } : {}),
+      ...(opts.arch ? { arch: opts.arch } : {}),
+      ...(opts.freeze ? { freeze: opts.freeze as true | string[] } : {}),
+      resume: opts.resume,
       val: opts.val,
       seed: opts.seed,
       classes: opts.classes,
@@ -269,21 +273,12 @@ program
       flip: opts.flip,
       pca: opts.pca,
       loaders: opts.loaders,
-      normalisation: opts.normalisation ?? source?.normalisation,
-      preprocess: opts.preprocess ?? source?.preprocess,
-    };
-    // a store's crop is the model's input size; small images' model is the one for their size
-    const storeSpec =
-      photoClasses !== undefined && (opts.spec ?? modelToTrain(opts, source?.spec, { classes: photoClasses, source: opts.data }));
-    if (photos) console.log(`${describeDataset(photos)}: decoding in memory`);
-    const data = await openTrainingData(opts.data, {
-      ...dataOptions,
-      ...(storeSpec ? { inputSize: inputSide(storeSpec) } : {}),
+      ...(opts.normalisation ? { normalisation: opts.normalisation } : {}),
+      ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
+      onPhotos: (photos) => console.log(`${describeDataset(photos)}: decoding in memory`),
       onProgress: (p) => progress(`${p.done}/${p.total} photos decoded, ${p.imagesPerSecond.toFixed(0)} images/s`),
     });
     progress('');
-    const small = { classes: data.classes, source: data.train.source, shape: data.train.shape };
-    const spec = storeSpec || (opts.spec ?? modelToTrain(opts, source?.spec, small));
     const { mean, std } = data;
     const backend = await openBackend(opts.backend, opts.threads);
     const stop = stopOnSignals();
@@ -303,8 +298,8 @@ program
         schedule,
         seed: opts.seed,
         init: opts.init as keyof typeof initializers,
-        ...(opts.initFrom ? { initFrom: { source: opts.initFrom, ...(source ? { params: source.params } : {}) } } : {}),
-        ...(opts.freeze ? { frozen: frozenLayers(opts.freeze, spec) } : {}),
+        ...(initFrom ? { initFrom } : {}),
+        ...(frozen ? { frozen } : {}),
         ...(opts.recipe ? { recipe: opts.recipe } : {}),
         augment: data.augment,
         mean,
@@ -353,56 +348,6 @@ program
     }
     if (stop.signal) process.exitCode = stop.signal === 'SIGINT' ? 130 : 143;
   });
-
-/** The model `--init-from` names: its weights, its net made trainable, and how its inputs were
- * made — a store's photos are then normalised as the model's (torchvision's, Caffe's BGR…), small
- * images when that is one mean and deviation. */
-function initialModel(source: string, arch?: string) {
-  const model = readModel(source, { arch });
-  if (!model.params) throw new Error(`--init-from ${source}: ${model.kind === 'zoo' ? 'a zoo architecture' : 'a net spec'} has no weights`);
-  const uniform = model.preprocess && model.preprocess.channels !== 'bgr' && new Set([...model.preprocess.mean]).size === 1;
-  return {
-    spec: withLoss(model.spec),
-    params: model.params,
-    normalisation: uniform ? uniformNormalisation(model.preprocess!, source) : undefined,
-    preprocess: model.preprocess,
-  };
-}
-
-/** The net a new run trains: --model, else the --init-from model with its classifier sized for
- * the data, else the scaled AlexNet for the data's images; its input must be the data's images. */
-function modelToTrain(
-  opts: TrainCliOptions,
-  initial: NetSpec | undefined,
-  data: { classes: number; source: string; shape?: readonly number[] },
-): NetSpec {
-  const fresh = () => (data.shape ? defaultModelFor(data.shape, data.classes) : replaceClasses(models.alexnet!.spec(), data.classes));
-  let spec = opts.model ? resolveModel(opts.model) : (initial ?? fresh());
-  if (initial && !opts.model && specClasses(spec) !== data.classes) spec = replaceClasses(spec, data.classes);
-  const input = Object.entries(spec.inputs).find(([, shape]) => shape.length === 3)?.[1];
-  if (input && data.shape && input.join() !== data.shape.join())
-    throw new Error(`the model takes ${input.join('×')} images, ${data.source} holds ${data.shape.join('×')}`);
-  return spec;
-}
-
-/** The side of a spec's square image input (a store's crops are cut to it). */
-function inputSide(spec: NetSpec): number {
-  const input = Object.values(spec.inputs).find((shape) => shape.length === 3);
-  if (!input || input[0] !== 3 || input[1] !== input[2])
-    throw new Error(`the model takes ${input?.join('×') ?? 'no'} images; a store holds square RGB images`);
-  return input[1]!;
-}
-
-/** `--freeze`: every layer with parameters but the classifier, or the layers named. */
-function frozenLayers(freeze: true | string[], spec: NetSpec): string[] {
-  const plan = planNet(spec, 1);
-  const weighted = plan.layers.filter((l) => Object.keys(l.layer.paramDecls()).length > 0).map((l) => l.layer.spec.name);
-  if (freeze === true) return weighted.filter((name) => name !== classifierLayer(spec)?.name);
-  const unknown = freeze.filter((name) => !weighted.includes(name));
-  if (unknown.length > 0)
-    throw new Error(`--freeze: no layer with parameters named ${unknown.join(', ')} (layers: ${weighted.join(', ')})`);
-  return freeze;
-}
 
 /** Curves, filters and the test score of a finished run. */
 async function finishRun(net: Net, opts: TrainCliOptions, test: BatchSource, interrupted: () => boolean, start: number) {
