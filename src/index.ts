@@ -8,3 +8,9 @@ export { readModel, openModel, MODEL_KINDS, type ModelFile, type ModelKind, type
 export { readPth } from './io/pth.js';
 export { CAFFE, TORCHVISION, type Preprocess } from './data/preprocess.js';
 export { IMAGENET_CLASSES } from './models/imagenet-classes.js';
+export { listPhotos, type PhotoDataset } from './data/photos.js';
+export { openStore, prepareStore, prepareInMemory, StoreReader, type RecordReader, type StoreIndex } from './data/store.js';
+export { setUpRun, type RunSetup, type RunSetupOptions } from './train/setup.js';
+export { train, type TrainOptions, type TrainResult } from './train/trainer.js';
+export { evaluate, evaluateStore, testCrops, type EvalResult } from './train/evaluate.js';
+export { recipes } from './train/recipes.js';
