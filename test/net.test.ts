@@ -3,11 +3,13 @@ import { test } from 'node:test';
 import {
   alexnet,
   alexnetCaffe,
+  alexnetSmall,
   alexnetTorchvision,
   formatSummary,
   type LayerSpec,
   Net,
   type NetSpec,
+  Philox,
   planNet,
   summarize,
 } from '../src/index.js';
@@ -196,4 +198,30 @@ test('initialisation is reproducible from the seed and differs across seeds', as
     (await w(1))!.every((v) => Math.abs(v) <= 0.5),
     'PyTorch default: |w| ≤ 1/√fanIn',
   );
+});
+
+test('freeze: backward skips the frozen stack below the trained layers, their gradients unchanged', async () => {
+  const spec = alexnetSmall({ inputSize: 28, channels: 1, classes: 10 });
+  const full = Net.build(spec, { batch: 2, seed: 3 }),
+    tuned = Net.build(spec, { batch: 2, seed: 3 });
+  const rng = new Philox(5);
+  const x = Float32Array.from({ length: 2 * 28 * 28 }, () => rng.nextNormal());
+  for (const net of [full, tuned]) {
+    net.setInput('data', x);
+    net.setInput('label', [3, 7]);
+  }
+  const frozen = ['conv1', 'conv2', 'conv3', 'conv4', 'conv5', 'fc6'];
+  tuned.freeze(frozen);
+  for (const net of [full, tuned]) {
+    net.forward({ training: false });
+    net.backward();
+  }
+  for (const name of ['fc7.weight', 'fc7.bias', 'fc8.weight', 'fc8.bias'])
+    assert.deepEqual(await tuned.param(name).grad.read(), await full.param(name).grad.read(), name);
+  const untouched = await tuned.param('conv1.weight').grad.read();
+  assert.ok(
+    untouched.every((g) => g === 0),
+    'no gradient computed for a frozen layer',
+  );
+  assert.ok((await full.param('conv1.weight').grad.read()).some((g) => g !== 0));
 });

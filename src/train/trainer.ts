@@ -127,6 +127,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const net = Net.build(o.spec, { backend: o.backend, batch: o.batch, seed: o.seed, init: initializers[o.init] });
     if (o.initFrom?.params && !o.resume) loadInitialWeights(net, o.initFrom.source, o.initFrom.params);
     const frozen = new Set((o.frozen ?? []).flatMap((layer) => net.params.filter((p) => layerOf(p.name) === layer).map((p) => p.name)));
+    if (o.frozen?.length) net.freeze(o.frozen);
     const sgd = new Sgd(net, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, frozen });
     try {
       const result = await trainWith(net, sgd, o, folder);
