@@ -132,7 +132,7 @@ test("the store's mean image and PCA statistics equal a direct float64 computati
   const index = await prepareStore(await folder, out, { size: SIZE });
   const train = records(out, 'train');
   const plane = SIZE * SIZE;
-  const mean = new Float32Array(readFileSync(join(out, 'mean-image.f32')).buffer.slice(0));
+  const mean = new Float32Array(new Uint8Array(readFileSync(join(out, 'mean-image.f32'))).buffer);
   const expected = Array.from({ length: 3 * plane }, (_, i) => train.reduce((s, r) => s + r.pixels[i]!, 0) / train.length);
   expected.forEach((v, i) => assert.ok(Math.abs(mean[i]! - v) <= 1e-4 * v + 1e-5, `mean pixel ${i}`));
   const sums = [0, 0, 0],
@@ -436,4 +436,27 @@ test("fine-tuning a Caffe-layout model on a store feeds it Caffe's inputs (BGR, 
   assert.equal(r.status, 0, r.stderr);
   const options = readCheckpoint(join(run, 'last.safetensors')).state.options as { preprocess: { channels: string; resize: number } };
   assert.deepEqual(options.preprocess, { ...CAFFE, resize: 232 });
+});
+
+test("the store's mean image and PCA statistics equal numpy's (numpy.linalg.eigh) on committed PNGs", async () => {
+  const expected = JSON.parse(readFileSync(join(FIXTURES, 'photo-stats', 'numpy-stats.json'), 'utf8')) as {
+    meanImage: number[];
+    rgbMean: number[];
+    covariance: number[][];
+    eigenvalues: number[];
+    eigenvectors: number[][];
+  };
+  const out = join(mkdtempSync(join(tmpdir(), 'store-')), 'store');
+  const { stats } = await prepareStore(join(FIXTURES, 'photo-stats'), out, { size: 16 });
+  const close = (a: number, b: number, what: string) =>
+    assert.ok(Math.abs(a - b) <= 1e-9 * Math.max(1, Math.abs(b)), `${what}: ${a} vs ${b}`);
+  const mean = new Float32Array(new Uint8Array(readFileSync(join(out, 'mean-image.f32'))).buffer);
+  expected.meanImage.forEach((v, i) => assert.ok(Math.abs(mean[i]! - v) <= 1e-4, `mean image ${i}`));
+  expected.rgbMean.forEach((v, c) => close(stats.rgbMean[c]!, v, `mean of channel ${c}`));
+  expected.covariance.forEach((row, i) => row.forEach((v, j) => close(stats.covariance[i]![j]!, v, `covariance ${i},${j}`)));
+  expected.eigenvalues.forEach((v, k) => close(stats.eigenvalues[k]!, v, `eigenvalue ${k}`));
+  expected.eigenvectors.forEach((v, k) => {
+    const sign = Math.sign(v.reduce((s, x, i) => s + x * stats.eigenvectors[k]![i]!, 0)); // eigenvectors up to sign
+    v.forEach((x, i) => assert.ok(Math.abs(sign * stats.eigenvectors[k]![i]! - x) < 1e-7, `eigenvector ${k}[${i}]`));
+  });
 });
