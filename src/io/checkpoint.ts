@@ -6,13 +6,13 @@
  * half checkpoint behind. Read completely validated: the safetensors layout, the spec, every
  * parameter against the spec's shapes, the momentum against the parameters, the metadata's JSON.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { readSync } from 'node:fs';
 import { checkPreprocess, type Preprocess } from '../data/preprocess.js';
 import { formatShape } from '../tensor.js';
 import { paramShapes } from '../net/net.js';
 import type { NetSpec } from '../net/spec.js';
 import type { ScheduleSpec } from '../train/schedule.js';
-import { describeError, readFileBytes, writeFileAtomic } from './files.js';
+import { readFileBytes, withOpenFile, writeFileAtomic } from './files.js';
 import { parseSafetensors, safetensorsHeaderLength, safetensorsMetadata, serializeSafetensors } from './safetensors.js';
 
 type Tensors = Record<string, { shape: readonly number[]; data: ArrayLike<number> }>;
@@ -136,21 +136,18 @@ export function runOptionsOf(checkpoint: Checkpoint, path: string): Partial<RunO
 
 /** A checkpoint's spec and run state without reading its tensors: what `--resume` defaults to. */
 export function readCheckpointHeader(path: string): Pick<Checkpoint, 'spec' | 'state'> {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (error) {
-    throw new Error(`cannot read checkpoint ${path}: ${describeError(error)}`, { cause: error });
-  }
-  try {
+  return specAndState(readSafetensorsMetadata(path, 'checkpoint'), path);
+}
+
+/** A safetensors file's metadata, from its header alone (a checkpoint's is small; its tensors are not). */
+export function readSafetensorsMetadata(path: string, what: string): Record<string, string> {
+  return withOpenFile(path, what, (fd, size) => {
     const first = new Uint8Array(8);
     readSync(fd, first, 0, 8, 0);
-    const header = new Uint8Array(safetensorsHeaderLength(first, fstatSync(fd).size, path));
+    const header = new Uint8Array(safetensorsHeaderLength(first, size, path));
     readSync(fd, header, 0, header.length, 8);
-    return specAndState(safetensorsMetadata(header, path), path);
-  } finally {
-    closeSync(fd);
-  }
+    return safetensorsMetadata(header, path);
+  });
 }
 
 /** The net spec and run state a checkpoint's metadata holds, both parsed and checked. */

@@ -4,7 +4,7 @@
  * the old file or the new one, never half of one. A process killed mid-write leaves only a
  * `NAME.tmp-PID` file, which `removeStaleTemporaries` clears.
  */
-import { closeSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 
 const TEMPORARY = /\.tmp-(\d+)$/;
@@ -98,5 +98,21 @@ export function readFileBytes(path: string, what = 'file'): Uint8Array {
     return readFileSync(path);
   } catch (error) {
     throw new Error(`cannot read ${what} ${path}: ${describeError(error)}`, { cause: error });
+  }
+}
+
+/** Runs `use` on a file opened for reading, with its size; a missing or unreadable one is named
+ * with `what`. For reading a header without the whole file. */
+export function withOpenFile<T>(path: string, what: string, use: (fd: number, size: number) => T): T {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw new Error(`cannot read ${what} ${path}: ${describeError(error)}`, { cause: error });
+  }
+  try {
+    return use(fd, fstatSync(fd).size);
+  } finally {
+    closeSync(fd);
   }
 }

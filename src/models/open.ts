@@ -4,12 +4,12 @@
  * zoo architecture. Each becomes a spec, its weights under the spec's parameter names, and what the
  * weights expect: the preprocessing of photos and the class names.
  */
-import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
+import { existsSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { checkPreprocess, PRESETS, type Preprocess, uniformPreprocess } from '../data/preprocess.js';
-import { readCheckpoint, type RunOptions, runOptionsOf } from '../io/checkpoint.js';
-import { describeError, readFileBytes } from '../io/files.js';
+import { readCheckpoint, readSafetensorsMetadata, type RunOptions, runOptionsOf } from '../io/checkpoint.js';
+import { readFileBytes, withOpenFile } from '../io/files.js';
 import { readPth } from '../io/pth.js';
 import { type NamedTensor, parseSafetensors } from '../io/safetensors.js';
 import { ZipArchive } from '../io/zip.js';
@@ -76,8 +76,8 @@ function readModelFile(source: string, options: ReadOptions): ModelFile {
   const pth = /\.(pth|pt|bin|ckpt|tar)$/.test(source) || ZipArchive.recognise(head) || head[0] === 0x80;
   if (pth && !source.endsWith('.safetensors')) return readStateDict(source, readPth(source), options.arch);
   if (source.endsWith('.safetensors') || looksLikeSafetensors(head)) {
+    if (readSafetensorsMetadata(source, 'model').format?.startsWith('alexnet-ts')) return readCheckpointModel(source);
     const { tensors, metadata } = parseSafetensors(readFileBytes(source, 'model'), source);
-    if (metadata.format !== undefined && metadata.format.startsWith('alexnet-ts')) return readCheckpointModel(source);
     return { ...readStateDict(source, tensors, options.arch), ...described(metadata, source) };
   }
   throw new Error(`${source}: not a model file this reads (${MODEL_KINDS})`);
@@ -254,17 +254,7 @@ function netClasses(spec: NetSpec): number | undefined {
 
 function firstBytes(path: string, count: number): Uint8Array {
   const bytes = new Uint8Array(count);
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (error) {
-    throw new Error(`cannot read model ${path}: ${describeError(error)}`, { cause: error });
-  }
-  try {
-    return bytes.subarray(0, readSync(fd, bytes, 0, count, 0));
-  } finally {
-    closeSync(fd);
-  }
+  return withOpenFile(path, 'model', (fd) => bytes.subarray(0, readSync(fd, bytes, 0, count, 0)));
 }
 
 /** An 8-byte little-endian length, then a JSON object's `{`. */
