@@ -95,22 +95,38 @@ export function storeBatches(reader: RecordReader, crop: number, preprocess: Pre
             const scaled = rng.nextNormal() * augment.pca * Math.sqrt(stats.eigenvalues[i]!);
             for (let c = 0; c < 3; c++) shift[c]! += scaled * stats.eigenvectors[i]![c]!;
           }
-        for (let c = 0; c < 3; c++) {
-          const source = preprocess.channels === 'bgr' ? 2 - c : c;
-          const m = preprocess.mean[c % preprocess.mean.length]!,
-            s = preprocess.std[c % preprocess.std.length]!;
-          const base = b * 3 * plane + c * plane;
-          for (let row = 0; row < crop; row++) {
-            const from = source * size * size + (top + row) * size + left;
-            for (let col = 0; col < crop; col++) {
-              const value = pixels[from + (mirror ? crop - 1 - col : col)]! + shift[source]!;
-              x[base + row * crop + col] = (value / 255 - m) / s;
-            }
-          }
-        }
+        cropInput(pixels, size, { x: left, y: top, flip: mirror }, crop, preprocess, shift, x, b * 3 * plane);
       }
     },
   };
+}
+
+/** A window of a store image (`size`² planar RGB) as a normalised `crop`² input at `out[at]`:
+ * reflected when asked, each colour shifted by `shift` (0–255 units), the channels in the order
+ * and with the statistics `preprocess` gives. */
+export function cropInput(
+  pixels: Uint8Array,
+  size: number,
+  window: { x: number; y: number; flip: boolean },
+  crop: number,
+  preprocess: Preprocess,
+  shift: readonly number[],
+  out: Float32Array,
+  at: number,
+): void {
+  for (let c = 0; c < 3; c++) {
+    const source = preprocess.channels === 'bgr' ? 2 - c : c;
+    const m = preprocess.mean[c % preprocess.mean.length]!,
+      s = preprocess.std[c % preprocess.std.length]!;
+    const base = at + c * crop * crop;
+    for (let row = 0; row < crop; row++) {
+      const from = source * size * size + (window.y + row) * size + window.x;
+      for (let col = 0; col < crop; col++) {
+        const value = pixels[from + (window.flip ? crop - 1 - col : col)]! + shift[source]!;
+        out[base + row * crop + col] = (value / 255 - m) / s;
+      }
+    }
+  }
 }
 
 /** The normalisation a store's training uses: its RGB mean, and one deviation for all channels. */

@@ -1,7 +1,7 @@
 /** Scoring a net on a whole image set: top-1 and top-5 accuracy and the mean loss. */
 import { mirrorImages } from '../data/augment.js';
-import type { BatchSource } from '../data/batches.js';
-import { normaliseImage, type Preprocess, roundHalfEven } from '../data/preprocess.js';
+import { type BatchSource, cropInput } from '../data/batches.js';
+import { type Preprocess, roundHalfEven } from '../data/preprocess.js';
 import type { RecordReader } from '../data/store.js';
 import type { Net } from '../net/net.js';
 import { netRoles } from '../net/roles.js';
@@ -146,8 +146,9 @@ export async function evaluateStore(
   if (net.batch % windows.length !== 0) throw new Error(`a batch of ${net.batch} does not hold whole images' ${windows.length} crops`);
   const perBatch = net.batch / windows.length;
   const pixels = new Uint8Array(3 * size * size),
-    patch = new Uint8Array(3 * crop * crop);
-  const x = new Float32Array(net.batch * patch.length);
+    patch = 3 * crop * crop,
+    noShift = [0, 0, 0];
+  const x = new Float32Array(net.batch * patch);
   const y = new Float32Array(net.batch),
     imageLabels = new Float32Array(perBatch);
   const probabilities = new Float64Array(net.batch * classes),
@@ -163,8 +164,7 @@ export async function evaluateStore(
       if (imageLabels[i]! >= classes)
         throw new Error(`${reader.split} image ${from + i} has label ${imageLabels[i]}, the model scores ${classes} classes`);
       windows.forEach((w, k) => {
-        cutPatch(pixels, size, w, crop, patch);
-        normaliseImage(patch, 3, preprocess, x, (i * windows.length + k) * patch.length);
+        cropInput(pixels, size, w, crop, preprocess, noShift, x, (i * windows.length + k) * patch);
         y[i * windows.length + k] = imageLabels[i]!;
       });
     }
@@ -181,15 +181,4 @@ export async function evaluateStore(
     options.onProgress?.(from + images);
   }
   return score.result(reader.count);
-}
-
-/** A `crop`² window of planar RGB pixels, mirrored left to right when asked. */
-function cutPatch(pixels: Uint8Array, size: number, w: { x: number; y: number; flip: boolean }, crop: number, out: Uint8Array): void {
-  for (let c = 0; c < 3; c++)
-    for (let row = 0; row < crop; row++) {
-      const from = c * size * size + (w.y + row) * size + w.x,
-        to = (c * crop + row) * crop;
-      if (!w.flip) out.set(pixels.subarray(from, from + crop), to);
-      else for (let col = 0; col < crop; col++) out[to + col] = pixels[from + crop - 1 - col]!;
-    }
 }
