@@ -69,7 +69,7 @@ export interface PrepareOptions {
 /** Decodes a dataset folder into a store at `out`, resuming a `prepare` that was interrupted. */
 export async function prepareStore(data: string, out: string, options: PrepareOptions = {}): Promise<StoreIndex> {
   const size = options.size ?? 256;
-  const dataset = listPhotos(data);
+  const dataset = storable(listPhotos(data));
   if (existsSync(join(out, 'index.json')))
     throw new Error(`${out} already holds a prepared store (index.json); remove it to prepare again`);
   mkdirSync(out, { recursive: true });
@@ -84,9 +84,10 @@ export async function prepareStore(data: string, out: string, options: PrepareOp
   const progress = readProgress(out) ?? emptyProgress(dataset, size);
   const total = Object.values(dataset.splits).reduce((n, s) => n + s.files.length, 0);
   const start = performance.now();
-  let done = Object.values(progress.done)
-    .flat()
-    .reduce((n, s) => n + s.count, 0);
+  let done = Object.entries(progress.done).reduce(
+    (n, [split, shards]) => n + Math.min(dataset.splits[split]?.files.length ?? 0, shards.length * shardImages),
+    0,
+  );
   const resumedAt = done;
   for (const [split, { files, labels }] of Object.entries(dataset.splits)) {
     const shards = (progress.done[split] ??= []);
@@ -125,6 +126,13 @@ export async function prepareStore(data: string, out: string, options: PrepareOp
     }
   }
   return finish(out, dataset, progress, size);
+}
+
+/** A dataset whose labels fit a record's two bytes. */
+function storable(dataset: PhotoDataset): PhotoDataset {
+  if (dataset.classIds.length > 65_536)
+    throw new Error(`${dataset.root}: ${dataset.classIds.length} classes; a store's labels hold at most 65,536`);
+  return dataset;
 }
 
 /** A function that returns file i's planar RGB bytes (or why it could not be read), asked in
@@ -286,7 +294,7 @@ export async function prepareInMemory(
   options: Omit<PrepareOptions, 'shardImages'> = {},
 ): Promise<Record<string, RecordReader>> {
   const size = options.size ?? 256;
-  const dataset = listPhotos(data);
+  const dataset = storable(listPhotos(data));
   const total = Object.values(dataset.splits).reduce((n, s) => n + s.files.length, 0);
   if (total > IN_MEMORY_IMAGES)
     throw new Error(
