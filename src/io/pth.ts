@@ -124,9 +124,9 @@ function tensorData(name: string, ref: TensorRef, bytes: Uint8Array, fail: (what
   const last = offset + shape.reduce((sum, n, i) => sum + (n - 1) * strides[i]!, 0);
   if (count > 0 && (offset < 0 || last >= storage.count))
     fail(`tensor '${name}' ${formatShape(shape)} reaches value ${last} of a storage of ${storage.count}`);
-  const values = decodeValues(bytes, storage.dtype, storage.count);
   const contiguous = strides.every((s, i) => s === shape.slice(i + 1).reduce((a, b) => a * b, 1));
-  if (contiguous) return { shape, data: values.slice(offset, offset + count) };
+  if (contiguous) return { shape, data: decodeValues(bytes, storage.dtype, count, offset * width) };
+  const values = decodeValues(bytes, storage.dtype, storage.count);
   const data = new Float32Array(count);
   const index = new Array<number>(shape.length).fill(0);
   for (let i = 0; i < count; i++) {
