@@ -454,6 +454,7 @@ program
     const dataset = listPhotos(opts.data);
     console.log(describeDataset(dataset));
     const index = await prepareStore(opts.data, opts.out, {
+      dataset,
       size: opts.size,
       jobs: opts.jobs,
       shardImages: opts.shard,

@@ -63,13 +63,15 @@ export interface PrepareOptions {
   shardImages?: number;
   /** Images decoded at once (sharp decodes on libuv's worker threads). */
   jobs?: number;
+  /** `data` as `listPhotos` read it already (listing ImageNet's folders takes seconds). */
+  dataset?: PhotoDataset;
   onProgress?: (p: { done: number; total: number; skipped: number; imagesPerSecond: number }) => void;
 }
 
 /** Decodes a dataset folder into a store at `out`, resuming a `prepare` that was interrupted. */
 export async function prepareStore(data: string, out: string, options: PrepareOptions = {}): Promise<StoreIndex> {
   const size = options.size ?? 256;
-  const dataset = storable(listPhotos(data));
+  const dataset = storable(options.dataset ?? listPhotos(data));
   if (existsSync(join(out, 'index.json')))
     throw new Error(`${out} already holds a prepared store (index.json); remove it to prepare again`);
   mkdirSync(out, { recursive: true });
@@ -294,7 +296,7 @@ export async function prepareInMemory(
   options: Omit<PrepareOptions, 'shardImages'> = {},
 ): Promise<Record<string, RecordReader>> {
   const size = options.size ?? 256;
-  const dataset = storable(listPhotos(data));
+  const dataset = storable(options.dataset ?? listPhotos(data));
   const total = Object.values(dataset.splits).reduce((n, s) => n + s.files.length, 0);
   if (total > IN_MEMORY_IMAGES)
     throw new Error(

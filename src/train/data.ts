@@ -6,6 +6,7 @@
  */
 import { type BatchSource, imageSetBatches, storeBatches, storePreprocess } from '../data/batches.js';
 import { isPhotoFolder, loadDataset, pixelStatistics, splitValidation } from '../data/dataset.js';
+import type { PhotoDataset } from '../data/photos.js';
 import type { Preprocess } from '../data/preprocess.js';
 import { prefetchingStoreBatches } from '../data/loader.js';
 import { isStore, openStore, prepareInMemory, type RecordReader, type StoreIndex, StoreReader } from '../data/store.js';
@@ -46,6 +47,8 @@ export interface DataOptions {
   preprocess?: Preprocess;
   /** Stores: threads assembling training batches ahead of the loop (0: on the loop's thread). */
   loaders?: number;
+  /** The folder of photos as `listPhotos` read it already, to be decoded in memory. */
+  photos?: PhotoDataset;
   /** Photos decoded in memory: how far that has got. */
   onProgress?: (p: { done: number; total: number; skipped: number; imagesPerSecond: number }) => void;
 }
@@ -66,9 +69,9 @@ export async function openTrainingData(dir: string, o: DataOptions): Promise<Tra
     const val = index.splits.val ? new StoreReader(dir, index, 'val') : undefined;
     return recordData(new StoreReader(dir, index, 'train'), val, o);
   }
-  if (isPhotoFolder(dir)) {
+  if (o.photos ?? isPhotoFolder(dir)) {
     const size = o.preprocess?.resize ?? memorySize(o.inputSize ?? 224);
-    const readers = await prepareInMemory(dir, { size, onProgress: o.onProgress });
+    const readers = await prepareInMemory(dir, { size, onProgress: o.onProgress, ...(o.photos ? { dataset: o.photos } : {}) });
     if (!readers.train) throw new Error(`${dir} has no training images (a train/ folder, or class folders)`);
     return recordData(readers.train, readers.val, { ...o, loaders: 0 });
   }

@@ -50,6 +50,7 @@ export async function setUpRun(o: RunSetupOptions): Promise<RunSetup> {
   if (photos) o.onPhotos?.(photos);
   const data = await openTrainingData(o.data, {
     ...o,
+    ...(photos ? { photos } : {}),
     normalisation: o.normalisation ?? source?.normalisation,
     preprocess: o.preprocess ?? source?.preprocess,
     ...(photoSpec ? { inputSize: inputSide(photoSpec) } : {}),
