@@ -30,8 +30,7 @@ export async function loadImageFiles(
 /** Interleaved 8-bit pixels of `width`×`height`. */
 async function decode(file: string, channels: number, width: number, height: number, resize?: number): Promise<Uint8Array> {
   try {
-    let image = sharp(file).rotate().removeAlpha();
-    image = channels === 1 ? image.grayscale() : image.toColourspace('srgb');
+    const image = uprightPixels(file, channels as 1 | 3);
     if (resize === undefined)
       return checked(await image.resize(width, height, { fit: 'fill' }).raw().toBuffer(), width * height * channels);
     if (resize < Math.max(width, height)) throw new Error(`cannot crop ${width}×${height} from an image rescaled to ${resize}`);
@@ -52,6 +51,14 @@ async function decode(file: string, channels: number, width: number, height: num
   } catch (error) {
     throw new Error(`cannot decode image ${file}: ${(error as Error).message}`, { cause: error });
   }
+}
+
+/** A photo upright (its EXIF orientation applied), alpha dropped (as PIL's convert('RGB')), grey
+ * for one channel, sRGB for three (grey, CMYK and palettes alike); corrupt or truncated files
+ * fail (sharp's failOn: 'warning'). What predict and prepare both start from. */
+export function uprightPixels(file: string, channels: 1 | 3): sharp.Sharp {
+  const image = sharp(file, { failOn: 'warning' }).rotate().removeAlpha();
+  return channels === 1 ? image.grayscale() : image.toColourspace('srgb');
 }
 
 function checked(pixels: Uint8Array, size: number): Uint8Array {

@@ -20,6 +20,7 @@ import { availableParallelism } from 'node:os';
 import { join, relative } from 'node:path';
 import sharp from 'sharp';
 import { describeError, readFileBytes, removeStaleTemporaries, writeFileAtomic } from '../io/files.js';
+import { uprightPixels } from './images.js';
 import { listPhotos, type PhotoDataset } from './photos.js';
 
 const FORMAT = 'alexnet-store/1';
@@ -164,16 +165,11 @@ function orderedDecodes(files: string[], start: number, size: number, jobs: numb
 }
 
 /**
- * One photo as the paper prepares it: EXIF orientation applied, converted to sRGB (grey, CMYK
- * and palettes alike; alpha dropped, as PIL's convert('RGB')), the shorter side rescaled to `size`
- * by libvips' bilinear (antialiased) reduction and the centre `size`×`size` cropped; planar RGB.
- * A corrupt or truncated file throws (sharp's failOn: 'warning').
+ * One photo as the paper prepares it: upright RGB (`uprightPixels`), the shorter side rescaled to
+ * `size` by libvips' bilinear (antialiased) reduction and the centre `size`×`size` cropped; planar.
  */
 export async function decodePhoto(file: string, size: number): Promise<Uint8Array> {
-  const { data, info } = await sharp(file, { failOn: 'warning' })
-    .rotate()
-    .toColourspace('srgb')
-    .removeAlpha()
+  const { data, info } = await uprightPixels(file, 3)
     .resize(size, size, { fit: 'cover', position: 'centre', kernel: 'linear' })
     .raw()
     .toBuffer({ resolveWithObject: true });
