@@ -2,8 +2,9 @@
  * In-memory image classification datasets (small images: MNIST, Fashion-MNIST, CIFAR): uint8
  * pixels in NCHW order plus one label per image, turned into normalised float batches.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { readFileBytes } from '../io/files.js';
+import { existsSync, statSync } from 'node:fs';
+import { readFileBytes, readLines } from '../io/files.js';
+import { holdsPhotos } from './photos.js';
 import { shuffled, streams } from '../random.js';
 import { basename, join } from 'node:path';
 import { readIdx } from './idx.js';
@@ -120,14 +121,6 @@ export function isPhotoFolder(dir: string): boolean {
   return holdsPhotos(dir);
 }
 
-function holdsPhotos(dir: string): boolean {
-  const candidates = [dir, join(dir, 'train'), join(dir, 'val')].filter((d) => statSync(d, { throwIfNoEntry: false })?.isDirectory());
-  return (
-    existsSync(join(dir, 'train.txt')) ||
-    candidates.some((d) => readdirSync(d).some((e) => statSync(join(d, e)).isDirectory() && e !== 'train' && e !== 'val'))
-  );
-}
-
 function isCifar(dir: string): boolean {
   return existsSync(join(dir, 'data_batch_1.bin')) || existsSync(join(dir, 'train.bin')) || existsSync(join(dir, 'test_batch.bin'));
 }
@@ -207,14 +200,6 @@ function formatList(values: number[]): string {
 
 const FASHION_MNIST = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
 
-/** A text file's non-empty lines, trimmed. */
-export function lines(path: string): string[] {
-  return readFileSync(path, 'utf8')
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l !== '');
-}
-
 /**
  * The class names a dataset folder carries: `class-names.txt` (one per line) if present, else
  * CIFAR-10's batches.meta.txt or CIFAR-100's fine_label_names.txt, else Fashion-MNIST's ten names
@@ -222,7 +207,7 @@ export function lines(path: string): string[] {
  */
 export function datasetClassNames(dir: string): string[] | undefined {
   for (const file of ['class-names.txt', 'batches.meta.txt', 'fine_label_names.txt'])
-    if (existsSync(join(dir, file))) return lines(join(dir, file));
+    if (existsSync(join(dir, file))) return readLines(join(dir, file));
   if (/fashion/i.test(basename(dir.replace(/\/+$/, ''))) && !existsSync(join(dir, 'data_batch_1.bin'))) return FASHION_MNIST;
   return undefined;
 }
@@ -230,7 +215,7 @@ export function datasetClassNames(dir: string): string[] | undefined {
 /** `--class-names`: a text file with one name per line, or a comma-separated list. */
 export function parseClassNames(value: string): string[] {
   const fromFile = existsSync(value);
-  const names = fromFile ? lines(value) : value.split(',').map((n) => n.trim());
+  const names = fromFile ? readLines(value) : value.split(',').map((n) => n.trim());
   const where = fromFile ? value : `the list '${value}'`;
   if (names.length < 2 || names.some((n) => n === ''))
     throw new Error(`class names: ${where} must name at least 2 classes, none of them empty`);

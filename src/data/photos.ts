@@ -13,7 +13,7 @@
  */
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
-import { lines } from './dataset.js';
+import { readLines } from '../io/files.js';
 
 export const PHOTO_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp', '.tif', '.tiff', '.gif', '.avif'];
 
@@ -38,6 +38,20 @@ export interface PhotoDataset {
 const isImage = (name: string) => PHOTO_EXTENSIONS.includes(extname(name).toLowerCase());
 const isDir = (path: string) => statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
 const sortedEntries = (dir: string) => readdirSync(dir).sort();
+
+/** Whether a folder is laid out as one of these (by its list files, class folders or ground
+ * truth; nothing is listed whole): what `train` and `eval` decode in memory, or refer to `prepare`. */
+export function holdsPhotos(dir: string): boolean {
+  const folders = [dir, join(dir, 'train'), join(dir, 'val')].filter(isDir);
+  const groundTruth = ['LOC_val_solution.csv', 'ILSVRC2012_validation_ground_truth.txt'].some(
+    (f) => existsSync(join(dir, f)) || existsSync(join(dir, 'val', f)),
+  );
+  return (
+    existsSync(join(dir, 'train.txt')) ||
+    (groundTruth && isDir(join(dir, 'val'))) ||
+    folders.some((d) => readdirSync(d).some((e) => e !== 'train' && e !== 'val' && isDir(join(d, e))))
+  );
+}
 
 /** Reads a dataset folder (or a list file), naming the layouts it looked for when none fits. */
 export function listPhotos(path: string): PhotoDataset {
@@ -112,7 +126,7 @@ function groundTruth(root: string, folder: string, images: string[], classIds: s
   const csv = [join(root, 'LOC_val_solution.csv'), join(folder, 'LOC_val_solution.csv')].find(existsSync);
   const labels = new Map<string, number>();
   if (csv) {
-    for (const [n, line] of lines(csv).slice(1).entries()) {
+    for (const [n, line] of readLines(csv).slice(1).entries()) {
       const [image, prediction] = line.split(',');
       const wnid = prediction?.trim().split(/\s+/)[0] ?? '';
       const label = classIds.indexOf(wnid);
@@ -129,8 +143,8 @@ function groundTruth(root: string, folder: string, images: string[], classIds: s
     throw new Error(`${folder}: a flat folder of images needs LOC_val_solution.csv or ILSVRC2012_validation_ground_truth.txt beside it`);
   if (!order)
     throw new Error(`${txt}: its ids follow the development kit's synset order: put that order (one synset per line) in synsets.txt`);
-  const synsets = lines(order);
-  const ids = lines(txt);
+  const synsets = readLines(order);
+  const ids = readLines(txt);
   if (ids.length !== images.length) throw new Error(`${txt}: ${ids.length} labels for ${images.length} images in ${folder}`);
   ids.forEach((id, i) => {
     const label = classIds.indexOf(synsets[Number(id) - 1] ?? '');
@@ -158,7 +172,7 @@ function listFiles(root: string, lists: Record<string, string>): PhotoDataset {
   for (const [split, list] of Object.entries(lists)) {
     const files: string[] = [],
       labels: number[] = [];
-    for (const [n, line] of lines(list).entries()) {
+    for (const [n, line] of readLines(list).entries()) {
       const match = /^(.*\S)\s+(\d+)$/.exec(line);
       if (!match) throw new Error(`${list}: line ${n + 1} is not "path label": '${line.slice(0, 80)}'`);
       files.push(resolve(dirname(list), match[1]!));
@@ -168,7 +182,7 @@ function listFiles(root: string, lists: Record<string, string>): PhotoDataset {
     splits[split] = { files, labels };
   }
   const classIds = Array.from({ length: classes }, (_, c) => String(c));
-  const names = existsSync(join(root, 'class-names.txt')) ? lines(join(root, 'class-names.txt')) : classIds;
+  const names = existsSync(join(root, 'class-names.txt')) ? readLines(join(root, 'class-names.txt')) : classIds;
   return { root, layout: 'list files', splits, classIds, classNames: names.length === classes ? names : classIds, ignored: [] };
 }
 
@@ -177,7 +191,7 @@ function synsetFile(root: string): Map<string, string> | undefined {
   const file = ['synset_words.txt', 'LOC_synset_mapping.txt'].map((f) => join(root, f)).find(existsSync);
   if (!file) return undefined;
   return new Map(
-    lines(file).map((line) => {
+    readLines(file).map((line) => {
       const [id, ...words] = line.split(/\s+/);
       return [id!, words.join(' ').split(',')[0]!.trim()];
     }),

@@ -116,3 +116,11 @@ export function withOpenFile<T>(path: string, what: string, use: (fd: number, si
     closeSync(fd);
   }
 }
+
+/** A text file's non-empty lines, trimmed. */
+export function readLines(path: string): string[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l !== '');
+}
