@@ -1,0 +1,267 @@
+/**
+ * Every matrix product on the GPU is one tiled GEMM with its operands read through functions:
+ * `loadA(z, m, k)`, `loadB(z, k, n)` and `store(z, m, n, value)`. The plain GEMM and the linear
+ * layer read matrices; the convolutions read their input through im2col coordinates computed on
+ * the fly (implicit GEMM), so no column buffer exists, with `z` the group. A 64×64 output tile per
+ * workgroup of 16×16 threads, each accumulating 4×4 outputs from 16-deep slices of A and B staged
+ * in workgroup memory.
+ */
+import type { Conv2dGeometry, KernelTable, LinearParams } from '../kernels.js';
+import { type Binding, type Dispatch, type FieldType, MAX_GROUPS, roles, shader } from './shader.js';
+
+const TILE = 64;
+const DEPTH = 16;
+
+const GEMM_FIELDS = [
+  ['M', 'u32'],
+  ['N', 'u32'],
+  ['K', 'u32'],
+  ['colBase', 'u32'],
+] as const;
+
+const CONV_FIELDS = (
+  ['batch', 'inC', 'outC', 'inH', 'inW', 'outH', 'outW', 'kH', 'kW', 'sH', 'sW', 'padT', 'padL', 'dH', 'dW', 'icpg', 'ocpg'] as const
+).map((name) => [name, 'i32'] as const);
+
+const gemmBody = (operands: string) => `${operands}
+var<workgroup> tileA: array<f32, ${DEPTH * TILE}>;
+var<workgroup> tileB: array<f32, ${DEPTH * TILE}>;
+
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+  let z = wg.z;
+  let row0 = wg.y * ${TILE}u;
+  let col0 = p.colBase + wg.x * ${TILE}u;
+  let t = lid.y * 16u + lid.x;
+  var acc: array<f32, 16>;
+  for (var k0 = 0u; k0 < p.K; k0 += ${DEPTH}u) {
+    for (var r = 0u; r < 4u; r++) {
+      let e = r * 256u + t;
+      let am = row0 + e / ${DEPTH}u;
+      let ak = k0 + e % ${DEPTH}u;
+      var fromA = 0.0;
+      if (am < p.M && ak < p.K) { fromA = loadA(z, am, ak); }
+      tileA[(e % ${DEPTH}u) * ${TILE}u + e / ${DEPTH}u] = fromA;
+      let bk = k0 + e / ${TILE}u;
+      let bn = col0 + e % ${TILE}u;
+      var fromB = 0.0;
+      if (bk < p.K && bn < p.N) { fromB = loadB(z, bk, bn); }
+      tileB[e] = fromB;
+    }
+    workgroupBarrier();
+    for (var k = 0u; k < ${DEPTH}u; k++) {
+      var rowsA: array<f32, 4>;
+      var colsB: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) {
+        rowsA[i] = tileA[k * ${TILE}u + lid.y + 16u * i];
+        colsB[i] = tileB[k * ${TILE}u + lid.x + 16u * i];
+      }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(rowsA[i], colsB[j], acc[i * 4u + j]); }
+      }
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    for (var j = 0u; j < 4u; j++) {
+      let m = row0 + lid.y + 16u * i;
+      let n = col0 + lid.x + 16u * j;
+      if (m < p.M && n < p.N) { store(z, m, n, acc[i * 4u + j]); }
+    }
+  }
+}`;
+
+/** Dispatches for an M×N product in `z` slices; columns beyond one dispatch's reach go to further
+ * dispatches that start at `colBase`. */
+function gemmDispatches(
+  key: string,
+  extraFields: readonly (readonly [string, FieldType])[],
+  bindings: readonly Binding[],
+  operands: string,
+  shape: { M: number; N: number; K: number; z: number },
+  uniforms: Record<string, number>,
+): Dispatch[] {
+  const compiled = shader(key, [...GEMM_FIELDS, ...extraFields], bindings, () => gemmBody(operands));
+  const rows = Math.ceil(shape.M / TILE);
+  if (rows > MAX_GROUPS || shape.z > MAX_GROUPS) throw new Error(`webgpu ${key}: ${shape.M} rows × ${shape.z} slices exceed one dispatch`);
+  const out: Dispatch[] = [];
+  const columnsPerDispatch = MAX_GROUPS * TILE;
+  for (let colBase = 0; colBase < shape.N; colBase += columnsPerDispatch) {
+    const columns = Math.min(columnsPerDispatch, shape.N - colBase);
+    out.push({
+      shader: compiled,
+      uniforms: { ...uniforms, M: shape.M, N: shape.N, K: shape.K, colBase },
+      groups: [Math.ceil(columns / TILE), rows, shape.z],
+    });
+  }
+  return out;
+}
+
+export function gemm(params: KernelTable['gemm']['params']): Dispatch[] {
+  const operands = `
+fn loadA(z: u32, m: u32, k: u32) -> f32 { if (p.transA != 0u) { return a[k * p.M + m]; } return a[m * p.K + k]; }
+fn loadB(z: u32, k: u32, n: u32) -> f32 { if (p.transB != 0u) { return b[n * p.K + k]; } return b[k * p.N + n]; }
+fn store(z: u32, m: u32, n: u32, v: f32) {
+  let i = m * p.N + n;
+  // beta = 0 overwrites (BLAS convention), so stale NaN in c cannot leak through.
+  if (p.beta == 0.0) { c[i] = p.alpha * v; } else { c[i] = p.alpha * v + p.beta * c[i]; }
+}`;
+  const fields = [
+    ['transA', 'u32'],
+    ['transB', 'u32'],
+    ['alpha', 'f32'],
+    ['beta', 'f32'],
+  ] as const;
+  const uniforms = { transA: +params.transA, transB: +params.transB, alpha: params.alpha, beta: params.beta };
+  return gemmDispatches('gemm', fields, roles(['a', 'b'], ['c']), operands, { ...params, z: 1 }, uniforms);
+}
+
+export function linearForward(p: LinearParams, hasBias: boolean): Dispatch[] {
+  const operands = `
+fn loadA(z: u32, m: u32, k: u32) -> f32 { return x[m * p.K + k]; }
+fn loadB(z: u32, k: u32, n: u32) -> f32 { return weight[n * p.K + k]; }
+fn store(z: u32, m: u32, n: u32, v: f32) { y[m * p.N + n] = v${hasBias ? ' + bias[n]' : ''}; }`;
+  const bindings = roles(hasBias ? ['x', 'weight', 'bias'] : ['x', 'weight'], ['y']);
+  return gemmDispatches(`linear_forward${hasBias ? '+bias' : ''}`, [], bindings, operands, linearShape(p, 'forward'), {});
+}
+
+export function linearBackwardData(p: LinearParams): Dispatch[] {
+  const operands = `
+fn loadA(z: u32, m: u32, k: u32) -> f32 { return dy[m * p.K + k]; }
+fn loadB(z: u32, k: u32, n: u32) -> f32 { return weight[k * p.N + n]; }
+fn store(z: u32, m: u32, n: u32, v: f32) { dx[m * p.N + n] = v; }`;
+  return gemmDispatches('linear_backward_data', [], roles(['dy', 'weight'], ['dx']), operands, linearShape(p, 'data'), {});
+}
+
+/** dweight = dyᵀ·x; the bias gradient is the channel sum of dy (`channelSum`). */
+export function linearBackwardWeight(p: LinearParams): Dispatch[] {
+  const operands = `
+fn loadA(z: u32, m: u32, k: u32) -> f32 { return dy[k * p.M + m]; }
+fn loadB(z: u32, k: u32, n: u32) -> f32 { return x[k * p.N + n]; }
+fn store(z: u32, m: u32, n: u32, v: f32) { dweight[m * p.N + n] = v; }`;
+  return gemmDispatches('linear_backward_weight', [], roles(['x', 'dy'], ['dweight']), operands, linearShape(p, 'weight'), {});
+}
+
+function linearShape(p: LinearParams, product: 'forward' | 'data' | 'weight') {
+  if (product === 'forward') return { M: p.batch, N: p.outFeatures, K: p.inFeatures, z: 1 };
+  if (product === 'data') return { M: p.batch, N: p.inFeatures, K: p.outFeatures, z: 1 };
+  return { M: p.outFeatures, N: p.inFeatures, K: p.batch, z: 1 };
+}
+
+function convUniforms(g: Conv2dGeometry): Record<string, number> {
+  return {
+    batch: g.batch,
+    inC: g.inChannels,
+    outC: g.outChannels,
+    inH: g.inHeight,
+    inW: g.inWidth,
+    outH: g.outHeight,
+    outW: g.outWidth,
+    kH: g.kernelH,
+    kW: g.kernelW,
+    sH: g.strideH,
+    sW: g.strideW,
+    padT: g.padTop,
+    padL: g.padLeft,
+    dH: g.dilationH,
+    dW: g.dilationW,
+    icpg: g.inChannels / g.groups,
+    ocpg: g.outChannels / g.groups,
+  };
+}
+
+/** The input tap of im2col row `k` (input channel in the group, ky, kx) for output position `q`
+ * of image `n`, or 0 outside the input. */
+const IM2COL = `
+fn inputTap(g: u32, n: u32, q: u32, k: u32) -> f32 {
+  let oy = i32(q) / p.outW;
+  let ox = i32(q) % p.outW;
+  let taps = p.kH * p.kW;
+  let icg = i32(k) / taps;
+  let r = i32(k) % taps;
+  let iy = oy * p.sH - p.padT + (r / p.kW) * p.dH;
+  let ix = ox * p.sW - p.padL + (r % p.kW) * p.dW;
+  if (iy < 0 || iy >= p.inH || ix < 0 || ix >= p.inW) { return 0.0; }
+  return x[((i32(n) * p.inC + i32(g) * p.icpg + icg) * p.inH + iy) * p.inW + ix];
+}`;
+
+/** y[n, g·ocpg + m, q] = Σ_k weight[g·ocpg + m, k] · im2col(x)[k, (n, q)] (+ bias). */
+export function convForward(g: Conv2dGeometry, hasBias: boolean): Dispatch[] {
+  const operands = `${IM2COL}
+fn loadA(z: u32, m: u32, k: u32) -> f32 { return weight[(z * u32(p.ocpg) + m) * p.K + k]; }
+fn loadB(z: u32, k: u32, col: u32) -> f32 {
+  let outputs = u32(p.outH * p.outW);
+  return inputTap(z, col / outputs, col % outputs, k);
+}
+fn store(z: u32, m: u32, col: u32, v: f32) {
+  let outputs = u32(p.outH * p.outW);
+  let oc = z * u32(p.ocpg) + m;
+  y[((col / outputs) * u32(p.outC) + oc) * outputs + col % outputs] = v${hasBias ? ' + bias[oc]' : ''};
+}`;
+  const bindings = roles(hasBias ? ['x', 'weight', 'bias'] : ['x', 'weight'], ['y']);
+  const shape = {
+    M: g.outChannels / g.groups,
+    N: g.batch * g.outHeight * g.outWidth,
+    K: (g.inChannels / g.groups) * g.kernelH * g.kernelW,
+    z: g.groups,
+  };
+  return gemmDispatches(`conv2d_forward${hasBias ? '+bias' : ''}`, CONV_FIELDS, bindings, operands, shape, convUniforms(g));
+}
+
+/** dx[n, g·icpg + m, (iy, ix)] = Σ over (oc, ky, kx) of weight · dy at the output that tap reached
+ * (none where the stride skips it or it falls outside the output). */
+export function convBackwardData(g: Conv2dGeometry): Dispatch[] {
+  const operands = `
+fn loadA(z: u32, m: u32, k: u32) -> f32 {
+  let taps = u32(p.kH * p.kW);
+  return weight[((z * u32(p.ocpg) + k / taps) * u32(p.icpg) + m) * taps + k % taps];
+}
+fn loadB(z: u32, k: u32, col: u32) -> f32 {
+  let pixels = u32(p.inH * p.inW);
+  let n = col / pixels;
+  let q = i32(col % pixels);
+  let taps = p.kH * p.kW;
+  let oc = i32(k) / taps;
+  let r = i32(k) % taps;
+  let ty = q / p.inW + p.padT - (r / p.kW) * p.dH;
+  let tx = q % p.inW + p.padL - (r % p.kW) * p.dW;
+  if (ty < 0 || tx < 0 || ty % p.sH != 0 || tx % p.sW != 0) { return 0.0; }
+  let oy = ty / p.sH;
+  let ox = tx / p.sW;
+  if (oy >= p.outH || ox >= p.outW) { return 0.0; }
+  return dy[((i32(n) * p.outC + i32(z) * p.ocpg + oc) * p.outH + oy) * p.outW + ox];
+}
+fn store(z: u32, m: u32, col: u32, v: f32) {
+  let pixels = u32(p.inH * p.inW);
+  dx[((col / pixels) * u32(p.inC) + z * u32(p.icpg) + m) * pixels + col % pixels] = v;
+}`;
+  const shape = {
+    M: g.inChannels / g.groups,
+    N: g.batch * g.inHeight * g.inWidth,
+    K: (g.outChannels / g.groups) * g.kernelH * g.kernelW,
+    z: g.groups,
+  };
+  return gemmDispatches('conv2d_backward_data', CONV_FIELDS, roles(['dy', 'weight'], ['dx']), operands, shape, convUniforms(g));
+}
+
+/** dweight[g·ocpg + m, k] = Σ over (n, q) of dy[n, g·ocpg + m, q] · im2col(x)[k, (n, q)]; the bias
+ * gradient is the channel sum of dy (`channelSum`). */
+export function convBackwardWeight(g: Conv2dGeometry): Dispatch[] {
+  const operands = `${IM2COL}
+fn loadA(z: u32, m: u32, k: u32) -> f32 {
+  let outputs = u32(p.outH * p.outW);
+  return dy[((k / outputs) * u32(p.outC) + z * u32(p.ocpg) + m) * outputs + k % outputs];
+}
+fn loadB(z: u32, k: u32, col: u32) -> f32 {
+  let outputs = u32(p.outH * p.outW);
+  return inputTap(z, k / outputs, k % outputs, col);
+}
+fn store(z: u32, m: u32, col: u32, v: f32) { dweight[(z * u32(p.ocpg) + m) * p.N + col] = v; }`;
+  const shape = {
+    M: g.outChannels / g.groups,
+    N: (g.inChannels / g.groups) * g.kernelH * g.kernelW,
+    K: g.batch * g.outHeight * g.outWidth,
+    z: g.groups,
+  };
+  return gemmDispatches('conv2d_backward_weight', CONV_FIELDS, roles(['x', 'dy'], ['dweight']), operands, shape, convUniforms(g));
+}
