@@ -38,5 +38,6 @@ export async function nodeGpuDevice(): Promise<{ device: GPUDevice; description:
       return { device: await requestDevice(adapter), description: adapterDescription(adapter) };
     }
   }
-  return `no WebGPU adapter: Dawn tried ${ATTEMPTS.map((a) => a.label).join(', then ')} (without a GPU, install Mesa's EGL and GLES drivers: apt-get install libegl1 libgles2 libegl-mesa0 libgl1-mesa-dri)`;
+  const tried = ATTEMPTS.map((a) => a.label).join(', then ');
+  return `no WebGPU adapter: Dawn tried ${tried} (without a GPU: apt-get install libegl1 libgles2 libegl-mesa0 libgl1-mesa-dri)`;
 }
