@@ -1,11 +1,14 @@
 /** The backends every suite runs over: the reference oracle, the wasm backend in the
  * configurations that change its code paths (relaxed-SIMD FMA or plain SIMD; one or two threads;
  * shared memory, or the unshared build a browser page without cross-origin isolation gets), and
- * the native backend (BLAS GEMMs) on two threads and one, where OpenBLAS is installed. */
+ * the native backend (BLAS GEMMs) on two threads and one, where OpenBLAS is installed, and the
+ * WebGPU backend where Dawn finds an adapter (CI: Mesa's llvmpipe through surfaceless GLES). */
 import type { Backend } from '../src/index.js';
 import { ReferenceBackend } from '../src/index.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
 import { loadBlas } from '../src/backend/native/blas.js';
+import { WebGpuBackend } from '../src/backend/webgpu/backend.js';
+import { nodeGpuDevice } from '../src/backend/webgpu/node.js';
 
 export interface TestBackend {
   name: string;
@@ -19,6 +22,7 @@ export async function testBackends(): Promise<TestBackend[]> {
     { name: 'wasm-relaxed-1t-unshared', backend: await WasmBackend.create({ threads: 1, relaxedSimd: true, sharedMemory: false }) },
     { name: 'wasm-simd-2t', backend: await WasmBackend.create({ threads: 2, relaxedSimd: false }) },
     ...(await nativeBackends()),
+    ...(await webgpuBackends()),
   ];
 }
 
@@ -34,4 +38,14 @@ export async function nativeBackends(): Promise<{ name: string; backend: WasmBac
     { name: 'native-2t', backend: await WasmBackend.create({ threads: 2, blas, nativeFrom: everyLayer }) },
     { name: 'native-1t', backend: await WasmBackend.create({ threads: 1, blas, nativeFrom: everyLayer }) },
   ];
+}
+
+/** The WebGPU backend on the adapter Dawn finds; none without one (CI installs Mesa's GLES). */
+export async function webgpuBackends(): Promise<{ name: string; backend: WebGpuBackend }[]> {
+  const found = await nodeGpuDevice();
+  if (typeof found === 'string') {
+    console.log(`no webgpu backend to test: ${found}`);
+    return [];
+  }
+  return [{ name: 'webgpu', backend: await WebGpuBackend.create(found) }];
 }

@@ -12,7 +12,7 @@ import { type Backend, type KernelName, type KernelTable, Philox, ReferenceBacke
 import { WasmBackend } from '../src/backend/wasm/backend.js';
 import { windowCount } from '../src/layers/conv.js';
 import type { Conv2dGeometry, Pool2dGeometry } from '../src/backend/kernels.js';
-import { nativeBackends } from './backends.js';
+import { nativeBackends, webgpuBackends } from './backends.js';
 import { assertClose } from './helpers.js';
 
 const reference = new ReferenceBackend();
@@ -21,19 +21,20 @@ const configurations = [
   { name: 'relaxed, 1 thread, unshared memory', backend: await WasmBackend.create({ threads: 1, relaxedSimd: true, sharedMemory: false }) },
   { name: 'simd, 2 threads', backend: await WasmBackend.create({ threads: 2, relaxedSimd: false }) },
   ...(await nativeBackends()),
+  ...(await webgpuBackends()),
 ];
 
 const rng = new Philox(2024);
 const random = (length: number) => Float32Array.from({ length }, () => rng.nextNormal());
 
 /** Runs one kernel on a backend: `inputs` are written, outputs start as `initial` (or zero). */
-function runKernel<K extends KernelName>(
+async function runKernel<K extends KernelName>(
   backend: Backend,
   kernel: K,
   params: KernelTable[K]['params'],
   inputs: Record<string, Float32Array>,
   outputs: Record<string, Float32Array>,
-): Record<string, Float32Array> {
+): Promise<Record<string, Float32Array>> {
   const buffers = Object.fromEntries(
     [...Object.entries(inputs), ...Object.entries(outputs)].map(([role, data]) => {
       const buffer = backend.allocate(data.length);
@@ -42,22 +43,23 @@ function runKernel<K extends KernelName>(
     }),
   );
   backend.run(kernel, params, buffers as never);
-  const result = Object.fromEntries(Object.keys(outputs).map((role) => [role, Float32Array.from(backend.readSync!(buffers[role]!))]));
+  const result: Record<string, Float32Array> = {};
+  for (const role of Object.keys(outputs)) result[role] = Float32Array.from(await backend.read(buffers[role]!));
   for (const buffer of Object.values(buffers)) backend.free(buffer);
   return result;
 }
 
-function compare<K extends KernelName>(
+async function compare<K extends KernelName>(
   what: string,
   kernel: K,
   params: KernelTable[K]['params'],
   inputs: Record<string, Float32Array>,
   outputs: Record<string, Float32Array>,
   exact = false,
-): void {
-  const expected = runKernel(reference, kernel, params, inputs, outputs);
+): Promise<void> {
+  const expected = await runKernel(reference, kernel, params, inputs, outputs);
   for (const { name, backend } of configurations) {
-    const actual = runKernel(backend, kernel, params, inputs, outputs);
+    const actual = await runKernel(backend, kernel, params, inputs, outputs);
     for (const role of Object.keys(outputs)) {
       const ref = expected[role]!;
       const rms = Math.sqrt(ref.reduce((s, v) => s + v * v, 0) / ref.length);
@@ -114,17 +116,17 @@ for (const [what, g] of convCases) {
   const xLen = g.batch * g.inChannels * g.inHeight * g.inWidth;
   const wLen = g.outChannels * (g.inChannels / g.groups) * g.kernelH * g.kernelW;
   const yLen = g.batch * g.outChannels * g.outHeight * g.outWidth;
-  test(`wasm conv2d: ${what}`, () => {
-    compare(
+  test(`wasm conv2d: ${what}`, async () => {
+    await compare(
       `${what} forward`,
       'conv2d_forward',
       g,
       { x: random(xLen), weight: random(wLen), bias: random(g.outChannels) },
       { y: new Float32Array(yLen) },
     );
-    compare(`${what} forward without bias`, 'conv2d_forward', g, { x: random(xLen), weight: random(wLen) }, { y: new Float32Array(yLen) });
-    compare(`${what} data gradient`, 'conv2d_backward_data', g, { dy: random(yLen), weight: random(wLen) }, { dx: random(xLen) });
-    compare(
+    await compare(`${what} forward without bias`, 'conv2d_forward', g, { x: random(xLen), weight: random(wLen) }, { y: new Float32Array(yLen) });
+    await compare(`${what} data gradient`, 'conv2d_backward_data', g, { dy: random(yLen), weight: random(wLen) }, { dx: random(xLen) });
+    await compare(
       `${what} filter gradient`,
       'conv2d_backward_filter',
       g,
@@ -134,7 +136,7 @@ for (const [what, g] of convCases) {
   });
 }
 
-test('wasm gemm: every transpose, alpha and beta, odd sizes', () => {
+test('wasm gemm: every transpose, alpha and beta, odd sizes', async () => {
   for (const [M, N, K] of [
     [37, 29, 53],
     [5, 300, 7],
@@ -143,7 +145,7 @@ test('wasm gemm: every transpose, alpha and beta, odd sizes', () => {
     for (const transA of [false, true]) {
       for (const transB of [false, true]) {
         for (const beta of [0, 0.5, 1]) {
-          compare(
+          await compare(
             `gemm ${M}×${N}×${K} tA=${transA} tB=${transB} β=${beta}`,
             'gemm',
             { M, N, K, transA, transB, alpha: 0.7, beta },
@@ -156,7 +158,7 @@ test('wasm gemm: every transpose, alpha and beta, odd sizes', () => {
   }
 });
 
-test('wasm linear: forward and both gradients, with and without bias', () => {
+test('wasm linear: forward and both gradients, with and without bias', async () => {
   for (const [batch, inFeatures, outFeatures] of [
     [1, 700, 33],
     [3, 9, 5],
@@ -164,28 +166,28 @@ test('wasm linear: forward and both gradients, with and without bias', () => {
     [64, 1000, 500],
   ] as const) {
     const p = { batch, inFeatures, outFeatures };
-    compare(
+    await compare(
       'linear forward',
       'linear_forward',
       p,
       { x: random(batch * inFeatures), weight: random(outFeatures * inFeatures), bias: random(outFeatures) },
       { y: random(batch * outFeatures) },
     );
-    compare(
+    await compare(
       'linear forward, no bias',
       'linear_forward',
       p,
       { x: random(batch * inFeatures), weight: random(outFeatures * inFeatures) },
       { y: random(batch * outFeatures) },
     );
-    compare(
+    await compare(
       'linear data gradient',
       'linear_backward_data',
       p,
       { dy: random(batch * outFeatures), weight: random(outFeatures * inFeatures) },
       { dx: random(batch * inFeatures) },
     );
-    compare(
+    await compare(
       'linear parameter gradients',
       'linear_backward_params',
       p,
@@ -195,7 +197,7 @@ test('wasm linear: forward and both gradients, with and without bias', () => {
   }
 });
 
-test('wasm max-pool: overlapping, ceil, padded, dilated', () => {
+test('wasm max-pool: overlapping, ceil, padded, dilated', async () => {
   const cases: Pool2dGeometry[] = [
     {
       batch: 4,
@@ -282,17 +284,17 @@ test('wasm max-pool: overlapping, ceil, padded, dilated', () => {
     const xLen = g.batch * g.channels * g.inHeight * g.inWidth,
       yLen = g.batch * g.channels * g.outHeight * g.outWidth;
     const x = random(xLen);
-    compare('maxpool forward', 'maxpool2d_forward', g, { x }, { y: new Float32Array(yLen) }, true);
-    compare('maxpool backward', 'maxpool2d_backward', g, { x, dy: random(yLen) }, { dx: random(xLen) });
+    await compare('maxpool forward', 'maxpool2d_forward', g, { x }, { y: new Float32Array(yLen) }, true);
+    await compare('maxpool backward', 'maxpool2d_backward', g, { x, dy: random(yLen) }, { dx: random(xLen) });
     // Ties (ReLU zeros, rounded values), NaN and windows of −∞ route the gradient as PyTorch does.
     const special = x.map((v, i) => (i % 97 === 5 ? NaN : i % 89 === 3 ? -Infinity : Math.max(0, Math.round(v * 2) / 2)));
     for (let i = 0; i < xLen; i += 31) special.fill(-Infinity, i, i + 12);
-    compare('maxpool forward, ties/NaN/−∞', 'maxpool2d_forward', g, { x: special }, { y: new Float32Array(yLen) }, true);
-    compare('maxpool backward, ties/NaN/−∞', 'maxpool2d_backward', g, { x: special, dy: random(yLen) }, { dx: random(xLen) });
+    await compare('maxpool forward, ties/NaN/−∞', 'maxpool2d_forward', g, { x: special }, { y: new Float32Array(yLen) }, true);
+    await compare('maxpool backward, ties/NaN/−∞', 'maxpool2d_backward', g, { x: special, dy: random(yLen) }, { dx: random(xLen) });
   }
 });
 
-test('wasm LRN: both sizes, ragged spatial sizes, β = 0.75 fast path and general β', () => {
+test('wasm LRN: both sizes, ragged spatial sizes, β = 0.75 fast path and general β', async () => {
   for (const p of [
     { batch: 4, channels: 37, spatial: 169, size: 5, alpha: 0.01, beta: 0.75, k: 2 },
     { batch: 3, channels: 7, spatial: 30, size: 3, alpha: 0.3, beta: 0.6, k: 1 },
@@ -300,18 +302,18 @@ test('wasm LRN: both sizes, ragged spatial sizes, β = 0.75 fast path and genera
   ]) {
     const n = p.batch * p.channels * p.spatial;
     const x = random(n);
-    const forward = runKernel(reference, 'lrn_forward', p, { x }, { y: new Float32Array(n), scale: new Float32Array(n) });
-    compare('lrn forward', 'lrn_forward', p, { x }, { y: new Float32Array(n), scale: new Float32Array(n) });
-    compare('lrn backward', 'lrn_backward', p, { x, y: forward.y!, scale: forward.scale!, dy: random(n) }, { dx: new Float32Array(n) });
+    const forward = await runKernel(reference, 'lrn_forward', p, { x }, { y: new Float32Array(n), scale: new Float32Array(n) });
+    await compare('lrn forward', 'lrn_forward', p, { x }, { y: new Float32Array(n), scale: new Float32Array(n) });
+    await compare('lrn backward', 'lrn_backward', p, { x, y: forward.y!, scale: forward.scale!, dy: random(n) }, { dx: new Float32Array(n) });
   }
 });
 
-test('wasm elementwise: activations, dropout (bit-identical masks), multiply, accumulate, SGD', () => {
+test('wasm elementwise: activations, dropout (bit-identical masks), multiply, accumulate, SGD', async () => {
   const length = 100_003;
   for (const fn of ['relu', 'tanh', 'sigmoid'] as const) {
     const x = random(length);
-    compare(`${fn} forward`, 'activation_forward', { fn, length }, { x }, { y: new Float32Array(length) });
-    compare(
+    await compare(`${fn} forward`, 'activation_forward', { fn, length }, { x }, { y: new Float32Array(length) });
+    await compare(
       `${fn} backward`,
       'activation_backward',
       { fn, length },
@@ -319,7 +321,7 @@ test('wasm elementwise: activations, dropout (bit-identical masks), multiply, ac
       { dx: new Float32Array(length) },
     );
   }
-  compare(
+  await compare(
     'dropout',
     'dropout_forward',
     { length, p: 0.3, seed: 77, stream: 5 },
@@ -327,9 +329,9 @@ test('wasm elementwise: activations, dropout (bit-identical masks), multiply, ac
     { y: new Float32Array(length), mask: new Float32Array(length) },
     true,
   );
-  compare('multiply', 'multiply', { length }, { a: random(length), b: random(length) }, { y: new Float32Array(length) }, true);
-  compare('accumulate', 'accumulate', { length }, { x: random(length) }, { y: random(length) }, true);
-  compare(
+  await compare('multiply', 'multiply', { length }, { a: random(length), b: random(length) }, { y: new Float32Array(length) }, true);
+  await compare('accumulate', 'accumulate', { length }, { x: random(length) }, { y: random(length) }, true);
+  await compare(
     'sgd update',
     'sgd_update',
     { length, lr: 0.01, momentum: 0.9, weightDecay: 0.0005 },
@@ -339,7 +341,7 @@ test('wasm elementwise: activations, dropout (bit-identical masks), multiply, ac
 });
 
 test('wasm memory: freed buffers are reused and planned bytes are reported', async () => {
-  const backend = configurations[1]!.backend;
+  const backend = configurations[1]!.backend as WasmBackend;
   const before = backend.allocatedBytes;
   const a = backend.allocate(1000);
   const offsetBytes = backend.allocatedBytes - before;
@@ -350,23 +352,23 @@ test('wasm memory: freed buffers are reused and planned bytes are reported', asy
   if (backend.allocatedBytes !== before) throw new Error(`${backend.allocatedBytes - before} bytes leaked`);
 });
 
-test('wasm random fill: the same counter-based draws as the reference, with the right moments', () => {
+test('wasm random fill: the same counter-based draws as the reference, with the right moments', async () => {
   const length = 200_001;
-  compare(
+  await compare(
     'uniform',
     'random_fill',
     { length, seed: 9, stream: 3, distribution: 'uniform', a: -0.5, b: 0.25 },
     {},
     { y: new Float32Array(length) },
   );
-  compare(
+  await compare(
     'normal',
     'random_fill',
     { length, seed: 9, stream: 4, distribution: 'normal', a: 0.1, b: 0.01 },
     {},
     { y: new Float32Array(length) },
   );
-  const { y } = runKernel(
+  const { y } = await runKernel(
     configurations[0]!.backend,
     'random_fill',
     { length, seed: 1, stream: 0, distribution: 'normal', a: 0, b: 1 },
@@ -378,7 +380,7 @@ test('wasm random fill: the same counter-based draws as the reference, with the 
   if (Math.abs(mean) > 0.01 || Math.abs(variance - 1) > 0.02) throw new Error(`normal draws have mean ${mean}, variance ${variance}`);
 });
 
-test('without a BLAS library, auto falls back to wasm and says why; native is a clear error', () => {
+test('without a BLAS library, auto falls back to wasm and says why; native is a clear error', async () => {
   const script = `
     const { createBackend } = await import(${JSON.stringify(new URL('../src/backend/native/backend.js', import.meta.url).href)});
     const { backend, fallback } = await createBackend('auto', 1);
