@@ -4,7 +4,8 @@
  * training step (forward, backward, SGD, forward again) on the wasm backend matches the reference
  * backend in the same page — on a page without cross-origin isolation (one thread, unshared
  * memory), on an isolated page's own thread (two threads, the page spinning while it waits) and in
- * a module Worker (two threads, blocking waits).
+ * a module Worker (two threads, blocking waits) — and on the WebGPU backend (Chromium's SwiftShader
+ * adapter where there is no GPU).
  */
 import type * as Library from '../src/browser.js';
 import assert from 'node:assert/strict';
@@ -23,8 +24,10 @@ const skip = chromiumPath ? false : 'no Chromium found (apt-get install chromium
 interface CheckOptions {
   threads?: number;
   sharedMemory?: boolean;
+  webgpu?: boolean;
 }
 interface CheckResult {
+  backend: string;
   threads: number;
   simd: string;
   isolated: boolean;
@@ -35,12 +38,12 @@ interface CheckResult {
   imagesPerSecond: number;
 }
 
-/** Runs in the browser (its source is served as /check.js): the reference and the wasm backend take
- * the same training step from the same parameters. */
+/** Runs in the browser (its source is served as /check.js): the reference and the wasm (or webgpu)
+ * backend take the same training step from the same parameters. */
 async function check(lib: typeof Library, options: CheckOptions): Promise<CheckResult> {
   const spec = lib.alexnetSmall({ inputSize: 28, channels: 1, classes: 10 });
   const batch = 4;
-  const backend = await lib.WasmBackend.create(options);
+  const backend = options.webgpu ? await lib.WebGpuBackend.create() : await lib.WasmBackend.create(options);
   const nets = [new lib.ReferenceBackend(), backend].map((b) => lib.Net.build(spec, { backend: b, batch, seed: 7 }));
   const [ref, fast] = nets as [Net, Net];
   const values: Record<string, ArrayLike<number>> = {};
@@ -72,8 +75,9 @@ async function check(lib: typeof Library, options: CheckOptions): Promise<CheckR
   for (let i = 0; i < 3; i++) await step(fast);
   const imagesPerSecond = (3 * batch) / ((performance.now() - start) / 1000);
   return {
-    threads: backend.threads,
-    simd: backend.simd,
+    backend: backend.name,
+    threads: 'threads' in backend ? backend.threads : 0,
+    simd: 'simd' in backend ? backend.simd : '',
     isolated: (globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated ?? false,
     loss,
     lossAfterStep,
@@ -119,7 +123,8 @@ const url = (server: Server) => `http://127.0.0.1:${(server.address() as Address
 before(async () => {
   if (skip) return;
   servers.push(await serve(false), await serve(true));
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
+  // WebGPU on Linux is behind a flag; without a GPU Chromium offers SwiftShader's adapter.
+  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--enable-unsafe-webgpu'] });
 });
 
 after(async () => {
@@ -157,10 +162,13 @@ async function runInPage(isolated: boolean, options: CheckOptions, inWorker: boo
   }
 }
 
-function assertMatches(result: CheckResult, threads: number, isolated: boolean): void {
-  assert.equal(result.threads, threads);
+function assertMatches(result: CheckResult, threads: number | 'webgpu', isolated: boolean): void {
   assert.equal(result.isolated, isolated);
-  assert.equal(result.simd, 'relaxed'); // Chromium has relaxed SIMD on by default
+  if (threads === 'webgpu') assert.equal(result.backend, 'webgpu');
+  else {
+    assert.equal(result.threads, threads);
+    assert.equal(result.simd, 'relaxed'); // Chromium has relaxed SIMD on by default
+  }
   assert.ok(Number.isFinite(result.loss[0]) && result.loss[0] > 1, `reference loss ${result.loss[0]}`);
   assert.ok(Math.abs(result.loss[0] - result.loss[1]) < 1e-4 * result.loss[0], `losses ${result.loss.join(' vs ')}`);
   assert.ok(
@@ -197,4 +205,10 @@ test('browser: two threads inside a module Worker', { skip }, async (t) => {
   const result = await runInPage(true, { threads: 2 }, true);
   assertMatches(result, 2, true);
   t.diagnostic(`small AlexNet training step, batch 4, 2 threads in a Worker: ${result.imagesPerSecond.toFixed(0)} images/s`);
+});
+
+test("browser: a page's training step on the webgpu backend", { skip }, async (t) => {
+  const result = await runInPage(false, { webgpu: true }, false);
+  assertMatches(result, 'webgpu', false);
+  t.diagnostic(`small AlexNet training step, batch 4, webgpu: ${result.imagesPerSecond.toFixed(1)} images/s`);
 });

@@ -124,7 +124,13 @@ for (const [what, g] of convCases) {
       { x: random(xLen), weight: random(wLen), bias: random(g.outChannels) },
       { y: new Float32Array(yLen) },
     );
-    await compare(`${what} forward without bias`, 'conv2d_forward', g, { x: random(xLen), weight: random(wLen) }, { y: new Float32Array(yLen) });
+    await compare(
+      `${what} forward without bias`,
+      'conv2d_forward',
+      g,
+      { x: random(xLen), weight: random(wLen) },
+      { y: new Float32Array(yLen) },
+    );
     await compare(`${what} data gradient`, 'conv2d_backward_data', g, { dy: random(yLen), weight: random(wLen) }, { dx: random(xLen) });
     await compare(
       `${what} filter gradient`,
@@ -304,7 +310,13 @@ test('wasm LRN: both sizes, ragged spatial sizes, β = 0.75 fast path and genera
     const x = random(n);
     const forward = await runKernel(reference, 'lrn_forward', p, { x }, { y: new Float32Array(n), scale: new Float32Array(n) });
     await compare('lrn forward', 'lrn_forward', p, { x }, { y: new Float32Array(n), scale: new Float32Array(n) });
-    await compare('lrn backward', 'lrn_backward', p, { x, y: forward.y!, scale: forward.scale!, dy: random(n) }, { dx: new Float32Array(n) });
+    await compare(
+      'lrn backward',
+      'lrn_backward',
+      p,
+      { x, y: forward.y!, scale: forward.scale!, dy: random(n) },
+      { dx: new Float32Array(n) },
+    );
   }
 });
 

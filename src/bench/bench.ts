@@ -57,9 +57,11 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
     );
   const step = async (profile?: LayerProfile) => {
     net.forward({ training, profile });
-    if (!training) return;
-    net.backward(undefined, { profile });
-    sgd!.step();
+    if (training) {
+      net.backward(undefined, { profile });
+      sgd!.step();
+    }
+    await backend.flush(); // a GPU backend has only enqueued the step
   };
   await step(); // warm-up: compiles, sizes the scratch buffers
   const profile: LayerProfile = new Map();

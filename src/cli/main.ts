@@ -64,7 +64,10 @@ const preprocessOption = () =>
     `how photos become inputs, when the model does not record it: ${Object.keys(PRESETS).join(', ')}, or {"channels","mean","std","resize"}`,
   ).argParser(parsePreprocess);
 const backendOption = () =>
-  new Option('--backend <name>', 'native (BLAS GEMMs; auto picks it when OpenBLAS is found), wasm, or reference (the slow oracle)')
+  new Option(
+    '--backend <name>',
+    'native (BLAS GEMMs; auto picks it when OpenBLAS is found), wasm, webgpu (the GPU, through Dawn), or reference (the slow oracle)',
+  )
     .choices(BACKENDS)
     .default('auto');
 const threadsOption = () =>
