@@ -1,5 +1,6 @@
 // TensorFlow.js peer for `npm run bench` (wasm backend for inference, cpu backend for a training
-// sample). TF.js has no grouped convolution: the paper's two columns are split + concat here.
+// sample) and bench/gpu.mjs (its webgpu backend, on Dawn's adapter as ours gets it). TF.js has no
+// grouped convolution: the paper's two columns are split + concat here.
 // Usage: node tfjs.mjs BACKEND MODEL MODE BATCH THREADS STEPS
 import * as tf from '@tensorflow/tfjs'; // the full package: it registers the gradients, tfjs-core alone has none
 import { setThreadsCount, setWasmPaths } from '@tensorflow/tfjs-backend-wasm';
@@ -18,8 +19,18 @@ if (backend === 'wasm') {
   setWasmPaths(dirname(createRequire(import.meta.url).resolve('@tensorflow/tfjs-backend-wasm')) + '/');
   setThreadsCount(threads);
 }
+if (backend === 'webgpu') {
+  const { nodeGpuAdapter } = await import('../../dist/src/backend/webgpu/node.js');
+  const found = await nodeGpuAdapter(); // the adapter our backend runs on
+  if (typeof found === 'string') throw new Error(found);
+  // Node has no navigator.gpu; TF.js asks it for the adapter.
+  globalThis.navigator = { gpu: { requestAdapter: async () => found.adapter, getPreferredCanvasFormat: () => 'rgba8unorm' } };
+  await import('@tensorflow/tfjs-backend-webgpu'); // registers itself only where navigator.gpu exists
+}
 await tf.setBackend(backend);
 await tf.ready();
+let gpuError = null; // TF.js carries on after a WebGPU validation error, with wrong results: not a result to report
+tf.backend().device?.addEventListener('uncapturederror', (e) => (gpuError ??= e.error.message.split('\n')[0]));
 
 const w = (shape) => tf.variable(tf.randomNormal(shape, 0, 0.01));
 function conv(x, cin, cout, k, stride, pad, groups = 1) {
@@ -101,6 +112,7 @@ try {
   const start = performance.now();
   for (let i = 0; i < steps; i++) await step();
   const ms = (performance.now() - start) / steps;
+  if (gpuError) throw new Error(`WebGPU error: ${gpuError}`);
   console.log(
     JSON.stringify({
       peer: `tfjs-${tf.version_core}-${backend}`,

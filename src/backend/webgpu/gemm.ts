@@ -24,8 +24,9 @@ const CONV_FIELDS = (
 ).map((name) => [name, 'i32'] as const);
 
 const gemmBody = (operands: string) => `${operands}
-var<workgroup> tileA: array<f32, ${DEPTH * TILE}>;
-var<workgroup> tileB: array<f32, ${DEPTH * TILE}>;
+// tileA[m][k / 4] holds 4 consecutive depths of row m; tileB[k][n / 4] 4 consecutive columns at depth k.
+var<workgroup> tileA: array<vec4<f32>, ${(DEPTH * TILE) / 4}>;
+var<workgroup> tileB: array<vec4<f32>, ${(DEPTH * TILE) / 4}>;
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -33,40 +34,38 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   let row0 = wg.y * ${TILE}u;
   let col0 = p.colBase + wg.x * ${TILE}u;
   let t = lid.y * 16u + lid.x;
-  var acc: array<f32, 16>;
+  var acc: array<vec4<f32>, 4>;
   for (var k0 = 0u; k0 < p.K; k0 += ${DEPTH}u) {
-    for (var r = 0u; r < 4u; r++) {
-      let e = r * 256u + t;
-      let am = row0 + e / ${DEPTH}u;
-      let ak = k0 + e % ${DEPTH}u;
-      var fromA = 0.0;
-      if (am < p.M && ak < p.K) { fromA = loadA(z, am, ak); }
-      tileA[(e % ${DEPTH}u) * ${TILE}u + e / ${DEPTH}u] = fromA;
-      let bk = k0 + e / ${TILE}u;
-      let bn = col0 + e % ${TILE}u;
-      var fromB = 0.0;
-      if (bk < p.K && bn < p.N) { fromB = loadB(z, bk, bn); }
-      tileB[e] = fromB;
+    // Thread t stages row t / 4 of A at depths 4·(t % 4) … + 3, and depth t / 16 of B at
+    // columns 4·(t % 16) … + 3: neighbouring threads read neighbouring addresses of row-major operands.
+    let am = row0 + t / 4u;
+    let ak = k0 + t % 4u * 4u;
+    let bk = k0 + t / 16u;
+    let bn = col0 + t % 16u * 4u;
+    var fromA = vec4<f32>(0.0);
+    var fromB = vec4<f32>(0.0);
+    for (var i = 0u; i < 4u; i++) {
+      if (am < p.M && ak + i < p.K) { fromA[i] = loadA(z, am, ak + i); }
+      if (bk < p.K && bn + i < p.N) { fromB[i] = loadB(z, bk, bn + i); }
     }
+    tileA[t] = fromA;
+    tileB[t] = fromB;
     workgroupBarrier();
-    for (var k = 0u; k < ${DEPTH}u; k++) {
-      var rowsA: array<f32, 4>;
-      var colsB: array<f32, 4>;
-      for (var i = 0u; i < 4u; i++) {
-        rowsA[i] = tileA[k * ${TILE}u + lid.y + 16u * i];
-        colsB[i] = tileB[k * ${TILE}u + lid.x + 16u * i];
-      }
-      for (var i = 0u; i < 4u; i++) {
-        for (var j = 0u; j < 4u; j++) { acc[i * 4u + j] = fma(rowsA[i], colsB[j], acc[i * 4u + j]); }
+    for (var kq = 0u; kq < ${DEPTH / 4}u; kq++) {
+      var rowsA: array<vec4<f32>, 4>;
+      for (var i = 0u; i < 4u; i++) { rowsA[i] = tileA[(lid.y * 4u + i) * 4u + kq]; }
+      for (var kk = 0u; kk < 4u; kk++) {
+        let colsB = tileB[(kq * 4u + kk) * 16u + lid.x];
+        for (var i = 0u; i < 4u; i++) { acc[i] = fma(vec4<f32>(rowsA[i][kk]), colsB, acc[i]); }
       }
     }
     workgroupBarrier();
   }
   for (var i = 0u; i < 4u; i++) {
+    let m = row0 + lid.y * 4u + i;
     for (var j = 0u; j < 4u; j++) {
-      let m = row0 + lid.y + 16u * i;
-      let n = col0 + lid.x + 16u * j;
-      if (m < p.M && n < p.N) { store(z, m, n, acc[i * 4u + j]); }
+      let n = col0 + lid.x * 4u + j;
+      if (m < p.M && n < p.N) { store(z, m, n, acc[i][j]); }
     }
   }
 }`;

@@ -20,8 +20,8 @@ const ATTEMPTS: { label: string; options: string[]; featureLevel: 'core' | 'comp
 /** Instances stay referenced while their devices live. */
 const instances: GPU[] = [];
 
-/** A device and its adapter's description, or why there is none (what was tried). */
-export async function nodeGpuDevice(): Promise<{ device: GPUDevice; description: string } | string> {
+/** An adapter (with the instance that made it), or why there is none (what was tried). */
+export async function nodeGpuAdapter(): Promise<{ gpu: GPU; adapter: GPUAdapter } | string> {
   let dawn: DawnModule;
   try {
     dawn = (await import('webgpu' as string)) as DawnModule;
@@ -35,9 +35,16 @@ export async function nodeGpuDevice(): Promise<{ device: GPUDevice; description:
     const adapter = await gpu.requestAdapter({ featureLevel: attempt.featureLevel }).catch(() => null);
     if (adapter) {
       instances.push(gpu);
-      return { device: await requestDevice(adapter), description: adapterDescription(adapter) };
+      return { gpu, adapter };
     }
   }
   const tried = ATTEMPTS.map((a) => a.label).join(', then ');
   return `no WebGPU adapter: Dawn tried ${tried} (without a GPU: apt-get install libegl1 libgles2 libegl-mesa0 libgl1-mesa-dri)`;
+}
+
+/** A device with the limits the kernels need and its adapter's description, or why there is none. */
+export async function nodeGpuDevice(): Promise<{ device: GPUDevice; description: string } | string> {
+  const found = await nodeGpuAdapter();
+  if (typeof found === 'string') return found;
+  return { device: await requestDevice(found.adapter), description: adapterDescription(found.adapter) };
 }
