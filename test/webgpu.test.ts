@@ -5,6 +5,7 @@
  * where Dawn finds no adapter (CI has one: Mesa's llvmpipe through surfaceless GLES).
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
 import { type Backend, Net, Philox, ReferenceBackend, Sgd } from '../src/index.js';
 import { WebGpuBackend } from '../src/backend/webgpu/backend.js';
@@ -63,4 +64,26 @@ test('webgpu: a buffer beyond the device limit, an in-place kernel and a freed b
 test('webgpu: without navigator.gpu or a device, create says so', async () => {
   if ((globalThis as { navigator?: Navigator }).navigator?.gpu) return; // a host with WebGPU built in
   await assert.rejects(WebGpuBackend.create(), /this JavaScript host has no navigator\.gpu/);
+});
+
+test('webgpu: with no adapter the CLI says what Dawn tried, in one line, and exits with 1', (t) => {
+  const cli = new URL('../src/cli/main.js', import.meta.url).pathname;
+  // An X11 EGL display that does not exist takes the software adapter away.
+  const env = { ...process.env, EGL_PLATFORM: 'x11', DISPLAY: '' };
+  const run = spawnSync(process.execPath, [cli, 'bench', '--model', 'alexnet-small-28', '--backend', 'webgpu', '--batch', '1'], {
+    encoding: 'utf8',
+    env,
+  });
+  if (run.status === 0) return t.skip('a GPU adapter answered');
+  assert.equal(run.status, 1);
+  assert.equal(run.stdout, '');
+  const said = run.stderr
+    .trim()
+    .split('\n')
+    .filter((line) => line.startsWith('alexnet:'));
+  assert.deepEqual(said.length, 1, run.stderr);
+  assert.match(
+    said[0]!,
+    /^alexnet: the webgpu backend is not available: no WebGPU adapter: Dawn tried the default backend, then OpenGL ES/,
+  );
 });
