@@ -7,7 +7,17 @@
  * in workgroup memory.
  */
 import type { Conv2dGeometry, KernelTable, LinearParams } from '../kernels.js';
-import { type Binding, type Dispatch, type FieldType, MAX_GROUPS, roles, shader } from './shader.js';
+import {
+  type Binding,
+  type Dispatch,
+  type FieldType,
+  fieldsOf,
+  MAX_GROUPS,
+  roles,
+  shader,
+  WINDOW_FIELDS,
+  windowUniforms,
+} from './shader.js';
 
 const TILE = 64;
 const DEPTH = 16;
@@ -19,9 +29,7 @@ const GEMM_FIELDS = [
   ['colBase', 'u32'],
 ] as const;
 
-const CONV_FIELDS = (
-  ['batch', 'inC', 'outC', 'inH', 'inW', 'outH', 'outW', 'kH', 'kW', 'sH', 'sW', 'padT', 'padL', 'dH', 'dW', 'icpg', 'ocpg'] as const
-).map((name) => [name, 'i32'] as const);
+const CONV_FIELDS = [...WINDOW_FIELDS, ...fieldsOf(['batch', 'inC', 'outC', 'icpg', 'ocpg'], 'i32')];
 
 const gemmBody = (operands: string) => `${operands}
 // tileA[m][k / 4] holds 4 consecutive depths of row m; tileB[k][n / 4] 4 consecutive columns at depth k.
@@ -148,25 +156,8 @@ function linearShape(p: LinearParams, product: 'forward' | 'data' | 'weight') {
 }
 
 function convUniforms(g: Conv2dGeometry): Record<string, number> {
-  return {
-    batch: g.batch,
-    inC: g.inChannels,
-    outC: g.outChannels,
-    inH: g.inHeight,
-    inW: g.inWidth,
-    outH: g.outHeight,
-    outW: g.outWidth,
-    kH: g.kernelH,
-    kW: g.kernelW,
-    sH: g.strideH,
-    sW: g.strideW,
-    padT: g.padTop,
-    padL: g.padLeft,
-    dH: g.dilationH,
-    dW: g.dilationW,
-    icpg: g.inChannels / g.groups,
-    ocpg: g.outChannels / g.groups,
-  };
+  const [icpg, ocpg] = [g.inChannels / g.groups, g.outChannels / g.groups];
+  return { ...windowUniforms(g), batch: g.batch, inC: g.inChannels, outC: g.outChannels, icpg, ocpg };
 }
 
 /** The input tap of im2col row `k` (input channel in the group, ky, kx) for output position `q`

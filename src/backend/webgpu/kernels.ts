@@ -5,30 +5,14 @@
  */
 import type { ActivationFn, AdaptivePoolGeometry, KernelName, KernelTable, Pool2dGeometry } from '../kernels.js';
 import * as G from './gemm.js';
-import { type Dispatch, perElement, roles, shader, THREADS, WGSL_COMMON } from './shader.js';
+import { type Dispatch, fieldsOf, perElement, roles, shader, THREADS, WGSL_COMMON, WINDOW_FIELDS, windowUniforms } from './shader.js';
 
 type Planner<K extends KernelName> = (params: KernelTable[K]['params'], present: ReadonlySet<string>) => Dispatch[];
 
-const WINDOW_FIELDS = (['planes', 'inH', 'inW', 'outH', 'outW', 'kH', 'kW', 'sH', 'sW', 'padT', 'padL', 'dH', 'dW'] as const).map(
-  (name) => [name, 'i32'] as const,
-);
+const POOL_FIELDS = [...WINDOW_FIELDS, ['planes', 'i32'] as const];
 
-function windowUniforms(g: Pool2dGeometry): Record<string, number> {
-  return {
-    planes: g.batch * g.channels,
-    inH: g.inHeight,
-    inW: g.inWidth,
-    outH: g.outHeight,
-    outW: g.outWidth,
-    kH: g.kernelH,
-    kW: g.kernelW,
-    sH: g.strideH,
-    sW: g.strideW,
-    padT: g.padTop,
-    padL: g.padLeft,
-    dH: g.dilationH,
-    dW: g.dilationW,
-  };
+function poolUniforms(g: Pool2dGeometry, length: number): Record<string, number> & { length: number } {
+  return { ...windowUniforms(g), planes: g.batch * g.channels, length };
 }
 
 /** PyTorch's rule, as the reference: the first tap, then any tap that is greater or NaN. */
@@ -53,7 +37,7 @@ fn windowArgmax(plane: i32, oy: i32, ox: i32) -> i32 {
 
 const maxpoolForward = perElement(
   'maxpool2d_forward',
-  WINDOW_FIELDS,
+  POOL_FIELDS,
   roles(['x'], ['y']),
   `  let o = i32(i);
   let at = windowArgmax(o / (p.outH * p.outW), (o / p.outW) % p.outH, o % p.outW);
@@ -65,7 +49,7 @@ const maxpoolForward = perElement(
  * reference visits them (output rows, then columns, ascending). */
 const maxpoolBackward = perElement(
   'maxpool2d_backward',
-  WINDOW_FIELDS,
+  POOL_FIELDS,
   roles(['x', 'dy'], ['dx']),
   `  let e = i32(i);
   let plane = e / (p.inH * p.inW);
@@ -87,7 +71,7 @@ const maxpoolBackward = perElement(
   WINDOW_ARGMAX,
 );
 
-const ADAPTIVE_FIELDS = (['inH', 'inW', 'outH', 'outW'] as const).map((name) => [name, 'i32'] as const);
+const ADAPTIVE_FIELDS = fieldsOf(['inH', 'inW', 'outH', 'outW'], 'i32');
 /** PyTorch's adaptive bins: output cell i covers [floor(i·in/out), ceil((i+1)·in/out)). */
 const BINS = `
 fn binStart(i: i32, inSize: i32, outSize: i32) -> i32 { return (i * inSize) / outSize; }
@@ -275,7 +259,7 @@ const sgdUpdate = perElement(
 /** Thread i copies element i of the slab: [outer, count, inner] of src into dst. */
 const copySlab = perElement(
   'copy_slab',
-  (['inner', 'count', 'srcAxis', 'srcOffset', 'dstAxis', 'dstOffset'] as const).map((name) => [name, 'u32'] as const),
+  fieldsOf(['inner', 'count', 'srcAxis', 'srcOffset', 'dstAxis', 'dstOffset'], 'u32'),
   roles(['src'], ['dst']),
   `  let rows = p.count * p.inner;
   let o = i / rows;
@@ -424,8 +408,8 @@ export const planners: { [K in KernelName]: Planner<K> } = {
     ...G.convBackwardWeight(g),
     ...(present.has('dbias') ? channelSum(g.batch, g.outChannels, g.outHeight * g.outWidth, 'dy', 'dbias') : []),
   ],
-  maxpool2d_forward: (g) => maxpoolForward({ length: g.batch * g.channels * g.outHeight * g.outWidth, ...windowUniforms(g) }),
-  maxpool2d_backward: (g) => maxpoolBackward({ length: g.batch * g.channels * g.inHeight * g.inWidth, ...windowUniforms(g) }),
+  maxpool2d_forward: (g) => maxpoolForward(poolUniforms(g, g.batch * g.channels * g.outHeight * g.outWidth)),
+  maxpool2d_backward: (g) => maxpoolBackward(poolUniforms(g, g.batch * g.channels * g.inHeight * g.inWidth)),
   adaptive_avgpool2d_forward: (g) => adaptiveForward(adaptiveUniforms(g, g.batch * g.channels * g.outHeight * g.outWidth)),
   adaptive_avgpool2d_backward: (g) => adaptiveBackward(adaptiveUniforms(g, g.batch * g.channels * g.inHeight * g.inWidth)),
   lrn_forward: (p) => lrnForward(lrnUniforms(p)),

@@ -4,6 +4,8 @@
  * one ring buffer, so the WGSL a kernel writes starts with the declarations made here.
  */
 
+import type { WindowGeometry } from '../kernels.js';
+
 export type FieldType = 'u32' | 'i32' | 'f32';
 
 export interface Binding {
@@ -24,6 +26,31 @@ export interface Dispatch {
   shader: Shader;
   uniforms: Record<string, number>;
   groups: readonly [number, number, number];
+}
+
+/** Fields of one type, in order. */
+export function fieldsOf<T extends FieldType>(names: readonly string[], type: T): (readonly [string, T])[] {
+  return names.map((name) => [name, type] as const);
+}
+
+/** A sliding window's geometry (convolution, pooling) as i32 fields: kernels compute signed coordinates. */
+export const WINDOW_FIELDS = fieldsOf(['inH', 'inW', 'outH', 'outW', 'kH', 'kW', 'sH', 'sW', 'padT', 'padL', 'dH', 'dW'], 'i32');
+
+export function windowUniforms(g: WindowGeometry): Record<string, number> {
+  return {
+    inH: g.inHeight,
+    inW: g.inWidth,
+    outH: g.outHeight,
+    outW: g.outWidth,
+    kH: g.kernelH,
+    kW: g.kernelW,
+    sH: g.strideH,
+    sW: g.strideW,
+    padT: g.padTop,
+    padL: g.padLeft,
+    dH: g.dilationH,
+    dW: g.dilationW,
+  };
 }
 
 /** The most workgroups along one dispatch dimension that every WebGPU device accepts. */
