@@ -1,4 +1,4 @@
-// Prettier for the AssemblyScript kernels: their `@inline function` decorators are not TypeScript,
+// Prettier for the AssemblyScript kernels: their `@inline [export] function` decorators are not TypeScript,
 // so they are hidden in a comment while Prettier formats the file, then restored; lines Prettier
 // cannot wrap (comments) are capped at 150 columns like the rest of the tree.
 // Usage: node tools/assembly-style.mjs --check | --write
@@ -14,8 +14,8 @@ let failures = 0;
 for (const name of readdirSync(DIR).filter((n) => n.endsWith('.ts'))) {
   const path = join(DIR, name);
   const text = readFileSync(path, 'utf8');
-  const hidden = text.replace(/^@inline function/gm, '/* @inline */ function');
-  const formatted = (await prettier.format(hidden, options)).replace(/^\/\* @inline \*\/ function/gm, '@inline function');
+  const hidden = text.replace(/^@inline (export )?function/gm, '/* @inline */ $1function');
+  const formatted = (await prettier.format(hidden, options)).replace(/^\/\* @inline \*\/ (export )?function/gm, '@inline $1function');
   if (formatted !== text) {
     if (write) writeFileSync(path, formatted);
     else {

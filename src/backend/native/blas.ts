@@ -64,6 +64,10 @@ function open(): Blas | string {
   } catch (error) {
     return `the koffi package cannot be loaded (${(error as Error).message.split('\n')[0]})`;
   }
+  // OpenBLAS's threads spin for 2^28 cycles (~0.1 s) after each call, on the cores the wasm threads
+  // need for the layers between GEMMs: the paper net's batch-1 inference ran 25–28 images/s so,
+  // 33–37 with 2^18 (read when the library loads; a value set by the user wins). Training: no loss.
+  process.env.OPENBLAS_THREAD_TIMEOUT ??= '18';
   const wanted = process.env.ALEXNET_BLAS;
   const tried: string[] = [];
   for (const path of wanted ? [wanted] : CANDIDATES) {

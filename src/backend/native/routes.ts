@@ -37,12 +37,14 @@ const WORKSPACE_FLOATS = 1 << 24;
 const SMALL_BATCH = 4;
 
 /**
- * Below these sizes a layer stays on the wasm kernels: on the 2-vCPU machine of 2026-12-01 the
- * small Fashion-MNIST net (convolutions of 12–37 K weights per group, FC layers of 0.3 M) trained at
- * 277–349 images/s with every GEMM in OpenBLAS against 378–487 in wasm, while the paper net
- * (153–885 K per group, FC 4–38 M) gained 1.1–1.5× (BENCHMARKS.md).
+ * Below these sizes a layer stays on the wasm kernels. Convolutions: all go to the BLAS since its
+ * threads stop spinning between calls (OPENBLAS_THREAD_TIMEOUT, blas.ts): the small Fashion-MNIST
+ * net (12–37 K weights per group) then trained at 614–815 images/s against 558–628 with them in wasm
+ * (five rounds, batch 64), the paper net's conv1 (35 K) took 2.7 instead of 4.7 ms at batch 1.
+ * (Before that fix the BLAS lost on the small net, 277–349 against 378–487.) Linear layers of the
+ * small net (0.3 M) measured alike both ways and stay in wasm (BENCHMARKS.md, seventh session).
  */
-export const NATIVE_FROM = { convWeights: 100_000, linearWeights: 1_000_000 };
+export const NATIVE_FROM = { convWeights: 0, linearWeights: 1_000_000 };
 
 /** The native kernels; `wasm` is the table they replace, for the cases it still does better. */
 export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from = NATIVE_FROM): NativeKernels {

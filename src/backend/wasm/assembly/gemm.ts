@@ -9,7 +9,8 @@ export const NC: i32 = 1024;
 /** Floats of scratch one gemm call needs: packed A, packed B, one edge tile. */
 export const GEMM_SCRATCH: i32 = MC * KC + KC * NC + 32;
 
-@inline function madd(a: v128, b: v128, c: v128): v128 {
+/** a·b + c, fused where the engine has relaxed SIMD. */
+@inline export function madd(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
   return f32x4.add(f32x4.mul(a, b), c);
 }
