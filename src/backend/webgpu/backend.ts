@@ -53,6 +53,8 @@ export class WebGpuBackend implements Backend {
   private doomed: GPUBuffer[] = [];
   private nextId = 1;
   private failure: string | null = null;
+  /** Partial sums of split-K products, grown to the largest any dispatch asked for. */
+  private scratch: GpuBuffer | null = null;
 
   private constructor(
     readonly device: GPUDevice,
@@ -149,7 +151,7 @@ export class WebGpuBackend implements Backend {
   private dispatch(dispatch: Dispatch, buffers: Record<string, DeviceBuffer | undefined>): void {
     const { shader } = dispatch;
     const handles = shader.bindings.map(({ role }) => {
-      const buffer = buffers[role];
+      const buffer = role === 'scratch' ? this.scratchOf(dispatch.scratch ?? 0) : buffers[role];
       if (!buffer) throw new Error(`webgpu ${shader.key}: no '${role}' buffer`);
       this.gpu(buffer);
       return buffer as GpuBuffer;
@@ -166,6 +168,14 @@ export class WebGpuBackend implements Backend {
     pass.setPipeline(pipeline.pipeline);
     pass.setBindGroup(0, this.bindGroup(shader, pipeline, handles), [slot * SLOT]);
     pass.dispatchWorkgroups(...dispatch.groups);
+  }
+
+  private scratchOf(floats: number): GpuBuffer {
+    if (!this.scratch || this.scratch.length < floats) {
+      if (this.scratch) this.free(this.scratch);
+      this.scratch = this.allocate(floats) as GpuBuffer;
+    }
+    return this.scratch;
   }
 
   private pack(shader: Shader, uniforms: Record<string, number>, slot: number): void {

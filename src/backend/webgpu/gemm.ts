@@ -13,6 +13,7 @@ import {
   type FieldType,
   fieldsOf,
   MAX_GROUPS,
+  perElement,
   roles,
   shader,
   WINDOW_FIELDS,
@@ -27,7 +28,15 @@ const GEMM_FIELDS = [
   ['N', 'u32'],
   ['K', 'u32'],
   ['colBase', 'u32'],
+  ['splits', 'u32'],
+  ['depth', 'u32'],
 ] as const;
+
+/** Split-K: a product with fewer output tiles than this is split along K into parts of at least
+ * MIN_SPLIT_DEPTH, summed after (the filter gradient: K = batch × output pixels, 387 K for the paper
+ * net's conv1 at batch 128, over as few as 12 tiles, would leave a large GPU nearly idle). */
+const SPLIT_BELOW_GROUPS = 256;
+const MIN_SPLIT_DEPTH = 512;
 
 const CONV_FIELDS = [...WINDOW_FIELDS, ...fieldsOf(['batch', 'inC', 'outC', 'icpg', 'ocpg'], 'i32')];
 
@@ -36,14 +45,21 @@ const gemmBody = (operands: string) => `${operands}
 var<workgroup> tileA: array<vec4<f32>, ${(DEPTH * TILE) / 4}>;
 var<workgroup> tileB: array<vec4<f32>, ${(DEPTH * TILE) / 4}>;
 
+// The part of K this workgroup sums (0 unless split): workgroup_id.z = slice · splits + part.
+var<private> part: u32;
+
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
-  let z = wg.z;
+  let z = wg.z / p.splits;
+  let slicePart = wg.z % p.splits; // a let: uniform, as the barriers in the loop below require
+  part = slicePart;
+  let kBegin = slicePart * p.depth;
+  let kEnd = min(p.K, kBegin + p.depth);
   let row0 = wg.y * ${TILE}u;
   let col0 = p.colBase + wg.x * ${TILE}u;
   let t = lid.y * 16u + lid.x;
   var acc: array<vec4<f32>, 4>;
-  for (var k0 = 0u; k0 < p.K; k0 += ${DEPTH}u) {
+  for (var k0 = kBegin; k0 < kEnd; k0 += ${DEPTH}u) {
     // Thread t stages row t / 4 of A at depths 4·(t % 4) … + 3, and depth t / 16 of B at
     // columns 4·(t % 16) … + 3: neighbouring threads read neighbouring addresses of row-major operands.
     let am = row0 + t / 4u;
@@ -53,8 +69,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     var fromA = vec4<f32>(0.0);
     var fromB = vec4<f32>(0.0);
     for (var i = 0u; i < 4u; i++) {
-      if (am < p.M && ak + i < p.K) { fromA[i] = loadA(z, am, ak + i); }
-      if (bk < p.K && bn + i < p.N) { fromB[i] = loadB(z, bk, bn + i); }
+      if (am < p.M && ak + i < kEnd) { fromA[i] = loadA(z, am, ak + i); }
+      if (bk < kEnd && bn + i < p.N) { fromB[i] = loadB(z, bk, bn + i); }
     }
     tileA[t] = fromA;
     tileB[t] = fromB;
@@ -78,27 +94,30 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
   }
 }`;
 
-/** Dispatches for an M×N product in `z` slices; columns beyond one dispatch's reach go to further
- * dispatches that start at `colBase`. */
+/** Dispatches for an M×N product in `z` slices, each summing K in `splits` parts (its store then sees
+ * `part`); columns beyond one dispatch's reach go to further dispatches that start at `colBase`. */
 function gemmDispatches(
   key: string,
   extraFields: readonly (readonly [string, FieldType])[],
   bindings: readonly Binding[],
   operands: string,
-  shape: { M: number; N: number; K: number; z: number },
+  shape: { M: number; N: number; K: number; z: number; splits?: number },
   uniforms: Record<string, number>,
 ): Dispatch[] {
+  const splits = shape.splits ?? 1;
+  const depth = Math.ceil(shape.K / splits / DEPTH) * DEPTH;
   const compiled = shader(key, [...GEMM_FIELDS, ...extraFields], bindings, () => gemmBody(operands));
   const rows = Math.ceil(shape.M / TILE);
-  if (rows > MAX_GROUPS || shape.z > MAX_GROUPS) throw new Error(`webgpu ${key}: ${shape.M} rows × ${shape.z} slices exceed one dispatch`);
+  if (rows > MAX_GROUPS || shape.z * splits > MAX_GROUPS)
+    throw new Error(`webgpu ${key}: ${shape.M} rows × ${shape.z} slices exceed one dispatch`);
   const out: Dispatch[] = [];
   const columnsPerDispatch = MAX_GROUPS * TILE;
   for (let colBase = 0; colBase < shape.N; colBase += columnsPerDispatch) {
     const columns = Math.min(columnsPerDispatch, shape.N - colBase);
     out.push({
       shader: compiled,
-      uniforms: { ...uniforms, M: shape.M, N: shape.N, K: shape.K, colBase },
-      groups: [Math.ceil(columns / TILE), rows, shape.z],
+      uniforms: { ...uniforms, M: shape.M, N: shape.N, K: shape.K, colBase, splits, depth },
+      groups: [Math.ceil(columns / TILE), rows, shape.z * splits],
     });
   }
   return out;
@@ -234,9 +253,24 @@ fn store(z: u32, m: u32, col: u32, v: f32) {
   return gemmDispatches('conv2d_backward_data', CONV_FIELDS, roles(['dy', 'weight'], ['dx']), operands, shape, convUniforms(g));
 }
 
+/** How many parts to split K into, so that at least SPLIT_BELOW_GROUPS workgroups run (1: none). */
+export function splitsFor(shape: { M: number; N: number; K: number; z: number }): number {
+  const tiles = Math.ceil(shape.M / TILE) * Math.ceil(shape.N / TILE) * shape.z;
+  return Math.max(1, Math.min(Math.ceil(SPLIT_BELOW_GROUPS / tiles), Math.floor(shape.K / MIN_SPLIT_DEPTH)));
+}
+
 /** dweight[g·ocpg + m, k] = Σ over (n, q) of dy[n, g·ocpg + m, q] · im2col(x)[k, (n, q)]; the bias
- * gradient is the channel sum of dy (`channelSum`). */
+ * gradient is the channel sum of dy (`channelSum`). Split along (n, q) when the output has few
+ * tiles: each part writes its own copy of dweight in `scratch`, and `split_sum` adds them in order. */
 export function convBackwardWeight(g: Conv2dGeometry): Dispatch[] {
+  const shape = {
+    M: g.outChannels / g.groups,
+    N: (g.inChannels / g.groups) * g.kernelH * g.kernelW,
+    K: g.batch * g.outHeight * g.outWidth,
+    z: g.groups,
+  };
+  const splits = splitsFor(shape);
+  const target = splits > 1 ? 'scratch[part * p.total + ' : 'dweight[';
   const operands = `${IM2COL}
 fn loadA(z: u32, m: u32, k: u32) -> f32 {
   let outputs = u32(p.outH * p.outW);
@@ -246,12 +280,22 @@ fn loadB(z: u32, k: u32, col: u32) -> f32 {
   let outputs = u32(p.outH * p.outW);
   return inputTap(z, k / outputs, k % outputs, col);
 }
-fn store(z: u32, m: u32, col: u32, v: f32) { dweight[(z * u32(p.ocpg) + m) * p.N + col] = v; }`;
-  const shape = {
-    M: g.outChannels / g.groups,
-    N: (g.inChannels / g.groups) * g.kernelH * g.kernelW,
-    K: g.batch * g.outHeight * g.outWidth,
-    z: g.groups,
-  };
-  return gemmDispatches('conv2d_backward_weight', CONV_FIELDS, roles(['x', 'dy'], ['dweight']), operands, shape, convUniforms(g));
+fn store(z: u32, m: u32, col: u32, v: f32) { ${target}(z * u32(p.ocpg) + m) * p.N + col] = v; }`;
+  const uniforms = convUniforms(g);
+  if (splits === 1)
+    return gemmDispatches('conv2d_backward_weight', CONV_FIELDS, roles(['x', 'dy'], ['dweight']), operands, shape, uniforms);
+  const total = g.outChannels * shape.N;
+  const fields = [...CONV_FIELDS, ['total', 'u32'] as const];
+  const bindings = roles(['x', 'dy'], ['scratch']);
+  const parts = gemmDispatches('conv2d_backward_weight+splitK', fields, bindings, operands, { ...shape, splits }, { ...uniforms, total });
+  return [...parts, ...splitSum({ length: total, splits })].map((d) => ({ ...d, scratch: total * splits }));
 }
+
+const splitSum = perElement(
+  'split_sum',
+  [['splits', 'u32']],
+  roles(['scratch'], ['dweight']),
+  `  var sum = 0.0;
+  for (var j = 0u; j < p.splits; j++) { sum += scratch[j * p.length + i]; }
+  dweight[i] = sum;`,
+);

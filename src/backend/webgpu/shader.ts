@@ -26,6 +26,8 @@ export interface Dispatch {
   shader: Shader;
   uniforms: Record<string, number>;
   groups: readonly [number, number, number];
+  /** Floats of the backend's scratch buffer this dispatch binds as `scratch` (split-K partial sums). */
+  scratch?: number;
 }
 
 /** Fields of one type, in order. */
