@@ -323,7 +323,7 @@ fn labelAt(n: u32) -> i32 {
 
 /** One workgroup: each thread takes rows n ≡ lane (mod THREADS), then a tree sum of the row losses.
  * A label that is not a class gives a NaN loss (a GPU cannot throw; the reference does). */
-function crossEntropyForward(): Dispatch[] {
+function crossEntropyForward(p: { batch: number; classes: number }): Dispatch[] {
   const compiled = shader(
     'softmax_cross_entropy_forward',
     [
@@ -351,7 +351,7 @@ fn main(@builtin(local_invocation_index) lane: u32) {
   if (lane == 0u) { loss[0] = partial[0] / f32(p.batch); }
 }`,
   );
-  return [{ shader: compiled, uniforms: {}, groups: [1, 1, 1] }];
+  return [{ shader: compiled, uniforms: { batch: p.batch, classes: p.classes }, groups: [1, 1, 1] }];
 }
 
 const crossEntropyBackward = perElement(
@@ -434,7 +434,7 @@ export const planners: { [K in KernelName]: Planner<K> } = {
   multiply: (p) => multiply(p),
   softmax_forward: (p) => softmaxForward({ length: p.outer * p.inner, axis: p.axis, inner: p.inner, log: +p.log }),
   softmax_backward: (p) => softmaxBackward({ length: p.outer * p.inner, axis: p.axis, inner: p.inner, log: +p.log }),
-  softmax_cross_entropy_forward: (p) => crossEntropyForward().map((d) => ({ ...d, uniforms: { ...p } })),
+  softmax_cross_entropy_forward: (p) => crossEntropyForward(p),
   softmax_cross_entropy_backward: (p) => crossEntropyBackward({ length: p.batch * p.classes, classes: p.classes }),
   sgd_update: (p) => sgdUpdate(p),
   random_fill: (p) =>
