@@ -125,6 +125,7 @@ const cases: [string, number[], Body][] = [
   ['linear_from_4d_no_bias', [2, 3, 3], { type: 'linear', outFeatures: 4, bias: false }],
   ['flatten_axis2', [2, 3, 4], { type: 'flatten', axis: 2 }],
   ['adaptive_avgpool', [2, 5, 7], { type: 'adaptive_avgpool2d', output: [3, 2] }],
+  ['adaptive_avgpool_identity', [2, 5, 7], { type: 'adaptive_avgpool2d', output: [5, 7] }],
   ['softmax', [5, 2], { type: 'softmax' }],
   ['log_softmax', [6], { type: 'log_softmax' }],
   ['log_softmax_trailing', [3, 2, 2], { type: 'log_softmax', axis: 1, over: 'trailing' }],
