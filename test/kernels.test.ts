@@ -1,7 +1,8 @@
 /**
- * Every wasm kernel against the reference backend on random shapes (sizes that are not multiples of
- * 4 or 8, groups, strides, asymmetric padding, dilation), large enough that the work is split
- * across threads, for one and two threads and both SIMD builds. Tolerance: |Δ| ≤ 2e-5·max(1, rms) +
+ * Every kernel of the wasm, native and webgpu backends against the reference backend on random
+ * shapes (sizes that are not multiples of 4 or 8, groups, strides, asymmetric padding, dilation),
+ * large enough that the work is split across threads (and, on webgpu, that the filter gradient is
+ * split along K), for one and two threads and both SIMD builds. Tolerance: |Δ| ≤ 2e-5·max(1, rms) +
  * 1e-4·|ref|, rms being the root mean square of the reference output: fused multiply-adds and
  * another summation order change the rounding of long sums, in proportion to their size.
  */
@@ -116,7 +117,7 @@ for (const [what, g] of convCases) {
   const xLen = g.batch * g.inChannels * g.inHeight * g.inWidth;
   const wLen = g.outChannels * (g.inChannels / g.groups) * g.kernelH * g.kernelW;
   const yLen = g.batch * g.outChannels * g.outHeight * g.outWidth;
-  test(`wasm conv2d: ${what}`, async () => {
+  test(`kernels: conv2d: ${what}`, async () => {
     await compare(
       `${what} forward`,
       'conv2d_forward',
@@ -142,7 +143,7 @@ for (const [what, g] of convCases) {
   });
 }
 
-test('wasm gemm: every transpose, alpha and beta, odd sizes', async () => {
+test('kernels: gemm: every transpose, alpha and beta, odd sizes', async () => {
   for (const [M, N, K] of [
     [37, 29, 53],
     [5, 300, 7],
@@ -164,7 +165,7 @@ test('wasm gemm: every transpose, alpha and beta, odd sizes', async () => {
   }
 });
 
-test('wasm linear: forward and both gradients, with and without bias', async () => {
+test('kernels: linear: forward and both gradients, with and without bias', async () => {
   for (const [batch, inFeatures, outFeatures] of [
     [1, 700, 33],
     [3, 9, 5],
@@ -203,7 +204,7 @@ test('wasm linear: forward and both gradients, with and without bias', async () 
   }
 });
 
-test('wasm max-pool: overlapping, ceil, padded, dilated', async () => {
+test('kernels: max-pool: overlapping, ceil, padded, dilated', async () => {
   const cases: Pool2dGeometry[] = [
     {
       batch: 4,
@@ -300,7 +301,7 @@ test('wasm max-pool: overlapping, ceil, padded, dilated', async () => {
   }
 });
 
-test('wasm LRN: both sizes, ragged spatial sizes, β = 0.75 fast path and general β', async () => {
+test('kernels: LRN: both sizes, ragged spatial sizes, β = 0.75 fast path and general β', async () => {
   for (const p of [
     { batch: 4, channels: 37, spatial: 169, size: 5, alpha: 0.01, beta: 0.75, k: 2 },
     { batch: 3, channels: 7, spatial: 30, size: 3, alpha: 0.3, beta: 0.6, k: 1 },
@@ -320,7 +321,7 @@ test('wasm LRN: both sizes, ragged spatial sizes, β = 0.75 fast path and genera
   }
 });
 
-test('wasm elementwise: activations, dropout (bit-identical masks), multiply, accumulate, SGD', async () => {
+test('kernels: elementwise: activations, dropout (bit-identical masks), multiply, accumulate, SGD', async () => {
   const length = 100_003;
   for (const fn of ['relu', 'tanh', 'sigmoid'] as const) {
     const x = random(length);
@@ -364,7 +365,7 @@ test('wasm memory: freed buffers are reused and planned bytes are reported', asy
   if (backend.allocatedBytes !== before) throw new Error(`${backend.allocatedBytes - before} bytes leaked`);
 });
 
-test('wasm random fill: the same counter-based draws as the reference, with the right moments', async () => {
+test('kernels: random fill: the same counter-based draws as the reference, with the right moments', async () => {
   const length = 200_001;
   await compare(
     'uniform',
