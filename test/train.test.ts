@@ -13,6 +13,9 @@ import { imageSetBatches } from '../src/data/batches.js';
 import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
 import { afterEpoch, initialScheduleState, learningRateAt, parseSchedule } from '../src/train/schedule.js';
 import { evaluate, train } from '../src/train/trainer.js';
+import { setUpRun } from '../src/train/setup.js';
+import { resolveModel } from '../src/models/index.js';
+import { specClasses } from '../src/net/roles.js';
 import { idx } from './helpers.js';
 
 test("SGD applies the paper's update rule exactly", async () => {
@@ -379,4 +382,20 @@ test('a spec may name its loss layer anything; labels beyond the classes are nam
   assert.equal(loadDataset(dir).train.classes, 10);
   rmSync(join(dir, 'train-images-idx3-ubyte'));
   assert.equal(loadSplit(dir, 'test', { classes: 10 }).labels.length, 1, 'the test split alone, without the training files');
+});
+
+test("a zoo model is sized for the data's classes; a spec file with other classes is refused before training", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'classes-'));
+  const count = 6;
+  for (const split of ['train', 't10k']) {
+    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([count, 28, 28], new Array(count * 784).fill(7)));
+    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([count], [0, 1, 2, 0, 1, 2]));
+  }
+  const data = { data: dir, val: 0, seed: 0, cropPad: 0, flip: false, pca: 0 };
+  const sized = await setUpRun({ ...data, model: 'alexnet-small-28' });
+  assert.equal(specClasses(sized.spec), 3, 'the zoo net (10 classes) takes the data’s 3');
+  const file = join(dir, 'ten-classes.json');
+  writeFileSync(file, JSON.stringify(resolveModel('alexnet-small-28')));
+  await assert.rejects(setUpRun({ ...data, model: file }), new RegExp(`^Error: ${file} scores 10 classes, .*holds 3$`));
+  rmSync(dir, { recursive: true });
 });

@@ -81,9 +81,10 @@ function initialModel(source: string, arch?: string) {
   };
 }
 
-/** The net a new run trains: `model`, else the --init-from model with its classifier sized for
- * the data, else the zoo's net for the data (the scaled AlexNet for small images, the paper's for
- * photos); its input must be the data's images. */
+/** The net a new run trains: `model`, else the --init-from model, else the zoo's net for the data
+ * (the scaled AlexNet for small images, the paper's for photos); its input must be the data's
+ * images. A zoo net or the --init-from model gets a classifier sized for the data's classes; a
+ * spec file must already have it (checked here, not at the first batch). */
 function modelToTrain(
   model: string | undefined,
   initial: NetSpec | undefined,
@@ -91,7 +92,11 @@ function modelToTrain(
 ): NetSpec {
   const fresh = () => (data.shape ? defaultModelFor(data.shape, data.classes) : replaceClasses(models.alexnet!.spec(), data.classes));
   let spec = model ? resolveModel(model) : (initial ?? fresh());
-  if (initial && !model && specClasses(spec) !== data.classes) spec = replaceClasses(spec, data.classes);
+  const classes = specClasses(spec);
+  if (classes !== undefined && classes !== data.classes) {
+    if (model && !models[model]) throw new Error(`${model} scores ${classes} classes, ${data.source} holds ${data.classes}`);
+    spec = replaceClasses(spec, data.classes);
+  }
   const input = Object.entries(spec.inputs).find(([, shape]) => shape.length === 3)?.[1];
   if (input && data.shape && input.join() !== data.shape.join())
     throw new Error(`the model takes ${input.join('×')} images, ${data.source} holds ${data.shape.join('×')}`);
