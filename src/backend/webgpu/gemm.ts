@@ -159,7 +159,7 @@ fn store(z: u32, m: u32, n: u32, v: f32) { dx[m * p.N + n] = v; }`;
   return gemmDispatches('linear_backward_data', [], roles(['dy', 'weight'], ['dx']), operands, linearShape(p, 'data'), {});
 }
 
-/** dweight = dyᵀ·x; the bias gradient is the channel sum of dy (`channelSum`). */
+/** dweight = dyᵀ·x; the bias gradient is the channel sum of dy (`biasGradient`, kernels.ts). */
 export function linearBackwardWeight(p: LinearParams): Dispatch[] {
   const operands = `
 fn loadA(z: u32, m: u32, k: u32) -> f32 { return dy[k * p.M + m]; }
@@ -260,8 +260,9 @@ export function splitsFor(shape: { M: number; N: number; K: number; z: number })
 }
 
 /** dweight[g·ocpg + m, k] = Σ over (n, q) of dy[n, g·ocpg + m, q] · im2col(x)[k, (n, q)]; the bias
- * gradient is the channel sum of dy (`channelSum`). Split along (n, q) when the output has few
- * tiles: each part writes its own copy of dweight in `scratch`, and `split_sum` adds them in order. */
+ * gradient is the channel sum of dy (`biasGradient`, kernels.ts). Split along (n, q) when the
+ * output has few tiles: each part writes its own copy of dweight in `scratch`, and `split_sum` adds
+ * them in order. */
 export function convBackwardWeight(g: Conv2dGeometry): Dispatch[] {
   const shape = {
     M: g.outChannels / g.groups,

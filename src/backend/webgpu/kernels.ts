@@ -170,15 +170,20 @@ const ACTIVATIONS: Record<ActivationFn, { forward: string; backward: string }> =
   sigmoid: { forward: '1.0 / (1.0 + exp(-v))', backward: 'g * v * (1.0 - v)' },
 };
 
-const activationForward = (fn: ActivationFn) =>
-  perElement(`activation_forward:${fn}`, [], roles(['x'], ['y']), `  let v = x[i];\n  y[i] = ${ACTIVATIONS[fn].forward};`);
-const activationBackward = (fn: ActivationFn) =>
+/** One planner per function, made once. */
+const perActivation = <T>(make: (fn: ActivationFn) => T) =>
+  Object.fromEntries(Object.keys(ACTIVATIONS).map((fn) => [fn, make(fn as ActivationFn)])) as Record<ActivationFn, T>;
+const activationForward = perActivation((fn) =>
+  perElement(`activation_forward:${fn}`, [], roles(['x'], ['y']), `  let v = x[i];\n  y[i] = ${ACTIVATIONS[fn].forward};`),
+);
+const activationBackward = perActivation((fn) =>
   perElement(
     `activation_backward:${fn}`,
     [],
     roles(['y', 'dy'], ['dx']),
     `  let v = y[i];\n  let g = dy[i];\n  dx[i] = ${ACTIVATIONS[fn].backward};`,
-  );
+  ),
+);
 
 /** Philox4x32-10 as random.ts (WGSL has no 64-bit product: the high word from 16-bit halves). */
 const PHILOX = `
@@ -366,17 +371,17 @@ const crossEntropyBackward = perElement(
   WGSL_COMMON + LABEL,
 );
 
-/** sums[c] = Σ over (o, r) of values[(o·channels + c)·inner + r]: one workgroup per channel, a
- * strided pass then a tree sum (the bias gradients). */
-function channelSum(outer: number, channels: number, inner: number, source: string, target: string): Dispatch[] {
+/** The bias gradient: dbias[c] = Σ over (o, r) of dy[(o·channels + c)·inner + r]; one workgroup
+ * per channel, a strided pass then a tree sum. */
+function biasGradient(outer: number, channels: number, inner: number): Dispatch[] {
   const compiled = shader(
-    `channel_sum:${source}:${target}`,
+    'bias_gradient',
     [
       ['outer', 'u32'],
       ['channels', 'u32'],
       ['inner', 'u32'],
     ],
-    roles([source], [target]),
+    roles(['dy'], ['dbias']),
     () => `
 var<workgroup> partial: array<f32, ${THREADS}>;
 @compute @workgroup_size(${THREADS})
@@ -384,14 +389,14 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) l
   let c = wg.x;
   var total = 0.0;
   for (var e = lane; e < p.outer * p.inner; e += ${THREADS}u) {
-    total += ${source}[((e / p.inner) * p.channels + c) * p.inner + e % p.inner];
+    total += dy[((e / p.inner) * p.channels + c) * p.inner + e % p.inner];
   }
   partial[lane] = total;
   for (var width = ${THREADS / 2}u; width > 0u; width /= 2u) {
     workgroupBarrier();
     if (lane < width) { partial[lane] += partial[lane + width]; }
   }
-  if (lane == 0u) { ${target}[c] = partial[0]; }
+  if (lane == 0u) { dbias[c] = partial[0]; }
 }`,
   );
   return [{ shader: compiled, uniforms: { outer, channels, inner }, groups: [channels, 1, 1] }];
@@ -406,7 +411,7 @@ export const planners: { [K in KernelName]: Planner<K> } = {
   conv2d_backward_data: (g) => G.convBackwardData(g),
   conv2d_backward_filter: (g, present) => [
     ...G.convBackwardWeight(g),
-    ...(present.has('dbias') ? channelSum(g.batch, g.outChannels, g.outHeight * g.outWidth, 'dy', 'dbias') : []),
+    ...(present.has('dbias') ? biasGradient(g.batch, g.outChannels, g.outHeight * g.outWidth) : []),
   ],
   maxpool2d_forward: (g) => maxpoolForward(poolUniforms(g, g.batch * g.channels * g.outHeight * g.outWidth)),
   maxpool2d_backward: (g) => maxpoolBackward(poolUniforms(g, g.batch * g.channels * g.inHeight * g.inWidth)),
@@ -414,14 +419,14 @@ export const planners: { [K in KernelName]: Planner<K> } = {
   adaptive_avgpool2d_backward: (g) => adaptiveBackward(adaptiveUniforms(g, g.batch * g.channels * g.inHeight * g.inWidth)),
   lrn_forward: (p) => lrnForward(lrnUniforms(p)),
   lrn_backward: (p) => lrnBackward(lrnUniforms(p)),
-  activation_forward: (p) => activationForward(p.fn)({ length: p.length }),
-  activation_backward: (p) => activationBackward(p.fn)({ length: p.length }),
+  activation_forward: (p) => activationForward[p.fn]({ length: p.length }),
+  activation_backward: (p) => activationBackward[p.fn]({ length: p.length }),
   gemm: (p) => G.gemm(p),
   linear_forward: (p, present) => G.linearForward(p, present.has('bias')),
   linear_backward_data: (p) => G.linearBackwardData(p),
   linear_backward_params: (p, present) => [
     ...G.linearBackwardWeight(p),
-    ...(present.has('dbias') ? channelSum(p.batch, p.outFeatures, 1, 'dy', 'dbias') : []),
+    ...(present.has('dbias') ? biasGradient(p.batch, p.outFeatures, 1) : []),
   ],
   dropout_forward: (p) =>
     dropoutForward({
