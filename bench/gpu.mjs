@@ -3,9 +3,9 @@
 // inference), and TensorFlow.js's webgpu backend on the same adapter in the same run.
 // Usage: node bench/gpu.mjs [--size 4096] [--batch 128] [--steps 5] [--peak TFLOPS] [--json FILE]
 // (--peak: the GPU's fp32 peak, to report the GEMM's share of it.)
-import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { createBackend } from '../dist/src/backend/native/backend.js';
+import { measure } from './measure.mjs';
 
 const args = process.argv.slice(2);
 const option = (name, fallback) => (args.includes(name) ? args[args.indexOf(name) + 1] : fallback);
@@ -35,25 +35,6 @@ async function gemmRate() {
   return result;
 }
 
-function json(cmd, argv) {
-  try {
-    const out = execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 20 * 60 * 1000 });
-    return JSON.parse(
-      out
-        .trim()
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .pop(),
-    );
-  } catch (error) {
-    const said = String(error.stderr ?? '')
-      .split('\n')
-      .filter((l) => l.startsWith('alexnet:'))
-      .pop();
-    return { error: said ?? String(error.message).split('\n')[0] };
-  }
-}
-
 const gemm = await gemmRate();
 const share = peak ? ` = ${((gemm.gflops / (peak * 1000)) * 100).toFixed(1)} % of ${peak} TFLOP/s` : '';
 console.log(`adapter: ${gemm.adapter}\nGEMM ${size}³: ${gemm.gflops.toPrecision(3)} GFLOP/s${share}`);
@@ -61,7 +42,7 @@ const rows = [];
 for (const model of ['alexnet', 'alexnet-torchvision'])
   for (const mode of ['train', 'infer']) {
     const common = [model, mode, batch];
-    const ours = json(process.execPath, [
+    const ours = measure('alexnet-ts webgpu', process.execPath, [
       'dist/src/cli/main.js',
       'bench',
       '--backend',
@@ -76,7 +57,7 @@ for (const model of ['alexnet', 'alexnet-torchvision'])
       steps,
       '--json',
     ]);
-    const tfjs = json(process.execPath, ['bench/peers/tfjs.mjs', 'webgpu', ...common, '1', steps]);
+    const tfjs = measure('TensorFlow.js webgpu', process.execPath, ['bench/peers/tfjs.mjs', 'webgpu', ...common, '1', steps]);
     rows.push({ model, mode, batch: +batch, ours, tfjs });
     const rate = (r) => (r.imagesPerSecond ? `${r.imagesPerSecond.toFixed(1)} images/s` : r.error);
     const ratio =

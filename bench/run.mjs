@@ -3,34 +3,15 @@
 // Options: --quick (the paper net, 2 threads, fewer configurations), --slow-peers (TensorFlow.js's
 // pure-JS cpu backend for every net and inference too; the standard set runs it once, on the paper
 // net's training step: minutes per image), --json FILE (write every result).
-import { execFileSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { availableParallelism, cpus } from 'node:os';
+import { measure, run } from './measure.mjs';
 
 const args = process.argv.slice(2);
 const quick = args.includes('--quick');
 const slowPeers = args.includes('--slow-peers');
 const jsonFile = args.includes('--json') ? args[args.indexOf('--json') + 1] : null;
 const hasTorch = existsSync('/usr/bin/python3') && run('/usr/bin/python3', ['-c', 'import torch']) !== null;
-
-function run(cmd, argv) {
-  try {
-    return execFileSync(cmd, argv, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], timeout: 30 * 60 * 1000 });
-  } catch {
-    return null;
-  }
-}
-
-function measure(label, cmd, argv) {
-  const out = run(cmd, argv);
-  const line = out
-    ?.trim()
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .pop();
-  const result = line ? JSON.parse(line) : { error: 'failed to run' };
-  return { label, ...result };
-}
 
 const models = quick ? ['alexnet'] : ['alexnet', 'alexnet-torchvision'];
 const threadCounts = quick ? [2] : [1, 2];
