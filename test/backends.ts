@@ -33,7 +33,7 @@ export async function nativeBackends(): Promise<{ name: string; backend: WasmBac
     console.log(`no native backend to test: ${blas}`);
     return [];
   }
-  const everyLayer = { convWeights: 0, linearWeights: 0 }; // the BLAS route even for the suites' small shapes
+  const everyLayer = { linearWeights: 0 }; // the BLAS route even for the suites' small shapes
   return [
     { name: 'native-2t', backend: await WasmBackend.create({ threads: 2, blas, nativeFrom: everyLayer }) },
     { name: 'native-1t', backend: await WasmBackend.create({ threads: 1, blas, nativeFrom: everyLayer }) },

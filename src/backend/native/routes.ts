@@ -37,14 +37,14 @@ const WORKSPACE_FLOATS = 1 << 24;
 const SMALL_BATCH = 4;
 
 /**
- * Below these sizes a layer stays on the wasm kernels. Convolutions: all go to the BLAS since its
- * threads stop spinning between calls (OPENBLAS_THREAD_TIMEOUT, blas.ts): the small Fashion-MNIST
- * net (12–37 K weights per group) then trained at 614–815 images/s against 558–628 with them in wasm
- * (five rounds, batch 64), the paper net's conv1 (35 K) took 2.7 instead of 4.7 ms at batch 1.
- * (Before that fix the BLAS lost on the small net, 277–349 against 378–487.) Linear layers of the
- * small net (0.3 M) measured alike both ways and stay in wasm (BENCHMARKS.md, seventh session).
+ * Linear layers below this many weights stay on the wasm kernels: the small Fashion-MNIST net's
+ * (0.3 M) measured alike both ways. Every convolution goes to the BLAS since its threads stop
+ * spinning between calls (OPENBLAS_THREAD_TIMEOUT, blas.ts): the small net (12–37 K weights per
+ * group) then trained at 614–815 images/s against 558–628 with them in wasm (five rounds, batch
+ * 64), the paper net's conv1 (35 K) took 2.7 instead of 4.7 ms at batch 1; before that fix the BLAS
+ * lost on the small net, 277–349 against 378–487 (BENCHMARKS.md, seventh session).
  */
-export const NATIVE_FROM = { convWeights: 0, linearWeights: 1_000_000 };
+export const NATIVE_FROM = { linearWeights: 1_000_000 };
 
 /** The native kernels; `wasm` is the table they replace, for the cases it still does better. */
 export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from = NATIVE_FROM): NativeKernels {
@@ -78,12 +78,6 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels,
   /** Row ranges of whole channels (col2im may only split between channels). */
   const channelRows = (cg: number, kk: number) => host.perThread(cg).map(([c0, c1]) => [c0 * kk, c1 * kk] as const);
 
-  /** A convolution below the BLAS threshold stays on the wasm kernels. */
-  const small = (g: Conv2dGeometry) => {
-    const { kg, taps } = shape(g);
-    return kg * taps < from.convWeights;
-  };
-
   /** Calls `body` for each chunk of images and each group: the chunk's `images`, its column count
    * `width`, the workspace's im2col columns `col` (taps × width) and a `panel` of K/G × width after
    * them, and the group's weights `weight`. */
@@ -115,7 +109,6 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels,
 
   return {
     conv2d_forward: (g, b) => {
-      if (small(g)) return wasm.conv2d_forward!(g, b);
       const { kg, taps } = shape(g);
       const [x, y, bias] = [b.x.offset, b.y.offset, b.bias?.offset ?? 0];
       forEachChunk(g, b.weight.offset, ({ geometry, group, images, width, col, panel: out, weight }) => {
@@ -125,7 +118,6 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels,
       });
     },
     conv2d_backward_data: (g, b) => {
-      if (small(g)) return wasm.conv2d_backward_data!(g, b);
       const { kk, cg, kg, taps } = shape(g);
       const [dy, dx] = [b.dy.offset, b.dx.offset];
       forEachChunk(g, b.weight.offset, ({ geometry, group, images, width, col, panel: grads, weight }) => {
@@ -136,7 +128,6 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels,
       });
     },
     conv2d_backward_filter: (g, b) => {
-      if (small(g)) return wasm.conv2d_backward_filter!(g, b);
       const { ohw, kg, taps } = shape(g);
       const [x, dy] = [b.x.offset, b.dy.offset];
       forEachChunk(g, b.dweight.offset, ({ geometry, group, images, width, col, panel: grads, weight: dweight }) => {

@@ -46,9 +46,9 @@ export interface WasmBackendOptions {
   /** A BLAS for the GEMMs (the `native` backend): convolutions and linear layers call it on this
    * backend's memory, with `threads` threads; the other kernels stay in wasm. */
   blas?: Blas;
-  /** The smallest layers (weights per convolution group, weights of a linear layer) whose GEMMs go
-   * to the BLAS; smaller ones stay on the wasm kernels. Default: native/routes.ts's NATIVE_FROM. */
-  nativeFrom?: { convWeights: number; linearWeights: number };
+  /** The smallest linear layers (in weights) whose GEMMs go to the BLAS; smaller ones stay on the
+   * wasm kernels. Default: native/routes.ts's NATIVE_FROM. */
+  nativeFrom?: { linearWeights: number };
 }
 
 /** [start, end) ranges covering [0, total) in `parts` pieces, boundaries rounded to `align`. */
@@ -77,7 +77,7 @@ export class WasmBackend implements Backend {
     private readonly pool: ThreadPool,
     readonly simd: 'relaxed' | 'simd',
     readonly blas?: Blas,
-    nativeFrom?: { convWeights: number; linearWeights: number },
+    nativeFrom?: { linearWeights: number },
   ) {
     this.name = blas ? 'native' : 'wasm';
     if (blas) Object.assign(this.kernels, nativeKernels(this.kernelHost(), blas, { ...this.kernels } as NativeKernels, nativeFrom));
