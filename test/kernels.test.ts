@@ -250,6 +250,21 @@ test('kernels: max-pool: overlapping, ceil, padded, dilated', async () => {
   }
 });
 
+test('kernels: adaptive average pool: dividing, overlapping bins, upsampling', async () => {
+  for (const [batch, channels, inHeight, inWidth, outHeight, outWidth] of [
+    [2, 3, 13, 13, 6, 6],
+    [3, 4, 7, 5, 3, 4],
+    [1, 2, 12, 8, 4, 4],
+    [2, 2, 3, 2, 5, 3],
+  ] as const) {
+    const g = { batch, channels, inHeight, inWidth, outHeight, outWidth };
+    const xLen = batch * channels * inHeight * inWidth,
+      yLen = batch * channels * outHeight * outWidth;
+    await compare('adaptive pool forward', 'adaptive_avgpool2d_forward', g, { x: random(xLen) }, { y: random(yLen) });
+    await compare('adaptive pool backward', 'adaptive_avgpool2d_backward', g, { dy: random(yLen) }, { dx: random(xLen) });
+  }
+});
+
 test('kernels: LRN: both sizes, ragged spatial sizes, β = 0.75 fast path and general β', async () => {
   for (const p of [
     { batch: 4, channels: 37, spatial: 169, size: 5, alpha: 0.01, beta: 0.75, k: 2 },

@@ -5,7 +5,7 @@
  * reference backend's TypeScript over views of the same memory, so nothing is ever copied.
  */
 import type { Backend, DeviceBuffer, FloatArray } from '../backend.js';
-import type { ActivationFn, KernelName, KernelTable, Pool2dGeometry, WindowGeometry } from '../kernels.js';
+import type { ActivationFn, AdaptivePoolGeometry, KernelName, KernelTable, Pool2dGeometry, WindowGeometry } from '../kernels.js';
 import { type HostKernel, referenceKernels } from '../reference/backend.js';
 import type { KernelExports } from './exports.js';
 import type { Blas } from '../native/blas.js';
@@ -244,6 +244,8 @@ export class WasmBackend implements Backend {
       const [x, dy, dx] = [b.x.offset, b.dy.offset, b.dx.offset];
       this.pool.run(this.planeRanges(g).map((range) => task.maxpool2dBackward({ geometry, x, dy, dx, range })));
     },
+    adaptive_avgpool2d_forward: (g, b) => this.adaptivePool(g, b.x.offset, b.y.offset, false),
+    adaptive_avgpool2d_backward: (g, b) => this.adaptivePool(g, b.dy.offset, b.dx.offset, true),
     lrn_forward: (p, b) => {
       const ranges = split(p.batch, this.elementParts(p.batch * p.channels * p.spatial * p.size));
       const buffers = { x: b.x.offset, y: b.y.offset, scale: b.scale.offset };
@@ -376,6 +378,11 @@ export class WasmBackend implements Backend {
 
   private elementParts(elements: number): number {
     return elements < PARALLEL_ELEMENTS ? 1 : this.pool.threads;
+  }
+
+  private adaptivePool(g: AdaptivePoolGeometry, src: number, dst: number, backward: boolean): void {
+    const ranges = split(g.batch * g.channels, this.elementParts(g.batch * g.channels * g.inHeight * g.inWidth));
+    this.pool.run(ranges.map((range) => task.adaptiveAvgpool2d({ ...g, src, dst, range, backward })));
   }
 
   private planeRanges(g: Pool2dGeometry): [number, number][] {

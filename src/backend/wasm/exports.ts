@@ -7,6 +7,7 @@ export const WASM_FUNCTIONS = [
   'biasBackward',
   'maxpool2dForward',
   'maxpool2dBackward',
+  'adaptiveAvgpool2d',
   'lrnForward',
   'lrnBackward',
   'activationForward',

@@ -4,6 +4,7 @@
  * once; the backend only ever names arguments. Pointers are byte offsets into the wasm memory;
  * `range` is the [start, end) slice of the work one task does.
  */
+import type { AdaptivePoolGeometry } from '../kernels.js';
 import type { Task } from './threads.js';
 
 type Range = readonly [number, number];
@@ -64,6 +65,11 @@ export const task = {
     fn: 'maxpool2dBackward',
     args: [a.geometry, a.x, a.dy, a.dx, ...a.range],
     scratch: 'gemm',
+  }),
+  /** Planes in `range`: forward from x (`src`) to y (`dst`), or backward from dy to dx. */
+  adaptiveAvgpool2d: (a: { src: number; dst: number; range: Range; backward: boolean } & AdaptivePoolGeometry): Task => ({
+    fn: 'adaptiveAvgpool2d',
+    args: [a.src, a.dst, a.inHeight, a.inWidth, a.outHeight, a.outWidth, ...a.range, a.backward ? 1 : 0],
   }),
   /** Images in `range`. */
   lrnForward: (a: { x: number; y: number; scale: number } & LrnShape & { k: number; range: Range }): Task => ({

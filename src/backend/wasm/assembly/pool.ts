@@ -268,3 +268,45 @@ export function maxpool2dBackward(g: usize, x: usize, dy: usize, dx: usize, p0: 
     }
   }
 }
+
+/** PyTorch's adaptive bins: output cell i covers [floor(i·in/out), ceil((i+1)·in/out)). */
+@inline function binStart(i: i32, inSize: i32, outSize: i32): i32 {
+  return (i * inSize) / outSize;
+}
+
+@inline function binEnd(i: i32, inSize: i32, outSize: i32): i32 {
+  return ((i + 1) * inSize + outSize - 1) / outSize;
+}
+
+/**
+ * Adaptive average pooling of planes p0…p1: forward, y = the mean of each cell's bin of x; backward,
+ * each cell's dy / count added over its bin of dx (bins overlap when the sizes do not divide). The
+ * forward pass sums the bin, then divides once (the reference divides every term).
+ */
+export function adaptiveAvgpool2d(src: usize, dst: usize, H: i32, W: i32, OH: i32, OW: i32, p0: i32, p1: i32, backward: bool): void {
+  for (let p = p0; p < p1; p++) {
+    const input = (backward ? dst : src) + ((<usize>p * H * W) << 2);
+    const output = (backward ? src : dst) + ((<usize>p * OH * OW) << 2);
+    if (backward) memory.fill(input, 0, (<usize>H * W) << 2);
+    for (let oy = 0; oy < OH; oy++) {
+      const y0 = binStart(oy, H, OH),
+        y1 = binEnd(oy, H, OH);
+      for (let ox = 0; ox < OW; ox++) {
+        const x0 = binStart(ox, W, OW),
+          x1 = binEnd(ox, W, OW);
+        const count = <f32>((y1 - y0) * (x1 - x0));
+        const cell = output + ((<usize>(oy * OW + ox)) << 2);
+        const share = backward ? load<f32>(cell) / count : 0;
+        let sum: f32 = 0;
+        for (let iy = y0; iy < y1; iy++) {
+          for (let ix = x0; ix < x1; ix++) {
+            const at = input + ((<usize>(iy * W + ix)) << 2);
+            if (backward) store<f32>(at, load<f32>(at) + share);
+            else sum += load<f32>(at);
+          }
+        }
+        if (!backward) store<f32>(cell, sum / count);
+      }
+    }
+  }
+}
