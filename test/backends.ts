@@ -1,12 +1,14 @@
 /** The backends every suite runs over: the reference oracle, the wasm backend in the
  * configurations that change its code paths (relaxed-SIMD FMA or plain SIMD; one or two threads;
  * shared memory, or the unshared build a browser page without cross-origin isolation gets), and
- * the native backend (BLAS GEMMs) on two threads and one, where OpenBLAS is installed, and the
+ * the native backend on two threads (convolutions in oneDNN where it is installed) and on one (all
+ * in the BLAS), where OpenBLAS is installed, and the
  * WebGPU backend where Dawn finds an adapter (CI: Mesa's llvmpipe through surfaceless GLES). */
 import type { Backend } from '../src/index.js';
 import { ReferenceBackend } from '../src/index.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
 import { loadBlas } from '../src/backend/native/blas.js';
+import { loadDnnl } from '../src/backend/native/dnnl.js';
 import { WebGpuBackend } from '../src/backend/webgpu/backend.js';
 import { nodeGpuDevice } from '../src/backend/webgpu/node.js';
 
@@ -34,9 +36,15 @@ export async function nativeBackends(): Promise<{ name: string; backend: WasmBac
     return [];
   }
   const everyLayer = { linearWeights: 0 }; // the BLAS route even for the suites' small shapes
+  const dnnl = loadDnnl();
+  if (typeof dnnl === 'string') console.log(`native backend without oneDNN: ${dnnl}`);
+  const convolutions = typeof dnnl === 'string' ? undefined : dnnl;
   return [
-    { name: 'native-2t', backend: await WasmBackend.create({ threads: 2, blas, nativeFrom: everyLayer }) },
-    { name: 'native-1t', backend: await WasmBackend.create({ threads: 1, blas, nativeFrom: everyLayer }) },
+    {
+      name: convolutions ? 'native-dnnl-2t' : 'native-2t',
+      backend: await WasmBackend.create({ threads: 2, blas, nativeFrom: everyLayer, dnnl: convolutions }),
+    },
+    { name: 'native-blas-1t', backend: await WasmBackend.create({ threads: 1, blas, nativeFrom: everyLayer }) },
   ];
 }
 

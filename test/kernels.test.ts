@@ -111,6 +111,7 @@ const convCases: [string, Conv2dGeometry][] = [
   ['same size, one column', conv(3, 2, 4, 1, 3, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1)],
   ['7×7 maps, data-gradient panels of whole images, the last one short', conv(3, 64, 7, 7, 16, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1)],
   ['dilated rectangular, no padding', conv(2, 5, 17, 15, 7, [3, 2], [1, 2], [0, 0, 0, 0], [2, 3], 1)],
+  ['dilated, strided, asymmetric padding, 8+ channels per group', conv(2, 20, 17, 15, 12, [3, 2], [2, 1], [1, 0, 2, 1], [2, 3], 2)],
 ];
 
 for (const [what, g] of convCases) {

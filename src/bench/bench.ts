@@ -77,7 +77,7 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
     mode: options.mode,
     batch: options.batch,
     threads,
-    backend: backend instanceof WasmBackend ? `${backend.name}-${backend.simd}` : backend.name,
+    backend: backend instanceof WasmBackend ? `${backend.name}-${backend.simd}${backend.dnnl ? '-dnnl' : ''}` : backend.name,
     imagesPerSecond: (options.batch * 1000) / msPerStep,
     gflops: (2 * macs * (training ? 3 : 1) * options.batch) / msPerStep / 1e6,
     msPerStep,

@@ -1,6 +1,6 @@
 /**
  * Choosing a backend in Node: `native` is the wasm backend with its GEMMs in the system's BLAS
- * (the fastest where OpenBLAS is installed), `wasm` the portable one, `webgpu` the GPU (Dawn),
+ * and its convolutions in oneDNN where that is installed too (the fastest where OpenBLAS is), `wasm` the portable one, `webgpu` the GPU (Dawn),
  * `reference` the oracle. `auto` takes native when its library is found and says why not
  * otherwise; it never picks webgpu, whose adapter may be a CPU emulation far slower than native.
  */
@@ -8,6 +8,7 @@ import type { Backend } from '../backend.js';
 import { ReferenceBackend } from '../reference/backend.js';
 import { WasmBackend } from '../wasm/backend.js';
 import { loadBlas } from './blas.js';
+import { loadDnnl } from './dnnl.js';
 import { WebGpuBackend } from '../webgpu/backend.js';
 import { nodeGpuDevice } from '../webgpu/node.js';
 
@@ -33,5 +34,6 @@ export async function createBackend(choice: BackendChoice, threads: number): Pro
     if (choice === 'native') throw new Error(`the native backend is not available: ${blas}`);
     return { backend: await WasmBackend.create({ threads }), fallback: `${blas}; running the wasm backend` };
   }
-  return { backend: await WasmBackend.create({ threads, blas }) };
+  const dnnl = loadDnnl();
+  return { backend: await WasmBackend.create({ threads, blas, dnnl: typeof dnnl === 'string' ? undefined : dnnl }) };
 }

@@ -9,6 +9,7 @@ import type { ActivationFn, AdaptivePoolGeometry, KernelName, KernelTable, Pool2
 import { type HostKernel, referenceKernels } from '../reference/backend.js';
 import type { KernelExports } from './exports.js';
 import type { Blas } from '../native/blas.js';
+import type { Dnnl } from '../native/dnnl.js';
 import { type KernelHost, nativeKernels, type NativeKernels } from '../native/routes.js';
 import { platform } from './platform.js';
 import { Allocator, PAGE } from './allocator.js';
@@ -49,6 +50,8 @@ export interface WasmBackendOptions {
   /** The smallest linear layers (in weights) whose GEMMs go to the BLAS; smaller ones stay on the
    * wasm kernels. Default: native/routes.ts's NATIVE_FROM. */
   nativeFrom?: { linearWeights: number };
+  /** oneDNN for the convolutions of the native backend (with `blas`); im2col + BLAS without it. */
+  dnnl?: Dnnl;
 }
 
 /** [start, end) ranges covering [0, total) in `parts` pieces, boundaries rounded to `align`. */
@@ -78,9 +81,10 @@ export class WasmBackend implements Backend {
     readonly simd: 'relaxed' | 'simd',
     readonly blas?: Blas,
     nativeFrom?: { linearWeights: number },
+    readonly dnnl?: Dnnl,
   ) {
     this.name = blas ? 'native' : 'wasm';
-    if (blas) Object.assign(this.kernels, nativeKernels(this.kernelHost(), blas, { ...this.kernels } as NativeKernels, nativeFrom));
+    if (blas) Object.assign(this.kernels, nativeKernels(this.kernelHost(), blas, { ...this.kernels } as NativeKernels, nativeFrom, dnnl));
     this.heap = new Float32Array(memory.buffer);
     this.allocator = new Allocator(memory, HEAP_BASE, MAX_PAGES * PAGE, ALIGN);
     this.geometry = this.allocator.allocate(4 * G.GEOMETRY_FIELDS);
@@ -121,7 +125,9 @@ export class WasmBackend implements Backend {
     const exports = instance.exports as unknown as KernelExports;
     const pool = await ThreadPool.start(threads, exports, module, memory, host);
     options.blas?.setThreads(threads);
-    return new WasmBackend(memory, exports, pool, useRelaxed ? 'relaxed' : 'simd', options.blas, options.nativeFrom);
+    options.dnnl?.setThreads(threads);
+    const dnnl = options.blas && options.dnnl;
+    return new WasmBackend(memory, exports, pool, useRelaxed ? 'relaxed' : 'simd', options.blas, options.nativeFrom, dnnl);
   }
 
   get threads(): number {

@@ -1,0 +1,301 @@
+/**
+ * Direct convolutions from oneDNN (Debian's `libdnnl2`, the library PyTorch's own CPU convolutions
+ * come from), called through koffi on the wasm backend's memory: the engine's NCHW tensors are
+ * reordered into the blocked layouts oneDNN's JIT kernels want and back, inside the call. No im2col:
+ * its direct AVX2 kernels ran the torchvision net's conv2 at batch 64 in 163 ms against 251 for
+ * im2col + OpenBLAS, the small Fashion-MNIST net's conv2 in 4.7 against 9.6 (2 threads).
+ * oneDNN 2.x's C API only (3.x changed it); `ALEXNET_DNNL` names another library file, or is `off`.
+ */
+import { createRequire } from 'node:module';
+import type { Conv2dGeometry } from '../kernels.js';
+
+export type ConvolutionKind = 'forward' | 'backward_data' | 'backward_weights';
+
+/** Byte offsets into the memory of a convolution's tensors, by role (the kernel table's names). */
+export interface ConvolutionBuffers {
+  x?: number;
+  weight?: number;
+  bias?: number;
+  y?: number;
+  dy?: number;
+  dx?: number;
+  dweight?: number;
+  dbias?: number;
+}
+
+export interface Dnnl {
+  /** The library's path and version. */
+  library: string;
+  version: string;
+  /** Its OpenMP threads. */
+  setThreads(threads: number): void;
+  /** Runs one convolution pass on the memory whose first byte `memory` views. */
+  convolution(kind: ConvolutionKind, g: Conv2dGeometry, buffers: ConvolutionBuffers, memory: Float32Array): void;
+}
+
+const CANDIDATES = ['libdnnl.so.2', '/usr/lib/x86_64-linux-gnu/libdnnl.so.2', '/usr/lib/aarch64-linux-gnu/libdnnl.so.2'];
+
+// dnnl_types.h (oneDNN 2.x)
+const CPU = 1,
+  F32 = 3,
+  TAG_ANY = 1,
+  TAG_A = 2,
+  TAG_ABCD = 5,
+  TAG_ABCDE = 7,
+  FORWARD_TRAINING = 64,
+  BACKWARD_DATA = 160,
+  BACKWARD_WEIGHTS = 192,
+  DIRECT = 1,
+  QUERY_SRC = 129,
+  QUERY_DIFF_SRC = 130,
+  QUERY_WEIGHTS = 131,
+  QUERY_DIFF_WEIGHTS = 132,
+  QUERY_DST = 133,
+  QUERY_DIFF_DST = 134,
+  QUERY_IMPLEMENTATION = 8,
+  ARG = { SRC: 1, DST: 17, WEIGHTS: 33, BIAS: 41, DIFF_SRC: 129, DIFF_DST: 145, DIFF_WEIGHTS: 161, DIFF_BIAS: 169, FROM: 1, TO: 17 };
+/** sizeof(dnnl_memory_desc_t) is 696 and sizeof(dnnl_convolution_desc_t) 5,976 in 2.x: room for both. */
+const MEMORY_DESC_BYTES = 1024,
+  CONVOLUTION_DESC_BYTES = 8192;
+const ALLOCATE = -1; // DNNL_MEMORY_ALLOCATE
+
+type Handle = unknown;
+type Fn = (...args: unknown[]) => unknown;
+interface Koffi {
+  load(path: string): { func(signature: string): Fn };
+  opaque(name: string): unknown;
+  pointer(name: string, type: unknown): unknown;
+  struct(name: string, fields: Record<string, string>): unknown;
+  address(value: unknown): bigint;
+  decode(value: unknown, type: string): unknown;
+}
+
+let cached: Dnnl | string | undefined;
+
+/** oneDNN, or why there is none (koffi missing, no library, another major version). */
+export function loadDnnl(): Dnnl | string {
+  cached ??= open();
+  return cached;
+}
+
+function open(): Dnnl | string {
+  let koffi: Koffi;
+  try {
+    koffi = createRequire(import.meta.url)('koffi') as Koffi;
+  } catch (error) {
+    return `the koffi package cannot be loaded (${(error as Error).message.split('\n')[0]})`;
+  }
+  // OpenMP's threads spin after each call on the cores the wasm threads need between convolutions
+  // (as OpenBLAS's do, blas.ts); passive waiting gives them back (a value set by the user wins).
+  process.env.OMP_WAIT_POLICY ??= 'passive';
+  const wanted = process.env.ALEXNET_DNNL;
+  if (wanted === 'off') return 'oneDNN turned off (ALEXNET_DNNL=off)';
+  const tried: string[] = [];
+  for (const path of wanted ? [wanted] : CANDIDATES) {
+    let lib: ReturnType<Koffi['load']>;
+    try {
+      lib = koffi.load(path);
+    } catch {
+      tried.push(path);
+      continue;
+    }
+    try {
+      return bind(koffi, lib, path);
+    } catch (error) {
+      return `${path} is not oneDNN 2.x (${(error as Error).message})`;
+    }
+  }
+  return `no oneDNN library found (tried ${tried.join(', ')}); install Debian's libdnnl2, or name one with ALEXNET_DNNL`;
+}
+
+function bind(koffi: Koffi, lib: ReturnType<Koffi['load']>, path: string): Dnnl {
+  koffi.pointer('dnnl_handle', koffi.opaque('dnnl_object'));
+  koffi.struct('dnnl_exec_arg_t', { arg: 'int', memory: 'dnnl_handle' });
+  koffi.struct('dnnl_version_t', { major: 'int', minor: 'int', patch: 'int', hash: 'const char *', cpu: 'uint', gpu: 'uint' });
+  const version = koffi.decode(lib.func('const dnnl_version_t *dnnl_version()')(), 'dnnl_version_t') as Record<string, number>;
+  if (version.major !== 2) throw new Error(`version ${version.major}.${version.minor}`);
+  const api = {
+    engine: lib.func('int dnnl_engine_create(_Out_ dnnl_handle *engine, int kind, size_t index)'),
+    stream: lib.func('int dnnl_stream_create(_Out_ dnnl_handle *stream, dnnl_handle engine, uint flags)'),
+    wait: lib.func('int dnnl_stream_wait(dnnl_handle stream)'),
+    describe: lib.func('int dnnl_memory_desc_init_by_tag(_Inout_ uint8_t *md, int ndims, const int64_t *dims, int type, int tag)'),
+    forward: lib.func(
+      'int dnnl_dilated_convolution_forward_desc_init(_Inout_ uint8_t *desc, int prop, int alg, const uint8_t *src, ' +
+        'const uint8_t *weights, const uint8_t *bias, const uint8_t *dst, const int64_t *strides, const int64_t *dilates, ' +
+        'const int64_t *padL, const int64_t *padR)',
+    ),
+    backwardData: lib.func(
+      'int dnnl_dilated_convolution_backward_data_desc_init(_Inout_ uint8_t *desc, int alg, const uint8_t *diffSrc, ' +
+        'const uint8_t *weights, const uint8_t *diffDst, const int64_t *strides, const int64_t *dilates, ' +
+        'const int64_t *padL, const int64_t *padR)',
+    ),
+    backwardWeights: lib.func(
+      'int dnnl_dilated_convolution_backward_weights_desc_init(_Inout_ uint8_t *desc, int alg, const uint8_t *src, ' +
+        'const uint8_t *diffWeights, const uint8_t *diffBias, const uint8_t *diffDst, const int64_t *strides, ' +
+        'const int64_t *dilates, const int64_t *padL, const int64_t *padR)',
+    ),
+    primitiveDesc: lib.func(
+      'int dnnl_primitive_desc_create(_Out_ dnnl_handle *pd, const uint8_t *desc, dnnl_handle attr, dnnl_handle engine, dnnl_handle hint)',
+    ),
+    queryMd: lib.func('dnnl_handle dnnl_primitive_desc_query_md(dnnl_handle pd, int what, int index)'),
+    implementation: lib.func('int dnnl_primitive_desc_query(dnnl_handle pd, int what, int index, _Out_ const char **info)'),
+    primitive: lib.func('int dnnl_primitive_create(_Out_ dnnl_handle *primitive, dnnl_handle pd)'),
+    memory: lib.func('int dnnl_memory_create(_Out_ dnnl_handle *memory, const uint8_t *md, dnnl_handle engine, intptr_t handle)'),
+    memoryAt: lib.func('int dnnl_memory_create(_Out_ dnnl_handle *memory, dnnl_handle md, dnnl_handle engine, intptr_t handle)'),
+    setHandle: lib.func('int dnnl_memory_set_data_handle(dnnl_handle memory, intptr_t handle)'),
+    equal: lib.func('int dnnl_memory_desc_equal(const uint8_t *a, dnnl_handle b)'),
+    reorder: lib.func(
+      'int dnnl_reorder_primitive_desc_create(_Out_ dnnl_handle *pd, dnnl_handle src, dnnl_handle srcEngine, ' +
+        'dnnl_handle dst, dnnl_handle dstEngine, dnnl_handle attr)',
+    ),
+    reorderFromUser: lib.func(
+      'int dnnl_reorder_primitive_desc_create(_Out_ dnnl_handle *pd, const uint8_t *src, dnnl_handle srcEngine, ' +
+        'dnnl_handle dst, dnnl_handle dstEngine, dnnl_handle attr)',
+    ),
+    reorderToUser: lib.func(
+      'int dnnl_reorder_primitive_desc_create(_Out_ dnnl_handle *pd, dnnl_handle src, dnnl_handle srcEngine, ' +
+        'const uint8_t *dst, dnnl_handle dstEngine, dnnl_handle attr)',
+    ),
+    execute: lib.func('int dnnl_primitive_execute(dnnl_handle primitive, dnnl_handle stream, int nargs, const dnnl_exec_arg_t *args)'),
+  };
+  const gomp = koffi.load('libgomp.so.1').func('void omp_set_num_threads(int)');
+  const check = (what: string, status: unknown) => {
+    if (status !== 0) throw new Error(`oneDNN ${what} failed (status ${String(status)})`);
+  };
+  const out = (what: string, call: (slot: Handle[]) => unknown): Handle => {
+    const slot: Handle[] = [null];
+    check(what, call(slot));
+    return slot[0];
+  };
+  const engine = out('engine', (s) => api.engine(s, CPU, 0));
+  const stream = out('stream', (s) => api.stream(s, engine, 0));
+  const plans = new Map<string, Plan>();
+
+  /** A tensor as the engine holds it (NCHW, goihw, a vector), wrapped for oneDNN. */
+  const userTensor = (dims: number[]) => {
+    const md = new Uint8Array(MEMORY_DESC_BYTES);
+    const tag = dims.length === 1 ? TAG_A : dims.length === 4 ? TAG_ABCD : TAG_ABCDE;
+    check('memory descriptor', api.describe(md, dims.length, BigInt64Array.from(dims, BigInt), F32, tag));
+    return md;
+  };
+  const anyLayout = (dims: number[]) => {
+    const md = new Uint8Array(MEMORY_DESC_BYTES);
+    check('memory descriptor', api.describe(md, dims.length, BigInt64Array.from(dims, BigInt), F32, TAG_ANY));
+    return md;
+  };
+
+  /** One argument of a primitive: the engine's tensor, and the primitive's own copy when its
+   * layout differs (reordered in before the primitive runs, or out after it). */
+  const argument = (pd: Handle, query: number, user: Uint8Array, role: number, output: boolean, index = 0): Argument => {
+    const wanted = api.queryMd(pd, query, index);
+    const userMemory = out('memory', (s) => api.memory(s, user, engine, 0));
+    if (api.equal(user, wanted)) return { role, userMemory, memory: userMemory, output };
+    const memory = out('memory', (s) => api.memoryAt(s, wanted, engine, ALLOCATE));
+    const reorderPd = output
+      ? out('reorder', (s) => api.reorderToUser(s, wanted, engine, user, engine, null))
+      : out('reorder', (s) => api.reorderFromUser(s, user, engine, wanted, engine, null));
+    const reorder = out('reorder', (s) => api.primitive(s, reorderPd));
+    return { role, userMemory, memory, reorder, output };
+  };
+
+  const plan = (kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean): Plan => {
+    const cg = g.inChannels / g.groups,
+      kg = g.outChannels / g.groups;
+    const src = [g.batch, g.inChannels, g.inHeight, g.inWidth],
+      dst = [g.batch, g.outChannels, g.outHeight, g.outWidth];
+    const weights = g.groups === 1 ? [g.outChannels, cg, g.kernelH, g.kernelW] : [g.groups, kg, cg, g.kernelH, g.kernelW];
+    const padBottom = (g.outHeight - 1) * g.strideH + (g.kernelH - 1) * g.dilationH + 1 - g.inHeight - g.padTop,
+      padRight = (g.outWidth - 1) * g.strideW + (g.kernelW - 1) * g.dilationW + 1 - g.inWidth - g.padLeft;
+    const window = [
+      BigInt64Array.of(BigInt(g.strideH), BigInt(g.strideW)),
+      BigInt64Array.of(BigInt(g.dilationH - 1), BigInt(g.dilationW - 1)),
+      BigInt64Array.of(BigInt(g.padTop), BigInt(g.padLeft)),
+      BigInt64Array.of(BigInt(padBottom), BigInt(padRight)),
+    ];
+    const [u, a] = [
+      { src: userTensor(src), dst: userTensor(dst), w: userTensor(weights), b: userTensor([g.outChannels]) },
+      {
+        src: anyLayout(src),
+        dst: anyLayout(dst),
+        w: anyLayout(weights),
+      },
+    ];
+    const bias = withBias ? u.b : null;
+    const forwardDesc = new Uint8Array(CONVOLUTION_DESC_BYTES);
+    check('convolution', api.forward(forwardDesc, FORWARD_TRAINING, DIRECT, a.src, a.w, bias, a.dst, ...window));
+    const forwardPd = out('convolution', (s) => api.primitiveDesc(s, forwardDesc, null, engine, null));
+    let pd = forwardPd;
+    let args: Argument[];
+    if (kind === 'forward') {
+      args = [argument(pd, QUERY_SRC, u.src, ARG.SRC, false), argument(pd, QUERY_WEIGHTS, u.w, ARG.WEIGHTS, false)];
+      if (withBias) args.push(argument(pd, QUERY_WEIGHTS, u.b, ARG.BIAS, false, 1));
+      args.push(argument(pd, QUERY_DST, u.dst, ARG.DST, true));
+    } else if (kind === 'backward_data') {
+      const desc = new Uint8Array(CONVOLUTION_DESC_BYTES);
+      check('convolution', api.backwardData(desc, DIRECT, a.src, a.w, a.dst, ...window));
+      pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
+      args = [
+        argument(pd, QUERY_DIFF_DST, u.dst, ARG.DIFF_DST, false),
+        argument(pd, QUERY_WEIGHTS, u.w, ARG.WEIGHTS, false),
+        argument(pd, QUERY_DIFF_SRC, u.src, ARG.DIFF_SRC, true),
+      ];
+    } else {
+      const desc = new Uint8Array(CONVOLUTION_DESC_BYTES);
+      check('convolution', api.backwardWeights(desc, DIRECT, a.src, a.w, bias, a.dst, ...window));
+      pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
+      args = [argument(pd, QUERY_SRC, u.src, ARG.SRC, false), argument(pd, QUERY_DIFF_DST, u.dst, ARG.DIFF_DST, false)];
+      args.push(argument(pd, QUERY_DIFF_WEIGHTS, u.w, ARG.DIFF_WEIGHTS, true));
+      if (withBias) args.push(argument(pd, QUERY_DIFF_WEIGHTS, u.b, ARG.DIFF_BIAS, true, 1));
+    }
+    const info: string[] = [];
+    check('implementation', api.implementation(pd, QUERY_IMPLEMENTATION, 0, info));
+    return { primitive: out('convolution', (s) => api.primitive(s, pd)), args, implementation: info[0]! };
+  };
+
+  const roles: Record<ConvolutionKind, (keyof ConvolutionBuffers)[]> = {
+    forward: ['x', 'weight', 'bias', 'y'],
+    backward_data: ['dy', 'weight', 'dx'],
+    backward_weights: ['x', 'dy', 'dweight', 'dbias'],
+  };
+
+  return {
+    library: path,
+    version: `${version.major}.${version.minor}.${version.patch}`,
+    setThreads: (threads) => gomp(threads),
+    convolution(kind, g, buffers, memory) {
+      const withBias = (kind === 'backward_weights' ? buffers.dbias : buffers.bias) !== undefined;
+      const key = `${kind} ${withBias} ${JSON.stringify(g)}`;
+      let p = plans.get(key);
+      if (!p) plans.set(key, (p = plan(kind, g, withBias)));
+      const base = Number(koffi.address(memory));
+      const offsets = roles[kind].map((role) => buffers[role]).filter((o) => o !== undefined);
+      p.args.forEach((a, i) => check('memory', api.setHandle(a.userMemory, base + offsets[i]!)));
+      for (const a of p.args)
+        if (a.reorder && !a.output) check('reorder', api.execute(a.reorder, stream, 2, exec([ARG.FROM, a.userMemory], [ARG.TO, a.memory])));
+      check('convolution', api.execute(p.primitive, stream, p.args.length, exec(...p.args.map((a) => [a.role, a.memory] as const))));
+      for (const a of p.args)
+        if (a.reorder && a.output) check('reorder', api.execute(a.reorder, stream, 2, exec([ARG.FROM, a.memory], [ARG.TO, a.userMemory])));
+      check('stream', api.wait(stream));
+    },
+  };
+}
+
+interface Argument {
+  role: number;
+  /** The engine's tensor (its address set at each call). */
+  userMemory: Handle;
+  /** What the primitive reads or writes: the same, or its own layout's copy. */
+  memory: Handle;
+  reorder?: Handle;
+  output: boolean;
+}
+
+interface Plan {
+  primitive: Handle;
+  args: Argument[];
+  implementation: string;
+}
+
+function exec(...pairs: (readonly [number, Handle])[]): { arg: number; memory: Handle }[] {
+  return pairs.map(([arg, memory]) => ({ arg, memory }));
+}
