@@ -13,6 +13,7 @@ import { type Backend, type KernelName, type KernelTable, Philox, ReferenceBacke
 import { WasmBackend } from '../src/backend/wasm/backend.js';
 import { windowCount } from '../src/layers/conv.js';
 import type { Conv2dGeometry, Pool2dGeometry } from '../src/backend/kernels.js';
+import { loadBlas } from '../src/backend/native/blas.js';
 import { nativeBackends, webgpuBackends } from './backends.js';
 import { assertClose } from './helpers.js';
 
@@ -376,4 +377,29 @@ test('without a BLAS library, auto falls back to wasm and says why; native is a 
   assert.equal(auto!.name, 'wasm');
   assert.match(auto!.fallback!, /no OpenBLAS library found \(tried \/nonexistent\/libopenblas.so.0\).*; running the wasm backend$/);
   assert.match(native!.error!, /^the native backend is not available: no OpenBLAS library found/);
+});
+
+test('without oneDNN, the native backend keeps its convolutions on im2col + BLAS and says why', async () => {
+  const script = `
+    const { loadDnnl } = await import(${JSON.stringify(new URL('../src/backend/native/dnnl.js', import.meta.url).href)});
+    const { createBackend } = await import(${JSON.stringify(new URL('../src/backend/native/backend.js', import.meta.url).href)});
+    const { backend } = await createBackend('native', 1);
+    console.log(JSON.stringify({ reason: loadDnnl(), name: backend.name, dnnl: backend.dnnl !== undefined }));
+    await backend.dispose();`;
+  const run = (ALEXNET_DNNL: string) =>
+    JSON.parse(
+      execFileSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env: { ...process.env, ALEXNET_DNNL } }),
+    ) as {
+      reason: string;
+      name: string;
+      dnnl: boolean;
+    };
+  if (typeof loadBlas() === 'string') return; // no native backend here at all (the test above covers it)
+  assert.deepEqual(run('off'), { reason: 'oneDNN turned off (ALEXNET_DNNL=off)', name: 'native', dnnl: false });
+  const missing = run('/nonexistent/libdnnl.so.2');
+  assert.equal(
+    missing.reason,
+    "no oneDNN library found (tried /nonexistent/libdnnl.so.2); install Debian's libdnnl2, or name one with ALEXNET_DNNL",
+  );
+  assert.equal(missing.dnnl, false);
 });
