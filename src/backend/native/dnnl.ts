@@ -50,7 +50,6 @@ const CPU = 1,
   QUERY_DIFF_WEIGHTS = 132,
   QUERY_DST = 133,
   QUERY_DIFF_DST = 134,
-  QUERY_IMPLEMENTATION = 8,
   ARG = { SRC: 1, DST: 17, WEIGHTS: 33, BIAS: 41, DIFF_SRC: 129, DIFF_DST: 145, DIFF_WEIGHTS: 161, DIFF_BIAS: 169, FROM: 1, TO: 17 };
 /** sizeof(dnnl_memory_desc_t) is 696 and sizeof(dnnl_convolution_desc_t) 5,976 in 2.x: room for both. */
 const MEMORY_DESC_BYTES = 1024,
@@ -136,23 +135,13 @@ function bind(koffi: Koffi, lib: ReturnType<Koffi['load']>, path: string): Dnnl 
       'int dnnl_primitive_desc_create(_Out_ dnnl_handle *pd, const uint8_t *desc, dnnl_handle attr, dnnl_handle engine, dnnl_handle hint)',
     ),
     queryMd: lib.func('dnnl_handle dnnl_primitive_desc_query_md(dnnl_handle pd, int what, int index)'),
-    implementation: lib.func('int dnnl_primitive_desc_query(dnnl_handle pd, int what, int index, _Out_ const char **info)'),
     primitive: lib.func('int dnnl_primitive_create(_Out_ dnnl_handle *primitive, dnnl_handle pd)'),
-    memory: lib.func('int dnnl_memory_create(_Out_ dnnl_handle *memory, const uint8_t *md, dnnl_handle engine, intptr_t handle)'),
-    memoryAt: lib.func('int dnnl_memory_create(_Out_ dnnl_handle *memory, dnnl_handle md, dnnl_handle engine, intptr_t handle)'),
+    memory: lib.func('int dnnl_memory_create(_Out_ dnnl_handle *memory, const void *md, dnnl_handle engine, intptr_t handle)'),
     setHandle: lib.func('int dnnl_memory_set_data_handle(dnnl_handle memory, intptr_t handle)'),
-    equal: lib.func('int dnnl_memory_desc_equal(const uint8_t *a, dnnl_handle b)'),
+    equal: lib.func('int dnnl_memory_desc_equal(const void *a, const void *b)'),
     reorder: lib.func(
-      'int dnnl_reorder_primitive_desc_create(_Out_ dnnl_handle *pd, dnnl_handle src, dnnl_handle srcEngine, ' +
-        'dnnl_handle dst, dnnl_handle dstEngine, dnnl_handle attr)',
-    ),
-    reorderFromUser: lib.func(
-      'int dnnl_reorder_primitive_desc_create(_Out_ dnnl_handle *pd, const uint8_t *src, dnnl_handle srcEngine, ' +
-        'dnnl_handle dst, dnnl_handle dstEngine, dnnl_handle attr)',
-    ),
-    reorderToUser: lib.func(
-      'int dnnl_reorder_primitive_desc_create(_Out_ dnnl_handle *pd, dnnl_handle src, dnnl_handle srcEngine, ' +
-        'const uint8_t *dst, dnnl_handle dstEngine, dnnl_handle attr)',
+      'int dnnl_reorder_primitive_desc_create(_Out_ dnnl_handle *pd, const void *src, dnnl_handle srcEngine, ' +
+        'const void *dst, dnnl_handle dstEngine, dnnl_handle attr)',
     ),
     execute: lib.func('int dnnl_primitive_execute(dnnl_handle primitive, dnnl_handle stream, int nargs, const dnnl_exec_arg_t *args)'),
   };
@@ -169,17 +158,17 @@ function bind(koffi: Koffi, lib: ReturnType<Koffi['load']>, path: string): Dnnl 
   const stream = out('stream', (s) => api.stream(s, engine, 0));
   const plans = new Map<string, Plan>();
 
-  /** A tensor as the engine holds it (NCHW, goihw, a vector), wrapped for oneDNN. */
-  const userTensor = (dims: number[]) => {
-    const md = new Uint8Array(MEMORY_DESC_BYTES);
-    const tag = dims.length === 1 ? TAG_A : dims.length === 4 ? TAG_ABCD : TAG_ABCDE;
-    check('memory descriptor', api.describe(md, dims.length, BigInt64Array.from(dims, BigInt), F32, tag));
-    return md;
-  };
-  const anyLayout = (dims: number[]) => {
-    const md = new Uint8Array(MEMORY_DESC_BYTES);
-    check('memory descriptor', api.describe(md, dims.length, BigInt64Array.from(dims, BigInt), F32, TAG_ANY));
-    return md;
+  /** A tensor's descriptor: as the engine holds it (NCHW, goihw, a vector), and "any" layout (the
+   * primitive chooses). */
+  const describe = (dims: number[]) => {
+    const [user, any] = [new Uint8Array(MEMORY_DESC_BYTES), new Uint8Array(MEMORY_DESC_BYTES)];
+    const plain = dims.length === 1 ? TAG_A : dims.length === 4 ? TAG_ABCD : TAG_ABCDE;
+    for (const [md, tag] of [
+      [user, plain],
+      [any, TAG_ANY],
+    ] as const)
+      check('memory descriptor', api.describe(md, dims.length, BigInt64Array.from(dims, BigInt), F32, tag));
+    return { user, any };
   };
 
   /** One argument of a primitive: the engine's tensor, and the primitive's own copy when its
@@ -188,10 +177,9 @@ function bind(koffi: Koffi, lib: ReturnType<Koffi['load']>, path: string): Dnnl 
     const wanted = api.queryMd(pd, query, index);
     const userMemory = out('memory', (s) => api.memory(s, user, engine, 0));
     if (api.equal(user, wanted)) return { role, userMemory, memory: userMemory, output };
-    const memory = out('memory', (s) => api.memoryAt(s, wanted, engine, ALLOCATE));
-    const reorderPd = output
-      ? out('reorder', (s) => api.reorderToUser(s, wanted, engine, user, engine, null))
-      : out('reorder', (s) => api.reorderFromUser(s, user, engine, wanted, engine, null));
+    const memory = out('memory', (s) => api.memory(s, wanted, engine, ALLOCATE));
+    const [from, to] = output ? [wanted, user] : [user, wanted];
+    const reorderPd = out('reorder', (s) => api.reorder(s, from, engine, to, engine, null));
     const reorder = out('reorder', (s) => api.primitive(s, reorderPd));
     return { role, userMemory, memory, reorder, output };
   };
@@ -210,44 +198,36 @@ function bind(koffi: Koffi, lib: ReturnType<Koffi['load']>, path: string): Dnnl 
       BigInt64Array.of(BigInt(g.padTop), BigInt(g.padLeft)),
       BigInt64Array.of(BigInt(padBottom), BigInt(padRight)),
     ];
-    const [u, a] = [
-      { src: userTensor(src), dst: userTensor(dst), w: userTensor(weights), b: userTensor([g.outChannels]) },
-      {
-        src: anyLayout(src),
-        dst: anyLayout(dst),
-        w: anyLayout(weights),
-      },
-    ];
-    const bias = withBias ? u.b : null;
+    const [x, y, w] = [describe(src), describe(dst), describe(weights)];
+    const b = describe([g.outChannels]).user;
+    const bias = withBias ? b : null;
     const forwardDesc = new Uint8Array(CONVOLUTION_DESC_BYTES);
-    check('convolution', api.forward(forwardDesc, FORWARD_TRAINING, DIRECT, a.src, a.w, bias, a.dst, ...window));
+    check('convolution', api.forward(forwardDesc, FORWARD_TRAINING, DIRECT, x.any, w.any, bias, y.any, ...window));
     const forwardPd = out('convolution', (s) => api.primitiveDesc(s, forwardDesc, null, engine, null));
     let pd = forwardPd;
     let args: Argument[];
     if (kind === 'forward') {
-      args = [argument(pd, QUERY_SRC, u.src, ARG.SRC, false), argument(pd, QUERY_WEIGHTS, u.w, ARG.WEIGHTS, false)];
-      if (withBias) args.push(argument(pd, QUERY_WEIGHTS, u.b, ARG.BIAS, false, 1));
-      args.push(argument(pd, QUERY_DST, u.dst, ARG.DST, true));
+      args = [argument(pd, QUERY_SRC, x.user, ARG.SRC, false), argument(pd, QUERY_WEIGHTS, w.user, ARG.WEIGHTS, false)];
+      if (withBias) args.push(argument(pd, QUERY_WEIGHTS, b, ARG.BIAS, false, 1));
+      args.push(argument(pd, QUERY_DST, y.user, ARG.DST, true));
     } else if (kind === 'backward_data') {
       const desc = new Uint8Array(CONVOLUTION_DESC_BYTES);
-      check('convolution', api.backwardData(desc, DIRECT, a.src, a.w, a.dst, ...window));
+      check('convolution', api.backwardData(desc, DIRECT, x.any, w.any, y.any, ...window));
       pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
       args = [
-        argument(pd, QUERY_DIFF_DST, u.dst, ARG.DIFF_DST, false),
-        argument(pd, QUERY_WEIGHTS, u.w, ARG.WEIGHTS, false),
-        argument(pd, QUERY_DIFF_SRC, u.src, ARG.DIFF_SRC, true),
+        argument(pd, QUERY_DIFF_DST, y.user, ARG.DIFF_DST, false),
+        argument(pd, QUERY_WEIGHTS, w.user, ARG.WEIGHTS, false),
+        argument(pd, QUERY_DIFF_SRC, x.user, ARG.DIFF_SRC, true),
       ];
     } else {
       const desc = new Uint8Array(CONVOLUTION_DESC_BYTES);
-      check('convolution', api.backwardWeights(desc, DIRECT, a.src, a.w, bias, a.dst, ...window));
+      check('convolution', api.backwardWeights(desc, DIRECT, x.any, w.any, bias, y.any, ...window));
       pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
-      args = [argument(pd, QUERY_SRC, u.src, ARG.SRC, false), argument(pd, QUERY_DIFF_DST, u.dst, ARG.DIFF_DST, false)];
-      args.push(argument(pd, QUERY_DIFF_WEIGHTS, u.w, ARG.DIFF_WEIGHTS, true));
-      if (withBias) args.push(argument(pd, QUERY_DIFF_WEIGHTS, u.b, ARG.DIFF_BIAS, true, 1));
+      args = [argument(pd, QUERY_SRC, x.user, ARG.SRC, false), argument(pd, QUERY_DIFF_DST, y.user, ARG.DIFF_DST, false)];
+      args.push(argument(pd, QUERY_DIFF_WEIGHTS, w.user, ARG.DIFF_WEIGHTS, true));
+      if (withBias) args.push(argument(pd, QUERY_DIFF_WEIGHTS, b, ARG.DIFF_BIAS, true, 1));
     }
-    const info: string[] = [];
-    check('implementation', api.implementation(pd, QUERY_IMPLEMENTATION, 0, info));
-    return { primitive: out('convolution', (s) => api.primitive(s, pd)), args, implementation: info[0]! };
+    return { primitive: out('convolution', (s) => api.primitive(s, pd)), args };
   };
 
   const roles: Record<ConvolutionKind, (keyof ConvolutionBuffers)[]> = {
@@ -291,7 +271,6 @@ interface Argument {
 interface Plan {
   primitive: Handle;
   args: Argument[];
-  implementation: string;
 }
 
 function exec(...pairs: (readonly [number, Handle])[]): { arg: number; memory: Handle }[] {
