@@ -9,10 +9,10 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
-import { type Backend, type KernelName, type KernelTable, Philox, ReferenceBackend } from '../src/index.js';
+import { type Backend, type DeviceBuffer, type KernelName, type KernelTable, Philox, ReferenceBackend } from '../src/index.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
 import { windowCount } from '../src/layers/conv.js';
-import type { Conv2dGeometry, Pool2dGeometry } from '../src/backend/kernels.js';
+import { type Conv2dGeometry, KERNEL_WRITES, type Pool2dGeometry } from '../src/backend/kernels.js';
 import { loadBlas } from '../src/backend/native/blas.js';
 import { nativeBackends, webgpuBackends } from './backends.js';
 import { assertClose } from './helpers.js';
@@ -47,6 +47,11 @@ async function runKernel<K extends KernelName>(
   backend.run(kernel, params, buffers as never);
   const result: Record<string, Float32Array> = {};
   for (const role of Object.keys(outputs)) result[role] = Float32Array.from(await backend.read(buffers[role]!));
+  // What KERNEL_WRITES says a kernel only reads, it leaves as it was (backends cache on this).
+  const writes: readonly string[] = KERNEL_WRITES[kernel];
+  for (const [role, data] of Object.entries({ ...inputs, ...outputs }))
+    if (!writes.includes(role))
+      assert.deepEqual(await backend.read(buffers[role]!), data, `${kernel} on ${backend.name} wrote its ${role}`);
   for (const buffer of Object.values(buffers)) backend.free(buffer);
   return result;
 }
@@ -402,4 +407,33 @@ test('without oneDNN, the native backend keeps its convolutions on im2col + BLAS
     "no oneDNN library found (tried /nonexistent/libdnnl.so.2); install Debian's libdnnl2, or name one with ALEXNET_DNNL",
   );
   assert.equal(missing.dnnl, false);
+});
+
+test('a convolution sees new weights: written by the host, or by a kernel (SGD), into the same buffer', async () => {
+  const g = convCases.find(([name]) => name.startsWith('groups 2, threads split'))![1];
+  const xLen = g.batch * g.inChannels * g.inHeight * g.inWidth,
+    wLen = g.outChannels * (g.inChannels / g.groups) * g.kernelH * g.kernelW,
+    yLen = g.batch * g.outChannels * g.outHeight * g.outWidth;
+  const [x, w1, w2, grad] = [random(xLen), random(wLen), random(wLen), random(wLen)];
+  const stepped = w2.map((v, i) => v - 0.5 * grad[i]!); // sgd_update with lr 0.5, no momentum or decay
+  const expected = async (weight: Float32Array) =>
+    (await runKernel(reference, 'conv2d_forward', g, { x, weight }, { y: new Float32Array(yLen) })).y!;
+  for (const { name, backend } of configurations) {
+    const [xb, wb, yb, gb, vb] = [xLen, wLen, yLen, wLen, wLen].map((n) => backend.allocate(n)) as DeviceBuffer[];
+    backend.write(xb, x);
+    backend.write(gb, grad);
+    backend.write(vb, new Float32Array(wLen));
+    const forward = async (weight: Float32Array, why: string) => {
+      backend.run('conv2d_forward', g, { x: xb, weight: wb, y: yb });
+      assertClose(Float32Array.from(await backend.read(yb)), await expected(weight), 1e-4, 1e-4, `${why} [${name}]`);
+    };
+    backend.write(wb, w1);
+    await forward(w1, 'first weights');
+    await forward(w1, 'the same weights again');
+    backend.write(wb, w2);
+    await forward(w2, 'weights written by the host');
+    backend.run('sgd_update', { length: wLen, lr: 0.5, momentum: 0, weightDecay: 0 }, { weight: wb, grad: gb, velocity: vb });
+    await forward(stepped, 'weights written by sgd_update');
+    for (const b of [xb, wb, yb, gb, vb]) backend.free(b);
+  }
 });

@@ -151,3 +151,35 @@ export interface KernelTable {
 }
 
 export type KernelName = keyof KernelTable;
+
+/** The buffers each kernel writes (the others it only reads): what a backend must treat as changed
+ * after a run, e.g. to keep a copy of a weight in another layout only while the weight is unchanged. */
+export const KERNEL_WRITES: { readonly [K in KernelName]: readonly (keyof KernelTable[K]['buffers'])[] } = {
+  conv2d_forward: ['y'],
+  conv2d_backward_data: ['dx'],
+  conv2d_backward_filter: ['dweight', 'dbias'],
+  maxpool2d_forward: ['y'],
+  maxpool2d_backward: ['dx'],
+  adaptive_avgpool2d_forward: ['y'],
+  adaptive_avgpool2d_backward: ['dx'],
+  lrn_forward: ['y', 'scale'],
+  lrn_backward: ['dx'],
+  activation_forward: ['y'],
+  activation_backward: ['dx'],
+  gemm: ['c'],
+  linear_forward: ['y'],
+  linear_backward_data: ['dx'],
+  linear_backward_params: ['dweight', 'dbias'],
+  dropout_forward: ['y', 'mask'],
+  multiply: ['y'],
+  softmax_forward: ['y'],
+  softmax_backward: ['dx'],
+  softmax_cross_entropy_forward: ['probs', 'loss'],
+  softmax_cross_entropy_backward: ['dlogits'],
+  sgd_update: ['weight', 'velocity'],
+  random_fill: ['y'],
+  copy: ['y'],
+  copy_slab: ['dst'],
+  accumulate: ['y'],
+  fill: ['y'],
+};

@@ -25,7 +25,7 @@ export interface KernelHost {
   perThread(total: number, align?: number): [number, number][];
 }
 
-type Buffers<K extends KernelName> = { [R in keyof KernelTable[K]['buffers']]-?: { offset: number } };
+type Buffers<K extends KernelName> = { [R in keyof KernelTable[K]['buffers']]-?: { offset: number; stamp: number } };
 export type NativeKernels = { [K in KernelName]?: (p: KernelTable[K]['params'], b: Buffers<K>) => void };
 
 /** Floats of the workspace a chunk of images may take (im2col columns and a GEMM output panel):
@@ -64,11 +64,17 @@ function dnnlConvolutions(host: KernelHost, dnnl: Dnnl, viaBlas: NativeKernels):
   const narrow = (g: Conv2dGeometry) => g.inChannels / g.groups < 8;
   return {
     conv2d_forward: (g, b) =>
-      dnnl.convolution('forward', g, { x: b.x.offset, weight: b.weight.offset, bias: b.bias?.offset, y: b.y.offset }, memory()),
+      dnnl.convolution(
+        'forward',
+        g,
+        { x: b.x.offset, weight: b.weight.offset, bias: b.bias?.offset, y: b.y.offset },
+        memory(),
+        b.weight.stamp,
+      ),
     conv2d_backward_data: (g, b) =>
       narrow(g)
         ? viaBlas.conv2d_backward_data!(g, b)
-        : dnnl.convolution('backward_data', g, { dy: b.dy.offset, weight: b.weight.offset, dx: b.dx.offset }, memory()),
+        : dnnl.convolution('backward_data', g, { dy: b.dy.offset, weight: b.weight.offset, dx: b.dx.offset }, memory(), b.weight.stamp),
     conv2d_backward_filter: (g, b) =>
       narrow(g)
         ? viaBlas.conv2d_backward_filter!(g, b)

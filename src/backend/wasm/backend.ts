@@ -5,7 +5,15 @@
  * reference backend's TypeScript over views of the same memory, so nothing is ever copied.
  */
 import type { Backend, DeviceBuffer, FloatArray } from '../backend.js';
-import type { ActivationFn, AdaptivePoolGeometry, KernelName, KernelTable, Pool2dGeometry, WindowGeometry } from '../kernels.js';
+import {
+  type ActivationFn,
+  type AdaptivePoolGeometry,
+  KERNEL_WRITES,
+  type KernelName,
+  type KernelTable,
+  type Pool2dGeometry,
+  type WindowGeometry,
+} from '../kernels.js';
 import { type HostKernel, referenceKernels } from '../reference/backend.js';
 import type { KernelExports } from './exports.js';
 import type { Blas } from '../native/blas.js';
@@ -34,6 +42,9 @@ class WasmBuffer implements DeviceBuffer {
     public offset: number,
     readonly length: number,
     readonly bytes: number,
+    /** Changes whenever the contents may have (a write, or a kernel that writes it): unique across
+     * the backend's buffers, so a copy made from a buffer at one stamp is valid while it holds. */
+    public stamp: number,
   ) {}
 }
 
@@ -70,6 +81,8 @@ export class WasmBackend implements Backend {
   private readonly geometry: number;
   private scratchBytes = 0;
   private scratch: number[] = [];
+  /** The last buffer stamp handed out. */
+  private stamps = 0;
   /** The native route's workspace (im2col columns and GEMM panels). */
   private native = 0;
   private nativeFloats = 0;
@@ -142,7 +155,7 @@ export class WasmBackend implements Backend {
   allocate(length: number): DeviceBuffer {
     if (!Number.isInteger(length) || length < 0) throw new Error(`allocate: length must be a non-negative integer, got ${length}`);
     const bytes = Math.max(ALIGN, Math.ceil((length * 4) / ALIGN) * ALIGN);
-    return new WasmBuffer(this, this.allocator.allocate(bytes), length, bytes);
+    return new WasmBuffer(this, this.allocator.allocate(bytes), length, bytes, ++this.stamps);
   }
 
   free(buffer: DeviceBuffer): void {
@@ -156,6 +169,7 @@ export class WasmBackend implements Backend {
     if (offset + data.length > b.length)
       throw new Error(`write: ${data.length} values at offset ${offset} do not fit a buffer of ${b.length}`);
     this.view(b).set(data, offset);
+    b.stamp = ++this.stamps;
   }
 
   readSync(buffer: DeviceBuffer): FloatArray {
@@ -178,6 +192,7 @@ export class WasmBackend implements Backend {
     const owned: Record<string, WasmBuffer> = {};
     for (const [role, buffer] of Object.entries(buffers as Record<string, DeviceBuffer | undefined>))
       if (buffer) owned[role] = this.own(buffer);
+    for (const role of KERNEL_WRITES[kernel] as readonly string[]) if (owned[role]) owned[role].stamp = ++this.stamps;
     if (compiled) {
       compiled(params, owned);
       return;
