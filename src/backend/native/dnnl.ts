@@ -11,17 +11,11 @@ import type { Conv2dGeometry } from '../kernels.js';
 
 export type ConvolutionKind = 'forward' | 'backward_data' | 'backward_weights';
 
-/** Byte offsets into the memory of a convolution's tensors, by role (the kernel table's names). */
-export interface ConvolutionBuffers {
-  x?: number;
-  weight?: number;
-  bias?: number;
-  y?: number;
-  dy?: number;
-  dx?: number;
-  dweight?: number;
-  dbias?: number;
-}
+/** A convolution's tensors by role (the kernel table's names): their byte offsets into the memory,
+ * and stamps that change whenever their contents may have (the wasm backend's buffers). */
+export type ConvolutionBuffers = Partial<
+  Record<'x' | 'weight' | 'bias' | 'y' | 'dy' | 'dx' | 'dweight' | 'dbias', { offset: number; stamp: number }>
+>;
 
 export interface Dnnl {
   /** The library's path and version. */
@@ -29,10 +23,10 @@ export interface Dnnl {
   version: string;
   /** Its OpenMP threads. */
   setThreads(threads: number): void;
-  /** Runs one convolution pass on the memory whose first byte `memory` views. `weightStamp`
-   * identifies the weights' contents (the backend's buffer stamp): while it is the one last seen,
-   * their copy in oneDNN's layout is reused (at batch 1 re-blocking them was ~5 % of the paper net). */
-  convolution(kind: ConvolutionKind, g: Conv2dGeometry, buffers: ConvolutionBuffers, memory: Float32Array, weightStamp?: number): void;
+  /** Runs one convolution pass on the memory whose first byte `memory` views. While the weights'
+   * stamp is the one last seen, their copy in oneDNN's layout is reused (at batch 1 re-blocking
+   * them every call was ~5 % of the paper net's time). */
+  convolution(kind: ConvolutionKind, g: Conv2dGeometry, buffers: ConvolutionBuffers, memory: Float32Array): void;
 }
 
 const CANDIDATES = ['libdnnl.so.2', '/usr/lib/x86_64-linux-gnu/libdnnl.so.2', '/usr/lib/aarch64-linux-gnu/libdnnl.so.2'];
@@ -242,14 +236,15 @@ function bind(koffi: Koffi, lib: ReturnType<Koffi['load']>, path: string): Dnnl 
     library: path,
     version: `${version.major}.${version.minor}.${version.patch}`,
     setThreads: (threads) => gomp(threads),
-    convolution(kind, g, buffers, memory, weightStamp) {
+    convolution(kind, g, buffers, memory) {
       const withBias = (kind === 'backward_weights' ? buffers.dbias : buffers.bias) !== undefined;
       const key = `${kind} ${withBias} ${JSON.stringify(g)}`;
       let p = plans.get(key);
       if (!p) plans.set(key, (p = plan(kind, g, withBias)));
       const base = Number(koffi.address(memory));
-      const offsets = roles[kind].map((role) => buffers[role]).filter((o) => o !== undefined);
-      p.args.forEach((a, i) => check('memory', api.setHandle(a.userMemory, base + offsets[i]!)));
+      const bound = roles[kind].map((role) => buffers[role]).filter((b) => b !== undefined);
+      p.args.forEach((a, i) => check('memory', api.setHandle(a.userMemory, base + bound[i]!.offset)));
+      const weightStamp = buffers.weight?.stamp;
       for (const a of p.args) {
         if (!a.reorder || a.output) continue;
         if (a.role === ARG.WEIGHTS) {

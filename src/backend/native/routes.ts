@@ -63,27 +63,10 @@ function dnnlConvolutions(host: KernelHost, dnnl: Dnnl, viaBlas: NativeKernels):
   const memory = () => host.at(0);
   const narrow = (g: Conv2dGeometry) => g.inChannels / g.groups < 8;
   return {
-    conv2d_forward: (g, b) =>
-      dnnl.convolution(
-        'forward',
-        g,
-        { x: b.x.offset, weight: b.weight.offset, bias: b.bias?.offset, y: b.y.offset },
-        memory(),
-        b.weight.stamp,
-      ),
-    conv2d_backward_data: (g, b) =>
-      narrow(g)
-        ? viaBlas.conv2d_backward_data!(g, b)
-        : dnnl.convolution('backward_data', g, { dy: b.dy.offset, weight: b.weight.offset, dx: b.dx.offset }, memory(), b.weight.stamp),
+    conv2d_forward: (g, b) => dnnl.convolution('forward', g, b, memory()),
+    conv2d_backward_data: (g, b) => (narrow(g) ? viaBlas.conv2d_backward_data!(g, b) : dnnl.convolution('backward_data', g, b, memory())),
     conv2d_backward_filter: (g, b) =>
-      narrow(g)
-        ? viaBlas.conv2d_backward_filter!(g, b)
-        : dnnl.convolution(
-            'backward_weights',
-            g,
-            { x: b.x.offset, dy: b.dy.offset, dweight: b.dweight.offset, dbias: b.dbias?.offset },
-            memory(),
-          ),
+      narrow(g) ? viaBlas.conv2d_backward_filter!(g, b) : dnnl.convolution('backward_weights', g, b, memory()),
   };
 }
 
