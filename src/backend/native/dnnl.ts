@@ -134,6 +134,7 @@ function bind(koffi: Koffi, lib: ReturnType<Koffi['load']>, path: string): Dnnl 
     primitive: lib.func('int dnnl_primitive_create(_Out_ dnnl_handle *primitive, dnnl_handle pd)'),
     memory: lib.func('int dnnl_memory_create(_Out_ dnnl_handle *memory, const void *md, dnnl_handle engine, intptr_t handle)'),
     setHandle: lib.func('int dnnl_memory_set_data_handle(dnnl_handle memory, intptr_t handle)'),
+    size: lib.func('size_t dnnl_memory_desc_get_size(const void *md)'),
     equal: lib.func('int dnnl_memory_desc_equal(const void *a, const void *b)'),
     reorder: lib.func(
       'int dnnl_reorder_primitive_desc_create(_Out_ dnnl_handle *pd, const void *src, dnnl_handle srcEngine, ' +
@@ -153,6 +154,7 @@ function bind(koffi: Koffi, lib: ReturnType<Koffi['load']>, path: string): Dnnl 
   const engine = out('engine', (s) => api.engine(s, CPU, 0));
   const stream = out('stream', (s) => api.stream(s, engine, 0));
   const plans = new Map<string, Plan>();
+  const scratch = sharedScratch(koffi);
 
   /** A tensor's descriptor: as the engine holds it (NCHW, goihw, a vector), and "any" layout (the
    * primitive chooses). */
@@ -172,12 +174,16 @@ function bind(koffi: Koffi, lib: ReturnType<Koffi['load']>, path: string): Dnnl 
   const argument = (pd: Handle, query: number, user: Uint8Array, role: number, output: boolean, index = 0): Argument => {
     const wanted = api.queryMd(pd, query, index);
     const userMemory = out('memory', (s) => api.memory(s, user, engine, 0));
-    if (api.equal(user, wanted)) return { role, userMemory, memory: userMemory, output };
-    const memory = out('memory', (s) => api.memory(s, wanted, engine, ALLOCATE));
+    if (api.equal(user, wanted)) return { role, userMemory, memory: userMemory, output, bytes: 0 };
+    // The weights' copy is kept between calls (reused while they are unchanged); the activations'
+    // copies only live during a call, so they share one scratch area (set at each call).
+    const kept = role === ARG.WEIGHTS;
+    const memory = out('memory', (s) => api.memory(s, wanted, engine, kept ? ALLOCATE : 0));
+    const bytes = kept ? 0 : Math.ceil(Number(api.size(wanted)) / 64) * 64;
     const [from, to] = output ? [wanted, user] : [user, wanted];
     const reorderPd = out('reorder', (s) => api.reorder(s, from, engine, to, engine, null));
     const reorder = out('reorder', (s) => api.primitive(s, reorderPd));
-    return { role, userMemory, memory, reorder, output };
+    return { role, userMemory, memory, reorder, output, bytes };
   };
 
   const plan = (kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean): Plan => {
@@ -244,6 +250,11 @@ function bind(koffi: Koffi, lib: ReturnType<Koffi['load']>, path: string): Dnnl 
       const base = Number(koffi.address(memory));
       const bound = roles[kind].map((role) => buffers[role]).filter((b) => b !== undefined);
       p.args.forEach((a, i) => check('memory', api.setHandle(a.userMemory, base + bound[i]!.offset)));
+      let at = scratch.at(p.args.reduce((n, a) => n + a.bytes, 0));
+      for (const a of p.args.filter((a) => a.bytes > 0)) {
+        check('memory', api.setHandle(a.memory, at));
+        at += a.bytes;
+      }
       const weightStamp = buffers.weight?.stamp;
       for (const a of p.args) {
         if (!a.reorder || a.output) continue;
@@ -269,6 +280,8 @@ interface Argument {
   memory: Handle;
   reorder?: Handle;
   output: boolean;
+  /** Bytes of its copy in the shared scratch area, rounded up to 64 (0: no copy, or a kept one). */
+  bytes: number;
   /** The weight stamp its copy was reordered from. */
   stamp?: number;
 }
@@ -280,4 +293,17 @@ interface Plan {
 
 function exec(...pairs: (readonly [number, Handle])[]): { arg: number; memory: Handle }[] {
   return pairs.map(([arg, memory]) => ({ arg, memory }));
+}
+
+/** One grow-only area for the reordered copies of a call's activations: the 64-byte aligned address
+ * of at least `bytes` (an ArrayBuffer's own store: outside V8's heap, it never moves). */
+function sharedScratch(koffi: Koffi) {
+  let area = new Uint8Array(new ArrayBuffer(0));
+  return {
+    at(bytes: number): number {
+      if (area.length < bytes + 64) area = new Uint8Array(new ArrayBuffer(bytes + 64));
+      const address = Number(koffi.address(area));
+      return Math.ceil(address / 64) * 64;
+    },
+  };
 }
