@@ -4,7 +4,7 @@
  * copied. OpenBLAS (Debian's `libopenblas0-pthread`) is looked for first; `ALEXNET_BLAS` names
  * another library. The generic reference BLAS is refused: it is slower than our wasm GEMM.
  */
-import { createRequire } from 'node:module';
+import { openLibrary } from './ffi.js';
 
 const ROW_MAJOR = 101,
   NO_TRANS = 111,
@@ -53,46 +53,27 @@ export function loadBlas(): Blas | string {
   return cached;
 }
 
-interface KoffiLibrary {
-  func(signature: string): (...args: unknown[]) => unknown;
-}
-
 function open(): Blas | string {
-  let koffi: { load(path: string): KoffiLibrary };
-  try {
-    koffi = createRequire(import.meta.url)('koffi') as typeof koffi;
-  } catch (error) {
-    return `the koffi package cannot be loaded (${(error as Error).message.split('\n')[0]})`;
-  }
   // OpenBLAS's threads spin for 2^28 cycles (~0.1 s) after each call, on the cores the wasm threads
   // need for the layers between GEMMs: the paper net's batch-1 inference ran 25–28 images/s so,
   // 33–37 with 2^18 (read when the library loads; a value set by the user wins). Training: no loss.
   process.env.OPENBLAS_THREAD_TIMEOUT ??= '18';
-  const wanted = process.env.ALEXNET_BLAS;
-  const tried: string[] = [];
-  for (const path of wanted ? [wanted] : CANDIDATES) {
-    let lib: KoffiLibrary;
-    try {
-      lib = koffi.load(path);
-    } catch {
-      tried.push(path);
-      continue;
-    }
-    let config: string;
-    let setThreads: (threads: number) => void;
-    try {
-      config = String(lib.func('const char *openblas_get_config()')());
-      const set = lib.func('void openblas_set_num_threads(int)');
-      setThreads = (threads) => set(threads);
-    } catch {
-      return `${path} is not OpenBLAS (no openblas_get_config): a reference BLAS would be slower than the wasm GEMM`;
-    }
-    const cblas = lib.func(
-      'void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int)',
-    );
-    const sgemm: Sgemm = (transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc) =>
-      cblas(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
-    return { library: path, config, sgemm, setThreads };
+  const found = openLibrary('OpenBLAS', CANDIDATES, 'ALEXNET_BLAS', 'libopenblas0-pthread');
+  if (typeof found === 'string') return found;
+  const { lib, path } = found;
+  let config: string;
+  let setThreads: (threads: number) => void;
+  try {
+    config = String(lib.func('const char *openblas_get_config()')());
+    const set = lib.func('void openblas_set_num_threads(int)');
+    setThreads = (threads) => set(threads);
+  } catch {
+    return `${path} is not OpenBLAS (no openblas_get_config): a reference BLAS would be slower than the wasm GEMM`;
   }
-  return `no OpenBLAS library found (tried ${tried.join(', ')}); install Debian's libopenblas0-pthread, or name one with ALEXNET_BLAS`;
+  const cblas = lib.func(
+    'void cblas_sgemm(int, int, int, int, int, int, float, const float *, int, const float *, int, float, float *, int)',
+  );
+  const sgemm: Sgemm = (transA, transB, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc) =>
+    cblas(ROW_MAJOR, transA ? TRANS : NO_TRANS, transB ? TRANS : NO_TRANS, M, N, K, alpha, a, lda, b, ldb, beta, c, ldc);
+  return { library: path, config, sgemm, setThreads };
 }

@@ -6,7 +6,7 @@
  * im2col + OpenBLAS, the small Fashion-MNIST net's conv2 in 4.7 against 9.6 (2 threads).
  * oneDNN 2.x's C API only (3.x changed it); `ALEXNET_DNNL` names another library file, or is `off`.
  */
-import { createRequire } from 'node:module';
+import { type Koffi, type NativeLibrary, openLibrary } from './ffi.js';
 import type { Conv2dGeometry } from '../kernels.js';
 
 export type ConvolutionKind = 'forward' | 'backward_data' | 'backward_weights';
@@ -53,16 +53,6 @@ const MEMORY_DESC_BYTES = 1024,
 const ALLOCATE = -1; // DNNL_MEMORY_ALLOCATE
 
 type Handle = unknown;
-type Fn = (...args: unknown[]) => unknown;
-interface Koffi {
-  load(path: string): { func(signature: string): Fn };
-  opaque(name: string): unknown;
-  pointer(name: string, type: unknown): unknown;
-  struct(name: string, fields: Record<string, string>): unknown;
-  address(value: unknown): bigint;
-  decode(value: unknown, type: string): unknown;
-}
-
 let cached: Dnnl | string | undefined;
 
 /** oneDNN, or why there is none (koffi missing, no library, another major version). */
@@ -72,36 +62,20 @@ export function loadDnnl(): Dnnl | string {
 }
 
 function open(): Dnnl | string {
-  let koffi: Koffi;
-  try {
-    koffi = createRequire(import.meta.url)('koffi') as Koffi;
-  } catch (error) {
-    return `the koffi package cannot be loaded (${(error as Error).message.split('\n')[0]})`;
-  }
+  if (process.env.ALEXNET_DNNL === 'off') return 'oneDNN turned off (ALEXNET_DNNL=off)';
   // OpenMP's threads spin after each call on the cores the wasm threads need between convolutions
   // (as OpenBLAS's do, blas.ts); passive waiting gives them back (a value set by the user wins).
   process.env.OMP_WAIT_POLICY ??= 'passive';
-  const wanted = process.env.ALEXNET_DNNL;
-  if (wanted === 'off') return 'oneDNN turned off (ALEXNET_DNNL=off)';
-  const tried: string[] = [];
-  for (const path of wanted ? [wanted] : CANDIDATES) {
-    let lib: ReturnType<Koffi['load']>;
-    try {
-      lib = koffi.load(path);
-    } catch {
-      tried.push(path);
-      continue;
-    }
-    try {
-      return bind(koffi, lib, path);
-    } catch (error) {
-      return `${path} is not oneDNN 2.x (${(error as Error).message})`;
-    }
+  const found = openLibrary('oneDNN', CANDIDATES, 'ALEXNET_DNNL', 'libdnnl2');
+  if (typeof found === 'string') return found;
+  try {
+    return bind(found.koffi, found.lib, found.path);
+  } catch (error) {
+    return `${found.path} is not oneDNN 2.x (${(error as Error).message})`;
   }
-  return `no oneDNN library found (tried ${tried.join(', ')}); install Debian's libdnnl2, or name one with ALEXNET_DNNL`;
 }
 
-function bind(koffi: Koffi, lib: ReturnType<Koffi['load']>, path: string): Dnnl {
+function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
   koffi.pointer('dnnl_handle', koffi.opaque('dnnl_object'));
   koffi.struct('dnnl_exec_arg_t', { arg: 'int', memory: 'dnnl_handle' });
   koffi.struct('dnnl_version_t', { major: 'int', minor: 'int', patch: 'int', hash: 'const char *', cpu: 'uint', gpu: 'uint' });
