@@ -23,10 +23,11 @@ export interface Dnnl {
   version: string;
   /** Its OpenMP threads. */
   setThreads(threads: number): void;
-  /** Runs one convolution pass on the memory whose first byte `memory` views. While the weights'
-   * stamp is the one last seen, their copy in oneDNN's layout is reused (at batch 1 re-blocking
-   * them every call was ~5 % of the paper net's time). */
-  convolution(kind: ConvolutionKind, g: Conv2dGeometry, buffers: ConvolutionBuffers, memory: Float32Array): void;
+  /** Runs one convolution pass on the memory whose first byte `memory` views; false (nothing done)
+   * where oneDNN has no kernel for the geometry. While the weights' stamp is the one last seen,
+   * their copy in oneDNN's layout is reused (at batch 1 re-blocking them every call was ~5 % of the
+   * paper net's time). */
+  convolution(kind: ConvolutionKind, g: Conv2dGeometry, buffers: ConvolutionBuffers, memory: Float32Array): boolean;
 }
 
 const CANDIDATES = ['libdnnl.so.2', '/usr/lib/x86_64-linux-gnu/libdnnl.so.2', '/usr/lib/aarch64-linux-gnu/libdnnl.so.2'];
@@ -118,7 +119,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
   };
   const gomp = koffi.load('libgomp.so.1').func('void omp_set_num_threads(int)');
   const check = (what: string, status: unknown) => {
-    if (status !== 0) throw new Error(`oneDNN ${what} failed (status ${String(status)})`);
+    if (status !== 0) throw new DnnlError(what, status);
   };
   const out = (what: string, call: (slot: Handle[]) => unknown): Handle => {
     const slot: Handle[] = [null];
@@ -127,7 +128,8 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
   };
   const engine = out('engine', (s) => api.engine(s, CPU, 0));
   const stream = out('stream', (s) => api.stream(s, engine, 0));
-  const plans = new Map<string, Plan>();
+  /** Per geometry and pass: its primitive, or null where oneDNN has none (it says `unimplemented`). */
+  const plans = new Map<string, Plan | null>();
   const scratch = sharedScratch(koffi);
 
   /** A tensor's descriptor: as the engine holds it (NCHW, goihw, a vector), and "any" layout (the
@@ -219,8 +221,13 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     convolution(kind, g, buffers, memory) {
       const withBias = (kind === 'backward_weights' ? buffers.dbias : buffers.bias) !== undefined;
       const key = `${kind} ${withBias} ${JSON.stringify(g)}`;
-      let p = plans.get(key);
-      if (!p) plans.set(key, (p = plan(kind, g, withBias)));
+      if (!plans.has(key))
+        plans.set(
+          key,
+          plannedOrNull(() => plan(kind, g, withBias)),
+        );
+      const p = plans.get(key);
+      if (!p) return false;
       const base = Number(koffi.address(memory));
       const bound = roles[kind].map((role) => buffers[role]).filter((b) => b !== undefined);
       p.args.forEach((a, i) => check('memory', api.setHandle(a.userMemory, base + bound[i]!.offset)));
@@ -242,8 +249,30 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       for (const a of p.args)
         if (a.reorder && a.output) check('reorder', api.execute(a.reorder, stream, 2, exec([ARG.FROM, a.memory], [ARG.TO, a.userMemory])));
       check('stream', api.wait(stream));
+      return true;
     },
   };
+}
+
+/** oneDNN's `unimplemented` status: no kernel for these shapes (the caller runs another route). */
+const UNIMPLEMENTED = 3;
+
+function plannedOrNull(make: () => Plan): Plan | null {
+  try {
+    return make();
+  } catch (error) {
+    if (error instanceof DnnlError && error.status === UNIMPLEMENTED) return null;
+    throw error;
+  }
+}
+
+class DnnlError extends Error {
+  constructor(
+    what: string,
+    readonly status: unknown,
+  ) {
+    super(`oneDNN ${what} failed (status ${String(status)})`);
+  }
 }
 
 interface Argument {

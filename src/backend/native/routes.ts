@@ -58,15 +58,17 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels,
  * convolution with fewer than 8 input channels per group stay on im2col + BLAS: oneDNN pads the
  * channels to its block of 8 there, and the small net's conv1 (1 channel) took 7.9–8.2 ms for its
  * weight gradient against 4.3–4.6 (batch 64, 2 threads); its forward pass is 1.7 against 3.0–3.4.
+ * So do the geometries oneDNN has no kernel for.
  */
 function dnnlConvolutions(host: KernelHost, dnnl: Dnnl, viaBlas: NativeKernels): NativeKernels {
   const memory = () => host.at(0);
   const narrow = (g: Conv2dGeometry) => g.inChannels / g.groups < 8;
   return {
-    conv2d_forward: (g, b) => dnnl.convolution('forward', g, b, memory()),
-    conv2d_backward_data: (g, b) => (narrow(g) ? viaBlas.conv2d_backward_data!(g, b) : dnnl.convolution('backward_data', g, b, memory())),
+    conv2d_forward: (g, b) => dnnl.convolution('forward', g, b, memory()) || viaBlas.conv2d_forward!(g, b),
+    conv2d_backward_data: (g, b) =>
+      (!narrow(g) && dnnl.convolution('backward_data', g, b, memory())) || viaBlas.conv2d_backward_data!(g, b),
     conv2d_backward_filter: (g, b) =>
-      narrow(g) ? viaBlas.conv2d_backward_filter!(g, b) : dnnl.convolution('backward_weights', g, b, memory()),
+      (!narrow(g) && dnnl.convolution('backward_weights', g, b, memory())) || viaBlas.conv2d_backward_filter!(g, b),
   };
 }
 
