@@ -138,8 +138,8 @@ export class WasmBackend implements Backend {
     const exports = instance.exports as unknown as KernelExports;
     const pool = await ThreadPool.start(threads, exports, module, memory, host);
     options.blas?.setThreads(threads);
-    options.dnnl?.setThreads(threads);
     const dnnl = options.blas && options.dnnl;
+    dnnl?.setThreads(threads);
     return new WasmBackend(memory, exports, pool, useRelaxed ? 'relaxed' : 'simd', options.blas, options.nativeFrom, dnnl);
   }
 
