@@ -1,8 +1,9 @@
 /**
  * Choosing a backend in Node: `native` is the wasm backend with its GEMMs in the system's BLAS and
  * its convolutions in oneDNN where that is installed too (the fastest where OpenBLAS is), `wasm`
- * the portable one, `webgpu` the GPU (Dawn), `reference` the oracle. `auto` takes native when its library is found and says why not
- * otherwise; it never picks webgpu, whose adapter may be a CPU emulation far slower than native.
+ * the portable one, `webgpu` the GPU (Dawn), `reference` the oracle. `auto` takes native when its
+ * library is found and says why not otherwise; it never picks webgpu, whose adapter may be a CPU
+ * emulation far slower than native.
  */
 import type { Backend } from '../backend.js';
 import { ReferenceBackend } from '../reference/backend.js';
