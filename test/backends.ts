@@ -28,7 +28,8 @@ export async function testBackends(): Promise<TestBackend[]> {
   ];
 }
 
-/** The native backend on two threads and on one; none where no BLAS is found (CI installs it). */
+/** The native backend on two threads, with oneDNN's convolutions where it is found, and on one with
+ * everything in the BLAS; none where no BLAS is found (CI installs both). */
 export async function nativeBackends(): Promise<{ name: string; backend: WasmBackend }[]> {
   const blas = loadBlas();
   if (typeof blas === 'string') {
