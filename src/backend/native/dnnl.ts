@@ -7,15 +7,17 @@
  * oneDNN 2.x's C API only (3.x changed it); `ALEXNET_DNNL` names another library file, or is `off`.
  */
 import { type Koffi, type NativeLibrary, openLibrary } from './ffi.js';
-import type { Conv2dGeometry } from '../kernels.js';
+import type { Conv2dGeometry, KernelTable } from '../kernels.js';
 
 export type ConvolutionKind = 'forward' | 'backward_data' | 'backward_weights';
 
+type ConvolutionRole = keyof (KernelTable['conv2d_forward']['buffers'] &
+  KernelTable['conv2d_backward_data']['buffers'] &
+  KernelTable['conv2d_backward_filter']['buffers']);
+
 /** A convolution's tensors by role (the kernel table's names): their byte offsets into the memory,
  * and stamps that change whenever their contents may have (the wasm backend's buffers). */
-export type ConvolutionBuffers = Partial<
-  Record<'x' | 'weight' | 'bias' | 'y' | 'dy' | 'dx' | 'dweight' | 'dbias', { offset: number; stamp: number }>
->;
+export type ConvolutionBuffers = Partial<Record<ConvolutionRole, { offset: number; stamp: number }>>;
 
 export interface Dnnl {
   /** The library's path and version. */
@@ -147,10 +149,17 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
 
   /** One argument of a primitive: the engine's tensor, and the primitive's own copy when its
    * layout differs (reordered in before the primitive runs, or out after it). */
-  const argument = (pd: Handle, query: number, user: Uint8Array, role: number, output: boolean, index = 0): Argument => {
+  const argument = (
+    pd: Handle,
+    query: number,
+    user: Uint8Array,
+    [buffer, role]: [ConvolutionRole, number],
+    output: boolean,
+    index = 0,
+  ): Argument => {
     const wanted = api.queryMd(pd, query, index);
     const userMemory = out('memory', (s) => api.memory(s, user, engine, 0));
-    if (api.equal(user, wanted)) return { role, userMemory, memory: userMemory, output, bytes: 0 };
+    if (api.equal(user, wanted)) return { buffer, role, userMemory, memory: userMemory, output, bytes: 0 };
     // The weights' copy is kept between calls (reused while they are unchanged); the activations'
     // copies only live during a call, so they share one scratch area (set at each call).
     const kept = role === ARG.WEIGHTS;
@@ -159,7 +168,16 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     const [from, to] = output ? [wanted, user] : [user, wanted];
     const reorderPd = out('reorder', (s) => api.reorder(s, from, engine, to, engine, null));
     const reorder = out('reorder', (s) => api.primitive(s, reorderPd));
-    return { role, userMemory, memory, reorder, output, bytes };
+    const [source, target] = output ? [memory, userMemory] : [userMemory, memory];
+    return {
+      buffer,
+      role,
+      userMemory,
+      memory,
+      reorder: { primitive: reorder, args: exec([ARG.FROM, source], [ARG.TO, target]) },
+      output,
+      bytes,
+    };
   };
 
   const plan = (kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean): Plan => {
@@ -185,33 +203,32 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     let pd = forwardPd;
     let args: Argument[];
     if (kind === 'forward') {
-      args = [argument(pd, QUERY_SRC, x.user, ARG.SRC, false), argument(pd, QUERY_WEIGHTS, w.user, ARG.WEIGHTS, false)];
-      if (withBias) args.push(argument(pd, QUERY_WEIGHTS, b, ARG.BIAS, false, 1));
-      args.push(argument(pd, QUERY_DST, y.user, ARG.DST, true));
+      args = [argument(pd, QUERY_SRC, x.user, ['x', ARG.SRC], false), argument(pd, QUERY_WEIGHTS, w.user, ['weight', ARG.WEIGHTS], false)];
+      if (withBias) args.push(argument(pd, QUERY_WEIGHTS, b, ['bias', ARG.BIAS], false, 1));
+      args.push(argument(pd, QUERY_DST, y.user, ['y', ARG.DST], true));
     } else if (kind === 'backward_data') {
       const desc = new Uint8Array(CONVOLUTION_DESC_BYTES);
       check('convolution', api.backwardData(desc, DIRECT, x.any, w.any, y.any, ...window));
       pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
       args = [
-        argument(pd, QUERY_DIFF_DST, y.user, ARG.DIFF_DST, false),
-        argument(pd, QUERY_WEIGHTS, w.user, ARG.WEIGHTS, false),
-        argument(pd, QUERY_DIFF_SRC, x.user, ARG.DIFF_SRC, true),
+        argument(pd, QUERY_DIFF_DST, y.user, ['dy', ARG.DIFF_DST], false),
+        argument(pd, QUERY_WEIGHTS, w.user, ['weight', ARG.WEIGHTS], false),
+        argument(pd, QUERY_DIFF_SRC, x.user, ['dx', ARG.DIFF_SRC], true),
       ];
     } else {
       const desc = new Uint8Array(CONVOLUTION_DESC_BYTES);
       check('convolution', api.backwardWeights(desc, DIRECT, x.any, w.any, bias, y.any, ...window));
       pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
-      args = [argument(pd, QUERY_SRC, x.user, ARG.SRC, false), argument(pd, QUERY_DIFF_DST, y.user, ARG.DIFF_DST, false)];
-      args.push(argument(pd, QUERY_DIFF_WEIGHTS, w.user, ARG.DIFF_WEIGHTS, true));
-      if (withBias) args.push(argument(pd, QUERY_DIFF_WEIGHTS, b, ARG.DIFF_BIAS, true, 1));
+      args = [argument(pd, QUERY_SRC, x.user, ['x', ARG.SRC], false), argument(pd, QUERY_DIFF_DST, y.user, ['dy', ARG.DIFF_DST], false)];
+      args.push(argument(pd, QUERY_DIFF_WEIGHTS, w.user, ['dweight', ARG.DIFF_WEIGHTS], true));
+      if (withBias) args.push(argument(pd, QUERY_DIFF_WEIGHTS, b, ['dbias', ARG.DIFF_BIAS], true, 1));
     }
-    return { primitive: out('convolution', (s) => api.primitive(s, pd)), args };
-  };
-
-  const roles: Record<ConvolutionKind, (keyof ConvolutionBuffers)[]> = {
-    forward: ['x', 'weight', 'bias', 'y'],
-    backward_data: ['dy', 'weight', 'dx'],
-    backward_weights: ['x', 'dy', 'dweight', 'dbias'],
+    return {
+      primitive: out('convolution', (s) => api.primitive(s, pd)),
+      args,
+      execArgs: exec(...args.map((a) => [a.role, a.memory] as const)),
+      scratchBytes: args.reduce((n, a) => n + a.bytes, 0),
+    };
   };
 
   return {
@@ -229,25 +246,25 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       const p = plans.get(key);
       if (!p) return false;
       const base = Number(koffi.address(memory));
-      const bound = roles[kind].map((role) => buffers[role]).filter((b) => b !== undefined);
-      p.args.forEach((a, i) => check('memory', api.setHandle(a.userMemory, base + bound[i]!.offset)));
-      let at = scratch.at(p.args.reduce((n, a) => n + a.bytes, 0));
-      for (const a of p.args.filter((a) => a.bytes > 0)) {
+      let at = scratch.at(p.scratchBytes);
+      for (const a of p.args) {
+        check('memory', api.setHandle(a.userMemory, base + buffers[a.buffer]!.offset));
+        if (a.bytes === 0) continue;
         check('memory', api.setHandle(a.memory, at));
         at += a.bytes;
       }
-      const weightStamp = buffers.weight?.stamp;
+      const reorder = (a: Argument) => check('reorder', api.execute(a.reorder!.primitive, stream, 2, a.reorder!.args));
       for (const a of p.args) {
         if (!a.reorder || a.output) continue;
         if (a.role === ARG.WEIGHTS) {
-          if (weightStamp !== undefined && a.stamp === weightStamp) continue;
-          a.stamp = weightStamp;
+          const stamp = buffers.weight!.stamp;
+          if (a.stamp === stamp) continue;
+          a.stamp = stamp;
         }
-        check('reorder', api.execute(a.reorder, stream, 2, exec([ARG.FROM, a.userMemory], [ARG.TO, a.memory])));
+        reorder(a);
       }
-      check('convolution', api.execute(p.primitive, stream, p.args.length, exec(...p.args.map((a) => [a.role, a.memory] as const))));
-      for (const a of p.args)
-        if (a.reorder && a.output) check('reorder', api.execute(a.reorder, stream, 2, exec([ARG.FROM, a.memory], [ARG.TO, a.userMemory])));
+      check('convolution', api.execute(p.primitive, stream, p.args.length, p.execArgs));
+      for (const a of p.args) if (a.reorder && a.output) reorder(a);
       check('stream', api.wait(stream));
       return true;
     },
@@ -276,12 +293,15 @@ class DnnlError extends Error {
 }
 
 interface Argument {
+  /** The kernel table's name of the tensor, and oneDNN's. */
+  buffer: ConvolutionRole;
   role: number;
   /** The engine's tensor (its address set at each call). */
   userMemory: Handle;
   /** What the primitive reads or writes: the same, or its own layout's copy. */
   memory: Handle;
-  reorder?: Handle;
+  /** Into its copy before the primitive runs, or out of it after. */
+  reorder?: { primitive: Handle; args: ExecArg[] };
   output: boolean;
   /** Bytes of its copy in the shared scratch area, rounded up to 64 (0: no copy, or a kept one). */
   bytes: number;
@@ -292,9 +312,14 @@ interface Argument {
 interface Plan {
   primitive: Handle;
   args: Argument[];
+  execArgs: ExecArg[];
+  /** Bytes of the shared scratch area its copies take. */
+  scratchBytes: number;
 }
 
-function exec(...pairs: (readonly [number, Handle])[]): { arg: number; memory: Handle }[] {
+type ExecArg = { arg: number; memory: Handle };
+
+function exec(...pairs: (readonly [number, Handle])[]): ExecArg[] {
   return pairs.map(([arg, memory]) => ({ arg, memory }));
 }
 
