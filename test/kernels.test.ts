@@ -109,6 +109,10 @@ function conv(
 
 const convCases: [string, Conv2dGeometry][] = [
   ['conv1-like 11×11 stride 4', conv(3, 3, 39, 39, 16, [11, 11], [4, 4], [2, 2, 2, 2], [1, 1], 1)],
+  // Wide, strided and padded: oneDNN runs the second unpadded inside a frame of zeros (dnnl.ts `framed`), reordered to its
+  // blocked layout; the first, whose last input column no window reaches, stays on oneDNN's GEMM.
+  ['9×9 stride 2, padded left, last column unused', conv(2, 3, 20, 21, 8, [9, 9], [2, 2], [0, 3, 2, 0], [1, 1], 1)],
+  ['9×9 stride 3, 16 channels in 2 groups, asymmetric padding', conv(2, 16, 23, 19, 16, [9, 9], [3, 3], [3, 1, 2, 3], [1, 1], 2)],
   ['two columns, 5×5, asymmetric padding', conv(2, 6, 23, 19, 10, [5, 5], [2, 2], [2, 1, 1, 2], [1, 1], 2)],
   ['groups 2, threads split', conv(4, 16, 27, 27, 32, [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 2)],
   ['groups 2, fewer images than tasks', conv(2, 20, 27, 27, 32, [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 2)],

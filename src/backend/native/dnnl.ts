@@ -49,11 +49,17 @@ const CPU = 1,
   QUERY_DIFF_WEIGHTS = 132,
   QUERY_DST = 133,
   QUERY_DIFF_DST = 134,
+  QUERY_IMPLEMENTATION = 8,
   ARG = { SRC: 1, DST: 17, WEIGHTS: 33, BIAS: 41, DIFF_SRC: 129, DIFF_DST: 145, DIFF_WEIGHTS: 161, DIFF_BIAS: 169, FROM: 1, TO: 17 };
 /** sizeof(dnnl_memory_desc_t) is 696 and sizeof(dnnl_convolution_desc_t) 5,976 in 2.x: room for both. */
 const MEMORY_DESC_BYTES = 1024,
   CONVOLUTION_DESC_BYTES = 8192;
 const ALLOCATE = -1; // DNNL_MEMORY_ALLOCATE
+/** Reorders of tensors under 4 MiB run on one thread. Waking OpenMP's second (sleeping) thread took
+ * ~130–150 µs on the 2-vCPU VM, more than it saves below ~4 MB (NCHW → nChw8c, alternating 1 and 2
+ * threads in one C process: 547 KB 54 against 203 µs, 2.2 MB 195 / 233, 4.4 MB 492 / 466, 35 MB
+ * 6.8 / 4.8 ms); at batch 1 every reorder of the AlexNets is below it. */
+const SERIAL_REORDER_BYTES = 4 << 20;
 
 type Handle = unknown;
 let cached: Dnnl | string | undefined;
@@ -89,6 +95,9 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     stream: lib.func('int dnnl_stream_create(_Out_ dnnl_handle *stream, dnnl_handle engine, uint flags)'),
     wait: lib.func('int dnnl_stream_wait(dnnl_handle stream)'),
     describe: lib.func('int dnnl_memory_desc_init_by_tag(_Inout_ uint8_t *md, int ndims, const int64_t *dims, int type, int tag)'),
+    window: lib.func(
+      'int dnnl_memory_desc_init_submemory(_Inout_ uint8_t *md, const uint8_t *parent, const int64_t *dims, const int64_t *at)',
+    ),
     forward: lib.func(
       'int dnnl_dilated_convolution_forward_desc_init(_Inout_ uint8_t *desc, int prop, int alg, const uint8_t *src, ' +
         'const uint8_t *weights, const uint8_t *bias, const uint8_t *dst, const int64_t *strides, const int64_t *dilates, ' +
@@ -107,6 +116,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     primitiveDesc: lib.func(
       'int dnnl_primitive_desc_create(_Out_ dnnl_handle *pd, const uint8_t *desc, dnnl_handle attr, dnnl_handle engine, dnnl_handle hint)',
     ),
+    implementation: lib.func('int dnnl_primitive_desc_query(dnnl_handle pd, int what, int index, _Out_ const char **name)'),
     queryMd: lib.func('dnnl_handle dnnl_primitive_desc_query_md(dnnl_handle pd, int what, int index)'),
     primitive: lib.func('int dnnl_primitive_create(_Out_ dnnl_handle *primitive, dnnl_handle pd)'),
     memory: lib.func('int dnnl_memory_create(_Out_ dnnl_handle *memory, const void *md, dnnl_handle engine, intptr_t handle)'),
@@ -120,6 +130,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     execute: lib.func('int dnnl_primitive_execute(dnnl_handle primitive, dnnl_handle stream, int nargs, const dnnl_exec_arg_t *args)'),
   };
   const gomp = koffi.load('libgomp.so.1').func('void omp_set_num_threads(int)');
+  let threads = 1;
   const check = (what: string, status: unknown) => {
     if (status !== 0) throw new DnnlError(what, status);
   };
@@ -174,10 +185,28 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       role,
       userMemory,
       memory,
-      reorder: { primitive: reorder, args: exec([ARG.FROM, source], [ARG.TO, target]) },
+      reorder: reordering(reorder, source, target, Number(api.size(user))),
       output,
       bytes,
     };
+  };
+
+  const reordering = (primitive: Handle, source: Handle, target: Handle, bytes: number): Reordering => ({
+    primitive,
+    args: exec([ARG.FROM, source], [ARG.TO, target]),
+    serial: bytes < SERIAL_REORDER_BYTES,
+  });
+  const runReorder = (r: Reordering) => {
+    if (r.serial) gomp(1);
+    const status = api.execute(r.primitive, stream, 2, r.args);
+    if (r.serial) gomp(threads);
+    check('reorder', status);
+  };
+
+  const implementation = (pd: Handle): string => {
+    const name: (string | null)[] = [null];
+    check('query', api.implementation(pd, QUERY_IMPLEMENTATION, 0, name));
+    return name[0] ?? '';
   };
 
   const plan = (kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean): Plan => {
@@ -203,6 +232,8 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     let pd = forwardPd;
     let args: Argument[];
     if (kind === 'forward') {
+      const unpadded = onGemm(forwardPd) ? framed(g, withBias, x.user, padBottom, padRight) : undefined;
+      if (unpadded) return unpadded;
       args = [argument(pd, QUERY_SRC, x.user, ['x', ARG.SRC], false), argument(pd, QUERY_WEIGHTS, w.user, ['weight', ARG.WEIGHTS], false)];
       if (withBias) args.push(argument(pd, QUERY_WEIGHTS, b, ['bias', ARG.BIAS], false, 1));
       args.push(argument(pd, QUERY_DST, y.user, ['y', ARG.DST], true));
@@ -225,16 +256,50 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     }
     return {
       primitive: out('convolution', (s) => api.primitive(s, pd)),
+      onGemm: onGemm(pd),
       args,
       execArgs: exec(...args.map((a) => [a.role, a.memory] as const)),
       scratchBytes: args.reduce((n, a) => n + a.bytes, 0),
     };
   };
+  const onGemm = (pd: Handle) => implementation(pd).includes('gemm');
+
+  /** oneDNN 2.6's direct kernels refuse kernels wider than 7 with a stride and top or left padding
+   * (the torchvision net's conv1, 11×11/4 padded by 2), leaving them to its GEMM: 115–127 ms at
+   * batch 64 against 51–57 for the same layer unpadded (2 threads, a C probe). Such a layer runs
+   * unpadded on a copy of its input inside a frame of zeros (a reorder per call: the input's size). */
+  const framed = (g: Conv2dGeometry, withBias: boolean, user: Uint8Array, padBottom: number, padRight: number): Plan | undefined => {
+    if ((g.padTop === 0 && g.padLeft === 0) || padBottom < 0 || padRight < 0) return undefined;
+    const inHeight = g.inHeight + g.padTop + padBottom,
+      inWidth = g.inWidth + g.padLeft + padRight;
+    const p = plannedOrNull(() => plan('forward', { ...g, inHeight, inWidth, padTop: 0, padLeft: 0 }, withBias));
+    if (!p || p.onGemm) return undefined;
+    const frame = new Uint8Array(new ArrayBuffer(4 * g.batch * g.inChannels * inHeight * inWidth + 64));
+    const address = Math.ceil(Number(koffi.address(frame)) / 64) * 64;
+    const x = p.args.find((a) => a.buffer === 'x')!;
+    check('memory', api.setHandle(x.userMemory, address));
+    x.pinned = true;
+    const inside = new Uint8Array(MEMORY_DESC_BYTES);
+    const [dims, at] = [
+      [g.batch, g.inChannels, g.inHeight, g.inWidth],
+      [0, 0, g.padTop, g.padLeft],
+    ].map((v) => BigInt64Array.from(v, BigInt));
+    check('memory descriptor', api.window(inside, describe([g.batch, g.inChannels, inHeight, inWidth]).user, dims, at));
+    const source = out('memory', (s) => api.memory(s, user, engine, 0));
+    const target = out('memory', (s) => api.memory(s, inside, engine, address));
+    const reorderPd = out('reorder', (s) => api.reorder(s, user, engine, inside, engine, null));
+    const reorder = out('reorder', (s) => api.primitive(s, reorderPd));
+    p.frame = { area: frame, source, reorder: reordering(reorder, source, target, Number(api.size(user))) };
+    return p;
+  };
 
   return {
     library: path,
     version: `${version.major}.${version.minor}.${version.patch}`,
-    setThreads: (threads) => gomp(threads),
+    setThreads(count) {
+      threads = count;
+      gomp(count);
+    },
     convolution(kind, g, buffers, memory) {
       const withBias = (kind === 'backward_weights' ? buffers.dbias : buffers.bias) !== undefined;
       const key = `${kind} ${withBias} ${JSON.stringify(g)}`;
@@ -247,13 +312,16 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       if (!p) return false;
       const base = Number(koffi.address(memory));
       let at = scratch.at(p.scratchBytes);
+      if (p.frame) {
+        check('memory', api.setHandle(p.frame.source, base + buffers.x!.offset));
+        runReorder(p.frame.reorder);
+      }
       for (const a of p.args) {
-        check('memory', api.setHandle(a.userMemory, base + buffers[a.buffer]!.offset));
+        if (!a.pinned) check('memory', api.setHandle(a.userMemory, base + buffers[a.buffer]!.offset));
         if (a.bytes === 0) continue;
         check('memory', api.setHandle(a.memory, at));
         at += a.bytes;
       }
-      const reorder = (a: Argument) => check('reorder', api.execute(a.reorder!.primitive, stream, 2, a.reorder!.args));
       for (const a of p.args) {
         if (!a.reorder || a.output) continue;
         if (a.role === ARG.WEIGHTS) {
@@ -261,10 +329,10 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
           if (a.stamp === stamp) continue;
           a.stamp = stamp;
         }
-        reorder(a);
+        runReorder(a.reorder);
       }
       check('convolution', api.execute(p.primitive, stream, p.args.length, p.execArgs));
-      for (const a of p.args) if (a.reorder && a.output) reorder(a);
+      for (const a of p.args) if (a.reorder && a.output) runReorder(a.reorder);
       check('stream', api.wait(stream));
       return true;
     },
@@ -301,20 +369,33 @@ interface Argument {
   /** What the primitive reads or writes: the same, or its own layout's copy. */
   memory: Handle;
   /** Into its copy before the primitive runs, or out of it after. */
-  reorder?: { primitive: Handle; args: ExecArg[] };
+  reorder?: Reordering;
   output: boolean;
   /** Bytes of its copy in the shared scratch area, rounded up to 64 (0: no copy, or a kept one). */
   bytes: number;
   /** The weight stamp its copy was reordered from. */
   stamp?: number;
+  /** Its tensor is the plan's own (a frame), not the engine's. */
+  pinned?: boolean;
 }
 
 interface Plan {
   primitive: Handle;
+  /** oneDNN chose its GEMM-based implementation (no direct kernel for the geometry). */
+  onGemm: boolean;
   args: Argument[];
   execArgs: ExecArg[];
   /** Bytes of the shared scratch area its copies take. */
   scratchBytes: number;
+  /** The input copied into a zeroed frame before the primitive runs (`framed`); kept alive here. */
+  frame?: { area: Uint8Array; source: Handle; reorder: Reordering };
+}
+
+interface Reordering {
+  primitive: Handle;
+  args: ExecArg[];
+  /** Run on the calling thread alone: waking OpenMP's sleeping threads costs more than they save. */
+  serial: boolean;
 }
 
 type ExecArg = { arg: number; memory: Handle };
