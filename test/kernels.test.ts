@@ -120,6 +120,9 @@ const convCases: [string, Conv2dGeometry][] = [
   ['same size, kernel wider than the image', conv(3, 3, 3, 2, 4, [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 1)],
   ['same size, one column', conv(3, 2, 4, 1, 3, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1)],
   ['7×7 maps, data-gradient panels of whole images, the last one short', conv(3, 64, 7, 7, 16, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1)],
+  // One input channel per group: oneDNN's weight gradient on NHWC tensors (dnnl.ts)
+  ['one input channel, 5×5, like the small net conv1', conv(3, 1, 12, 11, 16, [5, 5], [1, 1], [2, 2, 2, 2], [1, 1], 1)],
+  ['depthwise, 8 groups of one channel', conv(2, 8, 9, 10, 16, [3, 3], [2, 1], [1, 1, 1, 0], [1, 1], 8)],
   ['dilated rectangular, no padding', conv(2, 5, 17, 15, 7, [3, 2], [1, 2], [0, 0, 0, 0], [2, 3], 1)],
   ['dilated, strided, asymmetric padding, 8+ channels per group', conv(2, 20, 17, 15, 12, [3, 2], [2, 1], [1, 0, 2, 1], [2, 3], 2)],
 ];

@@ -55,20 +55,21 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels,
 
 /**
  * Convolutions as oneDNN's direct kernels (dnnl.ts), on the backend's memory. The gradients of a
- * convolution with fewer than 8 input channels per group stay on im2col + BLAS: oneDNN pads the
- * channels to its block of 8 there, and the small net's conv1 (1 channel) took 7.9–8.2 ms for its
- * weight gradient against 4.3–4.6 (batch 64, 2 threads); its forward pass is 1.7 against 3.0–3.4.
- * So do the geometries oneDNN has no kernel for.
+ * convolution with 2–7 input channels per group stay on im2col + BLAS: oneDNN pads the channels to
+ * its block of 8 there (the paper net's conv1 weight gradient, 3 channels, batch 64: 138 ms blocked,
+ * 160 on NHWC, 177 here with the copies; the first layer's data gradient is never needed). So do the
+ * geometries oneDNN has no kernel for. One channel per group is dnnl.ts's NHWC case.
  */
 function dnnlConvolutions(host: KernelHost, dnnl: Dnnl, viaBlas: NativeKernels): NativeKernels {
   const memory = () => host.at(0);
   const narrow = (g: Conv2dGeometry) => g.inChannels / g.groups < 8;
+  const single = (g: Conv2dGeometry) => g.inChannels === g.groups;
   return {
     conv2d_forward: (g, b) => dnnl.convolution('forward', g, b, memory()) || viaBlas.conv2d_forward!(g, b),
     conv2d_backward_data: (g, b) =>
       (!narrow(g) && dnnl.convolution('backward_data', g, b, memory())) || viaBlas.conv2d_backward_data!(g, b),
     conv2d_backward_filter: (g, b) =>
-      (!narrow(g) && dnnl.convolution('backward_weights', g, b, memory())) || viaBlas.conv2d_backward_filter!(g, b),
+      ((single(g) || !narrow(g)) && dnnl.convolution('backward_weights', g, b, memory())) || viaBlas.conv2d_backward_filter!(g, b),
   };
 }
 
