@@ -54,11 +54,11 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels,
 }
 
 /**
- * Convolutions as oneDNN's direct kernels (dnnl.ts), on the backend's memory. The gradients of a
- * convolution with 2–7 input channels per group stay on im2col + BLAS: oneDNN pads the channels to
- * its block of 8 there (the paper net's conv1 weight gradient, 3 channels, batch 64: 138 ms blocked,
- * 160 on NHWC, 177 here with the copies; the first layer's data gradient is never needed). So do the
- * geometries oneDNN has no kernel for. One channel per group is dnnl.ts's NHWC case.
+ * Convolutions as oneDNN's direct kernels (dnnl.ts), on the backend's memory. With under 8 input
+ * channels per group, oneDNN pads the channels to its block of 8, so the data gradient stays on
+ * im2col + BLAS (a first layer never needs it), and so does the weight gradient with 2–7 channels
+ * (the paper net's conv1, 3 channels, batch 64: 138 ms blocked, 160 on NHWC, 177 here with the
+ * copies); with one, dnnl.ts runs it on NHWC tensors. So do the geometries oneDNN has no kernel for.
  */
 function dnnlConvolutions(host: KernelHost, dnnl: Dnnl, viaBlas: NativeKernels): NativeKernels {
   const memory = () => host.at(0);
