@@ -14,6 +14,7 @@ import { WasmBackend } from '../src/backend/wasm/backend.js';
 import { windowCount } from '../src/layers/conv.js';
 import { type Conv2dGeometry, KERNEL_WRITES, type Pool2dGeometry } from '../src/backend/kernels.js';
 import { loadBlas } from '../src/backend/native/blas.js';
+import { planners } from '../src/backend/webgpu/kernels.js';
 import { nativeBackends, webgpuBackends } from './backends.js';
 import { assertClose } from './helpers.js';
 
@@ -65,6 +66,15 @@ async function compare<K extends KernelName>(
   exact = false,
 ): Promise<void> {
   const expected = await runKernel(reference, kernel, params, inputs, outputs);
+  // The webgpu shaders declare their own write access per binding; it must agree with KERNEL_WRITES.
+  const present = new Set([...Object.keys(inputs), ...Object.keys(outputs)]);
+  const bound = planners[kernel](params, present).flatMap((d) => d.shader.bindings.filter((b) => b.write).map((b) => b.role));
+  const declared: readonly string[] = KERNEL_WRITES[kernel];
+  assert.deepEqual(
+    new Set(bound.filter((role) => present.has(role))),
+    new Set(declared.filter((role) => present.has(role))),
+    `${kernel}: the webgpu shaders' written bindings against KERNEL_WRITES`,
+  );
   for (const { name, backend } of configurations) {
     const actual = await runKernel(backend, kernel, params, inputs, outputs);
     for (const role of Object.keys(outputs)) {
