@@ -63,13 +63,13 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels,
 function dnnlConvolutions(host: KernelHost, dnnl: Dnnl, viaBlas: NativeKernels): NativeKernels {
   const memory = () => host.at(0);
   const narrow = (g: Conv2dGeometry) => g.inChannels / g.groups < 8;
-  const single = (g: Conv2dGeometry) => g.inChannels === g.groups;
+  const oneChannel = (g: Conv2dGeometry) => g.inChannels === g.groups;
   return {
     conv2d_forward: (g, b) => dnnl.convolution('forward', g, b, memory()) || viaBlas.conv2d_forward!(g, b),
     conv2d_backward_data: (g, b) =>
       (!narrow(g) && dnnl.convolution('backward_data', g, b, memory())) || viaBlas.conv2d_backward_data!(g, b),
     conv2d_backward_filter: (g, b) =>
-      ((single(g) || !narrow(g)) && dnnl.convolution('backward_weights', g, b, memory())) || viaBlas.conv2d_backward_filter!(g, b),
+      ((oneChannel(g) || !narrow(g)) && dnnl.convolution('backward_weights', g, b, memory())) || viaBlas.conv2d_backward_filter!(g, b),
   };
 }
 
