@@ -56,11 +56,12 @@ const CPU = 1,
 const MEMORY_DESC_BYTES = 1024,
   CONVOLUTION_DESC_BYTES = 8192;
 const ALLOCATE = -1; // DNNL_MEMORY_ALLOCATE
-/** Reorders of tensors under 4 MiB run on one thread. Waking OpenMP's second (sleeping) thread took
+/** Reorders of tensors under 2 MiB run on one thread. Waking OpenMP's second (sleeping) thread took
  * ~130–150 µs on the 2-vCPU VM, more than it saves below ~4 MB (NCHW → nChw8c, alternating 1 and 2
  * threads in one C process: 547 KB 54 against 203 µs, 2.2 MB 195 / 233, 4.4 MB 492 / 466, 35 MB
- * 6.8 / 4.8 ms); at batch 1 every reorder of the AlexNets is below it. */
-const SERIAL_REORDER_BYTES = 4 << 20;
+ * 6.8 / 4.8 ms). 2 MiB holds every reorder of the AlexNets at batch 1 (at most 1.2 MB), where it
+ * pays, and caps what a machine with many cheap-to-wake cores loses (~0.2 ms a reorder). */
+const SERIAL_REORDER_BYTES = 2 << 20;
 
 type Handle = unknown;
 let cached: Dnnl | string | undefined;
