@@ -256,8 +256,9 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       const desc = new Uint8Array(CONVOLUTION_DESC_BYTES);
       check('convolution', api.backwardWeights(desc, DIRECT, x.op, w.op, bias, y.op, ...window));
       pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
-      // Where it finds no direct kernel on NHWC either, im2col + BLAS (routes.ts) stays the measured choice.
-      if (activations === TAG_ACDB && onGemm(pd)) throw new DnnlError('convolution', UNIMPLEMENTED);
+      // A layer with under 8 channels per group is here for oneDNN's direct kernel (routes.ts); where it has none, im2col +
+      // BLAS stays the measured choice.
+      if (cg < 8 && onGemm(pd)) throw new DnnlError('convolution', UNIMPLEMENTED);
       args = [argument(pd, QUERY_SRC, x.user, ['x', ARG.SRC], false), argument(pd, QUERY_DIFF_DST, y.user, ['dy', ARG.DIFF_DST], false)];
       args.push(argument(pd, QUERY_DIFF_WEIGHTS, w.user, ['dweight', ARG.DIFF_WEIGHTS], true));
       if (withBias) args.push(argument(pd, QUERY_DIFF_WEIGHTS, b, ['dbias', ARG.DIFF_BIAS], true, 1));

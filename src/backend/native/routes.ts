@@ -57,19 +57,23 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels,
  * Convolutions as oneDNN's direct kernels (dnnl.ts), on the backend's memory. With under 8 input
  * channels per group, oneDNN pads the channels to its block of 8, so the data gradient stays on
  * im2col + BLAS (a first layer never needs it), and so does the weight gradient with 2–7 channels
- * (the paper net's conv1, 3 channels, batch 64: 138 ms blocked, 160 on NHWC, 177 here with the
- * copies); with one, dnnl.ts runs it on NHWC tensors. So do the geometries oneDNN has no kernel for.
+ * where im2col's GEMM is large (out channels per group × taps): the paper net's conv1 (96 × 363,
+ * batch 64) 172–181 ms here against 214 on oneDNN, 232 on NHWC. Where it is small, the BLAS's
+ * skinny GEMM loses: the CIFAR net's conv1 (32 × 75) 7.7–10.5 ms against 4.8–5.5 on oneDNN. With
+ * one channel, dnnl.ts runs it on NHWC tensors. So do the geometries oneDNN has no kernel for.
  */
 function dnnlConvolutions(host: KernelHost, dnnl: Dnnl, viaBlas: NativeKernels): NativeKernels {
   const memory = () => host.at(0);
   const narrow = (g: Conv2dGeometry) => g.inChannels / g.groups < 8;
   const oneChannel = (g: Conv2dGeometry) => g.inChannels === g.groups;
+  const smallGemm = (g: Conv2dGeometry) => (g.outChannels * g.inChannels * g.kernelH * g.kernelW) / (g.groups * g.groups) < 8192;
   return {
     conv2d_forward: (g, b) => dnnl.convolution('forward', g, b, memory()) || viaBlas.conv2d_forward!(g, b),
     conv2d_backward_data: (g, b) =>
       (!narrow(g) && dnnl.convolution('backward_data', g, b, memory())) || viaBlas.conv2d_backward_data!(g, b),
     conv2d_backward_filter: (g, b) =>
-      ((oneChannel(g) || !narrow(g)) && dnnl.convolution('backward_weights', g, b, memory())) || viaBlas.conv2d_backward_filter!(g, b),
+      ((!narrow(g) || oneChannel(g) || smallGemm(g)) && dnnl.convolution('backward_weights', g, b, memory())) ||
+      viaBlas.conv2d_backward_filter!(g, b),
   };
 }
 
