@@ -47,6 +47,10 @@ const SMALL_BATCH = 4;
  */
 export const NATIVE_FROM = { linearWeights: 1_000_000 };
 
+/** A weight gradient's im2col GEMM (out channels per group × taps) below which a layer with 2–7
+ * channels per group goes to oneDNN all the same (measurements at `dnnlConvolutions`). */
+const SMALL_WEIGHT_GEMM = 8192;
+
 /** The native kernels; `wasm` is the table they replace, for the cases it still does better. */
 export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from = NATIVE_FROM, dnnl?: Dnnl): NativeKernels {
   const viaBlas = blasKernels(host, blas, wasm, from);
@@ -66,7 +70,8 @@ function dnnlConvolutions(host: KernelHost, dnnl: Dnnl, viaBlas: NativeKernels):
   const memory = () => host.at(0);
   const narrow = (g: Conv2dGeometry) => g.inChannels / g.groups < 8;
   const oneChannel = (g: Conv2dGeometry) => g.inChannels === g.groups;
-  const smallGemm = (g: Conv2dGeometry) => (g.outChannels * g.inChannels * g.kernelH * g.kernelW) / (g.groups * g.groups) < 8192;
+  const smallGemm = (g: Conv2dGeometry) =>
+    (g.outChannels / g.groups) * (g.inChannels / g.groups) * g.kernelH * g.kernelW < SMALL_WEIGHT_GEMM;
   return {
     conv2d_forward: (g, b) => dnnl.convolution('forward', g, b, memory()) || viaBlas.conv2d_forward!(g, b),
     conv2d_backward_data: (g, b) =>
