@@ -64,7 +64,7 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels,
  * where im2col's GEMM is large (out channels per group × taps): the paper net's conv1 (96 × 363,
  * batch 64) 172–181 ms here against 214 on oneDNN, 232 on NHWC. Where it is small, the BLAS's
  * skinny GEMM loses: the CIFAR net's conv1 (32 × 75) 7.7–10.5 ms against 4.8–5.5 on oneDNN. With
- * one channel, dnnl.ts runs it on NHWC tensors. So do the geometries oneDNN has no kernel for.
+ * one channel, dnnl.ts runs it on NHWC tensors. Geometries oneDNN has no kernel for stay on the BLAS.
  */
 function dnnlConvolutions(host: KernelHost, dnnl: Dnnl, viaBlas: NativeKernels): NativeKernels {
   const memory = () => host.at(0);
