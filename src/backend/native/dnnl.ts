@@ -236,36 +236,39 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     check('convolution', api.forward(forwardDesc, FORWARD_TRAINING, DIRECT, x.op, w.op, bias, y.op, ...window));
     const forwardPd = out('convolution', (s) => api.primitiveDesc(s, forwardDesc, null, engine, null));
     let pd = forwardPd;
+    if (kind !== 'forward') {
+      const desc = new Uint8Array(CONVOLUTION_DESC_BYTES);
+      if (kind === 'backward_data') check('convolution', api.backwardData(desc, DIRECT, x.op, w.op, y.op, ...window));
+      else check('convolution', api.backwardWeights(desc, DIRECT, x.op, w.op, bias, y.op, ...window));
+      pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
+    }
+    const gemm = onGemm(pd);
+    if (kind === 'forward' && gemm) {
+      const unpadded = framed(g, withBias, x.user, padBottom, padRight);
+      if (unpadded) return unpadded;
+    }
+    // A layer with under 8 channels per group is here for oneDNN's direct kernel (routes.ts); where it has none, im2col +
+    // BLAS stays the measured choice.
+    if (kind === 'backward_weights' && cg < 8 && gemm) throw new DnnlError('convolution', UNIMPLEMENTED);
     let args: Argument[];
     if (kind === 'forward') {
-      const unpadded = onGemm(forwardPd) ? framed(g, withBias, x.user, padBottom, padRight) : undefined;
-      if (unpadded) return unpadded;
       args = [argument(pd, QUERY_SRC, x.user, ['x', ARG.SRC], false), argument(pd, QUERY_WEIGHTS, w.user, ['weight', ARG.WEIGHTS], false)];
       if (withBias) args.push(argument(pd, QUERY_WEIGHTS, b, ['bias', ARG.BIAS], false, 1));
       args.push(argument(pd, QUERY_DST, y.user, ['y', ARG.DST], true));
     } else if (kind === 'backward_data') {
-      const desc = new Uint8Array(CONVOLUTION_DESC_BYTES);
-      check('convolution', api.backwardData(desc, DIRECT, x.op, w.op, y.op, ...window));
-      pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
       args = [
         argument(pd, QUERY_DIFF_DST, y.user, ['dy', ARG.DIFF_DST], false),
         argument(pd, QUERY_WEIGHTS, w.user, ['weight', ARG.WEIGHTS], false),
         argument(pd, QUERY_DIFF_SRC, x.user, ['dx', ARG.DIFF_SRC], true),
       ];
     } else {
-      const desc = new Uint8Array(CONVOLUTION_DESC_BYTES);
-      check('convolution', api.backwardWeights(desc, DIRECT, x.op, w.op, bias, y.op, ...window));
-      pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
-      // A layer with under 8 channels per group is here for oneDNN's direct kernel (routes.ts); where it has none, im2col +
-      // BLAS stays the measured choice.
-      if (cg < 8 && onGemm(pd)) throw new DnnlError('convolution', UNIMPLEMENTED);
       args = [argument(pd, QUERY_SRC, x.user, ['x', ARG.SRC], false), argument(pd, QUERY_DIFF_DST, y.user, ['dy', ARG.DIFF_DST], false)];
       args.push(argument(pd, QUERY_DIFF_WEIGHTS, w.user, ['dweight', ARG.DIFF_WEIGHTS], true));
       if (withBias) args.push(argument(pd, QUERY_DIFF_WEIGHTS, b, ['dbias', ARG.DIFF_BIAS], true, 1));
     }
     return {
       primitive: out('convolution', (s) => api.primitive(s, pd)),
-      onGemm: onGemm(pd),
+      onGemm: gemm,
       args,
       execArgs: exec(...args.map((a) => [a.role, a.memory] as const)),
       scratchBytes: args.reduce((n, a) => n + a.bytes, 0),
