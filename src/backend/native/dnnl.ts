@@ -26,7 +26,7 @@ export interface Dnnl {
   /** Its OpenMP threads. */
   setThreads(threads: number): void;
   /** Runs one convolution pass on the memory whose first byte `memory` views; false (nothing done)
-   * where oneDNN has no kernel for the geometry. While the weights' stamp is the one last seen,
+   * where oneDNN has no kernel for the geometry, or one that measured slower than im2col + BLAS. While the weights' stamp is the one last seen,
    * their copy in oneDNN's layout is reused (at batch 1 re-blocking them every call was ~5 % of the
    * paper net's time). */
   convolution(kind: ConvolutionKind, g: Conv2dGeometry, buffers: ConvolutionBuffers, memory: Float32Array): boolean;
@@ -247,7 +247,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       const unpadded = framed(g, withBias, x.user, padBottom, padRight);
       if (unpadded) return unpadded;
     }
-    // A layer with under 8 channels per group is here for oneDNN's direct kernel (routes.ts); where it has none, im2col +
+    // A layer with under 8 channels per group is here for oneDNN's direct kernel (`declined`); where it has none, im2col +
     // BLAS stays the measured choice.
     if (kind === 'backward_weights' && cg < 8 && gemm) throw new DnnlError('convolution', UNIMPLEMENTED);
     let args: Argument[];
@@ -315,11 +315,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     convolution(kind, g, buffers, memory) {
       const withBias = (kind === 'backward_weights' ? buffers.dbias : buffers.bias) !== undefined;
       const key = `${kind} ${withBias} ${JSON.stringify(g)}`;
-      if (!plans.has(key))
-        plans.set(
-          key,
-          plannedOrNull(() => plan(kind, g, withBias)),
-        );
+      if (!plans.has(key)) plans.set(key, declined(kind, g) ? null : plannedOrNull(() => plan(kind, g, withBias)));
       const p = plans.get(key);
       if (!p) return false;
       const base = Number(koffi.address(memory));
@@ -349,6 +345,25 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       return true;
     },
   };
+}
+
+/** A weight gradient's im2col GEMM (out channels per group × taps) below which a layer with 2–7
+ * channels per group goes to oneDNN all the same (`declined`). */
+const SMALL_WEIGHT_GEMM = 8192;
+
+/**
+ * Passes left to im2col + BLAS. With under 8 input channels per group, oneDNN pads the channels to
+ * its block of 8, so the data gradient stays there (a first layer never needs it), and so does the
+ * weight gradient with 2–7 channels where im2col's GEMM is large (out channels per group × taps):
+ * the paper net's conv1 (96 × 363, batch 64) 172–181 ms on the BLAS against 214 on oneDNN, 232 on
+ * NHWC. Where it is small, the BLAS's skinny GEMM loses: the CIFAR net's conv1 (32 × 75) 7.7–10.5
+ * ms against 4.8–5.5 on oneDNN. With one channel, `plan` runs it on NHWC tensors.
+ */
+function declined(kind: ConvolutionKind, g: Conv2dGeometry): boolean {
+  const cg = g.inChannels / g.groups;
+  if (cg >= 8 || kind === 'forward') return false;
+  if (kind === 'backward_data') return true;
+  return cg > 1 && (g.outChannels / g.groups) * cg * g.kernelH * g.kernelW >= SMALL_WEIGHT_GEMM;
 }
 
 /** oneDNN's `unimplemented` status: no kernel for these shapes (the caller runs another route). */

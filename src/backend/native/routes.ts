@@ -47,38 +47,20 @@ const SMALL_BATCH = 4;
  */
 export const NATIVE_FROM = { linearWeights: 1_000_000 };
 
-/** A weight gradient's im2col GEMM (out channels per group × taps) below which a layer with 2–7
- * channels per group goes to oneDNN all the same (measurements at `dnnlConvolutions`). */
-const SMALL_WEIGHT_GEMM = 8192;
-
 /** The native kernels; `wasm` is the table they replace, for the cases it still does better. */
 export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from = NATIVE_FROM, dnnl?: Dnnl): NativeKernels {
   const viaBlas = blasKernels(host, blas, wasm, from);
   return { ...viaBlas, ...(dnnl ? dnnlConvolutions(host, dnnl, viaBlas) : {}) };
 }
 
-/**
- * Convolutions as oneDNN's direct kernels (dnnl.ts), on the backend's memory. With under 8 input
- * channels per group, oneDNN pads the channels to its block of 8, so the data gradient stays on
- * im2col + BLAS (a first layer never needs it), and so does the weight gradient with 2–7 channels
- * where im2col's GEMM is large (out channels per group × taps): the paper net's conv1 (96 × 363,
- * batch 64) 172–181 ms here against 214 on oneDNN, 232 on NHWC. Where it is small, the BLAS's
- * skinny GEMM loses: the CIFAR net's conv1 (32 × 75) 7.7–10.5 ms against 4.8–5.5 on oneDNN. With
- * one channel, dnnl.ts runs it on NHWC tensors. Geometries oneDNN has no kernel for stay on the BLAS.
- */
+/** Convolutions as oneDNN's direct kernels (dnnl.ts), on the backend's memory; where dnnl.ts declines
+ * (no oneDNN kernel, or one that measured slower than im2col + BLAS), on the BLAS. */
 function dnnlConvolutions(host: KernelHost, dnnl: Dnnl, viaBlas: NativeKernels): NativeKernels {
   const memory = () => host.at(0);
-  const narrow = (g: Conv2dGeometry) => g.inChannels / g.groups < 8;
-  const oneChannel = (g: Conv2dGeometry) => g.inChannels === g.groups;
-  const smallGemm = (g: Conv2dGeometry) =>
-    (g.outChannels / g.groups) * (g.inChannels / g.groups) * g.kernelH * g.kernelW < SMALL_WEIGHT_GEMM;
   return {
     conv2d_forward: (g, b) => dnnl.convolution('forward', g, b, memory()) || viaBlas.conv2d_forward!(g, b),
-    conv2d_backward_data: (g, b) =>
-      (!narrow(g) && dnnl.convolution('backward_data', g, b, memory())) || viaBlas.conv2d_backward_data!(g, b),
-    conv2d_backward_filter: (g, b) =>
-      ((!narrow(g) || oneChannel(g) || smallGemm(g)) && dnnl.convolution('backward_weights', g, b, memory())) ||
-      viaBlas.conv2d_backward_filter!(g, b),
+    conv2d_backward_data: (g, b) => dnnl.convolution('backward_data', g, b, memory()) || viaBlas.conv2d_backward_data!(g, b),
+    conv2d_backward_filter: (g, b) => dnnl.convolution('backward_weights', g, b, memory()) || viaBlas.conv2d_backward_filter!(g, b),
   };
 }
 
