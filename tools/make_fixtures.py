@@ -156,6 +156,17 @@ def make_all():
                                    'layers': [{'name': 'loss', 'type': 'softmax_cross_entropy', 'inputs': ['logits', 'label']}]}, 6,
          lambda i, p: {'loss': F.cross_entropy(i['logits'], i['label'].long())}, labels={'label': 10}, seed_outputs=False)
     make_tiny_alexnet()
+    make_blocked_chain()
+
+
+def layer_params(shapes, seed, scale):
+    """Weights N(0, scale²) and biases N(0, 0.01) for each layer's weight shape, from their own generator."""
+    g = torch.Generator().manual_seed(seed)
+    params = {}
+    for layer, shape in shapes.items():
+        params[f'{layer}.weight'] = torch.randn(*shape, generator=g) * scale
+        params[f'{layer}.bias'] = torch.randn(shape[0], generator=g) * 0.1
+    return params
 
 
 def make_tiny_alexnet():
@@ -181,13 +192,8 @@ def make_tiny_alexnet():
         {'name': 'fc7', 'type': 'linear', 'outFeatures': 5},
         {'name': 'loss', 'type': 'softmax_cross_entropy', 'inputs': ['fc7', 'label']},
     ]}
-    g = torch.Generator().manual_seed(7)
-    shapes = {'conv1': (8, 3, 5, 5), 'conv2': (12, 4, 3, 3), 'conv3': (16, 12, 3, 3), 'conv4': (12, 8, 3, 3),
-              'fc6': (20, 12), 'fc7': (5, 20)}
-    params = {}
-    for layer, shape in shapes.items():
-        params[f'{layer}.weight'] = torch.randn(*shape, generator=g) * 0.3
-        params[f'{layer}.bias'] = torch.randn(shape[0], generator=g) * 0.1
+    params = layer_params({'conv1': (8, 3, 5, 5), 'conv2': (12, 4, 3, 3), 'conv3': (16, 12, 3, 3), 'conv4': (12, 8, 3, 3),
+                           'fc6': (20, 12), 'fc7': (5, 20)}, seed=7, scale=0.3)
 
     def run(i, p):
         out = {}
@@ -205,6 +211,38 @@ def make_tiny_alexnet():
         out['loss'] = F.cross_entropy(x, i['label'].long())
         return out
     case('tiny_alexnet', net, 4, run, params, labels={'label': 5}, seed_outputs=False)
+
+
+def make_blocked_chain():
+    """Convolutions with 16 and 32 channels (multiples of oneDNN's blocks of 8 and 16) feeding ReLUs,
+    padded and unpadded max-pools, a grouped convolution and a fully connected layer: the native backend
+    keeps these activations in oneDNN's blocked layout between layers; every intermediate is compared."""
+    net = {'inputs': {'data': [3, 17, 17], 'label': []}, 'layers': [
+        {'name': 'conv1', 'type': 'conv2d', 'outChannels': 16, 'kernel': 3, 'pad': 1},
+        {'name': 'relu1', 'type': 'relu'},
+        {'name': 'pool1', 'type': 'maxpool2d', 'kernel': 3, 'stride': 2, 'pad': 1, 'ceil': True},
+        {'name': 'conv2', 'type': 'conv2d', 'outChannels': 16, 'kernel': 3, 'pad': 1, 'groups': 2},
+        {'name': 'relu2', 'type': 'relu'},
+        {'name': 'conv3', 'type': 'conv2d', 'outChannels': 32, 'kernel': 3, 'pad': 1},
+        {'name': 'relu3', 'type': 'relu'},
+        {'name': 'pool3', 'type': 'maxpool2d', 'kernel': 3, 'stride': 2},
+        {'name': 'fc', 'type': 'linear', 'outFeatures': 10},
+        {'name': 'loss', 'type': 'softmax_cross_entropy', 'inputs': ['fc', 'label']},
+    ]}
+    params = layer_params({'conv1': (16, 3, 3, 3), 'conv2': (16, 8, 3, 3), 'conv3': (32, 16, 3, 3), 'fc': (10, 32 * 4 * 4)},
+                          seed=11, scale=0.2)
+
+    def run(i, p):
+        out = {}
+        x = out['relu1'] = F.relu(F.conv2d(i['data'], p['conv1.weight'], p['conv1.bias'], padding=1))
+        x = out['pool1'] = F.max_pool2d(x, 3, 2, padding=1, ceil_mode=True)
+        x = out['relu2'] = F.relu(F.conv2d(x, p['conv2.weight'], p['conv2.bias'], padding=1, groups=2))
+        x = out['relu3'] = F.relu(F.conv2d(x, p['conv3.weight'], p['conv3.bias'], padding=1))
+        x = out['pool3'] = F.max_pool2d(x, 3, 2)
+        x = out['fc'] = F.linear(x.flatten(1), p['fc.weight'], p['fc.bias'])
+        out['loss'] = F.cross_entropy(x, i['label'].long())
+        return out
+    case('blocked_chain', net, 4, run, params, labels={'label': 10}, seed_outputs=False)
 
 
 if __name__ == '__main__':

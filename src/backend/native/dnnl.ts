@@ -7,7 +7,7 @@
  * oneDNN 2.x's C API only (3.x changed it); `ALEXNET_DNNL` names another library file, or is `off`.
  */
 import { type Koffi, type NativeLibrary, openLibrary } from './ffi.js';
-import type { Conv2dGeometry, KernelTable } from '../kernels.js';
+import type { Conv2dGeometry, KernelTable, Pool2dGeometry } from '../kernels.js';
 
 export type ConvolutionKind = 'forward' | 'backward_data' | 'backward_weights';
 
@@ -15,9 +15,25 @@ type ConvolutionRole = keyof (KernelTable['conv2d_forward']['buffers'] &
   KernelTable['conv2d_backward_data']['buffers'] &
   KernelTable['conv2d_backward_filter']['buffers']);
 
-/** A convolution's tensors by role (the kernel table's names): their byte offsets into the memory,
- * and stamps that change whenever their contents may have (the wasm backend's buffers). */
-export type ConvolutionBuffers = Partial<Record<ConvolutionRole, { offset: number; stamp: number }>>;
+/** A tensor of the engine as oneDNN's calls see it (a wasm backend buffer): its byte offset into the
+ * memory, a stamp that changes whenever its contents may have, and its layout where it is not NCHW. */
+export interface Placed {
+  offset: number;
+  stamp: number;
+  layout?: Layout;
+}
+
+/** A convolution's tensors by role (the kernel table's names). */
+export type ConvolutionBuffers = Partial<Record<ConvolutionRole, Placed>>;
+
+/** A tensor held in one of oneDNN's blocked layouts (nChw8c with AVX2) in the bytes of its NCHW
+ * buffer: what a convolution or max-pool wrote for the next one to read as it is (layouts.ts). */
+export interface Layout {
+  /** oneDNN's descriptor of it. */
+  readonly md: unknown;
+  /** Writes it as NCHW from one view (its buffer) to another. */
+  toPlain(from: Float32Array, to: Float32Array): void;
+}
 
 export interface Dnnl {
   /** The library's path and version. */
@@ -30,6 +46,12 @@ export interface Dnnl {
    * their copy in oneDNN's layout is reused (at batch 1 re-blocking them every call was ~5 % of the
    * paper net's time). */
   convolution(kind: ConvolutionKind, g: Conv2dGeometry, buffers: ConvolutionBuffers, memory: Float32Array): boolean;
+  /** Whether that pass reads its input `x` in `layout` as it is (no reorder). */
+  convolutionReads(kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean, layout: Layout): boolean;
+  /** Whether oneDNN max-pools a tensor in `layout` (into the same kind of layout). */
+  maxPoolReads(g: Pool2dGeometry, layout: Layout): boolean;
+  /** Max-pools `x`, held in a layout it reads, into `y` in oneDNN's layout (false: x is NCHW). */
+  maxPool(g: Pool2dGeometry, buffers: { x: Placed; y: Placed }, memory: Float32Array): boolean;
 }
 
 const CANDIDATES = ['libdnnl.so.2', '/usr/lib/x86_64-linux-gnu/libdnnl.so.2', '/usr/lib/aarch64-linux-gnu/libdnnl.so.2'];
@@ -43,6 +65,8 @@ const CPU = 1,
   TAG_ABCDE = 7,
   TAG_ACDB = 20,
   FORWARD_TRAINING = 64,
+  FORWARD_INFERENCE = 96,
+  POOLING_MAX = 0x1ff,
   DIRECT = 1,
   QUERY_SRC = 129,
   QUERY_DIFF_SRC = 130,
@@ -52,9 +76,10 @@ const CPU = 1,
   QUERY_DIFF_DST = 134,
   QUERY_IMPLEMENTATION = 8,
   ARG = { SRC: 1, DST: 17, WEIGHTS: 33, BIAS: 41, DIFF_SRC: 129, DIFF_DST: 145, DIFF_WEIGHTS: 161, DIFF_BIAS: 169, FROM: 1, TO: 17 };
-/** sizeof(dnnl_memory_desc_t) is 696 and sizeof(dnnl_convolution_desc_t) 5,976 in 2.x: room for both. */
+/** sizeof(dnnl_memory_desc_t) is 696, sizeof(dnnl_convolution_desc_t) 5,976 and sizeof(dnnl_pooling_v2_desc_t)
+ * ~3,300 in 2.x: room for them. */
 const MEMORY_DESC_BYTES = 1024,
-  CONVOLUTION_DESC_BYTES = 8192;
+  OP_DESC_BYTES = 8192;
 const ALLOCATE = -1; // DNNL_MEMORY_ALLOCATE
 /** Reorders of tensors under 2 MiB run on one thread. Waking OpenMP's second (sleeping) thread took
  * ~130–150 µs on the 2-vCPU VM, more than it saves below ~4 MB (NCHW → nChw8c, alternating 1 and 2
@@ -115,6 +140,10 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
         'const uint8_t *diffWeights, const uint8_t *diffBias, const uint8_t *diffDst, const int64_t *strides, ' +
         'const int64_t *dilates, const int64_t *padL, const int64_t *padR)',
     ),
+    pooling: lib.func(
+      'int dnnl_pooling_v2_forward_desc_init(_Inout_ uint8_t *desc, int prop, int alg, const void *src, const uint8_t *dst, ' +
+        'const int64_t *strides, const int64_t *kernel, const int64_t *dilates, const int64_t *padL, const int64_t *padR)',
+    ),
     primitiveDesc: lib.func(
       'int dnnl_primitive_desc_create(_Out_ dnnl_handle *pd, const uint8_t *desc, dnnl_handle attr, dnnl_handle engine, dnnl_handle hint)',
     ),
@@ -172,7 +201,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
   ): Argument => {
     const wanted = api.queryMd(pd, query, index);
     const userMemory = out('memory', (s) => api.memory(s, user, engine, 0));
-    if (api.equal(user, wanted)) return { buffer, role, userMemory, memory: userMemory, output, bytes: 0 };
+    if (api.equal(user, wanted)) return { buffer, role, userMemory, memory: userMemory, wanted, output, bytes: 0 };
     // The weights' copy is kept between calls (reused while they are unchanged); the activations'
     // copies only live during a call, so they share one scratch area (set at each call).
     const kept = role === ARG.WEIGHTS;
@@ -182,14 +211,38 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     const reorderPd = out('reorder', (s) => api.reorder(s, from, engine, to, engine, null));
     const reorder = out('reorder', (s) => api.primitive(s, reorderPd));
     const [source, target] = output ? [memory, userMemory] : [userMemory, memory];
+    // A forward pass may leave its output in the blocked layout when that takes no more bytes than NCHW.
+    const blocked = role === ARG.DST && api.size(wanted) === api.size(user);
     return {
       buffer,
       role,
       userMemory,
       memory,
+      wanted,
       reorder: reordering(reorder, source, target, Number(api.size(user))),
       output,
       bytes,
+      ...(blocked ? { layout: layoutOf(wanted, user) } : {}),
+    };
+  };
+
+  const layoutOf = (md: Handle, user: Uint8Array): Layout => {
+    const source = out('memory', (s) => api.memory(s, md, engine, 0));
+    const target = out('memory', (s) => api.memory(s, user, engine, 0));
+    const reorderPd = out('reorder', (s) => api.reorder(s, md, engine, user, engine, null));
+    const toPlain = reordering(
+      out('reorder', (s) => api.primitive(s, reorderPd)),
+      source,
+      target,
+      Number(api.size(user)),
+    );
+    return {
+      md,
+      toPlain(from, to) {
+        check('memory', api.setHandle(source, Number(koffi.address(from))));
+        check('memory', api.setHandle(target, Number(koffi.address(to))));
+        runReorder(toPlain);
+      },
     };
   };
 
@@ -232,12 +285,12 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     const [x, y, w] = [describe(src, activations), describe(dst, activations), describe(weights)];
     const b = describe([g.outChannels]).user;
     const bias = withBias ? b : null;
-    const forwardDesc = new Uint8Array(CONVOLUTION_DESC_BYTES);
+    const forwardDesc = new Uint8Array(OP_DESC_BYTES);
     check('convolution', api.forward(forwardDesc, FORWARD_TRAINING, DIRECT, x.op, w.op, bias, y.op, ...window));
     const forwardPd = out('convolution', (s) => api.primitiveDesc(s, forwardDesc, null, engine, null));
     let pd = forwardPd;
     if (kind !== 'forward') {
-      const desc = new Uint8Array(CONVOLUTION_DESC_BYTES);
+      const desc = new Uint8Array(OP_DESC_BYTES);
       if (kind === 'backward_data') check('convolution', api.backwardData(desc, DIRECT, x.op, w.op, y.op, ...window));
       else check('convolution', api.backwardWeights(desc, DIRECT, x.op, w.op, bias, y.op, ...window));
       pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
@@ -305,6 +358,53 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     return p;
   };
 
+  const planned = (kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean): Plan | null => {
+    const key = `${kind} ${withBias} ${JSON.stringify(g)}`;
+    if (!plans.has(key)) plans.set(key, declined(kind, g) ? null : plannedOrNull(() => plan(kind, g, withBias)));
+    return plans.get(key)!;
+  };
+
+  /** Per input layout and geometry: oneDNN's max-pool on the blocked tensor (on NCHW its kernel is
+   * slower than ours: 91 against 12 ms for the torchvision net's pool1 at batch 64; on nChw8c 6–8). */
+  const pools = new Map<Layout, Map<string, PoolPlan | null>>();
+  const pooling = (g: Pool2dGeometry, layout: Layout): PoolPlan | null => {
+    const byGeometry = pools.get(layout) ?? new Map<string, PoolPlan | null>();
+    pools.set(layout, byGeometry);
+    const key = JSON.stringify(g);
+    if (!byGeometry.has(key))
+      byGeometry.set(
+        key,
+        plannedOrNull(() => poolPlan(g, layout)),
+      );
+    return byGeometry.get(key)!;
+  };
+  const poolPlan = (g: Pool2dGeometry, layout: Layout): PoolPlan => {
+    const y = describe([g.batch, g.channels, g.outHeight, g.outWidth]);
+    const padBottom = (g.outHeight - 1) * g.strideH + (g.kernelH - 1) * g.dilationH + 1 - g.inHeight - g.padTop,
+      padRight = (g.outWidth - 1) * g.strideW + (g.kernelW - 1) * g.dilationW + 1 - g.inWidth - g.padLeft;
+    const pairs = [
+      [g.strideH, g.strideW],
+      [g.kernelH, g.kernelW],
+      [g.dilationH - 1, g.dilationW - 1],
+      [g.padTop, g.padLeft],
+      [padBottom, padRight],
+    ].map((pair) => BigInt64Array.from(pair, BigInt));
+    const desc = new Uint8Array(OP_DESC_BYTES);
+    check('pooling', api.pooling(desc, FORWARD_INFERENCE, POOLING_MAX, layout.md, y.op, ...pairs));
+    const pd = out('pooling', (s) => api.primitiveDesc(s, desc, null, engine, null));
+    const dst = api.queryMd(pd, QUERY_DST, 0);
+    if (api.size(dst) !== api.size(y.user)) throw new DnnlError('pooling', UNIMPLEMENTED);
+    const source = out('memory', (s) => api.memory(s, layout.md, engine, 0));
+    const target = out('memory', (s) => api.memory(s, dst, engine, 0));
+    return {
+      primitive: out('pooling', (s) => api.primitive(s, pd)),
+      source,
+      target,
+      execArgs: exec([ARG.SRC, source], [ARG.DST, target]),
+      layout: layoutOf(dst, y.user),
+    };
+  };
+
   return {
     library: path,
     version: `${version.major}.${version.minor}.${version.patch}`,
@@ -313,10 +413,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       gomp(count);
     },
     convolution(kind, g, buffers, memory) {
-      const withBias = (kind === 'backward_weights' ? buffers.dbias : buffers.bias) !== undefined;
-      const key = `${kind} ${withBias} ${JSON.stringify(g)}`;
-      if (!plans.has(key)) plans.set(key, declined(kind, g) ? null : plannedOrNull(() => plan(kind, g, withBias)));
-      const p = plans.get(key);
+      const p = planned(kind, g, (kind === 'backward_weights' ? buffers.dbias : buffers.bias) !== undefined);
       if (!p) return false;
       const base = Number(koffi.address(memory));
       let at = scratch.at(p.scratchBytes);
@@ -324,14 +421,20 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
         check('memory', api.setHandle(p.frame.source, base + buffers.x!.offset));
         runReorder(p.frame.reorder);
       }
-      for (const a of p.args) {
-        if (!a.pinned) check('memory', api.setHandle(a.userMemory, base + buffers[a.buffer]!.offset));
-        if (a.bytes === 0) continue;
-        check('memory', api.setHandle(a.memory, at));
-        at += a.bytes;
-      }
-      for (const a of p.args) {
-        if (!a.reorder || a.output) continue;
+      // In place: an input already in the layout the plan reads (layouts.ts passes no other), an output left in its layout.
+      const keepBlocked = process.env.ALEXNET_DNNL_LAYOUT !== 'nchw';
+      const inPlace = p.args.map((a) => (a.output ? keepBlocked && a.layout !== undefined : buffers[a.buffer]!.layout !== undefined));
+      p.args.forEach((a, i) => {
+        const address = base + buffers[a.buffer]!.offset;
+        if (!a.pinned) check('memory', api.setHandle(a.userMemory, address));
+        if (inPlace[i]) check('memory', api.setHandle(a.memory, address));
+        else if (a.bytes > 0) {
+          check('memory', api.setHandle(a.memory, at));
+          at += a.bytes;
+        }
+      });
+      for (const [i, a] of p.args.entries()) {
+        if (!a.reorder || a.output || inPlace[i]) continue;
         if (a.role === ARG.WEIGHTS) {
           const stamp = buffers.weight!.stamp;
           if (a.stamp === stamp) continue;
@@ -340,8 +443,29 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
         runReorder(a.reorder);
       }
       check('convolution', api.execute(p.primitive, stream, p.args.length, p.execArgs));
-      for (const a of p.args) if (a.reorder && a.output) runReorder(a.reorder);
+      p.args.forEach((a, i) => {
+        if (!a.output) return;
+        if (a.reorder && !inPlace[i]) runReorder(a.reorder);
+        buffers[a.buffer]!.layout = inPlace[i] ? a.layout : undefined;
+      });
       check('stream', api.wait(stream));
+      return true;
+    },
+    convolutionReads(kind, g, withBias, layout) {
+      const x = planned(kind, g, withBias)?.args.find((a) => a.buffer === 'x');
+      return x !== undefined && !x.pinned && x.reorder !== undefined && api.equal(layout.md, x.wanted) === 1;
+    },
+    maxPoolReads: (g, layout) => pooling(g, layout) !== null,
+    maxPool(g, buffers, memory) {
+      const layout = buffers.x.layout;
+      const p = layout && pooling(g, layout);
+      if (!p) return false;
+      const base = Number(koffi.address(memory));
+      check('memory', api.setHandle(p.source, base + buffers.x.offset));
+      check('memory', api.setHandle(p.target, base + buffers.y.offset));
+      check('pooling', api.execute(p.primitive, stream, 2, p.execArgs));
+      check('stream', api.wait(stream));
+      buffers.y.layout = p.layout;
       return true;
     },
   };
@@ -369,7 +493,7 @@ function declined(kind: ConvolutionKind, g: Conv2dGeometry): boolean {
 /** oneDNN's `unimplemented` status: no kernel for these shapes (the caller runs another route). */
 const UNIMPLEMENTED = 3;
 
-function plannedOrNull(make: () => Plan): Plan | null {
+function plannedOrNull<P>(make: () => P): P | null {
   try {
     return make();
   } catch (error) {
@@ -395,6 +519,8 @@ interface Argument {
   userMemory: Handle;
   /** What the primitive reads or writes: the same, or its own layout's copy. */
   memory: Handle;
+  /** The descriptor the primitive asked for. */
+  wanted: Handle;
   /** Into its copy before the primitive runs, or out of it after. */
   reorder?: Reordering;
   output: boolean;
@@ -404,6 +530,17 @@ interface Argument {
   stamp?: number;
   /** Its tensor is the plan's own (a frame), not the engine's. */
   pinned?: boolean;
+  /** An output that may stay in the primitive's layout, in its buffer. */
+  layout?: Layout;
+}
+
+interface PoolPlan {
+  primitive: Handle;
+  source: Handle;
+  target: Handle;
+  execArgs: ExecArg[];
+  /** Its output's. */
+  layout: Layout;
 }
 
 interface Plan {

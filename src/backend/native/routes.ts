@@ -9,7 +9,7 @@ import type { Conv2dGeometry, KernelName, KernelTable } from '../kernels.js';
 import type { Task } from '../wasm/threads.js';
 import { task } from '../wasm/tasks.js';
 import type { Blas } from './blas.js';
-import type { Dnnl } from './dnnl.js';
+import type { Dnnl, Placed } from './dnnl.js';
 
 /** What the native route needs of the wasm backend it extends. */
 export interface KernelHost {
@@ -25,7 +25,7 @@ export interface KernelHost {
   perThread(total: number, align?: number): [number, number][];
 }
 
-type Buffers<K extends KernelName> = { [R in keyof KernelTable[K]['buffers']]-?: { offset: number; stamp: number } };
+type Buffers<K extends KernelName> = { [R in keyof KernelTable[K]['buffers']]-?: Placed };
 export type NativeKernels = { [K in KernelName]?: (p: KernelTable[K]['params'], b: Buffers<K>) => void };
 
 /** Floats of the workspace a chunk of images may take (im2col columns and a GEMM output panel):
@@ -50,14 +50,16 @@ export const NATIVE_FROM = { linearWeights: 1_000_000 };
 /** The native kernels; `wasm` is the table they replace, for the cases it still does better. */
 export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from = NATIVE_FROM, dnnl?: Dnnl): NativeKernels {
   const viaBlas = blasKernels(host, blas, wasm, from);
-  return { ...viaBlas, ...(dnnl ? dnnlConvolutions(host, dnnl, viaBlas) : {}) };
+  return { ...viaBlas, ...(dnnl ? dnnlKernels(host, dnnl, viaBlas, wasm) : {}) };
 }
 
 /** Convolutions as oneDNN's direct kernels (dnnl.ts), on the backend's memory; where dnnl.ts declines
- * (no oneDNN kernel, or one that measured slower than im2col + BLAS), on the BLAS. */
-function dnnlConvolutions(host: KernelHost, dnnl: Dnnl, viaBlas: NativeKernels): NativeKernels {
+ * (no oneDNN kernel, or one that measured slower than im2col + BLAS), on the BLAS. Max-pooling of a
+ * tensor a convolution left in oneDNN's blocked layout (layouts.ts), on oneDNN. */
+function dnnlKernels(host: KernelHost, dnnl: Dnnl, viaBlas: NativeKernels, wasm: NativeKernels): NativeKernels {
   const memory = () => host.at(0);
   return {
+    maxpool2d_forward: (g, b) => dnnl.maxPool(g, b, memory()) || wasm.maxpool2d_forward!(g, b),
     conv2d_forward: (g, b) => dnnl.convolution('forward', g, b, memory()) || viaBlas.conv2d_forward!(g, b),
     conv2d_backward_data: (g, b) => dnnl.convolution('backward_data', g, b, memory()) || viaBlas.conv2d_backward_data!(g, b),
     conv2d_backward_filter: (g, b) => dnnl.convolution('backward_weights', g, b, memory()) || viaBlas.conv2d_backward_filter!(g, b),

@@ -17,7 +17,8 @@ import {
 import { type HostKernel, referenceKernels } from '../reference/backend.js';
 import type { KernelExports } from './exports.js';
 import type { Blas } from '../native/blas.js';
-import type { Dnnl } from '../native/dnnl.js';
+import type { Dnnl, Layout } from '../native/dnnl.js';
+import { Layouts } from '../native/layouts.js';
 import { type KernelHost, nativeKernels, type NativeKernels } from '../native/routes.js';
 import { platform } from './platform.js';
 import { Allocator, PAGE } from './allocator.js';
@@ -46,6 +47,8 @@ class WasmBuffer implements DeviceBuffer {
      * the backend's buffers, so a copy made from a buffer at one stamp is valid while it holds. */
     public stamp: number,
   ) {}
+  /** Set while it holds a tensor in one of oneDNN's blocked layouts (native/layouts.ts). */
+  layout?: Layout;
 }
 
 export interface WasmBackendOptions {
@@ -83,6 +86,8 @@ export class WasmBackend implements Backend {
   private scratch: number[] = [];
   /** The last buffer stamp handed out. */
   private stamps = 0;
+  /** Blocked tensors between oneDNN's kernels (native with oneDNN only). */
+  private readonly layouts?: Layouts;
   /** The native route's workspace (im2col columns and GEMM panels). */
   private native = 0;
   private nativeFloats = 0;
@@ -98,6 +103,12 @@ export class WasmBackend implements Backend {
   ) {
     this.name = blas ? 'native' : 'wasm';
     if (blas) Object.assign(this.kernels, nativeKernels(this.kernelHost(), blas, { ...this.kernels } as NativeKernels, nativeFrom, dnnl));
+    if (blas && dnnl)
+      this.layouts = new Layouts(dnnl, {
+        at: (offset) => new Float32Array(this.memory.buffer, offset),
+        allocate: (bytes) => this.allocator.allocate(bytes),
+        release: (offset, bytes) => this.allocator.release(offset, bytes),
+      });
     this.heap = new Float32Array(memory.buffer);
     this.allocator = new Allocator(memory, HEAP_BASE, MAX_PAGES * PAGE, ALIGN);
     this.geometry = this.allocator.allocate(4 * G.GEOMETRY_FIELDS);
@@ -162,18 +173,21 @@ export class WasmBackend implements Backend {
     const b = this.own(buffer);
     this.allocator.release(b.offset, b.bytes);
     b.offset = -1;
+    b.layout = undefined;
   }
 
   write(buffer: DeviceBuffer, data: ArrayLike<number>, offset = 0): void {
     const b = this.own(buffer);
     if (offset + data.length > b.length)
       throw new Error(`write: ${data.length} values at offset ${offset} do not fit a buffer of ${b.length}`);
+    this.layouts?.written(b, offset, data.length);
     this.view(b).set(data, offset);
     b.stamp = ++this.stamps;
   }
 
   readSync(buffer: DeviceBuffer): FloatArray {
-    return this.view(this.own(buffer)).slice();
+    const b = this.own(buffer);
+    return b.layout ? this.layouts!.read(b) : this.view(b).slice();
   }
 
   async read(buffer: DeviceBuffer): Promise<FloatArray> {
@@ -192,13 +206,14 @@ export class WasmBackend implements Backend {
     const owned: Record<string, WasmBuffer> = {};
     for (const [role, buffer] of Object.entries(buffers as Record<string, DeviceBuffer | undefined>))
       if (buffer) owned[role] = this.own(buffer);
+    const seen = (this.layouts?.prepare(kernel, params, owned) ?? owned) as Record<string, WasmBuffer>;
     for (const role of KERNEL_WRITES[kernel] as readonly string[]) if (owned[role]) owned[role].stamp = ++this.stamps;
     if (compiled) {
-      compiled(params, owned);
+      compiled(params, seen);
       return;
     }
     const views: Record<string, FloatArray> = {};
-    for (const [role, b] of Object.entries(owned)) views[role] = this.view(b);
+    for (const [role, b] of Object.entries(seen)) views[role] = this.view(b);
     (referenceKernels[kernel] as HostKernel<K>)(params, views as never);
   }
 
