@@ -454,3 +454,62 @@ test('a convolution sees new weights: written by the host, or by a kernel (SGD),
     for (const b of [xb, wb, yb, gb, vb]) backend.free(b);
   }
 });
+
+test('a convolution output kept in a blocked layout (native) reads right after partial and accumulating writes, copies, pooling', async () => {
+  const window = { kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padTop: 1, padLeft: 1, dilationH: 1, dilationW: 1 };
+  const maps = { inHeight: 9, inWidth: 9, outHeight: 9, outWidth: 9 };
+  const conv: Conv2dGeometry = { batch: 2, inChannels: 3, outChannels: 16, groups: 1, ...maps, ...window };
+  const pool: Pool2dGeometry = {
+    ...conv,
+    ...window,
+    channels: 16,
+    outHeight: 4,
+    outWidth: 4,
+    strideH: 2,
+    strideW: 2,
+    padTop: 0,
+    padLeft: 0,
+  };
+  const conv2: Conv2dGeometry = { ...conv, inChannels: 16, inHeight: 4, inWidth: 4, outHeight: 4, outWidth: 4 };
+  const [n, pooled] = [2 * 16 * 81, 2 * 16 * 16];
+  const data = { x: random(2 * 3 * 81), w: random(16 * 27), w2: random(16 * 144), a: random(n), y: new Float32Array(n) };
+  const relu = { fn: 'relu', length: n } as const;
+  const programs: [string, (b: Backend, t: Record<string, DeviceBuffer>) => void][] = [
+    ['accumulated into', (b, t) => b.run('accumulate', { length: n }, { x: t.a!, y: t.y! })],
+    ['partly written by the host', (b, t) => b.write(t.y!, [1, 2, 3, 4, 5], 7)],
+    [
+      'copied, the copy through ReLU',
+      (b, t) => {
+        b.run('copy', { length: n }, { x: t.y!, y: t.z! });
+        b.run('activation_forward', relu, { x: t.z!, y: t.a! });
+      },
+    ],
+    [
+      'max-pooled, convolved, multiplied',
+      (b, t) => {
+        b.run('maxpool2d_forward', pool, { x: t.y!, y: t.p! });
+        b.run('conv2d_forward', conv2, { x: t.p!, weight: t.w2!, y: t.q! });
+        b.run('multiply', { length: pooled }, { a: t.q!, b: t.p!, y: t.m! });
+      },
+    ],
+  ];
+  const run = async (backend: Backend, program: (b: Backend, t: Record<string, DeviceBuffer>) => void) => {
+    const t: Record<string, DeviceBuffer> = {};
+    const zeros = { z: new Float32Array(n), p: new Float32Array(pooled), q: new Float32Array(pooled), m: new Float32Array(pooled) };
+    for (const [role, values] of Object.entries({ ...data, ...zeros })) backend.write((t[role] = backend.allocate(values.length)), values);
+    backend.run('conv2d_forward', conv, { x: t.x!, weight: t.w!, y: t.y! });
+    program(backend, t);
+    const read = Object.fromEntries(
+      await Promise.all(['y', 'z', 'a', 'p', 'q', 'm'].map(async (r) => [r, Float32Array.from(await backend.read(t[r]!))])),
+    );
+    for (const buffer of Object.values(t)) backend.free(buffer);
+    return read as Record<string, Float32Array>;
+  };
+  for (const [what, program] of programs) {
+    const expected = await run(reference, program);
+    for (const { name, backend } of configurations) {
+      const actual = await run(backend, program);
+      for (const role of Object.keys(expected)) assertClose(actual[role]!, expected[role]!, 1e-4, 1e-4, `${what} [${name}] ${role}`);
+    }
+  }
+});

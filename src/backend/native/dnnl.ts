@@ -1,7 +1,8 @@
 /**
  * Direct convolutions from oneDNN (Debian's `libdnnl2`, the library PyTorch's own CPU convolutions
  * come from), called through koffi on the wasm backend's memory: the engine's NCHW tensors are
- * reordered into the blocked layouts oneDNN's JIT kernels want and back, inside the call. No im2col:
+ * reordered into the blocked layouts oneDNN's JIT kernels want inside the call, and a forward pass
+ * leaves its output blocked for the next one (layouts.ts), with max-pooling on it here. No im2col:
  * its direct AVX2 kernels ran the torchvision net's conv2 at batch 64 in 163 ms against 251 for
  * im2col + OpenBLAS, the small Fashion-MNIST net's conv2 in 4.7 against 9.6 (2 threads).
  * oneDNN 2.x's C API only (3.x changed it); `ALEXNET_DNNL` names another library file, or is `off`.
@@ -21,6 +22,12 @@ export interface Placed {
   offset: number;
   stamp: number;
   layout?: Layout;
+  /** Where its layout was written, when a kernel that keeps layouts (ReLU) passed it on. */
+  origin?: Placed;
+  /** A kernel that cannot read oneDNN's layouts needed it (or what it passed on to) as NCHW: a
+   * convolution writes it as NCHW from then on (the paper net's LRN after conv1 and conv2 would
+   * convert 122 MB per batch of 64; training converts most activations for the backward pass). */
+  readAsNchw?: boolean;
 }
 
 /** A convolution's tensors by role (the kernel table's names). */
@@ -423,7 +430,9 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       }
       // In place: an input already in the layout the plan reads (layouts.ts passes no other), an output left in its layout.
       const keepBlocked = process.env.ALEXNET_DNNL_LAYOUT !== 'nchw';
-      const inPlace = p.args.map((a) => (a.output ? keepBlocked && a.layout !== undefined : buffers[a.buffer]!.layout !== undefined));
+      const inPlace = p.args.map((a) =>
+        a.output ? keepBlocked && a.layout !== undefined && !buffers[a.buffer]!.readAsNchw : buffers[a.buffer]!.layout !== undefined,
+      );
       p.args.forEach((a, i) => {
         const address = base + buffers[a.buffer]!.offset;
         if (!a.pinned) check('memory', api.setHandle(a.userMemory, address));

@@ -49,6 +49,8 @@ class WasmBuffer implements DeviceBuffer {
   ) {}
   /** Set while it holds a tensor in one of oneDNN's blocked layouts (native/layouts.ts). */
   layout?: Layout;
+  origin?: WasmBuffer;
+  readAsNchw?: boolean;
 }
 
 export interface WasmBackendOptions {
@@ -103,12 +105,7 @@ export class WasmBackend implements Backend {
   ) {
     this.name = blas ? 'native' : 'wasm';
     if (blas) Object.assign(this.kernels, nativeKernels(this.kernelHost(), blas, { ...this.kernels } as NativeKernels, nativeFrom, dnnl));
-    if (blas && dnnl)
-      this.layouts = new Layouts(dnnl, {
-        at: (offset) => new Float32Array(this.memory.buffer, offset),
-        allocate: (bytes) => this.allocator.allocate(bytes),
-        release: (offset, bytes) => this.allocator.release(offset, bytes),
-      });
+    if (blas && dnnl) this.layouts = new Layouts(dnnl, { at: (offset) => new Float32Array(this.memory.buffer, offset) });
     this.heap = new Float32Array(memory.buffer);
     this.allocator = new Allocator(memory, HEAP_BASE, MAX_PAGES * PAGE, ALIGN);
     this.geometry = this.allocator.allocate(4 * G.GEOMETRY_FIELDS);
@@ -206,14 +203,14 @@ export class WasmBackend implements Backend {
     const owned: Record<string, WasmBuffer> = {};
     for (const [role, buffer] of Object.entries(buffers as Record<string, DeviceBuffer | undefined>))
       if (buffer) owned[role] = this.own(buffer);
-    const seen = (this.layouts?.prepare(kernel, params, owned) ?? owned) as Record<string, WasmBuffer>;
+    this.layouts?.prepare(kernel, params, owned);
     for (const role of KERNEL_WRITES[kernel] as readonly string[]) if (owned[role]) owned[role].stamp = ++this.stamps;
     if (compiled) {
-      compiled(params, seen);
+      compiled(params, owned);
       return;
     }
     const views: Record<string, FloatArray> = {};
-    for (const [role, b] of Object.entries(seen)) views[role] = this.view(b);
+    for (const [role, b] of Object.entries(owned)) views[role] = this.view(b);
     (referenceKernels[kernel] as HostKernel<K>)(params, views as never);
   }
 
