@@ -84,7 +84,7 @@ export class Layouts {
    * first when the write leaves some of it as it was). */
   written(b: Tensor, offset: number, length: number): void {
     if (b.layout && (offset > 0 || length < b.length)) this.makePlain(b);
-    b.layout = undefined;
+    b.layout = b.origin = undefined;
   }
 
   private makePlain(b: Tensor): void {

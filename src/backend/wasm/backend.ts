@@ -170,7 +170,6 @@ export class WasmBackend implements Backend {
     const b = this.own(buffer);
     this.allocator.release(b.offset, b.bytes);
     b.offset = -1;
-    b.layout = undefined;
   }
 
   write(buffer: DeviceBuffer, data: ArrayLike<number>, offset = 0): void {
