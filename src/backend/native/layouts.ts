@@ -27,8 +27,8 @@ const READS_BLOCKED: { [K in KernelName]?: Reads<K> } = {
   conv2d_forward: (dnnl, g, layout, b) => dnnl.convolutionReads('forward', g, b.bias !== undefined, layout),
   conv2d_backward_filter: (dnnl, g, layout, b) => dnnl.convolutionReads('backward_weights', g, b.dbias !== undefined, layout),
   maxpool2d_forward: (dnnl, g, layout) => dnnl.maxPoolReads(g, layout),
-  activation_forward: (...[, , , b]) => b.y!.length === b.x!.length,
-  copy: (...[, , , b]) => b.y!.length === b.x!.length,
+  activation_forward: (_dnnl, _params, _layout, b) => b.y!.length === b.x!.length,
+  copy: (_dnnl, _params, _layout, b) => b.y!.length === b.x!.length,
 };
 
 /** Elementwise kernels whose output keeps their input's layout. */
