@@ -23,10 +23,12 @@ export function worstError(
       b = expected[i]!;
     const diff = a === b || (Number.isNaN(a) && Number.isNaN(b)) ? 0 : Math.abs(a - b); // equal infinities and NaNs match
     const r = diff === 0 ? 0 : diff / (atol + rtol * Math.abs(expected[i]!));
-    if (!(r <= ratio)) {
+    // A NaN against a number is the worst error; once found, no later ratio may replace it.
+    if (Number.isNaN(r)) return { ratio: Infinity, index: i };
+    if (r > ratio) {
       ratio = r;
       index = i;
-    } // NaN counts as the worst
+    }
   }
   return { ratio, index };
 }

@@ -4,7 +4,7 @@ import type { ActivationFn, KernelTable, SlabCopyParams } from '../kernels.js';
 import { philox4x32, uint32ToUnit } from '../../random.js';
 
 const activations: Record<ActivationFn, { f: (x: number) => number; dfFromY: (y: number) => number }> = {
-  relu: { f: (x) => (x > 0 ? x : 0), dfFromY: (y) => (y > 0 ? 1 : 0) },
+  relu: { f: (x) => (x <= 0 ? 0 : x), dfFromY: (y) => (y > 0 ? 1 : 0) }, // NaN stays NaN, as PyTorch's
   tanh: { f: Math.tanh, dfFromY: (y) => 1 - y * y },
   sigmoid: { f: (x) => 1 / (1 + Math.exp(-x)), dfFromY: (y) => y * (1 - y) },
 };

@@ -165,7 +165,8 @@ const lrnBackward = perElement(
 );
 
 const ACTIVATIONS: Record<ActivationFn, { forward: string; backward: string }> = {
-  relu: { forward: 'max(v, 0.0)', backward: 'select(0.0, g, v > 0.0)' },
+  // NaN stays NaN, as PyTorch's (isNan tests the bits: a compiler may assume v <= 0.0 holds for it).
+  relu: { forward: 'select(v, 0.0, v <= 0.0 && !isNan(v))', backward: 'select(0.0, g, v > 0.0)' },
   tanh: { forward: 'tanh(v)', backward: 'g * (1.0 - v * v)' },
   sigmoid: { forward: '1.0 / (1.0 + exp(-v))', backward: 'g * v * (1.0 - v)' },
 };
@@ -174,7 +175,7 @@ const ACTIVATIONS: Record<ActivationFn, { forward: string; backward: string }> =
 const perActivation = <T>(make: (fn: ActivationFn) => T) =>
   Object.fromEntries(Object.keys(ACTIVATIONS).map((fn) => [fn, make(fn as ActivationFn)])) as Record<ActivationFn, T>;
 const activationForward = perActivation((fn) =>
-  perElement(`activation_forward:${fn}`, [], roles(['x'], ['y']), `  let v = x[i];\n  y[i] = ${ACTIVATIONS[fn].forward};`),
+  perElement(`activation_forward:${fn}`, [], roles(['x'], ['y']), `  let v = x[i];\n  y[i] = ${ACTIVATIONS[fn].forward};`, WGSL_COMMON),
 );
 const activationBackward = perActivation((fn) =>
   perElement(

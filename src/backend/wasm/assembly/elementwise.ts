@@ -13,7 +13,7 @@ export function activationForward(fn: i32, x: usize, y: usize, i0: i32, i1: i32)
   }
   for (; i < i1; i++) {
     const v = load<f32>(x + ((<usize>i) << 2));
-    store<f32>(y + ((<usize>i) << 2), fn == RELU ? (v > 0 ? v : 0) : fn == TANH ? Mathf.tanh(v) : 1 / (1 + Mathf.exp(-v)));
+    store<f32>(y + ((<usize>i) << 2), fn == RELU ? (v <= 0 ? 0 : v) : fn == TANH ? Mathf.tanh(v) : 1 / (1 + Mathf.exp(-v)));
   }
 }
 
