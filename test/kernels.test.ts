@@ -455,7 +455,7 @@ test('a convolution sees new weights: written by the host, or by a kernel (SGD),
   }
 });
 
-test('a convolution output kept in a blocked layout (native) reads right after partial and accumulating writes, copies, pooling', async () => {
+test('a convolution output kept in a blocked layout (native) reads right after partial and accumulating writes, copies, pooling, NaN', async () => {
   const window = { kernelH: 3, kernelW: 3, strideH: 1, strideW: 1, padTop: 1, padLeft: 1, dilationH: 1, dilationW: 1 };
   const maps = { inHeight: 9, inWidth: 9, outHeight: 9, outWidth: 9 };
   const conv: Conv2dGeometry = { batch: 2, inChannels: 3, outChannels: 16, groups: 1, ...maps, ...window };
@@ -470,9 +470,22 @@ test('a convolution output kept in a blocked layout (native) reads right after p
     padTop: 0,
     padLeft: 0,
   };
+  const dilated: Pool2dGeometry = {
+    ...pool,
+    kernelH: 2,
+    kernelW: 2,
+    padTop: 1,
+    padLeft: 1,
+    dilationH: 2,
+    dilationW: 2,
+    outHeight: 5,
+    outWidth: 5,
+  };
   const conv2: Conv2dGeometry = { ...conv, inChannels: 16, inHeight: 4, inWidth: 4, outHeight: 4, outWidth: 4 };
   const [n, pooled] = [2 * 16 * 81, 2 * 16 * 16];
-  const data = { x: random(2 * 3 * 81), w: random(16 * 27), w2: random(16 * 144), a: random(n), y: new Float32Array(n) };
+  // A NaN pixel makes NaN at its neighbours' outputs in every channel: pooling must pass it on, as PyTorch's does.
+  const x = random(2 * 3 * 81).fill(NaN, 40, 41);
+  const data = { x, w: random(16 * 27), w2: random(16 * 144), a: random(n), y: new Float32Array(n), d: new Float32Array(2 * 16 * 25) };
   const relu = { fn: 'relu', length: n } as const;
   const programs: [string, (b: Backend, t: Record<string, DeviceBuffer>) => void][] = [
     ['accumulated into', (b, t) => b.run('accumulate', { length: n }, { x: t.a!, y: t.y! })],
@@ -492,6 +505,7 @@ test('a convolution output kept in a blocked layout (native) reads right after p
         b.run('multiply', { length: pooled }, { a: t.q!, b: t.p!, y: t.m! });
       },
     ],
+    ['max-pooled, padded and dilated', (b, t) => b.run('maxpool2d_forward', dilated, { x: t.y!, y: t.d! })],
   ];
   const run = async (backend: Backend, program: (b: Backend, t: Record<string, DeviceBuffer>) => void) => {
     const t: Record<string, DeviceBuffer> = {};
@@ -500,7 +514,7 @@ test('a convolution output kept in a blocked layout (native) reads right after p
     backend.run('conv2d_forward', conv, { x: t.x!, weight: t.w!, y: t.y! });
     program(backend, t);
     const read = Object.fromEntries(
-      await Promise.all(['y', 'z', 'a', 'p', 'q', 'm'].map(async (r) => [r, Float32Array.from(await backend.read(t[r]!))])),
+      await Promise.all(['y', 'z', 'a', 'p', 'q', 'm', 'd'].map(async (r) => [r, Float32Array.from(await backend.read(t[r]!))])),
     );
     for (const buffer of Object.values(t)) backend.free(buffer);
     return read as Record<string, Float32Array>;

@@ -8,7 +8,7 @@
  * oneDNN 2.x's C API only (3.x changed it); `ALEXNET_DNNL` names another library file, or is `off`.
  */
 import { type Koffi, type NativeLibrary, openLibrary } from './ffi.js';
-import type { Conv2dGeometry, KernelTable, Pool2dGeometry } from '../kernels.js';
+import type { Conv2dGeometry, KernelTable } from '../kernels.js';
 
 export type ConvolutionKind = 'forward' | 'backward_data' | 'backward_weights';
 
@@ -38,6 +38,8 @@ export type ConvolutionBuffers = Partial<Record<ConvolutionRole, Placed>>;
 export interface Layout {
   /** oneDNN's descriptor of it. */
   readonly md: unknown;
+  /** Channels per block where it is oneDNN's nChw4c, nChw8c or nChw16c (read by our blocked max-pool). */
+  readonly block?: number;
   /** Writes it as NCHW from one view (its buffer) to another. */
   toPlain(from: Float32Array, to: Float32Array): void;
 }
@@ -55,10 +57,8 @@ export interface Dnnl {
   convolution(kind: ConvolutionKind, g: Conv2dGeometry, buffers: ConvolutionBuffers, memory: Float32Array): boolean;
   /** Whether that pass reads its input `x` in `layout` as it is (no reorder). */
   convolutionReads(kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean, layout: Layout): boolean;
-  /** Whether oneDNN max-pools a tensor in `layout` (into the same kind of layout). */
-  maxPoolReads(g: Pool2dGeometry, layout: Layout): boolean;
-  /** Max-pools `x`, held in a layout it reads, into `y` in oneDNN's layout (false: x is NCHW). */
-  maxPool(g: Pool2dGeometry, buffers: { x: Placed; y: Placed }, memory: Float32Array): boolean;
+  /** nChw`block`c for an NCHW tensor of `dims` (what a max-pool of a blocked tensor writes). */
+  blockedLayout(dims: number[], block: number): Layout;
 }
 
 const CANDIDATES = ['libdnnl.so.2', '/usr/lib/x86_64-linux-gnu/libdnnl.so.2', '/usr/lib/aarch64-linux-gnu/libdnnl.so.2'];
@@ -71,9 +71,8 @@ const CPU = 1,
   TAG_ABCD = 5,
   TAG_ABCDE = 7,
   TAG_ACDB = 20,
+  TAG_BLOCKED: Record<number, number> = { 4: 75, 8: 93, 16: 69 }, // aBcd4b, aBcd8b, aBcd16b: nChw4c, nChw8c, nChw16c
   FORWARD_TRAINING = 64,
-  FORWARD_INFERENCE = 96,
-  POOLING_MAX = 0x1ff,
   DIRECT = 1,
   QUERY_SRC = 129,
   QUERY_DIFF_SRC = 130,
@@ -83,10 +82,9 @@ const CPU = 1,
   QUERY_DIFF_DST = 134,
   QUERY_IMPLEMENTATION = 8,
   ARG = { SRC: 1, DST: 17, WEIGHTS: 33, BIAS: 41, DIFF_SRC: 129, DIFF_DST: 145, DIFF_WEIGHTS: 161, DIFF_BIAS: 169, FROM: 1, TO: 17 };
-/** sizeof(dnnl_memory_desc_t) is 696, sizeof(dnnl_convolution_desc_t) 5,976 and sizeof(dnnl_pooling_v2_desc_t)
- * ~3,300 in 2.x: room for them. */
+/** sizeof(dnnl_memory_desc_t) is 696 and sizeof(dnnl_convolution_desc_t) 5,976 in 2.x: room for both. */
 const MEMORY_DESC_BYTES = 1024,
-  OP_DESC_BYTES = 8192;
+  CONVOLUTION_DESC_BYTES = 8192;
 const ALLOCATE = -1; // DNNL_MEMORY_ALLOCATE
 /** Reorders of tensors under 2 MiB run on one thread. Waking OpenMP's second (sleeping) thread took
  * ~130–150 µs on the 2-vCPU VM, more than it saves below ~4 MB (NCHW → nChw8c, alternating 1 and 2
@@ -146,10 +144,6 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       'int dnnl_dilated_convolution_backward_weights_desc_init(_Inout_ uint8_t *desc, int alg, const uint8_t *src, ' +
         'const uint8_t *diffWeights, const uint8_t *diffBias, const uint8_t *diffDst, const int64_t *strides, ' +
         'const int64_t *dilates, const int64_t *padL, const int64_t *padR)',
-    ),
-    pooling: lib.func(
-      'int dnnl_pooling_v2_forward_desc_init(_Inout_ uint8_t *desc, int prop, int alg, const void *src, const uint8_t *dst, ' +
-        'const int64_t *strides, const int64_t *kernel, const int64_t *dilates, const int64_t *padL, const int64_t *padR)',
     ),
     primitiveDesc: lib.func(
       'int dnnl_primitive_desc_create(_Out_ dnnl_handle *pd, const uint8_t *desc, dnnl_handle attr, dnnl_handle engine, dnnl_handle hint)',
@@ -218,8 +212,6 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     const reorderPd = out('reorder', (s) => api.reorder(s, from, engine, to, engine, null));
     const reorder = out('reorder', (s) => api.primitive(s, reorderPd));
     const [source, target] = output ? [memory, userMemory] : [userMemory, memory];
-    // A forward pass may leave its output in the blocked layout when that takes no more bytes than NCHW.
-    const blocked = role === ARG.DST && api.size(wanted) === api.size(user);
     return {
       buffer,
       role,
@@ -229,11 +221,13 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       reorder: reordering(reorder, source, target, Number(api.size(user))),
       output,
       bytes,
-      ...(blocked ? { layout: layoutOf(wanted, user) } : {}),
     };
   };
 
-  const layoutOf = (md: Handle, user: Uint8Array): Layout => {
+  /** A layout oneDNN chose for a tensor of `dims`. */
+  const layoutOf = (md: Handle, dims: number[]): Layout => {
+    const user = describe(dims).user;
+    const block = [8, 16, 4].find((b) => api.equal(md, describe(dims, TAG_BLOCKED[b]).op) === 1);
     const source = out('memory', (s) => api.memory(s, md, engine, 0));
     const target = out('memory', (s) => api.memory(s, user, engine, 0));
     const reorderPd = out('reorder', (s) => api.reorder(s, md, engine, user, engine, null));
@@ -245,6 +239,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     );
     return {
       md,
+      block,
       toPlain(from, to) {
         check('memory', api.setHandle(source, Number(koffi.address(from))));
         check('memory', api.setHandle(target, Number(koffi.address(to))));
@@ -292,12 +287,12 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     const [x, y, w] = [describe(src, activations), describe(dst, activations), describe(weights)];
     const b = describe([g.outChannels]).user;
     const bias = withBias ? b : null;
-    const forwardDesc = new Uint8Array(OP_DESC_BYTES);
+    const forwardDesc = new Uint8Array(CONVOLUTION_DESC_BYTES);
     check('convolution', api.forward(forwardDesc, FORWARD_TRAINING, DIRECT, x.op, w.op, bias, y.op, ...window));
     const forwardPd = out('convolution', (s) => api.primitiveDesc(s, forwardDesc, null, engine, null));
     let pd = forwardPd;
     if (kind !== 'forward') {
-      const desc = new Uint8Array(OP_DESC_BYTES);
+      const desc = new Uint8Array(CONVOLUTION_DESC_BYTES);
       if (kind === 'backward_data') check('convolution', api.backwardData(desc, DIRECT, x.op, w.op, y.op, ...window));
       else check('convolution', api.backwardWeights(desc, DIRECT, x.op, w.op, bias, y.op, ...window));
       pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
@@ -314,7 +309,10 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     if (kind === 'forward') {
       args = [argument(pd, QUERY_SRC, x.user, ['x', ARG.SRC], false), argument(pd, QUERY_WEIGHTS, w.user, ['weight', ARG.WEIGHTS], false)];
       if (withBias) args.push(argument(pd, QUERY_WEIGHTS, b, ['bias', ARG.BIAS], false, 1));
-      args.push(argument(pd, QUERY_DST, y.user, ['y', ARG.DST], true));
+      const output = argument(pd, QUERY_DST, y.user, ['y', ARG.DST], true);
+      // It may stay in oneDNN's layout for the next layer where that takes no more bytes than NCHW.
+      if (output.reorder && api.size(output.wanted) === api.size(y.user)) output.layout = layoutOf(output.wanted, dst);
+      args.push(output);
     } else if (kind === 'backward_data') {
       args = [
         argument(pd, QUERY_DIFF_DST, y.user, ['dy', ARG.DIFF_DST], false),
@@ -371,45 +369,15 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     return plans.get(key)!;
   };
 
-  /** Per input layout and geometry: oneDNN's max-pool on the blocked tensor (on NCHW its kernel is
-   * slower than ours: 91 against 12 ms for the torchvision net's pool1 at batch 64; on nChw8c 6–8). */
-  const pools = new Map<Layout, Map<string, PoolPlan | null>>();
-  const pooling = (g: Pool2dGeometry, layout: Layout): PoolPlan | null => {
-    const byGeometry = pools.get(layout) ?? new Map<string, PoolPlan | null>();
-    pools.set(layout, byGeometry);
-    const key = JSON.stringify(g);
-    if (!byGeometry.has(key))
-      byGeometry.set(
-        key,
-        plannedOrNull(() => poolPlan(g, layout)),
-      );
-    return byGeometry.get(key)!;
-  };
-  const poolPlan = (g: Pool2dGeometry, layout: Layout): PoolPlan => {
-    const y = describe([g.batch, g.channels, g.outHeight, g.outWidth]);
-    const padBottom = (g.outHeight - 1) * g.strideH + (g.kernelH - 1) * g.dilationH + 1 - g.inHeight - g.padTop,
-      padRight = (g.outWidth - 1) * g.strideW + (g.kernelW - 1) * g.dilationW + 1 - g.inWidth - g.padLeft;
-    const pairs = [
-      [g.strideH, g.strideW],
-      [g.kernelH, g.kernelW],
-      [g.dilationH - 1, g.dilationW - 1],
-      [g.padTop, g.padLeft],
-      [padBottom, padRight],
-    ].map((pair) => BigInt64Array.from(pair, BigInt));
-    const desc = new Uint8Array(OP_DESC_BYTES);
-    check('pooling', api.pooling(desc, FORWARD_INFERENCE, POOLING_MAX, layout.md, y.op, ...pairs));
-    const pd = out('pooling', (s) => api.primitiveDesc(s, desc, null, engine, null));
-    const dst = api.queryMd(pd, QUERY_DST, 0);
-    if (api.size(dst) !== api.size(y.user)) throw new DnnlError('pooling', UNIMPLEMENTED);
-    const source = out('memory', (s) => api.memory(s, layout.md, engine, 0));
-    const target = out('memory', (s) => api.memory(s, dst, engine, 0));
-    return {
-      primitive: out('pooling', (s) => api.primitive(s, pd)),
-      source,
-      target,
-      execArgs: exec([ARG.SRC, source], [ARG.DST, target]),
-      layout: layoutOf(dst, y.user),
-    };
+  const blockedLayouts = new Map<string, Layout>();
+  const blockedLayout = (dims: number[], block: number): Layout => {
+    const key = `${dims.join('x')}/${block}`;
+    if (!blockedLayouts.has(key)) {
+      const md = new Uint8Array(MEMORY_DESC_BYTES);
+      check('memory descriptor', api.describe(md, 4, BigInt64Array.from(dims, BigInt), F32, TAG_BLOCKED[block]));
+      blockedLayouts.set(key, layoutOf(md, dims));
+    }
+    return blockedLayouts.get(key)!;
   };
 
   return {
@@ -464,19 +432,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       const x = planned(kind, g, withBias)?.args.find((a) => a.buffer === 'x');
       return x !== undefined && !x.pinned && x.reorder !== undefined && api.equal(layout.md, x.wanted) === 1;
     },
-    maxPoolReads: (g, layout) => pooling(g, layout) !== null,
-    maxPool(g, buffers, memory) {
-      const layout = buffers.x.layout;
-      const p = layout && pooling(g, layout);
-      if (!p) return false;
-      const base = Number(koffi.address(memory));
-      check('memory', api.setHandle(p.source, base + buffers.x.offset));
-      check('memory', api.setHandle(p.target, base + buffers.y.offset));
-      check('pooling', api.execute(p.primitive, stream, 2, p.execArgs));
-      check('stream', api.wait(stream));
-      buffers.y.layout = p.layout;
-      return true;
-    },
+    blockedLayout,
   };
 }
 
@@ -541,15 +497,6 @@ interface Argument {
   pinned?: boolean;
   /** An output that may stay in the primitive's layout, in its buffer. */
   layout?: Layout;
-}
-
-interface PoolPlan {
-  primitive: Handle;
-  source: Handle;
-  target: Handle;
-  execArgs: ExecArg[];
-  /** Its output's. */
-  layout: Layout;
 }
 
 interface Plan {

@@ -1,10 +1,10 @@
 /**
  * Activations kept in oneDNN's blocked layout between layers (the native backend with oneDNN). A
  * convolution leaves its output in the layout the next convolution reads (nChw8c with AVX2) where it
- * takes the bytes of NCHW; ReLU and copies keep it, max-pooling reads and writes it on oneDNN;
+ * takes the bytes of NCHW; ReLU and copies keep it, and max-pooling reads and writes it (a wasm
+ * kernel: oneDNN's pooling drops NaN, where PyTorch's and ours propagate it);
  * before any other kernel reads it, it becomes NCHW in place (the host reads an NCHW copy). It saves
- * the reorder in and out of each convolution (ONNX Runtime keeps its tensors blocked the same way)
- * and runs max-pooling on oneDNN's blocked kernel.
+ * the reorder in and out of each convolution (ONNX Runtime keeps its tensors blocked the same way).
  */
 import { KERNEL_WRITES, type KernelName, type KernelTable } from '../kernels.js';
 import type { Dnnl, Layout, Placed } from './dnnl.js';
@@ -26,7 +26,7 @@ type Reads<K extends KernelName> = (dnnl: Dnnl, params: KernelTable[K]['params']
 const READS_BLOCKED: { [K in KernelName]?: Reads<K> } = {
   conv2d_forward: (dnnl, g, layout, b) => dnnl.convolutionReads('forward', g, b.bias !== undefined, layout),
   conv2d_backward_filter: (dnnl, g, layout, b) => dnnl.convolutionReads('backward_weights', g, b.dbias !== undefined, layout),
-  maxpool2d_forward: (dnnl, g, layout) => dnnl.maxPoolReads(g, layout),
+  maxpool2d_forward: (_dnnl, _g, layout) => layout.block !== undefined,
   activation_forward: (_dnnl, _params, _layout, b) => b.y!.length === b.x!.length,
   copy: (_dnnl, _params, _layout, b) => b.y!.length === b.x!.length,
 };

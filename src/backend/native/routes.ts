@@ -55,11 +55,18 @@ export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels,
 
 /** Convolutions as oneDNN's direct kernels (dnnl.ts), on the backend's memory; where dnnl.ts declines
  * (no oneDNN kernel, or one that measured slower than im2col + BLAS), on the BLAS. Max-pooling of a
- * tensor a convolution left in oneDNN's blocked layout (layouts.ts), on oneDNN. */
+ * tensor a convolution left in oneDNN's blocked layout (layouts.ts), in it. */
 function dnnlKernels(host: KernelHost, dnnl: Dnnl, viaBlas: NativeKernels, wasm: NativeKernels): NativeKernels {
   const memory = () => host.at(0);
   return {
-    maxpool2d_forward: (g, b) => dnnl.maxPool(g, b, memory()) || wasm.maxpool2d_forward!(g, b),
+    maxpool2d_forward: (g, b) => {
+      const block = b.x.layout?.block;
+      if (!block) return wasm.maxpool2d_forward!(g, b);
+      const geometry = host.convGeometry({ ...g, inChannels: g.channels, outChannels: g.channels, groups: 1 });
+      const [x, y] = [b.x.offset, b.y.offset];
+      host.run(host.perThread((g.batch * g.channels) / block).map((range) => task.maxpool2dBlocked({ geometry, x, y, range, block })));
+      b.y.layout = dnnl.blockedLayout([g.batch, g.channels, g.outHeight, g.outWidth], block);
+    },
     conv2d_forward: (g, b) => dnnl.convolution('forward', g, b, memory()) || viaBlas.conv2d_forward!(g, b),
     conv2d_backward_data: (g, b) => dnnl.convolution('backward_data', g, b, memory()) || viaBlas.conv2d_backward_data!(g, b),
     conv2d_backward_filter: (g, b) => dnnl.convolution('backward_weights', g, b, memory()) || viaBlas.conv2d_backward_filter!(g, b),

@@ -6,6 +6,7 @@ export const WASM_FUNCTIONS = [
   'conv2dBackwardFilter',
   'biasBackward',
   'maxpool2dForward',
+  'maxpool2dBlocked',
   'maxpool2dBackward',
   'adaptiveAvgpool2d',
   'lrnForward',

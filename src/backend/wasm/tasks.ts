@@ -61,6 +61,11 @@ export const task = {
     args: [a.geometry, a.x, a.y, ...a.range],
     scratch: 'gemm',
   }),
+  /** Blocks of `block` channels (image × channel block) in `range`, of a channel-blocked tensor. */
+  maxpool2dBlocked: (a: { geometry: number; x: number; y: number; range: Range; block: number }): Task => ({
+    fn: 'maxpool2dBlocked',
+    args: [a.geometry, a.x, a.y, ...a.range, a.block],
+  }),
   maxpool2dBackward: (a: { geometry: number; x: number; dy: number; dx: number; range: Range }): Task => ({
     fn: 'maxpool2dBackward',
     args: [a.geometry, a.x, a.dy, a.dx, ...a.range],

@@ -2,7 +2,7 @@
 // the host allocates; no kernel allocates, so one module instance per thread can share it.
 export { gemm, GEMM_SCRATCH } from './gemm';
 export { conv2dForward, conv2dBackwardData, conv2dBackwardFilter, biasBackward, convColumns, spreadColumns, gatherColumns } from './conv';
-export { maxpool2dForward, maxpool2dBackward, adaptiveAvgpool2d } from './pool';
+export { maxpool2dForward, maxpool2dBlocked, maxpool2dBackward, adaptiveAvgpool2d } from './pool';
 export { lrnForward, lrnBackward } from './lrn';
 export {
   activationForward,

@@ -169,6 +169,50 @@ export function maxpool2dForward(g: usize, x: usize, y: usize, p0: i32, p1: i32,
 }
 
 /**
+ * Forward pooling of planes p0…p1 of a channel-blocked tensor (N, C/block, H, W, block: oneDNN's
+ * nChw8c and nChw16c, which the native backend keeps between convolutions): a tap is `block`
+ * channels side by side, so each window's maximum is taken four channels at a time, NaN winning.
+ * A window wholly in the padding (no geometry the nets build) gives −∞.
+ */
+export function maxpool2dBlocked(g: usize, x: usize, y: usize, p0: i32, p1: i32, block: i32): void {
+  const H = geo(g, IN_H),
+    W = geo(g, IN_W),
+    OH = geo(g, OUT_H),
+    OW = geo(g, OUT_W),
+    KH = geo(g, K_H),
+    KW = geo(g, K_W);
+  const SH = geo(g, STRIDE_H),
+    SW = geo(g, STRIDE_W),
+    PT = geo(g, PAD_T),
+    PL = geo(g, PAD_L),
+    DH = geo(g, DIL_H),
+    DW = geo(g, DIL_W);
+  const pixel = (<usize>block) << 2;
+  for (let p = p0; p < p1; p++) {
+    const plane = x + <usize>p * H * W * pixel;
+    let out = y + <usize>p * OH * OW * pixel;
+    for (let oy = 0; oy < OH; oy++) {
+      const y0 = oy * SH - PT;
+      const ky0 = firstInside(y0, DH),
+        ky1 = endInside(y0, DH, KH, H);
+      for (let ox = 0; ox < OW; ox++) {
+        const x0 = ox * SW - PL;
+        const kx0 = firstInside(x0, DW),
+          kx1 = endInside(x0, DW, KW, W);
+        for (let c: usize = 0; c < pixel; c += 16) {
+          let m = f32x4.splat(-Infinity);
+          for (let ky = ky0; ky < ky1; ky++) {
+            const row = plane + <usize>(y0 + ky * DH) * W * pixel + c;
+            for (let kx = kx0; kx < kx1; kx++) m = maxNaN(m, v128.load(row + <usize>(x0 + kx * DW) * pixel));
+          }
+          v128.store(out + c, m);
+        }
+        out += pixel;
+      }
+    }
+  }
+}
+/**
  * Backward pooling without dilation, in two passes per plane that find the same tap as the
  * row-major scan: (1) for every input row and output column, the winning tap of the window's
  * columns in that row (value and plane index, kept in `rows`: IN_H × OUT_W of each); (2) for every
