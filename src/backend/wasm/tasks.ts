@@ -65,6 +65,7 @@ export const task = {
   maxpool2dBlocked: (a: { geometry: number; x: number; y: number; range: Range; block: number }): Task => ({
     fn: 'maxpool2dBlocked',
     args: [a.geometry, a.x, a.y, ...a.range, a.block],
+    scratch: 'gemm',
   }),
   maxpool2dBackward: (a: { geometry: number; x: number; dy: number; dx: number; range: Range }): Task => ({
     fn: 'maxpool2dBackward',
