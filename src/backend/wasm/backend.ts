@@ -47,7 +47,8 @@ class WasmBuffer implements DeviceBuffer {
      * the backend's buffers, so a copy made from a buffer at one stamp is valid while it holds. */
     public stamp: number,
   ) {}
-  /** Set while it holds a tensor in one of oneDNN's blocked layouts (native/layouts.ts). */
+  /** Set while it holds a tensor in one of oneDNN's blocked layouts; with `origin` and `readAsNchw`,
+   * kept by native/layouts.ts (their meaning: `Placed` in native/dnnl.ts). */
   layout?: Layout;
   origin?: WasmBuffer;
   readAsNchw?: boolean;
