@@ -209,8 +209,6 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     const memory = out('memory', (s) => api.memory(s, wanted, engine, kept ? ALLOCATE : 0));
     const bytes = kept ? 0 : Math.ceil(Number(api.size(wanted)) / 64) * 64;
     const [from, to] = output ? [wanted, user] : [user, wanted];
-    const reorderPd = out('reorder', (s) => api.reorder(s, from, engine, to, engine, null));
-    const reorder = out('reorder', (s) => api.primitive(s, reorderPd));
     const [source, target] = output ? [memory, userMemory] : [userMemory, memory];
     return {
       buffer,
@@ -218,7 +216,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       userMemory,
       memory,
       wanted,
-      reorder: reordering(reorder, source, target, Number(api.size(user))),
+      reorder: reordering(from, to, source, target, Number(api.size(user))),
       output,
       bytes,
     };
@@ -230,13 +228,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     const block = [8, 16, 4].find((b) => api.equal(md, describe(dims, TAG_BLOCKED[b]).op) === 1);
     const source = out('memory', (s) => api.memory(s, md, engine, 0));
     const target = out('memory', (s) => api.memory(s, user, engine, 0));
-    const reorderPd = out('reorder', (s) => api.reorder(s, md, engine, user, engine, null));
-    const toPlain = reordering(
-      out('reorder', (s) => api.primitive(s, reorderPd)),
-      source,
-      target,
-      Number(api.size(user)),
-    );
+    const toPlain = reordering(md, user, source, target, Number(api.size(user)));
     return {
       md,
       block,
@@ -248,11 +240,15 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     };
   };
 
-  const reordering = (primitive: Handle, source: Handle, target: Handle, bytes: number): Reordering => ({
-    primitive,
-    args: exec([ARG.FROM, source], [ARG.TO, target]),
-    serial: bytes < SERIAL_REORDER_BYTES,
-  });
+  /** A reorder from descriptor `from` to `to`, between the memories `source` and `target`, of `bytes` of NCHW. */
+  const reordering = (from: unknown, to: unknown, source: Handle, target: Handle, bytes: number): Reordering => {
+    const pd = out('reorder', (s) => api.reorder(s, from, engine, to, engine, null));
+    return {
+      primitive: out('reorder', (s) => api.primitive(s, pd)),
+      args: exec([ARG.FROM, source], [ARG.TO, target]),
+      serial: bytes < SERIAL_REORDER_BYTES,
+    };
+  };
   const runReorder = (r: Reordering) => {
     if (r.serial) gomp(1);
     const status = api.execute(r.primitive, stream, 2, r.args);
@@ -357,9 +353,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     check('memory descriptor', api.window(inside, describe([g.batch, g.inChannels, inHeight, inWidth]).user, dims, at));
     const source = out('memory', (s) => api.memory(s, user, engine, 0));
     const target = out('memory', (s) => api.memory(s, inside, engine, address));
-    const reorderPd = out('reorder', (s) => api.reorder(s, user, engine, inside, engine, null));
-    const reorder = out('reorder', (s) => api.primitive(s, reorderPd));
-    p.frame = { area: frame, source, reorder: reordering(reorder, source, target, Number(api.size(user))) };
+    p.frame = { area: frame, source, reorder: reordering(user, inside, source, target, Number(api.size(user))) };
     return p;
   };
 
