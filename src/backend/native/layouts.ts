@@ -14,11 +14,8 @@ export interface Tensor extends Placed {
   readonly length: number;
 }
 
-/** What it needs of the wasm backend. */
-export interface LayoutHost {
-  /** A view of the memory from a byte offset on. */
-  at(offset: number): Float32Array;
-}
+/** What it needs of the wasm backend: a buffer's floats, viewed in its memory. */
+export type View = (b: Tensor) => Float32Array;
 
 type Reads<K extends KernelName> = (dnnl: Dnnl, params: KernelTable[K]['params'], layout: Layout, b: Record<string, Tensor>) => boolean;
 
@@ -49,7 +46,7 @@ export class Layouts {
 
   constructor(
     private readonly dnnl: Dnnl,
-    private readonly host: LayoutHost,
+    private readonly view: View,
   ) {}
 
   /** Before a kernel runs: blocked tensors it cannot read become NCHW (in place), and what it writes
@@ -94,9 +91,5 @@ export class Layouts {
     this.view(b).set(plain);
     (b.origin ?? b).readAsNchw = true;
     b.layout = b.origin = undefined;
-  }
-
-  private view(b: Tensor): Float32Array {
-    return this.host.at(b.offset).subarray(0, b.length);
   }
 }

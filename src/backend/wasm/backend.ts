@@ -106,7 +106,7 @@ export class WasmBackend implements Backend {
   ) {
     this.name = blas ? 'native' : 'wasm';
     if (blas) Object.assign(this.kernels, nativeKernels(this.kernelHost(), blas, { ...this.kernels } as NativeKernels, nativeFrom, dnnl));
-    if (blas && dnnl) this.layouts = new Layouts(dnnl, { at: (offset) => new Float32Array(this.memory.buffer, offset) });
+    if (blas && dnnl) this.layouts = new Layouts(dnnl, (b) => this.view(b));
     this.heap = new Float32Array(memory.buffer);
     this.allocator = new Allocator(memory, HEAP_BASE, MAX_PAGES * PAGE, ALIGN);
     this.geometry = this.allocator.allocate(4 * G.GEOMETRY_FIELDS);
@@ -455,7 +455,7 @@ export class WasmBackend implements Backend {
     this.scratch.forEach((offset, t) => this.pool.setScratch(t, offset + 4 * this.exports.GEMM_SCRATCH.value, offset));
   }
 
-  private view(b: WasmBuffer): Float32Array {
+  private view(b: { offset: number; length: number }): Float32Array {
     if (this.heap.buffer.byteLength !== this.memory.buffer.byteLength) this.heap = new Float32Array(this.memory.buffer);
     return this.heap.subarray(b.offset / 4, b.offset / 4 + b.length);
   }
