@@ -6,8 +6,7 @@
 import { parseArgs } from 'node:util';
 import { createBackend } from '../dist/src/backend/native/backend.js';
 import { resolveModel } from '../dist/src/models/index.js';
-import { Net } from '../dist/src/net/net.js';
-import { Sgd } from '../dist/src/train/sgd.js';
+import { netStep } from './net-step.mjs';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -25,26 +24,10 @@ if (positionals.length !== 1 || !setting.includes('=')) throw new Error('usage: 
 const [name, value] = [setting.slice(0, setting.indexOf('=')), setting.slice(setting.indexOf('=') + 1)];
 const batch = Number(values.batch);
 const { backend } = await createBackend(values.backend, Number(values.threads));
-const net = Net.build(resolveModel(values.model), { backend, batch, seed: 1 });
-const sgd = new Sgd(net, { lr: 0.0001 });
-const [data, labels] = net.inputNames;
-net.setInput(
-  data,
-  Float32Array.from({ length: net.shapeOf(data).reduce((p, q) => p * q) }, () => Math.random() - 0.5),
-);
-if (labels)
-  net.setInput(
-    labels,
-    Float32Array.from({ length: batch }, (_, i) => i % 10),
-  );
-
+const oneStep = netStep(backend, resolveModel(values.model), batch, values.train);
 const once = () => {
   const start = performance.now();
-  net.forward({ training: values.train });
-  if (values.train) {
-    net.backward();
-    sgd.step();
-  }
+  oneStep();
   return performance.now() - start;
 };
 const step = (b) => {

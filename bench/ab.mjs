@@ -10,8 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WasmBackend } from '../dist/src/backend/wasm/backend.js';
 import { resolveModel } from '../dist/src/models/index.js';
-import { Net } from '../dist/src/net/net.js';
-import { Sgd } from '../dist/src/train/sgd.js';
+import { netStep } from './net-step.mjs';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -33,23 +32,7 @@ const original = readFileSync(installed);
 async function stepOn(wasm) {
   copyFileSync(wasm, installed);
   const backend = await WasmBackend.create({ threads, relaxedSimd: true });
-  const net = Net.build(spec, { backend, batch, seed: 1 });
-  const sgd = new Sgd(net, { lr: 0.001 });
-  const [data, labels] = net.inputNames;
-  net.setInput(
-    data,
-    Float32Array.from({ length: net.shapeOf(data).reduce((a, b) => a * b) }, () => Math.random() - 0.5),
-  );
-  if (labels)
-    net.setInput(
-      labels,
-      Float32Array.from({ length: batch }, () => Math.floor(Math.random() * 10)),
-    );
-  return () => {
-    net.forward({ training: true });
-    net.backward();
-    sgd.step();
-  };
+  return netStep(backend, spec, batch);
 }
 
 try {
