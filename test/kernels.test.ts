@@ -527,3 +527,46 @@ test('a convolution output kept in a blocked layout (native) reads right after p
     }
   }
 });
+
+test('kernels: weights changed between passes (native keeps their blocked copies) give the new results', async () => {
+  const linear = { batch: 16, inFeatures: 40, outFeatures: 24 };
+  const convolution = conv(2, 8, 6, 6, 16, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1);
+  const layers = [
+    ['linear', linear.inFeatures * linear.batch, linear.outFeatures * linear.inFeatures, linear.batch * linear.outFeatures],
+    ['conv', 2 * 8 * 36, 16 * 8 * 9, 2 * 16 * 36],
+  ] as const;
+  for (const [layer, xLength, wLength, yLength] of layers) {
+    const [x, w, grad, patch] = [random(xLength), random(wLength), random(wLength), random(5)];
+    const forward = (b: Backend, t: Record<string, DeviceBuffer>) =>
+      layer === 'linear'
+        ? b.run('linear_forward', linear, { x: t.x!, weight: t.w!, y: t.y! })
+        : b.run('conv2d_forward', convolution, { x: t.x!, weight: t.w!, y: t.y! });
+    const run = async (backend: Backend) => {
+      const t = Object.fromEntries(
+        Object.entries({ x, w, grad, v: new Float32Array(wLength), y: new Float32Array(yLength) }).map(([role, values]) => {
+          const buffer = backend.allocate(values.length);
+          backend.write(buffer, values);
+          return [role, buffer];
+        }),
+      );
+      const outputs: Float32Array[] = [];
+      const pass = async () => {
+        forward(backend, t);
+        outputs.push(Float32Array.from(await backend.read(t.y!)));
+      };
+      await pass();
+      const sgd = { length: wLength, lr: 0.5, momentum: 0.9, weightDecay: 0.01 };
+      backend.run('sgd_update', sgd, { weight: t.w!, grad: t.grad!, velocity: t.v! });
+      await pass();
+      backend.write(t.w!, patch, 3);
+      await pass();
+      for (const buffer of Object.values(t)) backend.free(buffer);
+      return outputs;
+    };
+    const expected = await run(reference);
+    for (const { name, backend } of configurations) {
+      const actual = await run(backend);
+      expected.forEach((y, i) => assertClose(actual[i]!, y, 1e-4, 1e-4, `${layer}, pass ${i + 1} [${name}]`));
+    }
+  }
+});

@@ -4,11 +4,12 @@
  * reordered into the blocked layouts oneDNN's JIT kernels want inside the call, and a forward pass
  * leaves its output blocked for the next one (layouts.ts), with max-pooling on it here. No im2col:
  * its direct AVX2 kernels ran the torchvision net's conv2 at batch 64 in 163 ms against 251 for
- * im2col + OpenBLAS, the small Fashion-MNIST net's conv2 in 4.7 against 9.6 (2 threads).
+ * im2col + OpenBLAS, the small Fashion-MNIST net's conv2 in 4.7 against 9.6 (2 threads). A large
+ * fully-connected layer's forward pass runs here too, as a 1×1 convolution (`linear`).
  * oneDNN 2.x's C API only (3.x changed it); `ALEXNET_DNNL` names another library file, or is `off`.
  */
 import { type Koffi, type NativeLibrary, openLibrary } from './ffi.js';
-import type { Conv2dGeometry, KernelTable } from '../kernels.js';
+import type { Conv2dGeometry, KernelTable, LinearParams } from '../kernels.js';
 
 export type ConvolutionKind = 'forward' | 'backward_data' | 'backward_weights';
 
@@ -55,6 +56,9 @@ export interface Dnnl {
    * their copy in oneDNN's layout is reused (at batch 1 re-blocking them every call was ~5 % of the
    * paper net's time). */
   convolution(kind: ConvolutionKind, g: Conv2dGeometry, buffers: ConvolutionBuffers, memory: Float32Array): boolean;
+  /** A fully-connected layer's forward pass (y = x·Wᵀ + b) as a 1×1 convolution over a map of `batch` pixels (the
+   * rows, NHWC), so its weights are blocked once, while unchanged, for oneDNN's 1×1 kernel; false where it has none. */
+  linear(p: LinearParams, buffers: ConvolutionBuffers, memory: Float32Array): boolean;
   /** Whether that pass reads its input `x` in `layout` as it is (no reorder). */
   convolutionReads(kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean, layout: Layout): boolean;
   /** nChw`block`c for an NCHW tensor of `dims` (what a max-pool of a blocked tensor writes). */
@@ -179,9 +183,8 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
 
   /** A tensor's descriptor: as the engine holds it (NCHW, goihw, a vector), and as the primitive is
    * asked for it: in a layout it chooses ("any") or in `layout`. */
-  const describe = (dims: number[], layout = TAG_ANY) => {
+  const describe = (dims: number[], layout = TAG_ANY, plain = dims.length === 1 ? TAG_A : dims.length === 4 ? TAG_ABCD : TAG_ABCDE) => {
     const [user, op] = [new Uint8Array(MEMORY_DESC_BYTES), new Uint8Array(MEMORY_DESC_BYTES)];
-    const plain = dims.length === 1 ? TAG_A : dims.length === 4 ? TAG_ABCD : TAG_ABCDE;
     for (const [md, tag] of [
       [user, plain],
       [op, layout],
@@ -262,7 +265,8 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     return name[0] ?? '';
   };
 
-  const plan = (kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean): Plan => {
+  /** `rows`: the activations are NHWC (a linear layer's rows as pixels), and read and written as they are. */
+  const plan = (kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean, rows: boolean): Plan => {
     const cg = g.inChannels / g.groups,
       kg = g.outChannels / g.groups;
     const src = [g.batch, g.inChannels, g.inHeight, g.inWidth],
@@ -279,8 +283,9 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     // The weight gradient of a layer with one input channel per group: in oneDNN's blocked layout its channels are padded to 8
     // (the small net's conv1, batch 64: 5.1–5.9 ms); on NHWC tensors (its input's layout already) its direct kernel takes 1.3–1.5
     // (a C probe, 2 threads), 3.1–4.0 in the engine with the reorder of dy, against 6.2 on im2col + BLAS.
-    const activations = kind === 'backward_weights' && cg === 1 ? TAG_ACDB : TAG_ANY;
-    const [x, y, w] = [describe(src, activations), describe(dst, activations), describe(weights)];
+    const activations = rows || (kind === 'backward_weights' && cg === 1) ? TAG_ACDB : TAG_ANY;
+    const user = rows ? TAG_ACDB : undefined;
+    const [x, y, w] = [describe(src, activations, user), describe(dst, activations, user), describe(weights)];
     const b = describe([g.outChannels]).user;
     const bias = withBias ? b : null;
     const forwardDesc = new Uint8Array(CONVOLUTION_DESC_BYTES);
@@ -294,6 +299,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
     }
     const gemm = onGemm(pd);
+    if (rows && gemm) throw new DnnlError('convolution', UNIMPLEMENTED);
     if (kind === 'forward' && gemm) {
       const unpadded = framed(g, withBias, x.user, padBottom, padRight);
       if (unpadded) return unpadded;
@@ -338,7 +344,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     if ((g.padTop === 0 && g.padLeft === 0) || padBottom < 0 || padRight < 0) return undefined;
     const inHeight = g.inHeight + g.padTop + padBottom,
       inWidth = g.inWidth + g.padLeft + padRight;
-    const p = plannedOrNull(() => plan('forward', { ...g, inHeight, inWidth, padTop: 0, padLeft: 0 }, withBias));
+    const p = plannedOrNull(() => plan('forward', { ...g, inHeight, inWidth, padTop: 0, padLeft: 0 }, withBias, false));
     if (!p || p.onGemm) return undefined;
     const frame = new Uint8Array(new ArrayBuffer(4 * g.batch * g.inChannels * inHeight * inWidth + 64));
     const address = Math.ceil(Number(koffi.address(frame)) / 64) * 64;
@@ -357,9 +363,9 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     return p;
   };
 
-  const planned = (kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean): Plan | null => {
-    const key = `${kind} ${withBias} ${JSON.stringify(g)}`;
-    if (!plans.has(key)) plans.set(key, declined(kind, g) ? null : plannedOrNull(() => plan(kind, g, withBias)));
+  const planned = (kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean, rows = false): Plan | null => {
+    const key = `${kind} ${withBias} ${rows} ${JSON.stringify(g)}`;
+    if (!plans.has(key)) plans.set(key, declined(kind, g) ? null : plannedOrNull(() => plan(kind, g, withBias, rows)));
     return plans.get(key)!;
   };
 
@@ -374,6 +380,46 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     return blockedLayouts.get(key)!;
   };
 
+  /** Runs a plan on the memory whose first byte `memory` views. */
+  const execute = (p: Plan, buffers: ConvolutionBuffers, memory: Float32Array) => {
+    const base = Number(koffi.address(memory));
+    let at = scratch.at(p.scratchBytes);
+    if (p.frame) {
+      check('memory', api.setHandle(p.frame.source, base + buffers.x!.offset));
+      runReorder(p.frame.reorder);
+    }
+    // In place: an input already in the layout the plan reads (layouts.ts passes no other), an output left in its layout.
+    const keepBlocked = process.env.ALEXNET_DNNL_LAYOUT !== 'nchw';
+    const inPlace = p.args.map((a) =>
+      a.output ? keepBlocked && a.layout !== undefined && !buffers[a.buffer]!.readAsNchw : buffers[a.buffer]!.layout !== undefined,
+    );
+    p.args.forEach((a, i) => {
+      const address = base + buffers[a.buffer]!.offset;
+      if (!a.pinned) check('memory', api.setHandle(a.userMemory, address));
+      if (inPlace[i]) check('memory', api.setHandle(a.memory, address));
+      else if (a.bytes > 0) {
+        check('memory', api.setHandle(a.memory, at));
+        at += a.bytes;
+      }
+    });
+    for (const [i, a] of p.args.entries()) {
+      if (!a.reorder || a.output || inPlace[i]) continue;
+      if (a.role === ARG.WEIGHTS) {
+        const stamp = buffers.weight!.stamp;
+        if (a.stamp === stamp) continue;
+        a.stamp = stamp;
+      }
+      runReorder(a.reorder);
+    }
+    check('convolution', api.execute(p.primitive, stream, p.args.length, p.execArgs));
+    p.args.forEach((a, i) => {
+      if (!a.output) return;
+      if (a.reorder && !inPlace[i]) runReorder(a.reorder);
+      buffers[a.buffer]!.layout = inPlace[i] ? a.layout : undefined;
+    });
+    check('stream', api.wait(stream));
+  };
+
   return {
     library: path,
     version: `${version.major}.${version.minor}.${version.patch}`,
@@ -383,44 +429,16 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     },
     convolution(kind, g, buffers, memory) {
       const p = planned(kind, g, (kind === 'backward_weights' ? buffers.dbias : buffers.bias) !== undefined);
-      if (!p) return false;
-      const base = Number(koffi.address(memory));
-      let at = scratch.at(p.scratchBytes);
-      if (p.frame) {
-        check('memory', api.setHandle(p.frame.source, base + buffers.x!.offset));
-        runReorder(p.frame.reorder);
-      }
-      // In place: an input already in the layout the plan reads (layouts.ts passes no other), an output left in its layout.
-      const keepBlocked = process.env.ALEXNET_DNNL_LAYOUT !== 'nchw';
-      const inPlace = p.args.map((a) =>
-        a.output ? keepBlocked && a.layout !== undefined && !buffers[a.buffer]!.readAsNchw : buffers[a.buffer]!.layout !== undefined,
-      );
-      p.args.forEach((a, i) => {
-        const address = base + buffers[a.buffer]!.offset;
-        if (!a.pinned) check('memory', api.setHandle(a.userMemory, address));
-        if (inPlace[i]) check('memory', api.setHandle(a.memory, address));
-        else if (a.bytes > 0) {
-          check('memory', api.setHandle(a.memory, at));
-          at += a.bytes;
-        }
-      });
-      for (const [i, a] of p.args.entries()) {
-        if (!a.reorder || a.output || inPlace[i]) continue;
-        if (a.role === ARG.WEIGHTS) {
-          const stamp = buffers.weight!.stamp;
-          if (a.stamp === stamp) continue;
-          a.stamp = stamp;
-        }
-        runReorder(a.reorder);
-      }
-      check('convolution', api.execute(p.primitive, stream, p.args.length, p.execArgs));
-      p.args.forEach((a, i) => {
-        if (!a.output) return;
-        if (a.reorder && !inPlace[i]) runReorder(a.reorder);
-        buffers[a.buffer]!.layout = inPlace[i] ? a.layout : undefined;
-      });
-      check('stream', api.wait(stream));
-      return true;
+      if (p) execute(p, buffers, memory);
+      return p !== null;
+    },
+    linear(l, buffers, memory) {
+      const pixels = { batch: 1, inHeight: l.batch, inWidth: 1, outHeight: l.batch, outWidth: 1 };
+      const window = { kernelH: 1, kernelW: 1, strideH: 1, strideW: 1, padTop: 0, padLeft: 0, dilationH: 1, dilationW: 1 };
+      const g = { ...pixels, ...window, inChannels: l.inFeatures, outChannels: l.outFeatures, groups: 1 };
+      const p = planned('forward', g, buffers.bias !== undefined, true);
+      if (p) execute(p, buffers, memory);
+      return p !== null;
     },
     convolutionReads(kind, g, withBias, layout) {
       const x = planned(kind, g, withBias)?.args.find((a) => a.buffer === 'x');
