@@ -570,3 +570,35 @@ test('kernels: weights changed between passes (native keeps their blocked copies
     }
   }
 });
+
+test('kernels: convolutions of a batch of small blocked maps (native: laid side by side) match the reference', async () => {
+  const first = conv(18, 3, 6, 7, 16, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1);
+  const cases: [string, Conv2dGeometry][] = [
+    ['3×3, padded, 18 images (strips of 16 and 2)', conv(18, 16, 6, 7, 24, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1)],
+    ['3×4, asymmetric padding, 2 groups', conv(18, 16, 6, 7, 16, [3, 4], [1, 1], [1, 2, 0, 1], [1, 1], 2)],
+    ['unpadded 3×3 (no gap)', conv(18, 16, 6, 7, 8, [3, 3], [1, 1], [0, 0, 0, 0], [1, 1], 1)],
+    ['1×1', conv(18, 16, 6, 7, 32, [1, 1], [1, 1], [0, 0, 0, 0], [1, 1], 1)],
+  ];
+  const x = random(18 * 3 * 42);
+  for (const [what, g] of cases) {
+    const w = [random(16 * 27), random(g.outChannels * (16 / g.groups) * g.kernelH * g.kernelW), random(g.outChannels)];
+    for (const bias of [true, false]) {
+      const run = async (backend: Backend) => {
+        const values = [x, ...w, new Float32Array(18 * 16 * 42), new Float32Array(18 * g.outChannels * g.outHeight * g.outWidth)];
+        const [tx, tw1, tw2, tb, ty, tz] = values.map((v) => {
+          const buffer = backend.allocate(v.length);
+          backend.write(buffer, v);
+          return buffer;
+        });
+        backend.run('conv2d_forward', first, { x: tx!, weight: tw1!, y: ty! });
+        backend.run('conv2d_forward', g, { x: ty!, weight: tw2!, bias: bias ? tb : undefined, y: tz! });
+        const out = Float32Array.from(await backend.read(tz!));
+        for (const buffer of [tx, tw1, tw2, tb, ty, tz]) backend.free(buffer!);
+        return out;
+      };
+      const expected = await run(reference);
+      for (const { name, backend } of configurations)
+        assertClose(await run(backend), expected, 1e-4, 1e-4, `${what}, bias ${bias} [${name}]`);
+    }
+  }
+});

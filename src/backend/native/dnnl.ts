@@ -61,6 +61,8 @@ export interface Dnnl {
   linear(p: LinearParams, buffers: ConvolutionBuffers, memory: Float32Array): boolean;
   /** Whether that pass reads its input `x` in `layout` as it is (no reorder). */
   convolutionReads(kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean, layout: Layout): boolean;
+  /** The layout a forward pass leaves its output in, where not NCHW (`keepsLayouts()`, an output not read as NCHW). */
+  convolutionWrites(g: Conv2dGeometry, withBias: boolean): Layout | undefined;
   /** nChw`block`c for an NCHW tensor of `dims` (what a max-pool of a blocked tensor writes). */
   blockedLayout(dims: number[], block: number): Layout;
 }
@@ -389,7 +391,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       runReorder(p.frame.reorder);
     }
     // In place: an input already in the layout the plan reads (layouts.ts passes no other), an output left in its layout.
-    const keepBlocked = process.env.ALEXNET_DNNL_LAYOUT !== 'nchw';
+    const keepBlocked = keepsLayouts();
     const inPlace = p.args.map((a) =>
       a.output ? keepBlocked && a.layout !== undefined && !buffers[a.buffer]!.readAsNchw : buffers[a.buffer]!.layout !== undefined,
     );
@@ -444,9 +446,16 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       const x = planned(kind, g, withBias)?.args.find((a) => a.buffer === 'x');
       return x !== undefined && !x.pinned && x.reorder !== undefined && api.equal(layout.md, x.wanted) === 1;
     },
+    convolutionWrites(g, withBias) {
+      return planned('forward', g, withBias)?.args.find((a) => a.output)?.layout;
+    },
     blockedLayout,
   };
 }
+
+/** Whether convolutions leave their outputs in oneDNN's layouts (layouts.ts); `ALEXNET_DNNL_LAYOUT=nchw` turns it off, read
+ * at each call so that bench/ab-env.mjs can compare both in one process. */
+export const keepsLayouts = () => process.env.ALEXNET_DNNL_LAYOUT !== 'nchw';
 
 /** A weight gradient's im2col GEMM (out channels per group × taps) below which a layer with 2–7
  * channels per group goes to oneDNN all the same (`declined`). */

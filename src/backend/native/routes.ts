@@ -10,6 +10,7 @@ import type { Task } from '../wasm/threads.js';
 import { task } from '../wasm/tasks.js';
 import type { Blas } from './blas.js';
 import type { Dnnl, Placed } from './dnnl.js';
+import { stripConvolution } from './strips.js';
 
 /** What the native route needs of the wasm backend it extends. */
 export interface KernelHost {
@@ -79,7 +80,8 @@ function dnnlKernels(
       b.y.layout = dnnl.blockedLayout([g.batch, g.channels, g.outHeight, g.outWidth], block);
     },
     linear_forward: (p, b) => (onDnnl(p) && dnnl.linear(p, b, memory())) || viaBlas.linear_forward!(p, b),
-    conv2d_forward: (g, b) => dnnl.convolution('forward', g, b, memory()) || viaBlas.conv2d_forward!(g, b),
+    conv2d_forward: (g, b) =>
+      stripConvolution(host, dnnl, g, b) || dnnl.convolution('forward', g, b, memory()) || viaBlas.conv2d_forward!(g, b),
     conv2d_backward_data: (g, b) => dnnl.convolution('backward_data', g, b, memory()) || viaBlas.conv2d_backward_data!(g, b),
     conv2d_backward_filter: (g, b) => dnnl.convolution('backward_weights', g, b, memory()) || viaBlas.conv2d_backward_filter!(g, b),
   };

@@ -22,6 +22,7 @@ export const WASM_FUNCTIONS = [
   'convColumns',
   'spreadColumns',
   'gatherColumns',
+  'copyRows',
 ] as const;
 
 export type WasmFunction = (typeof WASM_FUNCTIONS)[number];

@@ -142,6 +142,23 @@ export const task = {
     fn: 'gatherColumns',
     args: [a.geometry, a.dy, a.grads, a.group, ...a.images, ...a.range],
   }),
+  /** Rows in `range` of `rows` per image (assembly/elementwise.ts). */
+  copyRows: (a: {
+    src: number;
+    dst: number;
+    rows: number;
+    images: number;
+    srcImage: number;
+    srcRow: number;
+    dstImage: number;
+    dstRow: number;
+    bytes: number;
+    zeros: number;
+    range: Range;
+  }): Task => ({
+    fn: 'copyRows',
+    args: [a.src, a.dst, a.rows, a.images, a.srcImage, a.srcRow, a.dstImage, a.dstRow, a.bytes, a.zeros, ...a.range],
+  }),
   randomFill: (a: { y: number; normal: boolean; a: number; b: number; seed: number; stream: number; range: Range }): Task => ({
     fn: 'randomFill',
     args: [a.y, a.normal ? 1 : 0, a.a, a.b, a.seed, a.stream, ...a.range],

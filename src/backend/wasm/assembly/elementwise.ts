@@ -199,3 +199,29 @@ export function linearRows(x: usize, w: usize, bias: usize, y: usize, batch: i32
   for (let k = from; k < inF; k++) sum += load<f32>(xn + ((<usize>k) << 2)) * load<f32>(wj + ((<usize>k) << 2));
   store<f32>(out, sum + (bias ? load<f32>(bias) : 0));
 }
+
+/** Rows r0…r1 of `bytes` each, row r being row r % rows of image r / rows: from src + image·srcImage
+ * + row·srcRow to the same at dst, each followed by `zeros` bytes of zeros in every image but the
+ * last of `images` (a batch of maps laid side by side as one wide map, and back: native/strips.ts). */
+export function copyRows(
+  src: usize,
+  dst: usize,
+  rows: i32,
+  images: i32,
+  srcImage: i32,
+  srcRow: i32,
+  dstImage: i32,
+  dstRow: i32,
+  bytes: i32,
+  zeros: i32,
+  r0: i32,
+  r1: i32,
+): void {
+  for (let r = r0; r < r1; r++) {
+    const image = r / rows,
+      row = r % rows;
+    const to = dst + <usize>image * dstImage + <usize>row * dstRow;
+    memory.copy(to, src + <usize>image * srcImage + <usize>row * srcRow, bytes);
+    if (image < images - 1) memory.fill(to + bytes, 0, zeros);
+  }
+}

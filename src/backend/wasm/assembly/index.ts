@@ -13,4 +13,5 @@ export {
   sgdUpdate,
   linearRows,
   randomFill,
+  copyRows,
 } from './elementwise';
