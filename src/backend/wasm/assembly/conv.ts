@@ -21,10 +21,7 @@ import {
   STRIDE_H,
   STRIDE_W,
 } from '../geometry';
-
-@inline function geo(g: usize, field: i32): i32 {
-  return load<i32>(g + ((<usize>field) << 2));
-}
+import { geo } from './block';
 
 /**
  * Moves data between an image and its im2col panel: rows r0…r1 (taps (c, ky, kx) within the group),

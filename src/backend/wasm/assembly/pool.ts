@@ -1,10 +1,7 @@
 // Max pooling over a range of planes (image × channel); padded taps never win.
 import { GEMM_SCRATCH } from './gemm';
 import { DIL_H, DIL_W, IN_H, IN_W, K_H, K_W, OUT_H, OUT_W, PAD_L, PAD_T, STRIDE_H, STRIDE_W } from '../geometry';
-
-@inline function geo(g: usize, field: i32): i32 {
-  return load<i32>(g + ((<usize>field) << 2));
-}
+import { geo } from './block';
 
 /** The first tap k with start + k·step ≥ 0 (divides only at the border: integer division is slow). */
 @inline function firstInside(start: i32, step: i32): i32 {
