@@ -301,7 +301,8 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       pd = out('convolution', (s) => api.primitiveDesc(s, desc, null, engine, forwardPd));
     }
     const gemm = onGemm(pd);
-    if (rows && gemm) throw new DnnlError('convolution', UNIMPLEMENTED);
+    // oneDNN's reference kernels (a CPU its JIT does not cover) are slower than im2col + BLAS; its GEMM runs a linear layer no faster.
+    if ((rows && gemm) || implementation(pd).startsWith('ref')) throw new DnnlError('convolution', UNIMPLEMENTED);
     if (kind === 'forward' && gemm) {
       const unpadded = framed(g, withBias, x.user, padBottom, padRight);
       if (unpadded) return unpadded;
