@@ -9,6 +9,7 @@
  * oneDNN 2.x's C API only (3.x changed it); `ALEXNET_DNNL` names another library file, or is `off`.
  */
 import { type Koffi, type NativeLibrary, openLibrary } from './ffi.js';
+import { keepsLayouts } from './layouts.js';
 import type { Conv2dGeometry, KernelTable, LinearParams } from '../kernels.js';
 
 export type ConvolutionKind = 'forward' | 'backward_data' | 'backward_weights';
@@ -453,10 +454,6 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     blockedLayout,
   };
 }
-
-/** Whether convolutions leave their outputs in oneDNN's layouts (layouts.ts); `ALEXNET_DNNL_LAYOUT=nchw` turns it off, read
- * at each call so that bench/ab-env.mjs can compare both in one process. */
-export const keepsLayouts = () => process.env.ALEXNET_DNNL_LAYOUT !== 'nchw';
 
 /** A weight gradient's im2col GEMM (out channels per group × taps) below which a layer with 2–7
  * channels per group goes to oneDNN all the same (`declined`). */

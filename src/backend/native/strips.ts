@@ -12,7 +12,8 @@
  */
 import type { Conv2dGeometry } from '../kernels.js';
 import { task } from '../wasm/tasks.js';
-import { type Dnnl, keepsLayouts, type Placed } from './dnnl.js';
+import type { Dnnl, Placed } from './dnnl.js';
+import { keepsLayouts } from './layouts.js';
 import type { KernelHost } from './routes.js';
 
 /** Output widths below which a strip pays. */
