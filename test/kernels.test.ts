@@ -528,19 +528,24 @@ test('a convolution output kept in a blocked layout (native) reads right after p
   }
 });
 
-test('kernels: weights changed between passes (native keeps their blocked copies) give the new results', async () => {
+test('kernels: weights changed between passes, read at two batch sizes (native shares their blocked copies) give the new results', async () => {
   const linear = { batch: 16, inFeatures: 40, outFeatures: 24 };
   const convolution = conv(2, 8, 6, 6, 16, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1);
+  // Each pass runs the layer on the whole batch and on its first images, in turn first: one copy of the weights serves both.
+  const batches = [
+    [linear.batch, convolution.batch],
+    [8, 1],
+  ] as const;
   const layers = [
     ['linear', linear.inFeatures * linear.batch, linear.outFeatures * linear.inFeatures, linear.batch * linear.outFeatures],
     ['conv', 2 * 8 * 36, 16 * 8 * 9, 2 * 16 * 36],
   ] as const;
   for (const [layer, xLength, wLength, yLength] of layers) {
     const [x, w, grad, patch] = [random(xLength), random(wLength), random(wLength), random(5)];
-    const forward = (b: Backend, t: Record<string, DeviceBuffer>) =>
+    const forward = (b: Backend, t: Record<string, DeviceBuffer>, [rows, images]: readonly [number, number]) =>
       layer === 'linear'
-        ? b.run('linear_forward', linear, { x: t.x!, weight: t.w!, y: t.y! })
-        : b.run('conv2d_forward', convolution, { x: t.x!, weight: t.w!, y: t.y! });
+        ? b.run('linear_forward', { ...linear, batch: rows }, { x: t.x!, weight: t.w!, y: t.y! })
+        : b.run('conv2d_forward', { ...convolution, batch: images }, { x: t.x!, weight: t.w!, y: t.y! });
     const run = async (backend: Backend) => {
       const t = Object.fromEntries(
         Object.entries({ x, w, grad, v: new Float32Array(wLength), y: new Float32Array(yLength) }).map(([role, values]) => {
@@ -551,8 +556,11 @@ test('kernels: weights changed between passes (native keeps their blocked copies
       );
       const outputs: Float32Array[] = [];
       const pass = async () => {
-        forward(backend, t);
-        outputs.push(Float32Array.from(await backend.read(t.y!)));
+        for (const batch of outputs.length % 4 === 0 ? batches : [...batches].reverse()) {
+          forward(backend, t, batch);
+          const written = layer === 'linear' ? batch[0] * linear.outFeatures : (batch[1] * yLength) / convolution.batch;
+          outputs.push(Float32Array.from(await backend.read(t.y!)).subarray(0, written));
+        }
       };
       await pass();
       const sgd = { length: wLength, lr: 0.5, momentum: 0.9, weightDecay: 0.01 };
@@ -566,7 +574,7 @@ test('kernels: weights changed between passes (native keeps their blocked copies
     const expected = await run(reference);
     for (const { name, backend } of configurations) {
       const actual = await run(backend);
-      expected.forEach((y, i) => assertClose(actual[i]!, y, 1e-4, 1e-4, `${layer}, pass ${i + 1} [${name}]`));
+      expected.forEach((y, i) => assertClose(actual[i]!, y, 1e-4, 1e-4, `${layer}, pass ${(i >> 1) + 1}.${i & 1} [${name}]`));
     }
   }
 });

@@ -92,7 +92,6 @@ const CPU = 1,
 /** sizeof(dnnl_memory_desc_t) is 696 and sizeof(dnnl_convolution_desc_t) 5,976 in 2.x: room for both. */
 const MEMORY_DESC_BYTES = 1024,
   CONVOLUTION_DESC_BYTES = 8192;
-const ALLOCATE = -1; // DNNL_MEMORY_ALLOCATE
 /** Reorders of tensors under 2 MiB run on one thread. Waking OpenMP's second (sleeping) thread took
  * ~130–150 µs on the 2-vCPU VM, more than it saves below ~4 MB (NCHW → nChw8c, alternating 1 and 2
  * threads in one C process: 547 KB 54 against 203 µs, 2.2 MB 195 / 233, 4.4 MB 492 / 466, 35 MB
@@ -209,10 +208,10 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     const wanted = api.queryMd(pd, query, index);
     const userMemory = out('memory', (s) => api.memory(s, user, engine, 0));
     if (api.equal(user, wanted)) return { buffer, role, userMemory, memory: userMemory, wanted, output, bytes: 0 };
-    // The weights' copy is kept between calls (reused while they are unchanged); the activations'
-    // copies only live during a call, so they share one scratch area (set at each call).
+    // The weights' copy is kept between calls and shared (`weightCopy`); the activations' copies
+    // only live during a call, so they share one scratch area (set at each call).
     const kept = role === ARG.WEIGHTS;
-    const memory = out('memory', (s) => api.memory(s, wanted, engine, kept ? ALLOCATE : 0));
+    const memory = out('memory', (s) => api.memory(s, wanted, engine, 0));
     const bytes = kept ? 0 : Math.ceil(Number(api.size(wanted)) / 64) * 64;
     const [from, to] = output ? [wanted, user] : [user, wanted];
     const [source, target] = output ? [memory, userMemory] : [userMemory, memory];
@@ -225,7 +224,30 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       reorder: reordering(from, to, source, target, Number(api.size(user))),
       output,
       bytes,
+      ...(kept ? { format: formatOf(wanted) } : {}),
     };
+  };
+
+  /** The layouts weights were wanted in, by index: the key of their copies. */
+  const weightFormats: Handle[] = [];
+  const formatOf = (md: Handle) => {
+    const known = weightFormats.findIndex((f) => api.equal(f, md) === 1);
+    return known >= 0 ? known : weightFormats.push(md) - 1;
+  };
+  /** The weights in the layout a primitive wants: one copy per weight buffer and layout, shared by every plan that reads them so
+   * (a net's batch sizes, its strips), and reordered again only when the buffer's stamp has changed. A copy per plan made the
+   * torchvision net's fc6 take another 151 MB for each batch size it ran at, never freed. */
+  const weightCopies = new WeakMap<Placed, Map<number, { area: Uint8Array; address: number; stamp: number }>>();
+  const weightCopy = (weight: Placed, a: Argument) => {
+    const copies = weightCopies.get(weight) ?? new Map<number, { area: Uint8Array; address: number; stamp: number }>();
+    weightCopies.set(weight, copies);
+    let copy = copies.get(a.format!);
+    if (!copy) {
+      const area = new Uint8Array(new ArrayBuffer(Number(api.size(a.wanted)) + 64));
+      copy = { area, address: Math.ceil(Number(koffi.address(area)) / 64) * 64, stamp: NaN };
+      copies.set(a.format!, copy);
+    }
+    return copy;
   };
 
   /** A layout oneDNN chose for a tensor of `dims`. */
@@ -404,17 +426,14 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       else if (a.bytes > 0) {
         check('memory', api.setHandle(a.memory, at));
         at += a.bytes;
+      } else if (a.format !== undefined) {
+        const [copy, stamp] = [weightCopy(buffers.weight!, a), buffers.weight!.stamp];
+        check('memory', api.setHandle(a.memory, copy.address));
+        if (copy.stamp !== stamp) runReorder(a.reorder!);
+        copy.stamp = stamp;
       }
     });
-    for (const [i, a] of p.args.entries()) {
-      if (!a.reorder || a.output || inPlace[i]) continue;
-      if (a.role === ARG.WEIGHTS) {
-        const stamp = buffers.weight!.stamp;
-        if (a.stamp === stamp) continue;
-        a.stamp = stamp;
-      }
-      runReorder(a.reorder);
-    }
+    for (const [i, a] of p.args.entries()) if (a.reorder && !a.output && !inPlace[i] && a.format === undefined) runReorder(a.reorder);
     check('convolution', api.execute(p.primitive, stream, p.args.length, p.execArgs));
     p.args.forEach((a, i) => {
       if (!a.output) return;
@@ -510,8 +529,8 @@ interface Argument {
   output: boolean;
   /** Bytes of its copy in the shared scratch area, rounded up to 64 (0: no copy, or a kept one). */
   bytes: number;
-  /** The weight stamp its copy was reordered from. */
-  stamp?: number;
+  /** Weights in another layout: the index of that layout, the key of their shared copy (`weightCopy`). */
+  format?: number;
   /** Its tensor is the plan's own (a frame), not the engine's. */
   pinned?: boolean;
   /** An output that may stay in the primitive's layout, in its buffer. */
