@@ -68,8 +68,9 @@ function dnnlKernels(
   // A linear layer's forward pass as oneDNN's 1×1 convolution, its weights blocked once while unchanged (OpenBLAS packs them at
   // every call): in-process A/B at batch 64, the torchvision net 1.046–1.076× faster, the paper net 0.997–1.047×; the paper net's
   // training at batch 128 1.099× (the weights re-blocked every step). Its backward passes so measured 0.93× (weights) and 0.995×
-  // (data): they stay on the BLAS.
-  const onDnnl = (p: LinearParams) => p.batch > SMALL_BATCH && p.inFeatures * p.outFeatures >= from.linearWeights;
+  // (data): they stay on the BLAS. From batch 3 it also beats the wasm kernel that reads the weights row by row (A/B, 30 rounds:
+  // batch 4 0.873 / 0.895 of its time, batch 3 0.973; batch 2 0.942 / 1.035, left to the wasm kernel).
+  const onDnnl = (p: LinearParams) => p.batch >= 3 && p.inFeatures * p.outFeatures >= from.linearWeights;
   return {
     maxpool2d_forward: (g, b) => {
       const block = b.x.layout?.block;
