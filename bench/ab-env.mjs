@@ -6,7 +6,7 @@
 import { parseArgs } from 'node:util';
 import { createBackend } from '../dist/src/backend/native/backend.js';
 import { resolveModel } from '../dist/src/models/index.js';
-import { netStep } from './net-step.mjs';
+import { median, netStep } from './net-step.mjs';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -43,7 +43,6 @@ for (let round = 0; round < Number(values.rounds); round++) {
   a.push(first ? t[1] : t[0]);
   b.push(first ? t[0] : t[1]);
 }
-const median = (v) => [...v].sort((p, q) => p - q)[v.length >> 1];
 const pass = values.train ? 'training step' : 'inference';
 console.log(
   `${values.model} b${batch} ${pass}: A ${median(a).toFixed(2)} ms, B (${setting}) ${median(b).toFixed(2)} ms, ` +

@@ -14,7 +14,7 @@ import { createBackend } from '../dist/src/backend/native/backend.js';
 import { resolveModel } from '../dist/src/models/index.js';
 import { Net } from '../dist/src/net/net.js';
 import { exportOnnx } from '../dist/src/onnx/export.js';
-import { netStep } from './net-step.mjs';
+import { median, netStep } from './net-step.mjs';
 
 const { values } = parseArgs({
   options: {
@@ -57,7 +57,6 @@ for (let round = 0; round < Number(values.rounds); round++) {
   const order = round % 2 === 0 ? [0, 1] : [1, 0];
   for (const i of order) (i === 0 ? ours : peer).push(await timed(engines[i]));
 }
-const median = (v) => [...v].sort((p, q) => p - q)[v.length >> 1];
 console.log(
   `${values.model} b${batch} inference, ${threads} threads: ours ${median(ours).toFixed(2)} ms, onnxruntime-node ` +
     `${ort.env.versions?.node ?? ''} ${median(peer).toFixed(2)} ms, median ORT ÷ ours ${median(peer.map((t, i) => t / ours[i])).toFixed(3)}`,

@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WasmBackend } from '../dist/src/backend/wasm/backend.js';
 import { resolveModel } from '../dist/src/models/index.js';
-import { netStep } from './net-step.mjs';
+import { median, netStep } from './net-step.mjs';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -50,7 +50,6 @@ try {
       times[name].push(performance.now() - start);
     }
   }
-  const median = (t) => [...t].sort((x, y) => x - y)[t.length >> 1];
   const ratio = median(times.a.map((t, i) => times.b[i] / t));
   console.log(
     `${values.model} batch ${batch}, ${threads} thread(s): old ${median(times.a).toFixed(1)} ms, ` +

@@ -1,5 +1,5 @@
-// One step of a net on random inputs, for the in-process A/B scripts (ab.mjs, ab-env.mjs): a forward
-// pass, or a training step (forward, backward, SGD).
+// What the in-process A/B scripts (ab.mjs, ab-env.mjs, ab-ort.mjs) share: one step of a net on random
+// inputs (a forward pass, or a training step: forward, backward, SGD), and the median they report.
 import { Net } from '../dist/src/net/net.js';
 import { Sgd } from '../dist/src/train/sgd.js';
 
@@ -23,3 +23,6 @@ export function netStep(backend, spec, batch, train = true) {
     sgd.step();
   };
 }
+
+/** The median of a list of times or ratios (the upper middle one of an even count). */
+export const median = (values) => [...values].sort((a, b) => a - b)[values.length >> 1];

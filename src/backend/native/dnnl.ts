@@ -239,8 +239,8 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
    * torchvision net's fc6 take another 151 MB for each batch size it ran at, never freed. */
   const weightCopies = new WeakMap<Placed, Map<number, { area: Uint8Array; address: number; stamp: number }>>();
   const weightCopy = (weight: Placed, a: Argument) => {
-    const copies = weightCopies.get(weight) ?? new Map<number, { area: Uint8Array; address: number; stamp: number }>();
-    weightCopies.set(weight, copies);
+    let copies = weightCopies.get(weight);
+    if (!copies) weightCopies.set(weight, (copies = new Map()));
     let copy = copies.get(a.format!);
     if (!copy) {
       const area = new Uint8Array(new ArrayBuffer(Number(api.size(a.wanted)) + 64));
