@@ -610,3 +610,33 @@ test('kernels: convolutions of a batch of small blocked maps (native: laid side 
     }
   }
 });
+
+test("kernels: max-pooling a tensor in 16- and 4-channel blocks (an AVX-512 CPU's layout, native) matches the reference", async () => {
+  // oneDNN picks the block for the CPU (8 with AVX2, 16 with AVX-512): on this one the other blocks are set up by hand.
+  const g = pool(3, 32, [9, 8], [5, 5], 3, 2, 1, 1);
+  const [planes, pixels] = [g.batch * g.channels, g.inHeight * g.inWidth];
+  const x = random(planes * pixels).fill(NaN, 100, 101);
+  const expected = (await runKernel(reference, 'maxpool2d_forward', g, { x }, { y: new Float32Array(planes * 25) })).y!;
+  for (const { name, backend } of configurations) {
+    const dnnl = (backend as WasmBackend).dnnl;
+    if (!dnnl) continue;
+    for (const block of [16, 4]) {
+      // NCHW → nChw{block}c: channel c of pixel p at ((n·C/block + c/block)·pixels + p)·block + c % block.
+      const blocked = new Float32Array(x.length);
+      for (let plane = 0; plane < planes; plane++) {
+        const [n, c] = [Math.floor(plane / g.channels), plane % g.channels];
+        for (let p = 0; p < pixels; p++) {
+          blocked[((n * (g.channels / block) + Math.floor(c / block)) * pixels + p) * block + (c % block)] = x[plane * pixels + p]!;
+        }
+      }
+      const [tx, ty] = [backend.allocate(x.length), backend.allocate(expected.length)];
+      backend.write(tx, blocked);
+      Object.assign(tx, { layout: dnnl.blockedLayout([g.batch, g.channels, g.inHeight, g.inWidth], block) });
+      backend.run('maxpool2d_forward', g, { x: tx, y: ty });
+      assert.equal((ty as { layout?: { block?: number } }).layout?.block, block, `the output stays in blocks of ${block} [${name}]`);
+      assertClose(Float32Array.from(await backend.read(ty)), expected, 0, 0, `blocks of ${block} [${name}]`);
+      backend.free(tx);
+      backend.free(ty);
+    }
+  }
+});
