@@ -531,6 +531,8 @@ test('a convolution output kept in a blocked layout (native) reads right after p
 test('kernels: weights changed between passes, read at two batch sizes (native shares their blocked copies) give the new results', async () => {
   const linear = { batch: 16, inFeatures: 40, outFeatures: 24 };
   const convolution = conv(2, 8, 6, 6, 16, [3, 3], [1, 1], [1, 1, 1, 1], [1, 1], 1);
+  // 11×11 / 4, padded: native runs it on a zeroed frame around its input, one frame area shared by both batch sizes.
+  const framed = conv(2, 3, 39, 39, 16, [11, 11], [4, 4], [2, 2, 2, 2], [1, 1], 1);
   // Each pass runs the layer on the whole batch and on its first images, in turn first: one copy of the weights serves both.
   const batches = [
     [linear.batch, convolution.batch],
@@ -539,13 +541,15 @@ test('kernels: weights changed between passes, read at two batch sizes (native s
   const layers = [
     ['linear', linear.inFeatures * linear.batch, linear.outFeatures * linear.inFeatures, linear.batch * linear.outFeatures],
     ['conv', 2 * 8 * 36, 16 * 8 * 9, 2 * 16 * 36],
+    ['framed conv', 2 * 3 * 39 * 39, 16 * 3 * 121, 2 * 16 * 81],
   ] as const;
   for (const [layer, xLength, wLength, yLength] of layers) {
     const [x, w, grad, patch] = [random(xLength), random(wLength), random(wLength), random(5)];
+    const g = layer === 'conv' ? convolution : framed;
     const forward = (b: Backend, t: Record<string, DeviceBuffer>, [rows, images]: readonly [number, number]) =>
       layer === 'linear'
         ? b.run('linear_forward', { ...linear, batch: rows }, { x: t.x!, weight: t.w!, y: t.y! })
-        : b.run('conv2d_forward', { ...convolution, batch: images }, { x: t.x!, weight: t.w!, y: t.y! });
+        : b.run('conv2d_forward', { ...g, batch: images }, { x: t.x!, weight: t.w!, y: t.y! });
     const run = async (backend: Backend) => {
       const t = Object.fromEntries(
         Object.entries({ x, w, grad, v: new Float32Array(wLength), y: new Float32Array(yLength) }).map(([role, values]) => {
@@ -556,7 +560,8 @@ test('kernels: weights changed between passes, read at two batch sizes (native s
       );
       const outputs: Float32Array[] = [];
       const pass = async () => {
-        for (const batch of outputs.length % 4 === 0 ? batches : [...batches].reverse()) {
+        // The framed convolution's first pass starts with the smaller batch, so that its frame area grows.
+        for (const batch of (outputs.length % 4 === 0) !== (layer === 'framed conv') ? batches : [...batches].reverse()) {
           forward(backend, t, batch);
           const written = layer === 'linear' ? batch[0] * linear.outFeatures : (batch[1] * yLength) / convolution.batch;
           outputs.push(Float32Array.from(await backend.read(t.y!)).subarray(0, written));
