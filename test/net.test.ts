@@ -13,6 +13,7 @@ import {
   planNet,
   summarize,
 } from '../src/index.js';
+import { WasmBackend } from '../src/backend/wasm/backend.js';
 
 const total = (spec: NetSpec, key: 'params' | 'macsPerExample') => summarize(planNet(spec, 1)).reduce((n, r) => n + r[key], 0);
 
@@ -177,6 +178,21 @@ test('parameters are read and written by name, with checks', async () => {
   assert.throws(() => net.loadParams({ 'fc8.weight': [] }), /parameter 'fc8.weight' does not exist/);
   assert.throws(() => net.setInput('x', [1, 2]), /input 'x' needs 3 values \(shape \[1, 3\]\), got 2/);
   assert.throws(() => net.setInput('data', [1]), /'data' is not an input of the net/);
+});
+
+test('a net built with weights holds them, not an initialisation; wrong weights are refused and nothing stays allocated', async () => {
+  const spec: NetSpec = { inputs: { x: [3] }, layers: [{ name: 'fc', type: 'linear', outFeatures: 2 }] };
+  const backend = await WasmBackend.create({ threads: 1 });
+  const weights = { 'fc.weight': { shape: [2, 3], data: [1, 2, 3, 4, 5, 6] }, 'fc.bias': { shape: [2], data: [0.5, -0.5] } };
+  const net = Net.build(spec, { backend, batch: 1, weights });
+  assert.deepEqual([...(await net.readParams())['fc.weight']!], [1, 2, 3, 4, 5, 6]);
+  net.dispose();
+  const before = backend.allocatedBytes;
+  const misshapen = { ...weights, 'fc.bias': { shape: [1, 2], data: [0.5, -0.5] } };
+  assert.throws(() => Net.build(spec, { backend, batch: 1, weights: misshapen }), /parameter 'fc.bias' is \[1, 2\], the net's is \[2\]/);
+  assert.throws(() => Net.build(spec, { backend, batch: 1, weights: { 'fc.weight': weights['fc.weight'] } }), /'fc.bias' is missing/);
+  assert.equal(backend.allocatedBytes, before);
+  await backend.dispose();
 });
 
 test('a label outside the classes is reported with its position', () => {

@@ -97,8 +97,7 @@ export function openModel(source: string, options: ReadOptions & { batch: number
   const model = readModel(source, options);
   if (!model.params)
     throw new Error(`${source} is ${model.kind === 'zoo' ? 'a zoo architecture' : 'a net spec'} without weights: train it first`);
-  const net = Net.build(model.spec, options);
-  net.loadTensors(model.params);
+  const net = Net.build(model.spec, { ...options, weights: model.params });
   const roles = netRoles(net);
   if (model.classNames && model.classNames.length !== roles.classes)
     throw new Error(`${model.source}: ${model.classNames.length} class names for a model of ${roles.classes} classes`);

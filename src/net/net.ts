@@ -20,6 +20,8 @@ export interface BuildOptions {
   /** Also compute gradients with respect to the net's inputs. Default false. */
   inputGradients?: boolean;
   init?: Initializer;
+  /** Parameters by name, every one with its shape (as `loadTensors`), written instead of initialised ones. */
+  weights?: Record<string, { shape: readonly number[]; data: ArrayLike<number> }>;
 }
 
 interface Blob {
@@ -70,7 +72,13 @@ export class Net {
     const plan = planNet(spec, options.batch); // validates everything before allocating anything
     const net = new Net(spec, options.backend ?? new ReferenceBackend(), plan, seed);
     net.allocate(options.inputGradients ?? false);
-    net.initialise(options.init ?? pytorchDefaultInit, seed);
+    try {
+      if (options.weights) net.loadTensors(options.weights);
+      else net.initialise(options.init ?? pytorchDefaultInit, seed);
+    } catch (error) {
+      net.dispose();
+      throw error;
+    }
     return net;
   }
 
