@@ -20,6 +20,15 @@ test('info --json describes the paper net', () => {
   assert.equal(info.params, 60_965_224);
 });
 
+test('--version prints the package version', () => {
+  const r = alexnet('--version');
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(
+    r.stdout.trim(),
+    (JSON.parse(readFileSync(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version,
+  );
+});
+
 test('info reads a JSON spec file and reports its errors by layer', () => {
   const dir = mkdtempSync(join(tmpdir(), 'cli-'));
   writeFileSync(

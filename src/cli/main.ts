@@ -2,7 +2,7 @@
 /** The `alexnet` command line. */
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReferenceBackend } from '../backend/reference/backend.js';
 import type { Backend } from '../backend/backend.js';
@@ -73,8 +73,10 @@ const backendOption = () =>
 const threadsOption = () =>
   new Option('--threads <n>', 'threads (default: available cores)').argParser(threadCount).default(availableParallelism());
 
+const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 const program = new Command('alexnet')
   .description('AlexNet in TypeScript: train, evaluate, run and benchmark AlexNet-class networks')
+  .version(version)
   .showHelpAfterError('(run with --help for usage)');
 
 program
