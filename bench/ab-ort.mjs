@@ -3,10 +3,11 @@
 // machine; separate runs of each varied by ±30 % on the shared VMs. ORT runs with its defaults
 // (its threads spin between operators: turned off, its torchvision batch 64 took 706 ms instead of
 // 616–622); a 20 ms pause before each step lets the other engine's threads settle. Prints the
-// medians and the median of the per-round ratios ORT ÷ ours (above 1: ours is faster). At batch 1
-// ours runs slower alternated than alone (the torchvision net: 24–30 ms alone, 30–46 alternated,
-// ORT 18–24 both ways): read batch 1 from separate interleaved runs too.
-//   node bench/ab-ort.mjs [--model M] [--batch N] [--rounds R] [--threads T]
+// medians and the median of the per-round ratios ORT ÷ ours (above 1: ours is faster).
+// At batch 1 ORT's spinning threads are still spinning when our step runs and take its cores
+// (torchvision, one process: ours 29–32 ms with them, 22–27 without; ORT 18–21 either way), so
+// `--ort-spinning off` is the fair setting there.
+//   node bench/ab-ort.mjs [--model M] [--batch N] [--rounds R] [--threads T] [--ort-spinning on|off]
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as ort from 'onnxruntime-node';
@@ -22,8 +23,10 @@ const { values } = parseArgs({
     batch: { type: 'string', default: '64' },
     rounds: { type: 'string', default: '8' },
     threads: { type: 'string', default: '2' },
+    'ort-spinning': { type: 'string', default: 'on' },
   },
 });
+if (!['on', 'off'].includes(values['ort-spinning'])) throw new Error('--ort-spinning takes on or off');
 const [batch, threads] = [Number(values.batch), Number(values.threads)];
 const spec = resolveModel(values.model);
 const exported = Net.build(spec, { batch, seed: 1 });
@@ -35,6 +38,7 @@ const session = await ort.InferenceSession.create(onnx, {
   executionProviders: ['cpu'],
   intraOpNumThreads: threads,
   interOpNumThreads: 1,
+  ...(values['ort-spinning'] === 'off' ? { extra: { session: { intra_op: { allow_spinning: '0' } } } } : {}),
 });
 const input = new ort.Tensor(
   'float32',
@@ -58,7 +62,7 @@ for (let round = 0; round < Number(values.rounds); round++) {
   for (const i of order) (i === 0 ? ours : peer).push(await timed(engines[i]));
 }
 console.log(
-  `${values.model} b${batch} inference, ${threads} threads: ours ${median(ours).toFixed(2)} ms, onnxruntime-node ` +
+  `${values.model} b${batch} inference, ${threads} threads, ORT spinning ${values['ort-spinning']}: ours ${median(ours).toFixed(2)} ms, onnxruntime-node ` +
     `${ort.env.versions?.node ?? ''} ${median(peer).toFixed(2)} ms, median ORT ÷ ours ${median(peer.map((t, i) => t / ours[i])).toFixed(3)}`,
 );
 await backend.dispose();
