@@ -62,8 +62,9 @@ for (let round = 0; round < Number(values.rounds); round++) {
   for (const i of order) (i === 0 ? ours : peer).push(await timed(engines[i]));
 }
 console.log(
-  `${values.model} b${batch} inference, ${threads} threads, ORT spinning ${values['ort-spinning']}: ours ${median(ours).toFixed(2)} ms, onnxruntime-node ` +
-    `${ort.env.versions?.node ?? ''} ${median(peer).toFixed(2)} ms, median ORT ÷ ours ${median(peer.map((t, i) => t / ours[i])).toFixed(3)}`,
+  `${values.model} b${batch} inference, ${threads} threads, ORT spinning ${values['ort-spinning']}: ` +
+    `ours ${median(ours).toFixed(2)} ms, onnxruntime-node ${ort.env.versions?.node ?? ''} ${median(peer).toFixed(2)} ms, ` +
+    `median ORT ÷ ours ${median(peer.map((t, i) => t / ours[i])).toFixed(3)}`,
 );
 await backend.dispose();
 process.exit(0);
