@@ -164,6 +164,12 @@ test('run: logits for an .npy tensor equal the library forward pass', async () =
   net.setInput('data', x);
   net.forward();
   assertClose(y.data, await net.read('fc'), 1e-6, 1e-5, 'run vs library');
+  // Two at a time: a full batch, then a last one of one example (padded): the same logits.
+  const pairs = alexnet('run', '--model', dir, '--input', join(dir, 'x.npy'), '--output', join(dir, 'y2.npy'), '--batch', '2');
+  assert.equal(pairs.code, 0, pairs.stderr);
+  const y2 = parseNpy(readFileSync(join(dir, 'y2.npy')), 'y2.npy');
+  assert.deepEqual(y2.shape, [3, 5]);
+  assertClose(y2.data, y.data, 1e-6, 1e-5, 'run in batches of 2 vs one batch');
   writeFileSync(join(dir, 'bad.npy'), serializeNpy([3, 8, 8], x));
   assert.match(
     alexnet('run', '--model', dir, '--input', join(dir, 'bad.npy'), '--output', join(dir, 'z.npy')).stderr,
@@ -185,6 +191,40 @@ test('predict: top-K classes with probabilities for image files; an unreadable i
   const text = alexnet('predict', '--model', dir, png, '--top', '1', '--threads', '1');
   assert.equal(text.stdout.trim(), `${png}: ${result!.top[0]!.name} ${(100 * result!.top[0]!.probability).toFixed(1)}%`);
   assert.ok(result!.top[0]!.probability >= result!.top[1]!.probability && result!.top[1]!.probability >= result!.top[2]!.probability);
+  // Five images two at a time (the last batch short) rank and score each as one batch of five does.
+  const pngs = [png, ...[1, 2, 3, 4].map((k) => join(dir, `x${k}.png`))];
+  for (const [k, file] of pngs.slice(1).entries())
+    await sharp(Buffer.from(Array.from({ length: 16 * 16 * 3 }, (_, i) => (i * (k + 3)) % 256)), {
+      raw: { width: 16, height: 16, channels: 3 },
+    })
+      .png()
+      .toFile(file);
+  const [all, pairs] = [
+    ['--batch', '5'],
+    ['--batch', '2'],
+  ].map((batch) => {
+    const out = alexnet('predict', '--model', dir, ...pngs, '--top', '5', '--json', ...batch);
+    assert.equal(out.code, 0, out.stderr);
+    return JSON.parse(out.stdout) as { image: string; top: { class: number; probability: number }[] }[];
+  });
+  assert.deepEqual(
+    pairs!.map((r) => r.image),
+    pngs,
+  );
+  pairs!.forEach((r, i) => {
+    assert.deepEqual(
+      r.top.map((t) => t.class),
+      all![i]!.top.map((t) => t.class),
+    );
+    assertClose(
+      r.top.map((t) => t.probability),
+      all![i]!.top.map((t) => t.probability),
+      1e-6,
+      1e-5,
+      `image ${i}`,
+    );
+  });
+  assert.equal(pairs![0]!.top[0]!.class, result!.top[0]!.class);
   writeFileSync(join(dir, 'not.png'), 'hello');
   assert.match(alexnet('predict', '--model', dir, join(dir, 'not.png')).stderr, /^alexnet: cannot decode image .*not.png/);
 });

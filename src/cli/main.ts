@@ -26,7 +26,7 @@ import { specClasses } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
 import { exportOnnx } from '../onnx/export.js';
 import { writeRunPlots } from '../report/plots.js';
-import { evaluate, evaluateStore, type EvalResult, Interrupted, softmaxRows } from '../train/evaluate.js';
+import { evaluate, evaluateStore, type EvalResult, Interrupted, logitsInBatches, softmaxRows } from '../train/evaluate.js';
 import { RUN_FILES } from '../train/run-folder.js';
 import { parseSchedule, type ScheduleSpec } from '../train/schedule.js';
 import { CHANGEABLE } from '../train/settings.js';
@@ -567,18 +567,30 @@ modelCommand('eval', "top-1/top-5 accuracy and loss of a model on a dataset: its
 modelCommand('run', 'logits for a raw float32 NCHW tensor (.npy in, .npy out): batch jobs and parity checks')
   .requiredOption('--input <x.npy>', 'float32 (or float64) array [N, C, H, W], already normalised')
   .requiredOption('--output <y.npy>', 'where the logits [N, classes] go')
-  .action(async (opts: ModelCliOptions & { input: string; output: string }) => {
+  .option('--batch <n>', 'examples per forward pass', batchSize, 64)
+  .action(async (opts: ModelCliOptions & { input: string; output: string; batch: number }) => {
     const input = parseNpy(readFileBytes(opts.input, 'input'), opts.input);
-    if (!(input.shape[0]! >= 1)) throw new Error(`${opts.input}: shape [${input.shape.join(', ')}] holds no examples`);
-    await withModel(opts, input.shape[0]!, async ({ net, data, logits }) => {
-      const expected = net.shapeOf(data);
-      if (input.shape.join() !== expected.join())
-        throw new Error(
-          `${opts.input}: shape [${input.shape.join(', ')}] does not match the model's input [N, ${expected.slice(1).join(', ')}]`,
-        );
-      net.setInput(data, input.data);
-      net.forward();
-      writeFileAtomic(opts.output, serializeNpy(net.shapeOf(logits), await net.read(logits)));
+    const count = input.shape[0]!;
+    if (!(count >= 1)) throw new Error(`${opts.input}: shape [${input.shape.join(', ')}] holds no examples`);
+    await withModel(opts, Math.min(opts.batch, count), async ({ net, data, logits }) => {
+      const expected = net.shapeOf(data).slice(1);
+      if (input.shape.slice(1).join() !== expected.join() || input.shape.length !== expected.length + 1)
+        throw new Error(`${opts.input}: shape [${input.shape.join(', ')}] does not match the model's input [N, ${expected.join(', ')}]`);
+      const [example, row] = [
+        expected.reduce((a, b) => a * b),
+        net
+          .shapeOf(logits)
+          .slice(1)
+          .reduce((a, b) => a * b, 1),
+      ];
+      const out = new Float32Array(count * row);
+      await logitsInBatches(
+        net,
+        count,
+        (from, to, x) => x.set(input.data.subarray(from * example, to * example)),
+        (from, to, z) => out.set(z.subarray(0, (to - from) * row), from * row),
+      );
+      writeFileAtomic(opts.output, serializeNpy([count, ...net.shapeOf(logits).slice(1)], out));
     });
   });
 
@@ -586,31 +598,40 @@ modelCommand('predict', 'top-K classes of image files, preprocessed as the model
   .argument('<images...>', 'image files (PNG, JPEG, WebP, …)')
   .option('--top <k>', 'classes to list', positiveInt, 3)
   .option('--json', 'print a JSON array, one entry per image')
-  .action(async (images: string[], opts: ModelCliOptions & { top: number; json?: boolean }) => {
-    await withModel(opts, images.length, async (model) => {
-      const { net, data, logits, classes, preprocess } = model;
+  .option('--batch <n>', 'images decoded and run at a time', batchSize, 64)
+  .action(async (images: string[], opts: ModelCliOptions & { top: number; json?: boolean; batch: number }) => {
+    await withModel(opts, Math.min(opts.batch, images.length), async (model) => {
+      const { net, data, classes, preprocess } = model;
       if (!preprocess)
         throw new Error(
           `${model.path} does not record how its images were preprocessed: pass --preprocess (${Object.keys(PRESETS).join(', ')} or JSON)`,
         );
-      const x = await loadImageFiles(images, net.shapeOf(data).slice(1), preprocess);
-      net.setInput(data, x);
-      net.forward();
-      const probabilities = softmaxRows(await net.read(logits), images.length, classes, new Float64Array(images.length * classes));
-      const results = images.map((file, i) => {
-        const top = Array.from(probabilities.subarray(i * classes, (i + 1) * classes), (probability, c) => ({
-          class: c,
-          ...(model.classNames ? { name: model.classNames[c] } : {}),
-          probability,
-        }))
-          .sort((a, b) => b.probability - a.probability)
-          .slice(0, opts.top);
-        return { image: file, top };
-      });
+      const results: { image: string; top: { class: number; name?: string; probability: number }[] }[] = [];
+      const probabilities = new Float64Array(net.batch * classes);
+      await logitsInBatches(
+        net,
+        images.length,
+        async (from, to, x) => x.set(await loadImageFiles(images.slice(from, to), net.shapeOf(data).slice(1), preprocess)),
+        (from, to, z) => {
+          softmaxRows(z, to - from, classes, probabilities);
+          for (let i = 0; i < to - from; i++) {
+            const top = Array.from(probabilities.subarray(i * classes, (i + 1) * classes), (probability, c) => ({
+              class: c,
+              ...(model.classNames ? { name: model.classNames[c] } : {}),
+              probability,
+            }))
+              .sort((a, b) => b.probability - a.probability)
+              .slice(0, opts.top);
+            // Printed as each batch is done (a long list shows progress); --json prints one array at the end.
+            if (opts.json) results.push({ image: images[from + i]!, top });
+            else
+              console.log(
+                `${images[from + i]}: ${top.map((t) => `${t.name ?? `class ${t.class}`} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`,
+              );
+          }
+        },
+      );
       if (opts.json) console.log(JSON.stringify(results));
-      else
-        for (const r of results)
-          console.log(`${r.image}: ${r.top.map((t) => `${t.name ?? `class ${t.class}`} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
     });
   });
 
