@@ -1,7 +1,7 @@
 /** The `alexnet` command: output for good input, one clear line and a non-zero exit for bad input. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -188,8 +188,8 @@ test('predict: top-K classes with probabilities for image files; an unreadable i
   const [result] = JSON.parse(r.stdout) as { image: string; top: { class: number; name: string; probability: number }[] }[];
   assert.equal(result!.top.length, 3);
   for (const t of result!.top) assert.equal(t.name, ['ant', 'bee', 'cat', 'dog', 'eel'][t.class]);
-  const text = alexnet('predict', '--model', dir, png, '--top', '1', '--threads', '1');
-  assert.equal(text.stdout.trim(), `${png}: ${result!.top[0]!.name} ${(100 * result!.top[0]!.probability).toFixed(1)}%`);
+  const one = alexnet('predict', '--model', dir, png, '--top', '1', '--threads', '1');
+  assert.equal(one.stdout.trim(), `${png}: ${result!.top[0]!.name} ${(100 * result!.top[0]!.probability).toFixed(1)}%`);
   assert.ok(result!.top[0]!.probability >= result!.top[1]!.probability && result!.top[1]!.probability >= result!.top[2]!.probability);
   // Five images two at a time (the last batch short) rank and score each as one batch of five does.
   const pngs = [png, ...[1, 2, 3, 4].map((k) => join(dir, `x${k}.png`))];
@@ -227,6 +227,28 @@ test('predict: top-K classes with probabilities for image files; an unreadable i
   assert.equal(pairs![0]!.top[0]!.class, result!.top[0]!.class);
   writeFileSync(join(dir, 'not.png'), 'hello');
   assert.match(alexnet('predict', '--model', dir, join(dir, 'not.png')).stderr, /^alexnet: cannot decode image .*not.png/);
+  // A folder stands for the images under it, in name order; one that does not decode is reported, the others still scored.
+  const folder = join(dir, 'photos');
+  mkdirSync(join(folder, 'more'), { recursive: true });
+  for (const [k, name] of ['b.png', 'a.png', 'more/c.png'].entries()) copyFileSync(pngs[k]!, join(folder, name));
+  writeFileSync(join(folder, 'notes.txt'), 'not an image');
+  const mixed = alexnet('predict', '--model', dir, folder, join(dir, 'not.png'), '--top', '5', '--json');
+  assert.equal(mixed.code, 1);
+  assert.match(mixed.stderr, /1 of 4 images could not be decoded/);
+  const entries = JSON.parse(mixed.stdout) as { image: string; error?: string; top?: { class: number }[] }[];
+  assert.deepEqual(
+    entries.map((e) => e.image),
+    ['a.png', 'b.png', 'more/c.png'].map((name) => join(folder, name)).concat(join(dir, 'not.png')),
+  );
+  assert.deepEqual(
+    entries[0]!.top!.map((t) => t.class),
+    all![1]!.top.map((t) => t.class),
+  );
+  assert.match(entries[3]!.error!, /^cannot decode image .*not.png/);
+  const text = alexnet('predict', '--model', dir, join(dir, 'not.png'), png, '--top', '1');
+  assert.equal(text.code, 1);
+  assert.match(text.stdout, new RegExp(`^${png.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
+  assert.match(text.stderr, /^alexnet: cannot decode image .*not.png/);
 });
 
 test('a checkpoint that does not match its model is refused', async () => {

@@ -9,7 +9,7 @@ import type { Backend } from '../backend/backend.js';
 import { BACKENDS, type BackendChoice, createBackend } from '../backend/native/backend.js';
 import { bench, benchLoader, formatBench } from '../bench/bench.js';
 import { isPhotoFolder, loadSplit, parseClassNames } from '../data/dataset.js';
-import { loadImageFiles } from '../data/images.js';
+import { imageFilesIn, loadImageFiles } from '../data/images.js';
 import { type BatchSource, imageSetBatches } from '../data/batches.js';
 import { describeDataset, listPhotos } from '../data/photos.js';
 import { parsePreprocess, type Preprocess, PRESETS, uniformNormalisation } from '../data/preprocess.js';
@@ -595,26 +595,48 @@ modelCommand('run', 'logits for a raw float32 NCHW tensor (.npy in, .npy out): b
   });
 
 modelCommand('predict', 'top-K classes of image files, preprocessed as the model expects (decoded with sharp)')
-  .argument('<images...>', 'image files (PNG, JPEG, WebP, …)')
+  .argument('<images...>', 'image files (PNG, JPEG, WebP, …), or folders of them')
   .option('--top <k>', 'classes to list', positiveInt, 3)
   .option('--json', 'print a JSON array, one entry per image')
   .option('--batch <n>', 'images decoded and run at a time', batchSize, 64)
-  .action(async (images: string[], opts: ModelCliOptions & { top: number; json?: boolean; batch: number }) => {
+  .action(async (paths: string[], opts: ModelCliOptions & { top: number; json?: boolean; batch: number }) => {
+    const images = imageFilesIn(paths);
+    if (images.length === 0) throw new Error(`no image files in ${paths.join(', ')}`);
     await withModel(opts, Math.min(opts.batch, images.length), async (model) => {
       const { net, data, classes, preprocess } = model;
       if (!preprocess)
         throw new Error(
           `${model.path} does not record how its images were preprocessed: pass --preprocess (${Object.keys(PRESETS).join(', ')} or JSON)`,
         );
-      const results: { image: string; top: { class: number; name?: string; probability: number }[] }[] = [];
+      const shape = net.shapeOf(data).slice(1);
+      const size = shape.reduce((a, b) => a * b);
+      // An image that does not decode is reported and skipped; the others are still scored (the exit status says so).
+      const failed = new Map<number, string>();
+      const results: (
+        { image: string; error: string } | { image: string; top: { class: number; name?: string; probability: number }[] }
+      )[] = [];
       const probabilities = new Float64Array(net.batch * classes);
       await logitsInBatches(
         net,
         images.length,
-        async (from, to, x) => x.set(await loadImageFiles(images.slice(from, to), net.shapeOf(data).slice(1), preprocess)),
+        async (from, to, x) => {
+          for (let i = from; i < to; i++) {
+            try {
+              x.set(await loadImageFiles([images[i]!], shape, preprocess), (i - from) * size);
+            } catch (error) {
+              failed.set(i, (error as Error).message);
+            }
+          }
+        },
         (from, to, z) => {
           softmaxRows(z, to - from, classes, probabilities);
           for (let i = 0; i < to - from; i++) {
+            const [image, error] = [images[from + i]!, failed.get(from + i)];
+            if (error !== undefined) {
+              if (opts.json) results.push({ image, error });
+              else console.error(`alexnet: ${error}`);
+              continue;
+            }
             const top = Array.from(probabilities.subarray(i * classes, (i + 1) * classes), (probability, c) => ({
               class: c,
               ...(model.classNames ? { name: model.classNames[c] } : {}),
@@ -623,15 +645,17 @@ modelCommand('predict', 'top-K classes of image files, preprocessed as the model
               .sort((a, b) => b.probability - a.probability)
               .slice(0, opts.top);
             // Printed as each batch is done (a long list shows progress); --json prints one array at the end.
-            if (opts.json) results.push({ image: images[from + i]!, top });
+            if (opts.json) results.push({ image, top });
             else
-              console.log(
-                `${images[from + i]}: ${top.map((t) => `${t.name ?? `class ${t.class}`} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`,
-              );
+              console.log(`${image}: ${top.map((t) => `${t.name ?? `class ${t.class}`} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
           }
         },
       );
       if (opts.json) console.log(JSON.stringify(results));
+      if (failed.size > 0) {
+        if (opts.json) console.error(`alexnet: ${failed.size} of ${images.length} images could not be decoded (their entries say why)`);
+        process.exitCode = 1;
+      }
     });
   });
 

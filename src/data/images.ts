@@ -1,6 +1,23 @@
 /** Image files (PNG, JPEG, WebP, …) as model inputs: decoded by sharp, resized, normalised. */
+import { readdirSync, statSync } from 'node:fs';
+import { extname, join } from 'node:path';
 import sharp from 'sharp';
+import { PHOTO_EXTENSIONS } from './photos.js';
 import { normaliseImage, type Preprocess, roundHalfEven } from './preprocess.js';
+
+/** The paths, each folder replaced by the image files (by extension) under it, in name order; files stay as given. */
+export function imageFilesIn(paths: readonly string[]): string[] {
+  return paths.flatMap((path) => {
+    if (!statSync(path, { throwIfNoEntry: false })?.isDirectory()) return [path];
+    return readdirSync(path)
+      .sort()
+      .flatMap((name) => {
+        const entry = join(path, name);
+        if (statSync(entry).isDirectory()) return imageFilesIn([entry]);
+        return PHOTO_EXTENSIONS.includes(extname(name).toLowerCase()) ? [entry] : [];
+      });
+  });
+}
 
 /**
  * The images as one NCHW batch for a model taking C×H×W inputs (C = 1 or 3): each decoded (EXIF
