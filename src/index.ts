@@ -5,6 +5,8 @@ export { importOnnx, loadOnnxFile, supportedOnnxOps, UnsupportedOnnxError, type 
 export { models, resolveModel } from './models/index.js';
 export { bench, formatBench, type BenchOptions, type BenchResult } from './bench/bench.js';
 export { readModel, openModel, MODEL_KINDS, type ModelFile, type ModelKind, type OpenedModel, type ReadOptions } from './models/open.js';
+export { classifyImages, type Classified, type Unreadable } from './models/classify.js';
+export { imageFilesIn } from './data/images.js';
 export { readPth } from './io/pth.js';
 export { CAFFE, TORCHVISION, type Preprocess } from './data/preprocess.js';
 export { IMAGENET_CLASSES } from './models/imagenet-classes.js';
@@ -12,5 +14,5 @@ export { listPhotos, type PhotoDataset } from './data/photos.js';
 export { openStore, prepareStore, prepareInMemory, StoreReader, type RecordReader, type StoreIndex } from './data/store.js';
 export { setUpRun, type RunSetup, type RunSetupOptions } from './train/setup.js';
 export { train, type TrainOptions, type TrainResult } from './train/trainer.js';
-export { evaluate, evaluateStore, testCrops, type EvalResult } from './train/evaluate.js';
+export { evaluate, evaluateStore, logitsInBatches, testCrops, type EvalResult } from './train/evaluate.js';
 export { recipes } from './train/recipes.js';

@@ -9,7 +9,7 @@ import type { Backend } from '../backend/backend.js';
 import { BACKENDS, type BackendChoice, createBackend } from '../backend/native/backend.js';
 import { bench, benchLoader, formatBench } from '../bench/bench.js';
 import { isPhotoFolder, loadSplit, parseClassNames } from '../data/dataset.js';
-import { imageFilesIn, loadImageFiles } from '../data/images.js';
+import { imageFilesIn } from '../data/images.js';
 import { type BatchSource, imageSetBatches } from '../data/batches.js';
 import { describeDataset, listPhotos } from '../data/photos.js';
 import { parsePreprocess, type Preprocess, PRESETS, uniformNormalisation } from '../data/preprocess.js';
@@ -18,6 +18,7 @@ import { readCheckpointHeader, type RunOptions } from '../io/checkpoint.js';
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { parseNpy, serializeNpy } from '../io/npy.js';
 import { serializeSafetensors } from '../io/safetensors.js';
+import { type Classified, classifyImages, type Unreadable } from '../models/classify.js';
 import { models } from '../models/index.js';
 import { MODEL_KINDS, openModel, type OpenedModel, readModel, type ReadOptions } from '../models/open.js';
 import { initializers } from '../net/init.js';
@@ -26,9 +27,10 @@ import { specClasses } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
 import { exportOnnx } from '../onnx/export.js';
 import { writeRunPlots } from '../report/plots.js';
-import { evaluate, evaluateStore, type EvalResult, Interrupted, logitsInBatches, softmaxRows } from '../train/evaluate.js';
+import { evaluate, evaluateStore, type EvalResult, Interrupted, logitsInBatches } from '../train/evaluate.js';
 import { RUN_FILES } from '../train/run-folder.js';
 import { parseSchedule, type ScheduleSpec } from '../train/schedule.js';
+import { sizeOf } from '../tensor.js';
 import { CHANGEABLE } from '../train/settings.js';
 import { memorySize } from '../train/data.js';
 import { inputSide, setUpRun } from '../train/setup.js';
@@ -576,13 +578,7 @@ modelCommand('run', 'logits for a raw float32 NCHW tensor (.npy in, .npy out): b
       const expected = net.shapeOf(data).slice(1);
       if (input.shape.slice(1).join() !== expected.join() || input.shape.length !== expected.length + 1)
         throw new Error(`${opts.input}: shape [${input.shape.join(', ')}] does not match the model's input [N, ${expected.join(', ')}]`);
-      const [example, row] = [
-        expected.reduce((a, b) => a * b),
-        net
-          .shapeOf(logits)
-          .slice(1)
-          .reduce((a, b) => a * b, 1),
-      ];
+      const [example, row] = [sizeOf(expected), sizeOf(net.shapeOf(logits).slice(1))];
       const out = new Float32Array(count * row);
       await logitsInBatches(
         net,
@@ -603,56 +599,21 @@ modelCommand('predict', 'top-K classes of image files, preprocessed as the model
     const images = imageFilesIn(paths);
     if (images.length === 0) throw new Error(`no image files in ${paths.join(', ')}`);
     await withModel(opts, Math.min(opts.batch, images.length), async (model) => {
-      const { net, data, classes, preprocess } = model;
-      if (!preprocess)
-        throw new Error(
-          `${model.path} does not record how its images were preprocessed: pass --preprocess (${Object.keys(PRESETS).join(', ')} or JSON)`,
-        );
-      const shape = net.shapeOf(data).slice(1);
-      const size = shape.reduce((a, b) => a * b);
-      // An image that does not decode is reported and skipped; the others are still scored (the exit status says so).
-      const failed = new Map<number, string>();
-      const results: (
-        { image: string; error: string } | { image: string; top: { class: number; name?: string; probability: number }[] }
-      )[] = [];
-      const probabilities = new Float64Array(net.batch * classes);
-      await logitsInBatches(
-        net,
-        images.length,
-        async (from, to, x) => {
-          for (let i = from; i < to; i++) {
-            try {
-              x.set(await loadImageFiles([images[i]!], shape, preprocess), (i - from) * size);
-            } catch (error) {
-              failed.set(i, (error as Error).message);
-            }
-          }
-        },
-        (from, to, z) => {
-          softmaxRows(z, to - from, classes, probabilities);
-          for (let i = 0; i < to - from; i++) {
-            const [image, error] = [images[from + i]!, failed.get(from + i)];
-            if (error !== undefined) {
-              console.error(`alexnet: ${error}`);
-              if (opts.json) results.push({ image, error });
-              continue;
-            }
-            const top = Array.from(probabilities.subarray(i * classes, (i + 1) * classes), (probability, c) => ({
-              class: c,
-              ...(model.classNames ? { name: model.classNames[c] } : {}),
-              probability,
-            }))
-              .sort((a, b) => b.probability - a.probability)
-              .slice(0, opts.top);
-            // Printed as each batch is done (a long list shows progress); --json prints one array at the end.
-            if (opts.json) results.push({ image, top });
-            else
-              console.log(`${image}: ${top.map((t) => `${t.name ?? `class ${t.class}`} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`);
-          }
-        },
-      );
+      const results: (Classified | Unreadable)[] = [];
+      // Printed as each batch is done (a long list shows progress); --json prints one array at the end. An image that does
+      // not decode gets its line on stderr and the exit status 1; the others are still scored.
+      await classifyImages(model, images, opts.top, (result) => {
+        if ('error' in result) {
+          console.error(`alexnet: ${result.error}`);
+          process.exitCode = 1;
+        }
+        if (opts.json) results.push(result);
+        else if ('top' in result)
+          console.log(
+            `${result.image}: ${result.top.map((t) => `${t.name ?? `class ${t.class}`} ${(100 * t.probability).toFixed(1)}%`).join(', ')}`,
+          );
+      });
       if (opts.json) console.log(JSON.stringify(results));
-      if (failed.size > 0) process.exitCode = 1;
     });
   });
 

@@ -6,6 +6,7 @@ import { type Preprocess, roundHalfEven } from '../data/preprocess.js';
 import type { RecordReader } from '../data/store.js';
 import type { Net } from '../net/net.js';
 import { netRoles } from '../net/roles.js';
+import { sizeOf } from '../tensor.js';
 
 export interface EvalResult {
   top1: number;
@@ -64,7 +65,7 @@ export async function logitsInBatches(
   take: (from: number, to: number, logits: FloatArray) => void,
 ): Promise<void> {
   const { data, labels, logits } = netRoles(net);
-  const x = new Float32Array(net.shapeOf(data).reduce((a, b) => a * b));
+  const x = new Float32Array(sizeOf(net.shapeOf(data)));
   if (labels) net.setInput(labels, new Float32Array(net.batch)); // a loss layer's labels, unused: class 0
   for (let from = 0; from < count; from += net.batch) {
     const to = Math.min(count, from + net.batch);
