@@ -1,6 +1,7 @@
 /**
  * Random small nets — convolutions of random kernels, strides, dilations, groups and (asymmetric)
- * padding, with ReLU, LRN and max-pooling between them, one or two linear layers and a loss — at
+ * padding, with ReLU, tanh, sigmoid, LRN, max-pooling and two-column split/concat blocks between
+ * them, an adaptive average pool, one or two linear layers (dropout between them) and a loss — at
  * batch sizes from 1 to 33, on every backend against the reference: every blob after a forward pass,
  * and every gradient after a backward pass, through two training steps with an update between them.
  * The layer-level suites check kernels one at a time; this one checks what only a net exercises: the
@@ -13,7 +14,7 @@ import { type LayerSpec, Net, type NetSpec, Philox, ReferenceBackend } from '../
 import { testBackends } from './backends.js';
 import { assertClose } from './helpers.js';
 
-const NETS = 16;
+const NETS = 24;
 
 /** A random net over a random input, its shapes tracked so that every layer fits. */
 function randomNet(rng: Philox): { spec: NetSpec; classes: number; batch: number } {
@@ -48,9 +49,22 @@ function randomNet(rng: Philox): { spec: NetSpec; classes: number; batch: number
     const bias = rng.nextFloat() < 0.8;
     layers.push({ name: name('conv'), type: 'conv2d', outChannels, kernel: [kh, kw], stride, pad, dilation, groups, bias });
     [channels, height, width] = [outChannels, outHeight, outWidth];
-    const after = pick(['relu', 'relu', 'none', 'lrn', 'pool', 'relu+pool'] as const);
+    const after = pick(['relu', 'relu', 'none', 'lrn', 'pool', 'relu+pool', 'tanh', 'sigmoid', 'branches'] as const);
     if (after.startsWith('relu')) layers.push({ name: name('relu'), type: 'relu' });
+    if (after === 'tanh' || after === 'sigmoid') layers.push({ name: name(after), type: after });
     if (after === 'lrn') layers.push({ name: name('lrn'), type: 'lrn', size: 5, alpha: 1e-2, beta: 0.75, k: 2 });
+    if (after === 'branches' && channels % 2 === 0) {
+      // Two columns, as the paper's: the channels split in halves, each convolved on its own, joined again.
+      const [split, left] = [name('split'), name('conv')];
+      layers.push({ name: split, type: 'split', axis: 1, sizes: [channels / 2, channels / 2] });
+      layers.push({ name: left, type: 'conv2d', inputs: [`${split}:0`], outChannels: 8, kernel: 3, pad: 1 });
+      const leftOut = name('relu');
+      layers.push({ name: leftOut, type: 'relu' });
+      const right = name('conv');
+      layers.push({ name: right, type: 'conv2d', inputs: [`${split}:1`], outChannels: 16, kernel: 1 });
+      layers.push({ name: name('concat'), type: 'concat', inputs: [leftOut, right] });
+      channels = 24;
+    }
     if (after.endsWith('pool') && height >= 3 && width >= 3) {
       const ceil = rng.nextFloat() < 0.5;
       layers.push({ name: name('pool'), type: 'maxpool2d', kernel: 3, stride: 2, ceil });
@@ -58,11 +72,14 @@ function randomNet(rng: Philox): { spec: NetSpec; classes: number; batch: number
       [height, width] = [size(height), size(width)];
     }
   }
+  if (rng.nextFloat() < 0.3) layers.push({ name: 'avgpool', type: 'adaptive_avgpool2d', output: pick([1, 2, 3]) });
   let classes = pick([5, 10, 64]);
   layers.push({ name: 'fc', type: 'linear', outFeatures: classes });
   if (rng.nextFloat() < 0.5) {
     classes = 7;
-    layers.push({ name: 'fc_relu', type: 'relu' }, { name: 'fc2', type: 'linear', outFeatures: classes });
+    layers.push({ name: 'fc_relu', type: 'relu' });
+    if (rng.nextFloat() < 0.5) layers.push({ name: 'drop', type: 'dropout', p: 0.3 });
+    layers.push({ name: 'fc2', type: 'linear', outFeatures: classes });
   }
   layers.push({ name: 'loss', type: 'softmax_cross_entropy', inputs: [layers.at(-1)!.name, 'label'] });
   return { spec: { inputs: { data: input, label: [] }, layers }, classes, batch: pick([1, 2, 3, 5, 17, 18, 33]) };
