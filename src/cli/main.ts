@@ -75,7 +75,16 @@ const backendOption = () =>
 const threadsOption = () =>
   new Option('--threads <n>', 'threads (default: available cores)').argParser(threadCount).default(availableParallelism());
 
-const { version } = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+/** The package's version; a copy of dist/ without the package.json beside it still runs. */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown (no package.json beside dist/)';
+  }
+}
+
+const version = packageVersion();
 const program = new Command('alexnet')
   .description('AlexNet in TypeScript: train, evaluate, run and benchmark AlexNet-class networks')
   .version(version)
