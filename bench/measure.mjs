@@ -13,10 +13,10 @@ export function run(cmd, argv) {
   }
 }
 
-/** `{ label, ...result }`, or `{ label, error }` with our CLI's own one-line message when it gave one. */
-export function measure(label, cmd, argv) {
+/** `{ label, ...result }`, or `{ label, error }` with our CLI's own one-line message when it gave one; `env` is added to ours. */
+export function measure(label, cmd, argv, env = {}) {
   try {
-    const out = execFileSync(cmd, argv, OPTIONS);
+    const out = execFileSync(cmd, argv, { ...OPTIONS, env: { ...process.env, ...env } });
     const line = out
       .trim()
       .split('\n')
