@@ -79,3 +79,15 @@ export function columnDataset(o: { train: number; test: number; classes: number;
   writeFileSync(join(dir, 'tiny.json'), JSON.stringify(o.spec));
   return dir;
 }
+
+/** `fn` run with the environment variable `name` set to `value`, restored after (settings the engine reads at each call). */
+export async function withEnv<T>(name: string, value: string, fn: () => Promise<T>): Promise<T> {
+  const before = process.env[name];
+  process.env[name] = value;
+  try {
+    return await fn();
+  } finally {
+    if (before === undefined) delete process.env[name];
+    else process.env[name] = before;
+  }
+}

@@ -18,6 +18,13 @@ import type { KernelHost } from './routes.js';
 
 /** Output widths below which a strip pays. */
 const STRIP_BELOW = 16;
+/**
+ * Whether strips run for tensors in `block`-channel blocks. They pay for the AVX2 kernel (8-channel blocks); oneDNN's
+ * AVX-512 kernel (16-channel blocks) takes 13-wide rows well and only the copies are left: on a 2-vCPU Zen 4, in-process
+ * A/B, the torchvision net's batch-64 pass ran 0.925–0.932× the time without strips, the paper net's 0.976×.
+ * `ALEXNET_DNNL_STRIPS=on|off` overrides, read at each call (so the tests run the strip path on any CPU).
+ */
+const stripsFor = (block: number) => process.env.ALEXNET_DNNL_STRIPS === 'on' || (block === 8 && process.env.ALEXNET_DNNL_STRIPS !== 'off');
 /** Images per strip: 16 ran as fast as 64 (conv4 at 13×13: 34–35 ms per 16 images, 132–142 per 64),
  * and keeps the workspace to a quarter. */
 const STRIP_IMAGES = 16;
@@ -29,7 +36,7 @@ export function stripConvolution(host: KernelHost, dnnl: Dnnl, g: Conv2dGeometry
   const block = b.x.layout?.block;
   const padRight = g.outWidth + g.kernelW - 1 - g.inWidth - g.padLeft;
   const unitStep = g.strideH === 1 && g.strideW === 1 && g.dilationH === 1 && g.dilationW === 1;
-  if (!block || !unitStep || g.batch < 2 || g.outWidth >= STRIP_BELOW || padRight < 0) return false;
+  if (!block || !stripsFor(block) || !unitStep || g.batch < 2 || g.outWidth >= STRIP_BELOW || padRight < 0) return false;
   if (g.outChannels % block !== 0 || b.y.readAsNchw || !keepsLayouts()) return false;
   const gap = Math.max(g.padLeft, padRight);
   const withBias = b.bias !== undefined;
