@@ -1,7 +1,7 @@
 /** The `alexnet` command: output for good input, one clear line and a non-zero exit for bad input. */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -249,6 +249,15 @@ test('predict: top-K classes with probabilities for image files; an unreadable i
   assert.equal(text.code, 1);
   assert.match(text.stdout, new RegExp(`^${png.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
   assert.match(text.stderr, /^alexnet: cannot decode image .*not.png/);
+  // A link in a folder that leads nowhere is one unreadable image, not the end of the command.
+  const linked = join(dir, 'linked');
+  mkdirSync(linked);
+  copyFileSync(png, join(linked, 'a.png'));
+  symlinkSync(join(dir, 'nowhere.png'), join(linked, 'gone.png'));
+  const dangling = alexnet('predict', '--model', dir, linked, '--top', '1');
+  assert.equal(dangling.code, 1);
+  assert.match(dangling.stdout, /a\.png: /);
+  assert.match(dangling.stderr, /^alexnet: cannot decode image .*gone\.png/);
 });
 
 test('a checkpoint that does not match its model is refused', async () => {

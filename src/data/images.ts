@@ -13,7 +13,8 @@ export function imageFilesIn(paths: readonly string[]): string[] {
       .sort()
       .flatMap((name) => {
         const entry = join(path, name);
-        if (statSync(entry).isDirectory()) return imageFilesIn([entry]);
+        // A dangling link stays an image path: it is reported as unreadable beside the others, not thrown here.
+        if (statSync(entry, { throwIfNoEntry: false })?.isDirectory()) return imageFilesIn([entry]);
         return PHOTO_EXTENSIONS.includes(extname(name).toLowerCase()) ? [entry] : [];
       });
   });
