@@ -13,6 +13,7 @@ import {
   planNet,
   summarize,
 } from '../src/index.js';
+import { Sgd } from '../src/train/sgd.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
 
 const total = (spec: NetSpec, key: 'params' | 'macsPerExample') => summarize(planNet(spec, 1)).reduce((n, r) => n + r[key], 0);
@@ -192,6 +193,35 @@ test('a net built with weights holds them, not an initialisation; wrong weights 
   assert.throws(() => Net.build(spec, { backend, batch: 1, weights: misshapen }), /parameter 'fc.bias' is \[1, 2\], the net's is \[2\]/);
   assert.throws(() => Net.build(spec, { backend, batch: 1, weights: { 'fc.weight': weights['fc.weight'] } }), /'fc.bias' is missing/);
   assert.equal(backend.allocatedBytes, before);
+  await backend.dispose();
+});
+
+test('a net built for inference computes what a trainable one does, in the memory of its values alone; gradients are refused', async () => {
+  const spec = alexnetSmall({ inputSize: 28, channels: 1, classes: 10 });
+  const backend = await WasmBackend.create({ threads: 1 });
+  const x = Float32Array.from({ length: 3 * 28 * 28 }, (_, i) => Math.sin(i));
+  const logits = async (net: Net) => {
+    net.setInput('data', x);
+    net.forward();
+    return Float32Array.from(await net.read('fc8'));
+  };
+  const trainable = Net.build(spec, { backend, batch: 3, seed: 5 });
+  const expected = await logits(trainable);
+  const before = backend.allocatedBytes; // the backend's scratch has grown to what a forward pass needs
+  const inference = Net.build(spec, { backend, batch: 3, seed: 5, inference: true });
+  assert.deepEqual(await logits(inference), expected);
+  const values = [...Object.values(await trainable.readParams())].reduce((n, v) => n + 4 * v.length, 0);
+  // A trainable net holds each parameter twice (value, gradient) and most activations twice; an inference net once.
+  assert.ok(inference.plannedBytes() < trainable.plannedBytes() - values, `${inference.plannedBytes()} of ${trainable.plannedBytes()}`);
+  const refused = /built for inference \(no gradients\)/;
+  assert.throws(() => inference.backward(), refused);
+  assert.throws(() => inference.readGrad('fc8'), refused);
+  assert.throws(() => inference.params[0]!.grad, refused);
+  assert.throws(() => new Sgd(inference, { lr: 0.1 }), /built for inference \(no gradients\) and cannot be trained/);
+  assert.throws(() => Net.build(spec, { backend, batch: 1, inference: true, inputGradients: true }), /keeps no input gradients/);
+  inference.dispose();
+  assert.equal(backend.allocatedBytes, before);
+  trainable.dispose();
   await backend.dispose();
 });
 

@@ -42,7 +42,8 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
   const threads = options.threads ?? 1;
   const training = options.mode === 'train';
   const { backend } = await createBackend(options.backend ?? 'auto', threads);
-  const net = Net.build(training ? withLoss(options.spec) : options.spec, { backend, batch: options.batch, seed: 1 });
+  const spec = training ? withLoss(options.spec) : options.spec;
+  const net = Net.build(spec, { backend, batch: options.batch, seed: 1, inference: !training });
   const sgd = training ? new Sgd(net, { lr: 0.001 }) : null;
   const rng = new Philox(7);
   const { data, labels, classes } = netRoles(net);

@@ -675,7 +675,7 @@ async function openBackend(choice: BackendChoice, threads: number): Promise<Back
 async function withModel(opts: ModelCliOptions, batch: number, use: (model: OpenedModel) => Promise<void>) {
   const backend = opts.threads === 0 ? new ReferenceBackend() : await openBackend(opts.backend, opts.threads);
   try {
-    await use(openModel(opts.model, { batch, backend, arch: opts.arch, preprocess: opts.preprocess }));
+    await use(openModel(opts.model, { batch, backend, arch: opts.arch, preprocess: opts.preprocess, inference: true }));
   } finally {
     await backend.dispose();
   }

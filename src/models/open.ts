@@ -93,7 +93,8 @@ export interface OpenedModel extends NetRoles {
   run?: Partial<RunOptions>;
 }
 
-export function openModel(source: string, options: ReadOptions & { batch: number; backend: Backend }): OpenedModel {
+/** The model's net, built for `batch` on `backend` with its weights; `inference` as `Net.build`'s (no gradients). */
+export function openModel(source: string, options: ReadOptions & { batch: number; backend: Backend; inference?: boolean }): OpenedModel {
   const model = readModel(source, options);
   if (!model.params)
     throw new Error(`${source} is ${model.kind === 'zoo' ? 'a zoo architecture' : 'a net spec'} without weights: train it first`);
