@@ -77,7 +77,7 @@ export class Net {
 
   static build(spec: NetSpec, options: BuildOptions): Net {
     const seed = options.seed ?? 0;
-    if (options.inference && options.inputGradients) throw new Error(`${spec.name}: a net built for inference keeps no input gradients`);
+    if (options.inference && options.inputGradients) throw new Error('a net built for inference keeps no input gradients');
     const plan = planNet(spec, options.batch); // validates everything before allocating anything
     const net = new Net(spec, options.backend ?? new ReferenceBackend(), plan, seed, options.inference ?? false);
     net.allocate(options.inputGradients ?? false);
@@ -241,7 +241,7 @@ export class Net {
   }
 
   private noGradients(): Error {
-    return new Error(`${this.spec.name}: the net was built for inference (no gradients); build it without inference: true to train`);
+    return new Error('the net was built for inference (no gradients): build it without inference: true to train');
   }
 
   private producer(blob: Blob): Node | undefined {

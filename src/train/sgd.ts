@@ -28,7 +28,7 @@ export class Sgd {
     readonly net: Net,
     options: SgdOptions,
   ) {
-    if (net.inference) throw new Error(`${net.spec.name}: the net was built for inference (no gradients) and cannot be trained`);
+    if (net.inference) throw new Error('the net was built for inference (no gradients) and cannot be trained');
     this.lr = options.lr;
     this.momentum = options.momentum ?? 0.9;
     this.weightDecay = options.weightDecay ?? 0.0005;
