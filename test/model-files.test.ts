@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -228,4 +228,31 @@ test('predict: a 1000-class torchvision state_dict names ImageNet classes, its p
   assertClose([top[0]!.probability], [probability], 1e-6, 1e-4, 'top-1 probability');
   const { stdout: text } = await alexnet('predict', '--model', join(dir, 'imagenet.safetensors'), photo, '--top', '1');
   assert.equal(text.trim(), `${photo}: ${IMAGENET_CLASSES[best]} ${(100 * probability).toFixed(1)}%`);
+});
+
+test("the ONNX zoo's bvlc_alexnet layout (unread Dropout masks) opens in info, run, predict and eval", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'zoo-'));
+  const model = join(CAFFE, 'bvlc_alexnet_small_opset3.onnx');
+  const info = JSON.parse((await alexnet('info', '--model', model, '--json')).stdout) as { layers: { type: string }[] };
+  assert.equal(info.layers.filter((l) => l.type === 'dropout').length, 2);
+  await alexnet('run', '--model', model, '--input', join(CAFFE, 'input.npy'), '--output', join(dir, 'y.npy'));
+  assertClose(npy(join(dir, 'y.npy')).data, npy(join(CAFFE, 'logits.npy')).data, 1e-4, 1e-4, 'run');
+  // a flat colour: every input value is the pixel less Caffe's mean pixel, in BGR
+  const photo = join(dir, 'class0', 'photo.png');
+  mkdirSync(join(dir, 'class0'));
+  await sharp({ create: { width: 300, height: 260, channels: 3, background: { r: 200, g: 120, b: 40 } } })
+    .png()
+    .toFile(photo);
+  const x = new Float32Array(3 * 227 * 227);
+  [40 - 104, 120 - 117, 200 - 123].forEach((v, c) => x.fill(v, c * 227 * 227, (c + 1) * 227 * 227));
+  writeFileSync(join(dir, 'x.npy'), serializeNpy([1, 3, 227, 227], x));
+  await alexnet('run', '--model', model, '--input', join(dir, 'x.npy'), '--output', join(dir, 'z.npy'));
+  const z = npy(join(dir, 'z.npy')).data;
+  const best = z.indexOf(Math.max(...z));
+  const [{ top }] = JSON.parse((await alexnet('predict', '--model', model, photo, '--json')).stdout) as { top: { class: number }[] }[];
+  assert.equal(top[0]!.class, best);
+  const scored = JSON.parse((await alexnet('eval', '--model', model, '--data', dir, '--json')).stdout) as { count: number; loss: number };
+  assert.equal(scored.count, 1);
+  const logSum = Math.log(Array.from(z, (v) => Math.exp(v - z[best]!)).reduce((a, b) => a + b)) + z[best]!;
+  assertClose([scored.loss], [logSum - z[0]!], 1e-5, 1e-4, "eval's loss: class 0's cross-entropy");
 });

@@ -95,3 +95,36 @@ test('opset 18 (newer exporters): the opset-17 export relabelled, whose operator
   const expected = parseNpy(readFileSync(join(DIR, 'logits_paper.npy')), 'logits');
   assertClose(await run(importOnnx(model, { source: 'opset18.onnx' }), input.data), expected.data, 1e-5, 1e-4, 'opset 18');
 });
+
+test("an unread second output (Dropout's mask, MaxPool's indices) is dropped; one a node reads is refused, naming it", async () => {
+  const path = join(import.meta.dirname, '..', '..', 'test', 'fixtures', 'onnx-caffe', 'bvlc_alexnet_small_opset3.onnx');
+  const masked = decodeModel(readFileSync(path), path);
+  const nodes = masked.graph!.node!;
+  assert.deepEqual(
+    nodes.filter((n) => n.opType === 'Dropout').map((n) => n.output),
+    [
+      ['fc6_3', '_fc6_mask_1'],
+      ['fc7_3', '_fc7_mask_1'],
+    ],
+    "Caffe2's layout: every mask named",
+  );
+  const pool = nodes.find((n) => n.opType === 'MaxPool')!;
+  pool.output = [...pool.output!, 'pool1_indices'];
+  const imported = importOnnx(masked, { source: 'zoo.onnx' });
+  assert.deepEqual(
+    imported.spec.layers.filter((l) => l.type === 'dropout').map((l) => l.outputs),
+    [['fc6_3'], ['fc7_3']],
+  );
+
+  const read = decodeModel(readFileSync(path), path);
+  const softmax = read.graph!.node!.find((n) => n.opType === 'Softmax')!;
+  softmax.input = ['_fc7_mask_1'];
+  softmax.name = 'uses_mask';
+  assert.throws(
+    () => importOnnx(read, { source: 'zoo.onnx' }),
+    /^UnsupportedOnnxError: zoo\.onnx: Dropout node 'fc7_3': its output 2 '_fc7_mask_1' is read by Softmax node 'uses_mask'; the engine computes a node's first output only$/,
+  );
+  const output = decodeModel(readFileSync(path), path);
+  output.graph!.output!.push({ ...output.graph!.output![0]!, name: '_fc6_mask_1' });
+  assert.throws(() => importOnnx(output, { source: 'zoo.onnx' }), /'_fc6_mask_1' is read by the graph \(one of its outputs\)/);
+});

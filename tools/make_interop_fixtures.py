@@ -13,7 +13,8 @@ training checkpoint with DataParallel's prefixes, with strided and storage-shari
 would run a command, a whole pickled nn.Module, a legacy-format file and a truncated one.
 
 onnx-caffe/: a scaled-down bvlc_alexnet as the ONNX model zoo has it (Caffe's layout: two columns,
-LRN, 227-pixel input, Gemm, a Softmax output), written with ONNX's helper API at old opsets.
+LRN, 227-pixel input, Gemm, a Softmax output, every Dropout's unread mask output as Caffe2 exported
+it), written with ONNX's helper API at old opsets.
 """
 import io
 import json
@@ -169,8 +170,8 @@ def caffe_layout(opset):
         params[f'{name}_b_0'] = rng.normal(0, 0.1, out).astype(np.float32)
     nodes = []
 
-    def node(op, inputs, output, **attrs):
-        nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+    def node(op, inputs, output, extra_outputs=(), **attrs):
+        nodes.append(helper.make_node(op, inputs, [output, *extra_outputs], name=output, **attrs))
         return output
 
     x = 'data_0'
@@ -197,9 +198,9 @@ def caffe_layout(opset):
             if opset >= 12:  # the ratio became an input, beside training_mode
                 params[f'{name}_ratio'] = np.array(0.5, dtype=np.float32)
                 params[f'{name}_training'] = np.array(False)
-                x = node('Dropout', [x, f'{name}_ratio', f'{name}_training'], f'{name}_3')
-            else:
-                x = node('Dropout', [x], f'{name}_3', ratio=0.5, **({'is_test': 1} if opset < 7 else {}))
+                x = node('Dropout', [x, f'{name}_ratio', f'{name}_training'], f'{name}_3', [f'_{name}_mask_1'])
+            else:  # Caffe2's export names every mask, which nothing reads
+                x = node('Dropout', [x], f'{name}_3', [f'_{name}_mask_1'], ratio=0.5, **({'is_test': 1} if opset < 7 else {}))
     node('Softmax', [x], 'prob_1')
     graph = helper.make_graph(
         nodes, 'bvlc_alexnet_small',

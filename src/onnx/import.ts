@@ -274,7 +274,6 @@ const converters: Record<string, Converter> = {
     );
   },
   MaxPool(im, node, name) {
-    if ((node.output ?? []).filter(Boolean).length > 1) im.refuse(`MaxPool '${name}': the Indices output is not supported`);
     const x = node.input![0]!;
     const xShape = im.data(node, x);
     const a = attributes(node);
@@ -425,8 +424,6 @@ const converters: Record<string, Converter> = {
   },
   Dropout(im, node, name) {
     const [x, ratio, trainingMode] = node.input!;
-    if ((node.output ?? []).filter(Boolean).length > 1)
-      im.refuse(`Dropout '${name}': the mask output is not supported (the engine's dropout keeps its mask for backward only)`);
     if (trainingMode && im.constant(node, trainingMode).data[0])
       im.refuse(`Dropout '${name}': training_mode=true draws random masks at inference`);
     const p = ratio ? im.constant(node, ratio).data[0]! : attributes(node).float('ratio', 0.5);
@@ -475,7 +472,9 @@ export function importOnnx(model: ModelProto, options: ImportOptions = {}): Impo
         : [],
     );
     if (unsupported.length > 0) im.refuse(`unsupported operators (supported: ${supportedOnnxOps.join(', ')}): ${unsupported.join(', ')}`);
-    nodes.forEach((node, index) => converters[node.opType]!(im, node, layerName(node, index)));
+    withoutUnreadOutputs(nodes, model.graph!.output ?? [], im).forEach((node, index) =>
+      converters[node.opType]!(im, node, layerName(node, index)),
+    );
     const imported = im.finish();
     planNet(imported.spec, imported.batch); // the whole net's shapes, checked before anyone builds it
     return imported;
@@ -484,6 +483,28 @@ export function importOnnx(model: ModelProto, options: ImportOptions = {}): Impo
     // a layer's own shape check (SpecError) or a reader's: named after the file
     throw new UnsupportedOnnxError(`${source}: ${(error as Error).message}`);
   }
+}
+
+/** The engine computes each node's first output only. A second one that nothing reads (Dropout's
+ * mask, MaxPool's indices: Caffe2's exports, the ONNX zoo's bvlc_alexnet among them, name every
+ * Dropout's mask) is dropped; one that a node or the graph reads is refused, naming the reader. */
+function withoutUnreadOutputs(nodes: NodeProto[], graphOutputs: { name: string }[], im: Importer): NodeProto[] {
+  const readers = new Map<string, string>();
+  for (const [index, node] of nodes.entries())
+    for (const input of node.input ?? []) if (input) readers.set(input, `${node.opType} node '${node.name || `#${index}`}'`);
+  for (const output of graphOutputs) readers.set(output.name, 'the graph (one of its outputs)');
+  return nodes.map((node, index) => {
+    const [first, ...rest] = node.output ?? [];
+    for (const [i, extra] of rest.entries()) {
+      const reader = extra ? readers.get(extra) : undefined;
+      if (reader)
+        im.refuse(
+          `${node.opType} node '${node.name || `#${index}`}': its output ${i + 2} '${extra}' is read by ${reader}; ` +
+            `the engine computes a node's first output only`,
+        );
+    }
+    return rest.length > 0 ? { ...node, output: [first!] } : node;
+  });
 }
 
 /** A layer's name: its weight initialiser's prefix (`features.0` for `features.0.weight`), so the
