@@ -12,7 +12,8 @@ import { cropAndFlip } from '../src/data/augment.js';
 import { imageSetBatches } from '../src/data/batches.js';
 import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
 import { afterEpoch, initialScheduleState, learningRateAt, parseSchedule } from '../src/train/schedule.js';
-import { evaluate, train } from '../src/train/trainer.js';
+import { divergenceBound, evaluate, train } from '../src/train/trainer.js';
+import { classesAbove } from '../src/train/evaluate.js';
 import { setUpRun } from '../src/train/setup.js';
 import { resolveModel } from '../src/models/index.js';
 import { specClasses } from '../src/net/roles.js';
@@ -275,11 +276,34 @@ test('training drives the loss of a small batch near zero', async () => {
   assert.equal(metrics.at(-1)!.valTop1Error, 0);
 });
 
-test('a NaN loss stops the run with a clear message', async () => {
+test('a NaN loss stops the run with one line naming its settings', async () => {
   await assert.rejects(
     train(options(mkdtempSync(join(tmpdir(), 'nan-')), { lr: 1e30 })),
-    /the loss became (NaN|Infinity) at epoch 1, step \d+ \(learning rate 1e\+30, momentum 0.9, weight decay 0.0005, batch 8\): the run diverged; lower --lr or --momentum/,
+    /^Error: the loss became (NaN|Infinity|[\d.e+]+, over [\d.e+]+) at epoch 1, step \d+ \(learning rate 1\.0e\+30, momentum 0\.9, weight decay 0\.0005, batch 8, init pytorch\): the run diverged; lower --lr or --momentum, or check the data\. The last good checkpoint is none \(it diverged in the first epoch\)$/,
   );
+});
+
+test('a diverging run stops and keeps its last good checkpoint; the bound is 100 × ln(classes) or the first loss', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'diverge-'));
+  await train(options(dir, { stopAfterSteps: 9 }));
+  const good = readFileSync(join(dir, 'last.safetensors'));
+  await assert.rejects(
+    train(options(dir, { resume: true, lr: 1e6, overrides: ['lr'] })),
+    (error: Error) =>
+      /^the loss became .* at epoch 2, step \d+ \(learning rate 1\.0e\+6, .*\): the run diverged; .*The last good checkpoint is .*last\.safetensors$/.test(
+        error.message,
+      ),
+  );
+  assert.ok(readFileSync(join(dir, 'last.safetensors')).equals(good), 'the last good checkpoint is kept as it was');
+  assert.equal(divergenceBound(10), 100 * Math.log(10));
+  assert.equal(divergenceBound(2, 103), 10300, "a first loss above ln(classes) (another task's weights) sets the scale");
+  assert.equal(divergenceBound(1000, NaN), 100 * Math.log(1000));
+});
+
+test('a row of scores with a NaN is a miss at every rank, not a hit', () => {
+  assert.equal(classesAbove([0.1, NaN, 0.2], 0, 3, 2), 3);
+  assert.equal(classesAbove([NaN, NaN, NaN], 0, 3, 0), 3);
+  assert.equal(classesAbove([0.1, 0.5, 0.2], 0, 3, 1), 0);
 });
 
 test("evaluation with mirror images averages each image's softmax with its reflection's", async () => {

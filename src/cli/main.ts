@@ -34,7 +34,7 @@ import { sizeOf } from '../tensor.js';
 import { CHANGEABLE } from '../train/settings.js';
 import { memorySize } from '../train/data.js';
 import { inputSide, setUpRun } from '../train/setup.js';
-import { recipes } from '../train/recipes.js';
+import { defaultRecipe, formatNumber, recipes, resolveSettings, type TrainingSettings } from '../train/recipes.js';
 import { train } from '../train/trainer.js';
 
 /** A numeric option's parser: the value must be a number within a range, stated in the error. */
@@ -176,22 +176,12 @@ function progress(text: string): void {
   if (process.stderr.isTTY) process.stderr.write(`\r${text}\x1b[K`);
 }
 
-interface TrainCliOptions {
+interface TrainCliOptions extends Partial<TrainingSettings> {
   backend: BackendChoice;
   data: string;
   out: string;
   model?: string;
-  epochs: number;
-  batch: number;
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  schedule: string;
-  val: number;
-  init: string;
-  cropPad: number;
-  flip: boolean;
-  pca: number;
+  val?: number;
   loaders: number;
   threads: number;
   seed: number;
@@ -215,9 +205,13 @@ program
   .addOption(
     new Option(
       '--recipe <name>',
-      `every setting of a published run, where not given here: ${Object.entries(recipes)
-        .map(([n, r]) => `${n} (${r.describe})`)
-        .join(', ')}`,
+      `the settings not given here (each zoo net has its own, --init-from takes fine-tune; the learning rate is ` +
+        `scaled to the batch): ${Object.entries(recipes)
+          .map(([n, r]) => {
+            const nets = Object.entries(models).filter(([, m]) => m.recipe === n);
+            return `${n} (${r.describe}${nets.length ? `; ${nets.map(([name]) => name).join(', ')}` : ''})`;
+          })
+          .join(', ')}`,
     ).choices(Object.keys(recipes)),
   )
   .option(
@@ -228,27 +222,25 @@ program
   .option('--freeze [layers]', 'with --init-from: train only the classifier, or leave these comma-separated layers as they are', (v) =>
     v.split(',').map((n) => n.trim()),
   )
-  .option(
-    '--epochs <n>',
-    'epochs (the default recipe: ~11 min for Fashion-MNIST on 2 cores with oneDNN)',
-    numberIn(1, 100_000, { integer: true }),
-    10,
-  )
-  .option('--batch <n>', 'batch size', batchSize, 64)
-  .option('--lr <x>', 'learning rate ε (the peak, with a warm-up)', numberIn(0, 1000, { openMin: true }), 0.05)
-  .option('--momentum <x>', 'momentum', numberIn(0, 1, { openMax: true }), 0.9)
-  .option('--weight-decay <x>', 'weight decay', numberIn(0, 1, { openMax: true }), 0.0005)
+  .option('--epochs <n>', "epochs (the recipe's: scaled 10, ~11 min for Fashion-MNIST on 2 cores)", numberIn(1, 100_000, { integer: true }))
+  .option('--batch <n>', "batch size (the recipe's, at most a quarter of the training images)", batchSize)
+  .option('--lr <x>', "learning rate ε (the recipe's, scaled to the batch)", numberIn(0, 1000, { openMin: true }))
+  .option('--momentum <x>', 'momentum', numberIn(0, 1, { openMax: true }))
+  .option('--weight-decay <x>', 'weight decay', numberIn(0, 1, { openMax: true }))
   .option(
     '--schedule <s>',
     'plateau[:patience[:maxDrops]] (the paper) | steps:E1,E2 (epochs or % of --epochs) | linear[:warmupEpochs] | constant',
-    'linear:0.3',
   )
-  .option('--val <n>', 'training images held out for validation', positiveInt, 5000)
-  .addOption(new Option('--init <scheme>', 'parameter initialisation').choices(Object.keys(initializers)).default('kaiming'))
-  .option('--crop-pad <n>', 'random crops from images padded by n pixels (0: none)', numberIn(0, 1024, { integer: true }), 0)
+  .option(
+    '--val <n>',
+    "training images held out for validation (default: a store's or folder's val split, else 10 % of the training images, at most 5,000)",
+    positiveInt,
+  )
+  .addOption(new Option('--init <scheme>', 'parameter initialisation').choices(Object.keys(initializers)))
+  .option('--crop-pad <n>', 'random crops from images padded by n pixels (0: none)', numberIn(0, 1024, { integer: true }))
   .option('--no-flip', 'no random horizontal flips')
   .option('--loaders <n>', 'on a store: threads assembling batches ahead of training (0: none)', numberIn(0, 64, { integer: true }), 1)
-  .option('--pca <sigma>', "on a store: the PCA colour noise's α deviation (the paper's 0.1; 0: none)", numberIn(0, 10), 0.1)
+  .option('--pca <sigma>', "on a store: the PCA colour noise's α deviation (the paper's 0.1; 0: none)", numberIn(0, 10))
   .addOption(threadsOption())
   .addOption(backendOption())
   .option('--seed <n>', 'random seed', numberIn(0, 2 ** 32 - 1, { integer: true }), 0)
@@ -269,9 +261,10 @@ program
   .action(async (cliOptions: TrainCliOptions, command: Command) => {
     if (cliOptions.resume && cliOptions.force) throw new Error('--resume continues a run and --force starts it over: give one of them');
     if (cliOptions.override && !cliOptions.resume) throw new Error('--override only applies with --resume');
-    if (cliOptions.recipe) applyRecipe(cliOptions, command);
     const opts: ResumedOptions = cliOptions.resume ? withRunSettings(cliOptions, command) : cliOptions;
-    const schedule = typeof opts.schedule === 'string' ? parseSchedule(opts.schedule, opts.epochs) : (opts.schedule as ScheduleSpec);
+    const given = givenSettings(opts, command);
+    const recipe = opts.recipe ?? defaultRecipe(opts);
+    const augment = resolveSettings(recipe, given).settings;
     const names =
       opts.classNames === undefined
         ? undefined
@@ -290,9 +283,9 @@ program
       seed: opts.seed,
       classes: opts.classes,
       classNames: names,
-      cropPad: opts.cropPad,
-      flip: opts.flip,
-      pca: opts.pca,
+      cropPad: augment.cropPad,
+      flip: augment.flip,
+      pca: augment.pca,
       loaders: opts.loaders,
       ...(opts.normalisation ? { normalisation: opts.normalisation } : {}),
       ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
@@ -301,6 +294,10 @@ program
     });
     progress('');
     const { mean, std } = data;
+    const resolved = resolveSettings(recipe, given, data.train.count);
+    const settings = resolved.settings;
+    const schedule = typeof opts.schedule === 'object' ? (opts.schedule as ScheduleSpec) : parseSchedule(settings.schedule, settings.epochs);
+    if (!opts.resume) console.log(resolved.described);
     const backend = await openBackend(opts.backend, opts.threads);
     const stop = stopOnSignals();
     const start = performance.now();
@@ -311,17 +308,18 @@ program
         train: data.train,
         validation: data.validation,
         outDir: opts.out,
-        epochs: opts.epochs,
-        batch: opts.batch,
-        lr: opts.lr,
-        momentum: opts.momentum,
-        weightDecay: opts.weightDecay,
+        epochs: settings.epochs,
+        batch: settings.batch,
+        lr: settings.lr,
+        momentum: settings.momentum,
+        weightDecay: settings.weightDecay,
         schedule,
         seed: opts.seed,
-        init: opts.init as keyof typeof initializers,
+        init: settings.init as keyof typeof initializers,
         ...(initFrom ? { initFrom } : {}),
         ...(frozen ? { frozen } : {}),
-        ...(opts.recipe ? { recipe: opts.recipe } : {}),
+        recipe,
+        validationSplit: data.validationSplit,
         augment: data.augment,
         mean,
         std,
@@ -333,8 +331,8 @@ program
         interrupted: () => stop.signal !== undefined,
         onStart: () =>
           console.log(
-            `training ${spec.name ?? opts.model ?? 'the model'} on ${data.train.count} images (${opts.val} held out) ` +
-              `for ${opts.epochs} epochs, batch ${opts.batch}, into ${opts.out}`,
+            `training ${spec.name ?? opts.model ?? 'the model'} on ${data.train.count} images (validation: ${data.validationFrom}) ` +
+              `for ${settings.epochs} epochs, batch ${settings.batch}, into ${opts.out}`,
           ),
         onResume: (r) =>
           console.log(
@@ -343,14 +341,15 @@ program
           ),
         onProgress: (p) =>
           progress(
-            `epoch ${p.epoch} ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  ${p.imagesPerSecond.toFixed(0)} images/s  ` +
-              `ETA ${p.imagesPerSecond > 0 ? (((p.batches - p.batch) * opts.batch) / p.imagesPerSecond).toFixed(0) : '?'} s`,
+            `epoch ${p.epoch} ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  ${grouped(p.imagesPerSecond)} images/s  ` +
+              `ETA ${p.imagesPerSecond > 0 ? (((p.batches - p.batch) * settings.batch) / p.imagesPerSecond).toFixed(0) : '?'} s`,
           ),
         onEpoch: (m) => {
           progress('');
           console.log(
             `epoch ${m.epoch}: loss ${m.loss.toFixed(4)}, train error ${(100 * m.trainError).toFixed(2)}%, ` +
-              `validation top-1 error ${(100 * m.valTop1Error).toFixed(2)}%, lr ${m.lr}, ${m.imagesPerSecond.toFixed(0)} images/s`,
+              `validation loss ${m.valLoss.toFixed(4)}, top-1 error ${(100 * m.valTop1Error).toFixed(2)}%, ` +
+              `lr ${formatNumber(m.lr)}, ${grouped(m.imagesPerSecond)} images/s`,
           );
         },
       });
@@ -360,7 +359,7 @@ program
           `interrupted: saved ${join(opts.out, RUN_FILES.last)}; continue with: alexnet train --data ${opts.data} --out ${opts.out} --resume`,
         );
       } else {
-        await finishRun(net, opts, data.test, () => stop.signal !== undefined, start);
+        await finishRun(net, { ...opts, flip: settings.flip }, data.test, () => stop.signal !== undefined, start);
       }
     } finally {
       stop.release();
@@ -382,23 +381,41 @@ async function finishRun(net: Net, opts: TrainCliOptions, test: BatchSource, int
     return;
   }
   const result = evaluated.singleView ?? evaluated;
+  finiteLoss(result, test.source);
   const mirrored = opts.flip ? ` (${(100 * evaluated.top1).toFixed(2)}% averaged with mirror images)` : '';
   console.log(
-    `test accuracy ${(100 * result.top1).toFixed(2)}%${mirrored} (top-5 ${(100 * result.top5).toFixed(2)}%) ` +
-      `on ${result.count} images, ${((performance.now() - start) / 1000).toFixed(0)} s`,
+    `test accuracy ${(100 * result.top1).toFixed(2)}%${mirrored} (top-5 ${(100 * result.top5).toFixed(2)}%), ` +
+      `loss ${result.loss.toFixed(4)} on ${result.count} images, ${((performance.now() - start) / 1000).toFixed(0)} s`,
   );
 }
 
-/** A recipe's settings wherever the command line gives none; printed, and recorded with the run. */
-function applyRecipe(opts: TrainCliOptions, command: Command): void {
-  const { settings } = recipes[opts.recipe!]!;
-  const applied = Object.entries(settings).filter(([key]) => command.getOptionValueSource(key) !== 'cli');
-  for (const [key, value] of applied) (opts as unknown as Record<string, unknown>)[key] = value;
-  console.log(`recipe ${opts.recipe}: ${applied.map(([key, value]) => `${key} ${String(value)}`).join(', ')}`);
+/** An accuracy means nothing beside a loss that is not a number: the net's outputs are not. */
+function finiteLoss(result: EvalResult, source: string): void {
+  if (!Number.isFinite(result.loss))
+    throw new Error(`the loss on ${source} is ${result.loss}: the model's outputs are not finite numbers, so it has no accuracy`);
+}
+
+/** Throughput for people: 12,345. */
+function grouped(x: number): string {
+  return Math.round(x).toLocaleString('en-US');
+}
+
+/** The recipe's settings the user gave: on the command line, or recorded by the run being resumed. */
+function givenSettings(opts: ResumedOptions, command: Command): Partial<TrainingSettings> {
+  const keys = Object.keys(recipes.scaled!.settings) as (keyof TrainingSettings)[];
+  return Object.fromEntries(
+    keys.filter((key) => command.getOptionValueSource(key) === 'cli' || opts.stored?.includes(key)).map((key) => [key, opts[key]]),
+  );
 }
 
 /** `--resume`: every setting not given on the command line is the run's own (its model too). */
-type ResumedOptions = TrainCliOptions & { spec?: NetSpec; normalisation?: { mean: number; std: number }; preprocess?: Preprocess };
+type ResumedOptions = TrainCliOptions & {
+  spec?: NetSpec;
+  normalisation?: { mean: number; std: number };
+  preprocess?: Preprocess;
+  /** The settings the run recorded. */
+  stored?: string[];
+};
 
 function withRunSettings(opts: TrainCliOptions, command: Command): ResumedOptions {
   const last = join(opts.out, RUN_FILES.last);
@@ -412,10 +429,12 @@ function withRunSettings(opts: TrainCliOptions, command: Command): ResumedOption
     momentum: run.momentum,
     weightDecay: run.weightDecay,
     schedule: run.schedule,
-    val: run.validationImages,
+    val: run.validationSplit ? undefined : run.validationImages,
     init: run.init,
     cropPad: run.augment?.pad,
     flip: run.augment?.flip,
+    pca: run.augment?.pca,
+    recipe: run.recipe,
     seed: run.seed,
     classNames: run.classNames,
     classes: specClasses(spec),
@@ -423,9 +442,8 @@ function withRunSettings(opts: TrainCliOptions, command: Command): ResumedOption
     freeze: run.frozen,
   };
   const merged: Record<string, unknown> = { ...opts };
-  for (const [key, value] of Object.entries(stored)) {
-    if (value !== undefined && command.getOptionValueSource(key) !== 'cli') merged[key] = value;
-  }
+  const kept = Object.entries(stored).filter(([key, value]) => value !== undefined && command.getOptionValueSource(key) !== 'cli');
+  for (const [key, value] of kept) merged[key] = value;
   const normalisation =
     run.initFrom !== undefined && run.mean !== undefined && run.std !== undefined ? { mean: run.mean, std: run.std } : undefined;
   return {
@@ -433,6 +451,7 @@ function withRunSettings(opts: TrainCliOptions, command: Command): ResumedOption
     ...(opts.model === undefined ? { spec } : {}),
     ...(normalisation ? { normalisation } : {}),
     ...(run.initFrom !== undefined && run.preprocess ? { preprocess: run.preprocess } : {}),
+    stored: kept.map(([key]) => key),
   };
 }
 
@@ -537,13 +556,15 @@ modelCommand('eval', "top-1/top-5 accuracy and loss of a model on a dataset: its
   )
   .option('--json', 'print {"top1", "top5", "loss", "count"}')
   .action(async (opts: ModelCliOptions & { data: string; batch?: number; mirror?: boolean; crops: 'center' | 'ten'; json?: boolean }) => {
-    const report = (result: EvalResult) =>
+    const report = (result: EvalResult) => {
+      finiteLoss(result, opts.data);
       console.log(
         opts.json
           ? JSON.stringify(result)
           : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, ` +
               `loss ${result.loss.toFixed(4)} on ${result.count} images`,
       );
+    };
     if (isStore(opts.data) || isPhotoFolder(opts.data)) {
       const windows = opts.crops === 'ten' ? 10 : 1;
       await withModel(opts, (opts.batch ?? 16) * windows, async (model) => {

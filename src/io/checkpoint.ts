@@ -49,6 +49,8 @@ export interface RunOptions {
   frozen?: string[];
   /** The named recipe (`--recipe`) the settings came from. */
   recipe?: string;
+  /** Validation was the dataset's own val split, not held-out training images. */
+  validationSplit?: boolean;
   /** Sizes of the training and validation sets: a resumed run must see the same data. */
   trainImages: number;
   validationImages: number;

@@ -4,27 +4,47 @@ import { CAFFE, type Preprocess, TORCHVISION } from '../data/preprocess.js';
 import type { NetSpec } from '../net/spec.js';
 import { alexnet, alexnetCaffe, alexnetSmall, alexnetTorchvision } from './alexnet.js';
 
-/** Each with the preprocessing its pretrained weights (where they exist) expect. */
-export const models: Record<string, { describe: string; spec: () => NetSpec; preprocess?: Preprocess }> = {
-  alexnet: { describe: "the paper's two-column net, 224×224 input (conv1 padded by 2)", spec: () => alexnet({ inputSize: 224 }) },
-  'alexnet-227': { describe: "the paper's two-column net, 227×227 input as Caffe", spec: () => alexnet({ inputSize: 227 }) },
+export interface ZooModel {
+  describe: string;
+  spec: () => NetSpec;
+  /** The preprocessing its pretrained weights (where they exist) expect. */
+  preprocess?: Preprocess;
+  /** The training recipe it trains well with (train/recipes.ts). */
+  recipe: string;
+}
+
+export const models: Record<string, ZooModel> = {
+  alexnet: {
+    describe: "the paper's two-column net, 224×224 input (conv1 padded by 2)",
+    spec: () => alexnet({ inputSize: 224 }),
+    recipe: 'alexnet',
+  },
+  'alexnet-227': {
+    describe: "the paper's two-column net, 227×227 input as Caffe",
+    spec: () => alexnet({ inputSize: 227 }),
+    recipe: 'alexnet',
+  },
   'alexnet-caffe': {
     describe: "Caffe's bvlc_alexnet: 227×227 input, Caffe's LRN (α/n, k = 1), ceil pooling",
     spec: () => alexnetCaffe(),
     preprocess: CAFFE,
+    recipe: 'alexnet',
   },
   'alexnet-torchvision': {
     describe: "torchvision's one-column alexnet, 224×224 input, its layers named as torchvision's",
     spec: () => alexnetTorchvision(),
     preprocess: TORCHVISION,
+    recipe: 'torchvision',
   },
   'alexnet-small-28': {
     describe: 'the scaled AlexNet for 28×28 grey images, 10 classes (MNIST, Fashion-MNIST)',
     spec: () => alexnetSmall({ inputSize: 28, channels: 1, classes: 10 }),
+    recipe: 'scaled',
   },
   'alexnet-small-32': {
     describe: 'the scaled AlexNet for 32×32 colour images, 10 classes (CIFAR-10)',
     spec: () => alexnetSmall({ inputSize: 32, channels: 3, classes: 10 }),
+    recipe: 'scaled',
   },
 };
 

@@ -1,11 +1,12 @@
 /**
  * A training run's data from a folder: an in-memory IDX/CIFAR set, a prepared photo store, or a
  * small folder of photos decoded into memory as `prepare` would store it. Each
- * become batch sources for training (augmented), validation (held-out training images) and the
- * final test (the dataset's test split, or the store's val split), with the settings to record.
+ * become batch sources for training (augmented), validation (the store's or folder's own val
+ * split, else held-out training images) and the final test (the dataset's test split, or the
+ * store's val split), with the settings to record.
  */
 import { type BatchSource, imageSetBatches, storeBatches, storePreprocess } from '../data/batches.js';
-import { isPhotoFolder, loadDataset, pixelStatistics, splitValidation } from '../data/dataset.js';
+import { imageCount, isPhotoFolder, loadDataset, pixelStatistics, splitValidation } from '../data/dataset.js';
 import type { PhotoDataset } from '../data/photos.js';
 import type { Preprocess } from '../data/preprocess.js';
 import { prefetchingStoreBatches } from '../data/loader.js';
@@ -24,12 +25,17 @@ export interface TrainingData {
   mean: number;
   std: number;
   preprocess?: Preprocess;
+  /** Where the validation images come from, for people: "5000 training images held out (10 %)". */
+  validationFrom: string;
+  /** Validation is the dataset's own val split (which is then the test set too). */
+  validationSplit: boolean;
   close(): void | Promise<void>;
 }
 
 export interface DataOptions {
-  /** Training images held out for validation, chosen by the seed. */
-  val: number;
+  /** Training images held out for validation, chosen by the seed. Without it: the store's or
+   * folder's own val split where there is one, else `defaultHoldOut` of the training images. */
+  val?: number;
   seed: number;
   classes?: number;
   classNames?: string[];
@@ -63,6 +69,15 @@ export function memorySize(inputSize: number): number {
   return Math.max(inputSize, Math.round((inputSize * 256) / 224));
 }
 
+/** A tenth of the training images, at most 5,000 (Fashion-MNIST's and CIFAR's usual hold-out). */
+export function defaultHoldOut(trainImages: number): number {
+  return Math.max(1, Math.min(5000, Math.round(trainImages / 10)));
+}
+
+function heldOutFrom(count: number, given: number | undefined, total: number): string {
+  return `${count} training images held out${given === undefined ? ` (${Math.round((100 * count) / total)} %)` : ''}`;
+}
+
 export async function openTrainingData(dir: string, o: DataOptions): Promise<TrainingData> {
   const index = storeOf(dir);
   if (index) {
@@ -76,7 +91,8 @@ export async function openTrainingData(dir: string, o: DataOptions): Promise<Tra
     return recordData(readers.train, readers.val, { ...o, loaders: 0 });
   }
   const { train: all, test } = loadDataset(dir, { classes: o.classes, classNames: o.classNames });
-  const { train, validation } = splitValidation(all, o.val, o.seed);
+  const val = o.val ?? defaultHoldOut(imageCount(all));
+  const { train, validation } = splitValidation(all, val, o.seed);
   const { mean, std } = o.normalisation ?? pixelStatistics(train);
   const augment = { pad: o.cropPad, flip: o.flip };
   const plain = { pad: 0, flip: false };
@@ -89,17 +105,21 @@ export async function openTrainingData(dir: string, o: DataOptions): Promise<Tra
     augment,
     mean,
     std,
+    validationFrom: heldOutFrom(val, o.val, imageCount(all)),
+    validationSplit: false,
     close: () => {},
   };
 }
 
-/** A store's (or photos decoded in memory) training split less `val` held-out images; its val
- * split is the test set. */
+/** A store's (or photos decoded in memory) training split; validation is its val split, or `val`
+ * held-out training images; the val split is the test set (the held-out images without one). */
 function recordData(train: RecordReader, test: RecordReader | undefined, o: DataOptions): TrainingData {
   const { index } = train;
   const crop = o.inputSize ?? index.size;
-  if (o.val >= train.count)
-    throw new Error(`holding out ${o.val} images for validation leaves none to train on (the store has ${train.count})`);
+  const useSplit = o.val === undefined && test !== undefined;
+  const val = useSplit ? 0 : (o.val ?? defaultHoldOut(train.count));
+  if (val >= train.count)
+    throw new Error(`holding out ${val} images for validation leaves none to train on (the store has ${train.count})`);
   const order = shuffled(train.count, o.seed, streams.validationSplit);
   const preprocess = o.preprocess ? { ...o.preprocess, resize: index.size } : storePreprocess(train);
   const augment = { pad: 0, crop: true, flip: o.flip, pca: o.pca };
@@ -114,16 +134,20 @@ function recordData(train: RecordReader, test: RecordReader | undefined, o: Data
         )
       : storeBatches(train, crop, preprocess, augment);
   const centre = storeBatches(train, crop, preprocess, plain);
+  const heldOut = indexed(centre, order.subarray(0, val), `${centre.source} (validation)`);
+  const testSet = test ? storeBatches(test, crop, preprocess, plain) : heldOut;
   return {
-    train: indexed(all, order.subarray(o.val), all.source),
-    validation: indexed(centre, order.subarray(0, o.val), `${centre.source} (validation)`),
-    test: test ? storeBatches(test, crop, preprocess, plain) : indexed(centre, order.subarray(0, o.val), `${centre.source} (validation)`),
+    train: indexed(all, order.subarray(val), all.source),
+    validation: useSplit ? testSet : heldOut,
+    test: testSet,
     classes: index.classIds.length,
     classNames: index.classNames,
     augment,
     mean: preprocess.mean[0]!,
     std: preprocess.std[0]!,
     preprocess,
+    validationFrom: useSplit ? `the val split's ${test!.count} images` : heldOutFrom(val, o.val, train.count),
+    validationSplit: useSplit,
     close: async () => {
       await all.close?.();
       train.close();

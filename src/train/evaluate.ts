@@ -34,10 +34,15 @@ export function yieldToEvents(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
 }
 
-/** How many classes score above the label in one row of scores (0: a top-1 hit). */
+/** How many classes score above the label in one row of scores (0: a top-1 hit). A row with a NaN
+ * is a miss at every rank: a diverged net must not score as a perfect one. */
 export function classesAbove(scores: ArrayLike<number>, start: number, classes: number, label: number): number {
   let above = 0;
-  for (let c = 0; c < classes; c++) if (scores[start + c]! > scores[start + label]!) above++;
+  for (let c = 0; c < classes; c++) {
+    const score = scores[start + c]!;
+    if (Number.isNaN(score)) return classes;
+    if (score > scores[start + label]!) above++;
+  }
   return above;
 }
 

@@ -29,6 +29,7 @@ import { classesAbove, evaluate, Interrupted, yieldToEvents } from './evaluate.j
 import { type EpochMetrics, RunFolder } from './run-folder.js';
 import { afterEpoch, initialScheduleState, learningRateAt, type ScheduleSpec, type ScheduleState } from './schedule.js';
 import { resumeSettings } from './settings.js';
+import { formatNumber } from './recipes.js';
 import { Sgd } from './sgd.js';
 
 export { type EpochMetrics } from './run-folder.js';
@@ -57,6 +58,8 @@ export interface TrainOptions {
   frozen?: string[];
   /** The named recipe the settings came from, recorded. */
   recipe?: string;
+  /** Validation is the dataset's own val split (recorded: a resumed run takes it again). */
+  validationSplit?: boolean;
   /** The sources' augmentation and normalisation, recorded with the run (the sources apply them):
    * random crops from the image zero-padded by `pad` pixels (or, from a store, crops of the input
    * size), horizontal flips, PCA colour noise; (x/255 − mean) / std, or `preprocess` per channel. */
@@ -102,6 +105,8 @@ interface RunState {
   schedule: ScheduleState;
   /** The dropout generator's position (a list: checkpoints of data-parallel runs held one per replica). */
   dropout: PhiloxState[];
+  /** The run's first loss: with ln(classes), the scale a diverging loss is measured against. */
+  firstLoss?: number;
   /** The best validation error so far, and the epoch that reached it (whose weights `best` holds). */
   best: number | null;
   bestEpoch?: number;
@@ -193,6 +198,7 @@ function runOptions(o: TrainOptions): RunOptions {
     ...(o.initFrom ? { initFrom: o.initFrom.source } : {}),
     ...(o.frozen?.length ? { frozen: o.frozen } : {}),
     ...(o.recipe ? { recipe: o.recipe } : {}),
+    ...(o.validationSplit ? { validationSplit: true } : {}),
     trainImages: o.train.count,
     validationImages: o.validation.count,
   };
@@ -267,7 +273,8 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
       await o.train.fill(order, state.batchInEpoch * o.batch, (state.batchInEpoch + 1) * o.batch, x, y, augmentation);
       state.schedule.lr = learningRateAt(o.schedule, state.schedule, o.lr, state.step, batches, batches * o.epochs);
       const { loss, logits: z } = await step(net, sgd, roles, x, y, state.schedule.lr);
-      if (!Number.isFinite(loss)) throw new Error(divergence(loss, state, o, folder));
+      state.firstLoss ??= loss;
+      if (!(loss <= divergenceBound(classes, state.firstLoss))) throw new Error(divergence('the loss', loss, classes, state, o, folder));
       for (let b = 0; b < o.batch; b++) if (classesAbove(z, b * classes, classes, y[b]!) === 0) state.correct++;
       state.lossSum += loss * o.batch;
       state.seen += o.batch;
@@ -289,6 +296,7 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
       if (error instanceof Interrupted) return stopHere(epochStart, seenAtStart);
       throw error;
     }
+    if (!Number.isFinite(val.loss)) throw new Error(divergence('the validation loss', val.loss, classes, state, o, folder));
     wallSeconds += trainedSeconds;
     const m: EpochMetrics = {
       ...epochSums(state),
@@ -330,11 +338,24 @@ function rate(images: number, seconds: number): number {
   return seconds > 0 ? images / seconds : 0;
 }
 
-function divergence(loss: number, state: RunState, o: TrainOptions, folder: RunFolder): string {
-  const last = folder.has('last') ? folder.path('last') : 'none (first epoch)';
-  const settings = `learning rate ${state.schedule.lr}, momentum ${o.momentum}, weight decay ${o.weightDecay}, batch ${o.batch}`;
+/** A batch's mean loss 100 times what guessing scores (ln(classes)) or the run's first loss,
+ * whichever is larger, is a run that has diverged, not one that learns: the paper's net at a
+ * learning rate meant for another batch size reached 2.5e12 after an epoch, while healthy runs
+ * start near ln(classes), or higher from another task's weights (103 for a 2-class classifier on
+ * a random Caffe-layout net's features), and fall. */
+export function divergenceBound(classes: number, firstLoss = 0): number {
+  return 100 * Math.max(Math.log(Math.max(classes, 2)), Number.isFinite(firstLoss) ? firstLoss : 0);
+}
+
+function divergence(what: string, loss: number, classes: number, state: RunState, o: TrainOptions, folder: RunFolder): string {
+  const last = folder.has('last') ? folder.path('last') : 'none (it diverged in the first epoch)';
+  const settings =
+    `${o.recipe ? `recipe ${o.recipe}, ` : ''}learning rate ${formatNumber(state.schedule.lr)}, momentum ${o.momentum}, ` +
+    `weight decay ${o.weightDecay}, batch ${o.batch}, init ${o.initFrom ? `from ${o.initFrom.source}` : o.init}`;
+  const bound = divergenceBound(classes, state.firstLoss);
+  const value = Number.isFinite(loss) ? `${formatNumber(loss)}, over ${formatNumber(bound)}` : String(loss);
   return (
-    `the loss became ${loss} at epoch ${state.epoch + 1}, step ${state.step + 1} (${settings}): ` +
+    `${what} became ${value} at epoch ${state.epoch + 1}, step ${state.step + 1} (${settings}): ` +
     `the run diverged; lower --lr or --momentum, or check the data. The last good checkpoint is ${last}`
   );
 }
@@ -376,6 +397,18 @@ function restore(net: Net, sgd: Sgd, checkpoint: Checkpoint, path: string): RunS
 
 /** The fields of a run state in one order: a resumed run writes the same bytes as an unbroken one. */
 function ordered(s: RunState): RunState {
-  const { epoch, batchInEpoch, step, schedule, dropout, best, bestEpoch, lossSum, correct, seen } = s;
-  return { epoch, batchInEpoch, step, schedule, dropout, best, ...(bestEpoch === undefined ? {} : { bestEpoch }), lossSum, correct, seen };
+  const { epoch, batchInEpoch, step, schedule, dropout, firstLoss, best, bestEpoch, lossSum, correct, seen } = s;
+  return {
+    epoch,
+    batchInEpoch,
+    step,
+    schedule,
+    dropout,
+    ...(firstLoss === undefined ? {} : { firstLoss }),
+    best,
+    ...(bestEpoch === undefined ? {} : { bestEpoch }),
+    lossSum,
+    correct,
+    seen,
+  };
 }

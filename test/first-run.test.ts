@@ -1,0 +1,149 @@
+/**
+ * What a new user runs first: `alexnet train --model NAME --data DATA --out RUN` and nothing else.
+ * Each zoo net trains with its own recipe (the learning rate scaled to the batch that fits the
+ * data) on a small generated photo store (the 224/227 nets) or IDX and photo folders (the scaled
+ * nets), and its loss stays finite and falls. The recipes' rules are checked on their own.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import sharp from 'sharp';
+import { prepareStore } from '../src/data/store.js';
+import { models } from '../src/models/index.js';
+import { Philox } from '../src/random.js';
+import { defaultHoldOut } from '../src/train/data.js';
+import { defaultRecipe, formatNumber, recipes, resolveSettings } from '../src/train/recipes.js';
+import { idx } from './helpers.js';
+
+const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+
+/** Class c: a disc (even c) or a square (odd c) of its own colour on a noisy grey ground, placed
+ * and sized at random, on photos of random sizes: learnable, not constant. */
+async function photoFolder(perClass: { train: number; val: number }, classes = 4): Promise<string> {
+  const root = mkdtempSync(join(tmpdir(), 'first-run-photos-'));
+  const rng = new Philox(2012);
+  const colours = [
+    [200, 50, 40],
+    [40, 90, 210],
+    [60, 180, 60],
+    [220, 200, 40],
+  ];
+  for (const [split, count] of Object.entries(perClass))
+    for (let c = 0; c < classes; c++) {
+      const dir = join(root, split, `class${c}`);
+      mkdirSync(dir, { recursive: true });
+      for (let i = 0; i < count; i++) {
+        const [w, h] = [200 + rng.nextInt(120), 200 + rng.nextInt(120)];
+        const [cx, cy, r] = [w * (0.3 + 0.4 * rng.nextFloat()), h * (0.3 + 0.4 * rng.nextFloat()), Math.min(w, h) * (0.2 + 0.1 * rng.nextFloat())];
+        const pixels = Buffer.alloc(w * h * 3);
+        for (let y = 0; y < h; y++)
+          for (let x = 0; x < w; x++) {
+            const inside = c % 2 === 0 ? (x - cx) ** 2 + (y - cy) ** 2 < r * r : Math.abs(x - cx) < r && Math.abs(y - cy) < r;
+            for (let k = 0; k < 3; k++) pixels[(y * w + x) * 3 + k] = inside ? colours[c]![k]! + rng.nextInt(30) : 100 + rng.nextInt(80);
+          }
+        await sharp(pixels, { raw: { width: w, height: h, channels: 3 } })
+          .jpeg({ quality: 90 })
+          .toFile(join(dir, `p${i}.jpg`));
+      }
+    }
+  return root;
+}
+
+/** 28×28 grey images whose class (of 4) is the bright band of rows, with noise, as IDX files. */
+function bandDataset(train: number, test: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'first-run-idx-'));
+  const rng = new Philox(28);
+  for (const [split, count] of [
+    ['train', train],
+    ['t10k', test],
+  ] as const) {
+    const labels = Uint8Array.from({ length: count }, (_, i) => i % 4);
+    const pixels = new Uint8Array(count * 784);
+    labels.forEach((label, i) => {
+      for (let k = 0; k < 784; k++) pixels[i * 784 + k] = (Math.floor(k / 28 / 7) === label ? 150 : 30) + rng.nextInt(100);
+    });
+    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([count, 28, 28], pixels));
+    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([count], labels));
+  }
+  return dir;
+}
+
+const photos = photoFolder({ train: 13, val: 3 });
+const store = photos.then(async (folder) => {
+  const out = join(mkdtempSync(join(tmpdir(), 'first-run-store-')), 'store');
+  await prepareStore(folder, out, {});
+  return out;
+});
+
+/** `alexnet train` with no settings but the epochs; the run's first line and its epoch losses. */
+function trainDefaults(model: string, data: string, epochs: number) {
+  const out = join(mkdtempSync(join(tmpdir(), 'first-run-')), 'run');
+  const r = spawnSync(process.execPath, [CLI, 'train', '--model', model, '--data', data, '--out', out, '--epochs', String(epochs)], {
+    encoding: 'utf8',
+  });
+  assert.equal(r.status, 0, `${model}: ${r.stderr}`);
+  const losses = readFileSync(join(out, 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line) as { loss: number; valLoss: number });
+  return { stdout: r.stdout, losses };
+}
+
+function assertLearns(model: string, losses: { loss: number; valLoss: number }[]) {
+  for (const [i, m] of losses.entries()) {
+    assert.ok(Number.isFinite(m.loss) && Number.isFinite(m.valLoss), `${model}: epoch ${i + 1}'s losses ${m.loss}, ${m.valLoss}`);
+  }
+  const [first, last] = [losses[0]!.loss, losses.at(-1)!.loss];
+  assert.ok(last < first, `${model}: the training loss went from ${first} to ${last}: ${losses.map((m) => m.loss.toFixed(3))}`);
+}
+
+for (const name of Object.keys(models).filter((n) => !n.startsWith('alexnet-small'))) {
+  test(`first run: ${name} trains on a small photo store with its defaults (recipe ${models[name]!.recipe}), its loss finite and falling`, async () => {
+    const { stdout, losses } = trainDefaults(name, await store, 3);
+    const recipe = recipes[models[name]!.recipe]!.settings;
+    const lr = formatNumber((recipe.lr * 8) / recipe.batch);
+    assert.match(stdout, new RegExp(`^recipe ${models[name]!.recipe}: batch 8 \\(a quarter of 52 training images at most\\), lr ${lr} `));
+    assert.match(stdout, /validation: the val split's 12 images/);
+    assertLearns(name, losses);
+  });
+}
+
+test('first run: the scaled nets train with their defaults on 28×28 IDX files and a folder of photos', async () => {
+  const grey = trainDefaults('alexnet-small-28', bandDataset(2000, 200), 2);
+  assert.match(grey.stdout, /^recipe scaled: batch 64, lr 0\.05, /);
+  assert.match(grey.stdout, /\(validation: 200 training images held out \(10 %\)\)/);
+  assertLearns('alexnet-small-28', grey.losses);
+  const colour = trainDefaults('alexnet-small-32', await photos, 4);
+  assertLearns('alexnet-small-32', colour.losses);
+});
+
+test("recipes: the learning rate scales with the batch, a batch too big for the data is fitted, the user's values win", () => {
+  const paper = resolveSettings('paper', { batch: 8 });
+  assert.equal(paper.settings.lr, 0.000625, "the paper's 0.01 at 128 is 0.000625 at 8");
+  assert.match(paper.described, /^recipe paper: epochs 90, lr 6\.25e-4 \(0\.01 × 8\/128\), momentum 0\.9, /);
+  assert.equal(resolveSettings('paper', { batch: 8, lr: 0.003 }).settings.lr, 0.003, 'a given rate is not scaled');
+  assert.equal(resolveSettings('paper', {}).settings.lr, 0.01);
+  const fitted = resolveSettings('alexnet', {}, 47);
+  assert.deepEqual([fitted.settings.batch, fitted.settings.lr], [8, 0.000625], 'a quarter of 47 images: batch 8');
+  assert.equal(resolveSettings('alexnet', { batch: 32 }, 47).settings.batch, 32, 'a given batch is kept');
+  assert.equal(resolveSettings('alexnet', {}, 100_000).settings.batch, 128);
+  assert.equal(resolveSettings('alexnet', {}, 3).settings.batch, 1);
+  assert.equal(resolveSettings('scaled', { epochs: 2, flip: false }).settings.flip, false);
+  assert.throws(() => resolveSettings('nope', {}), /^Error: unknown recipe 'nope' \(known: paper, alexnet, torchvision, scaled, fine-tune\)$/);
+  for (const [name, model] of Object.entries(models)) assert.ok(recipes[model.recipe], `${name}'s recipe ${model.recipe} exists`);
+});
+
+test('recipes: which a run takes by default; the validation hold-out by default', async () => {
+  assert.equal(defaultRecipe({ model: 'alexnet', data: 'x' }), 'alexnet');
+  assert.equal(defaultRecipe({ model: 'alexnet-torchvision', data: 'x' }), 'torchvision');
+  assert.equal(defaultRecipe({ model: 'alexnet-small-28', data: 'x' }), 'scaled');
+  assert.equal(defaultRecipe({ model: 'my-net.json', data: 'x' }), 'scaled');
+  assert.equal(defaultRecipe({ model: 'alexnet', initFrom: 'run', data: 'x' }), 'fine-tune');
+  assert.equal(defaultRecipe({ data: await store }), 'alexnet', "photos train the paper's net");
+  assert.equal(defaultRecipe({ data: bandDataset(8, 4) }), 'scaled');
+  assert.deepEqual([60_000, 50_000, 52, 3, 1].map(defaultHoldOut), [5000, 5000, 5, 1, 1]);
+  assert.deepEqual([6.000744092267442e-6, 0.05, 0.000625, 123456, 2.5e12].map(formatNumber), ['6.0e-6', '0.05', '6.25e-4', '1.23e+5', '2.5e+12']);
+});
