@@ -205,7 +205,7 @@ test('train refuses an existing run without --resume or --force, an unwritable f
   assert.match(badData.stderr.trim(), /^alexnet: .*train-labels-idx1-ubyte: record 3 has label 3, beyond the 3 classes \(labels 0–2\)$/);
   assert.equal(existsSync(join(parent, 'never')), false);
   const diverged = await alexnet([...trainArgs(join(parent, 'nan')), '--lr', '1000']).done;
-  assert.match(diverged.stderr, /^alexnet: the loss became (NaN|Infinity|[\d.e+]+, over [\d.e+]+) at .*the run diverged.*$/);
+  assert.match(diverged.stderr.trim(), /^alexnet: the loss became (NaN|Infinity|[\d.e+]+, over [\d.e+]+) at .*the run diverged.*$/);
   assert.equal(existsSync(join(parent, 'nan')), false, 'a run that failed before its first checkpoint leaves no folder');
 });
 

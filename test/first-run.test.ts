@@ -12,7 +12,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { prepareStore } from '../src/data/store.js';
+import { serializeSafetensors } from '../src/io/safetensors.js';
 import { models } from '../src/models/index.js';
+import { paramShapes } from '../src/net/net.js';
+import { sizeOf } from '../src/tensor.js';
 import { Philox } from '../src/random.js';
 import { defaultHoldOut } from '../src/train/data.js';
 import { defaultRecipe, formatNumber, recipes, resolveSettings } from '../src/train/recipes.js';
@@ -37,7 +40,11 @@ async function photoFolder(perClass: { train: number; val: number }, classes = 4
       mkdirSync(dir, { recursive: true });
       for (let i = 0; i < count; i++) {
         const [w, h] = [200 + rng.nextInt(120), 200 + rng.nextInt(120)];
-        const [cx, cy, r] = [w * (0.3 + 0.4 * rng.nextFloat()), h * (0.3 + 0.4 * rng.nextFloat()), Math.min(w, h) * (0.2 + 0.1 * rng.nextFloat())];
+        const [cx, cy, r] = [
+          w * (0.3 + 0.4 * rng.nextFloat()),
+          h * (0.3 + 0.4 * rng.nextFloat()),
+          Math.min(w, h) * (0.2 + 0.1 * rng.nextFloat()),
+        ];
         const pixels = Buffer.alloc(w * h * 3);
         for (let y = 0; y < h; y++)
           for (let x = 0; x < w; x++) {
@@ -101,7 +108,7 @@ function assertLearns(model: string, losses: { loss: number; valLoss: number }[]
 }
 
 for (const name of Object.keys(models).filter((n) => !n.startsWith('alexnet-small'))) {
-  test(`first run: ${name} trains on a small photo store with its defaults (recipe ${models[name]!.recipe}), its loss finite and falling`, async () => {
+  test(`first run: ${name} trains on a small photo store with its defaults (recipe ${models[name]!.recipe}), loss falling`, async () => {
     const { stdout, losses } = trainDefaults(name, await store, 3);
     const recipe = recipes[models[name]!.recipe]!.settings;
     const lr = formatNumber((recipe.lr * 8) / recipe.batch);
@@ -132,7 +139,10 @@ test("recipes: the learning rate scales with the batch, a batch too big for the 
   assert.equal(resolveSettings('alexnet', {}, 100_000).settings.batch, 128);
   assert.equal(resolveSettings('alexnet', {}, 3).settings.batch, 1);
   assert.equal(resolveSettings('scaled', { epochs: 2, flip: false }).settings.flip, false);
-  assert.throws(() => resolveSettings('nope', {}), /^Error: unknown recipe 'nope' \(known: paper, alexnet, torchvision, scaled, fine-tune\)$/);
+  assert.throws(
+    () => resolveSettings('nope', {}),
+    /^Error: unknown recipe 'nope' \(known: paper, alexnet, torchvision, scaled, fine-tune\)$/,
+  );
   for (const [name, model] of Object.entries(models)) assert.ok(recipes[model.recipe], `${name}'s recipe ${model.recipe} exists`);
 });
 
@@ -145,5 +155,34 @@ test('recipes: which a run takes by default; the validation hold-out by default'
   assert.equal(defaultRecipe({ data: await store }), 'alexnet', "photos train the paper's net");
   assert.equal(defaultRecipe({ data: bandDataset(8, 4) }), 'scaled');
   assert.deepEqual([60_000, 50_000, 52, 3, 1].map(defaultHoldOut), [5000, 5000, 5, 1, 1]);
-  assert.deepEqual([6.000744092267442e-6, 0.05, 0.000625, 123456, 2.5e12].map(formatNumber), ['6.0e-6', '0.05', '6.25e-4', '1.23e+5', '2.5e+12']);
+  assert.deepEqual([6.000744092267442e-6, 0.05, 0.000625, 123456, 2.5e12].map(formatNumber), [
+    '6.0e-6',
+    '0.05',
+    '6.25e-4',
+    '1.23e+5',
+    '2.5e+12',
+  ]);
+});
+
+test('eval refuses to print an accuracy beside a loss that is not a number', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'nan-model-'));
+  const spec = models['alexnet-small-28']!.spec();
+  const tensors = Object.fromEntries(
+    [...paramShapes(spec)].map(([name, shape]) => [
+      name,
+      { shape, data: new Float32Array(sizeOf(shape)).fill(name === 'fc8.bias' ? NaN : 0) },
+    ]),
+  );
+  writeFileSync(join(dir, 'nan.safetensors'), serializeSafetensors(tensors));
+  const data = bandDataset(8, 8);
+  const r = spawnSync(
+    process.execPath,
+    [CLI, 'eval', '--model', join(dir, 'nan.safetensors'), '--arch', 'alexnet-small-28', '--data', data],
+    {
+      encoding: 'utf8',
+    },
+  );
+  assert.equal(r.status, 1);
+  assert.equal(r.stdout, '');
+  assert.match(r.stderr, /^alexnet: the loss on .* is NaN: the model's outputs are not finite numbers, so it has no accuracy\n$/);
 });

@@ -399,7 +399,11 @@ test('a small folder of photos trains and evaluates without a store, decoded in 
   const r = spawnSync(process.execPath, [CLI, ...args, '--val', '2', '--lr', '0.01', '--threads', '1'], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /class folders, 2 classes, train 13 images, val 6 images: decoding in memory/);
-  assert.match(r.stdout, /training rgb32 on 9 images \(validation: 2 training images held out\)/, 'the corrupt and truncated files skipped');
+  assert.match(
+    r.stdout,
+    /training rgb32 on 9 images \(validation: 2 training images held out\)/,
+    'the corrupt and truncated files skipped',
+  );
   const options = readCheckpoint(join(parent, 'run', 'last.safetensors')).state.options as { preprocess: { resize: number } };
   assert.equal(options.preprocess.resize, 37, "32 × 256/224: the paper's proportion");
   const e = spawnSync(process.execPath, [CLI, 'eval', '--model', join(parent, 'run'), '--data', root, '--json', '--threads', '1'], {

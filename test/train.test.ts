@@ -287,12 +287,10 @@ test('a diverging run stops and keeps its last good checkpoint; the bound is 100
   const dir = mkdtempSync(join(tmpdir(), 'diverge-'));
   await train(options(dir, { stopAfterSteps: 9 }));
   const good = readFileSync(join(dir, 'last.safetensors'));
-  await assert.rejects(
-    train(options(dir, { resume: true, lr: 1e6, overrides: ['lr'] })),
-    (error: Error) =>
-      /^the loss became .* at epoch 2, step \d+ \(learning rate 1\.0e\+6, .*\): the run diverged; .*The last good checkpoint is .*last\.safetensors$/.test(
-        error.message,
-      ),
+  await assert.rejects(train(options(dir, { resume: true, lr: 1e6, overrides: ['lr'] })), (error: Error) =>
+    /^the loss became .* at epoch 2, step \d+ \(learning rate 1\.0e\+6, .*\): the run diverged; .*The last good checkpoint is .*last\.safetensors$/.test(
+      error.message,
+    ),
   );
   assert.ok(readFileSync(join(dir, 'last.safetensors')).equals(good), 'the last good checkpoint is kept as it was');
   assert.equal(divergenceBound(10), 100 * Math.log(10));

@@ -296,7 +296,8 @@ program
     const { mean, std } = data;
     const resolved = resolveSettings(recipe, given, data.train.count);
     const settings = resolved.settings;
-    const schedule = typeof opts.schedule === 'object' ? (opts.schedule as ScheduleSpec) : parseSchedule(settings.schedule, settings.epochs);
+    const schedule =
+      typeof opts.schedule === 'object' ? (opts.schedule as ScheduleSpec) : parseSchedule(settings.schedule, settings.epochs);
     if (!opts.resume) console.log(resolved.described);
     const backend = await openBackend(opts.backend, opts.threads);
     const stop = stopOnSignals();

@@ -142,7 +142,11 @@ export function resolveSettings(name: string, given: Partial<TrainingSettings>, 
       if (key === 'batch' && fitted) return `batch ${batch} (a quarter of ${trainImages} training images at most)`;
       return `${key} ${String(settings[key])}`;
     });
-  return { recipe: name, settings, described: notes.length > 0 ? `recipe ${name}: ${notes.join(', ')}` : `recipe ${name}: all settings given` };
+  return {
+    recipe: name,
+    settings,
+    described: notes.length > 0 ? `recipe ${name}: ${notes.join(', ')}` : `recipe ${name}: all settings given`,
+  };
 }
 
 /** A number for people: 3 significant digits, exponent form for small and large magnitudes (6.0e-6). */
@@ -150,5 +154,8 @@ export function formatNumber(x: number): string {
   if (x === 0 || !Number.isFinite(x)) return String(x);
   const magnitude = Math.abs(x);
   if (magnitude >= 1e-3 && magnitude < 1e5) return String(Number(x.toPrecision(3)));
-  return x.toExponential(2).replace(/\.?0+e/, 'e').replace(/^(-?\d)e/, '$1.0e');
+  return x
+    .toExponential(2)
+    .replace(/\.?0+e/, 'e')
+    .replace(/^(-?\d)e/, '$1.0e');
 }
