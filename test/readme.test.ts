@@ -4,6 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { ENVIRONMENT } from '../src/config.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -18,4 +19,16 @@ test('the README example runs and gives a sane loss and gradient', () => {
   const [, loss, gradient] = /loss (\S+), \|dL\/dconv1.weight\|₁ = (\S+)/.exec(output) ?? [];
   assert.ok(Math.abs(Number(loss) - Math.log(10)) < 0.5, `loss ${loss} should be near ln 10 for an untrained 10-class net`);
   assert.ok(Number(gradient) > 0, 'the gradient reaches conv1');
+});
+
+test("every environment variable is read in src/config.ts alone, and README's table lists each with its meaning", () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  for (const [name, meaning] of Object.entries(ENVIRONMENT)) assert.ok(readme.includes(`| \`${name}\` | ${meaning} |`), `README: ${name}`);
+  const sources = execFileSync('grep', ['-rln', 'process\\.env', join(ROOT, 'src')], { encoding: 'utf8' })
+    .trim()
+    .split('\n');
+  assert.deepEqual(
+    sources.map((path) => path.slice(ROOT.length + 1)),
+    ['src/config.ts'],
+  );
 });

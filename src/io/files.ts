@@ -6,12 +6,13 @@
  */
 import { closeSync, fstatSync, fsyncSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { readEnvironment } from '../config.js';
 
 const TEMPORARY = /\.tmp-(\d+)$/;
 
 /** Fault injection for tests: `ALEXNET_FAULT_KILL_IN_WRITE=n` SIGKILLs the process half-way
  * through its n-th atomic write (counting from 1), as a power cut or an OOM kill would. */
-const killInWrite = Number(process.env.ALEXNET_FAULT_KILL_IN_WRITE ?? 0);
+const killInWrite = Number(readEnvironment('ALEXNET_FAULT_KILL_IN_WRITE') ?? 0);
 let writes = 0;
 
 export function writeFileAtomic(path: string, bytes: Uint8Array | string): void {

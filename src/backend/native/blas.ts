@@ -5,6 +5,7 @@
  * another library. The generic reference BLAS is refused: it is slower than our wasm GEMM.
  */
 import { openLibrary } from './ffi.js';
+import { defaultEnvironment } from '../../config.js';
 
 const ROW_MAJOR = 101,
   NO_TRANS = 111,
@@ -57,7 +58,7 @@ function open(): Blas | string {
   // OpenBLAS's threads spin for 2^28 cycles (~0.1 s) after each call, on the cores the wasm threads
   // need for the layers between GEMMs: the paper net's batch-1 inference ran 25–28 images/s so,
   // 33–37 with 2^18 (read when the library loads; a value set by the user wins). Training: no loss.
-  process.env.OPENBLAS_THREAD_TIMEOUT ??= '18';
+  defaultEnvironment('OPENBLAS_THREAD_TIMEOUT', '18');
   const found = openLibrary('OpenBLAS', CANDIDATES, 'ALEXNET_BLAS', 'libopenblas0-pthread');
   if (typeof found === 'string') return found;
   const { lib, path } = found;

@@ -9,7 +9,7 @@
  * oneDNN 2.x's C API only (3.x changed it); `ALEXNET_DNNL` names another library file, or is `off`.
  */
 import { type Koffi, type NativeLibrary, openLibrary } from './ffi.js';
-import { keepsLayouts } from './layouts.js';
+import { defaultEnvironment, keepsLayouts, readEnvironment } from '../../config.js';
 import type { Conv2dGeometry, KernelTable, LinearParams } from '../kernels.js';
 
 export type ConvolutionKind = 'forward' | 'backward_data' | 'backward_weights';
@@ -109,10 +109,10 @@ export function loadDnnl(): Dnnl | string {
 }
 
 function open(): Dnnl | string {
-  if (process.env.ALEXNET_DNNL === 'off') return 'oneDNN turned off (ALEXNET_DNNL=off)';
+  if (readEnvironment('ALEXNET_DNNL') === 'off') return 'oneDNN turned off (ALEXNET_DNNL=off)';
   // OpenMP's threads spin after each call on the cores the wasm threads need between convolutions
   // (as OpenBLAS's do, blas.ts); passive waiting gives them back (a value set by the user wins).
-  process.env.OMP_WAIT_POLICY ??= 'passive';
+  defaultEnvironment('OMP_WAIT_POLICY', 'passive');
   const found = openLibrary('oneDNN', CANDIDATES, 'ALEXNET_DNNL', 'libdnnl2');
   if (typeof found === 'string') return found;
   try {

@@ -1,5 +1,6 @@
 /** Native libraries through koffi (an FFI library whose npm package ships its prebuilt binaries). */
 import { createRequire } from 'node:module';
+import { type EnvironmentVariable, readEnvironment } from '../../config.js';
 
 export interface NativeLibrary {
   func(signature: string): (...args: unknown[]) => unknown;
@@ -23,7 +24,7 @@ export interface Koffi {
 export function openLibrary(
   name: string,
   candidates: readonly string[],
-  variable: string,
+  variable: EnvironmentVariable,
   debian: string,
 ): { koffi: Koffi; lib: NativeLibrary; path: string } | string {
   let koffi: Koffi;
@@ -32,7 +33,7 @@ export function openLibrary(
   } catch (error) {
     return `the koffi package cannot be loaded (${(error as Error).message.split('\n')[0]})`;
   }
-  const wanted = process.env[variable];
+  const wanted = readEnvironment(variable);
   const tried: string[] = [];
   for (const path of wanted ? [wanted] : candidates) {
     try {

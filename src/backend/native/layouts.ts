@@ -9,10 +9,6 @@
 import { KERNEL_WRITES, type KernelName, type KernelTable } from '../kernels.js';
 import type { Dnnl, Layout, Placed } from './dnnl.js';
 
-/** Whether convolutions leave their outputs in oneDNN's layouts; `ALEXNET_DNNL_LAYOUT=nchw` turns it off, read at each call
- * so that bench/ab-env.mjs can compare both in one process. (Here, not in dnnl.ts: the browser's bundle reaches this module.) */
-export const keepsLayouts = () => process.env.ALEXNET_DNNL_LAYOUT !== 'nchw';
-
 /** A buffer of the wasm backend, as this module sees it. */
 export interface Tensor extends Placed {
   readonly length: number;

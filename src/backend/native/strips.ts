@@ -13,7 +13,7 @@
 import type { Conv2dGeometry } from '../kernels.js';
 import { task } from '../wasm/tasks.js';
 import type { Dnnl, Placed } from './dnnl.js';
-import { keepsLayouts } from './layouts.js';
+import { keepsLayouts, stripsSetting } from '../../config.js';
 import type { KernelHost } from './routes.js';
 
 /** Output widths below which a strip pays. */
@@ -24,7 +24,7 @@ const STRIP_BELOW = 16;
  * A/B, the torchvision net's batch-64 pass ran 0.925–0.932× the time without strips, the paper net's 0.976×.
  * `ALEXNET_DNNL_STRIPS=on|off` overrides, read at each call (so the tests run the strip path on any CPU).
  */
-const stripsFor = (block: number) => process.env.ALEXNET_DNNL_STRIPS === 'on' || (block === 8 && process.env.ALEXNET_DNNL_STRIPS !== 'off');
+const stripsFor = (block: number) => stripsSetting() === 'on' || (block === 8 && stripsSetting() !== 'off');
 /** Images per strip: 16 ran as fast as 64 (conv4 at 13×13: 34–35 ms per 16 images, 132–142 per 64),
  * and keeps the workspace to a quarter. */
 const STRIP_IMAGES = 16;

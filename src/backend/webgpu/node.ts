@@ -6,6 +6,7 @@
  * software driver (lavapipe, Debian 12) gives Dawn no adapter: it lacks dynamic uniform indexing.
  */
 import { adapterDescription, requestDevice } from './backend.js';
+import { defaultEnvironment } from '../../config.js';
 
 interface DawnModule {
   create(options: string[]): GPU;
@@ -29,7 +30,7 @@ export async function nodeGpuAdapter(): Promise<{ gpu: GPU; adapter: GPUAdapter 
     return `the optional package 'webgpu' (Dawn for Node) could not be loaded: ${(error as Error).message.split('\n')[0]}`;
   }
   Object.assign(globalThis, dawn.globals); // GPUBufferUsage, GPUMapMode, … as in a browser
-  process.env.EGL_PLATFORM ??= 'surfaceless';
+  defaultEnvironment('EGL_PLATFORM', 'surfaceless');
   for (const attempt of ATTEMPTS) {
     const gpu = dawn.create(attempt.options);
     const adapter = await gpu.requestAdapter({ featureLevel: attempt.featureLevel }).catch(() => null);
