@@ -4,7 +4,7 @@
 //   node bench/ab-env.mjs NAME=VALUE [--model M] [--batch N] [--rounds R] [--train] [--backend B] [--threads T]
 // prints A (NAME unset) and B (NAME=VALUE) medians and the median of B ÷ A.
 import { parseArgs } from 'node:util';
-import { createBackend } from '../dist/src/backend/native/backend.js';
+import { createBackend } from '../dist/src/backend/choose.js';
 import { resolveModel } from '../dist/src/models/index.js';
 import { median, netStep } from './net-step.mjs';
 

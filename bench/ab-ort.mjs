@@ -11,9 +11,10 @@
 import { parseArgs } from 'node:util';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as ort from 'onnxruntime-node';
-import { createBackend } from '../dist/src/backend/native/backend.js';
+import { createBackend } from '../dist/src/backend/choose.js';
 import { resolveModel } from '../dist/src/models/index.js';
 import { Net } from '../dist/src/net/net.js';
+import { ReferenceBackend } from '../dist/src/backend/reference/backend.js';
 import { exportOnnx } from '../dist/src/onnx/export.js';
 import { median, netStep } from './net-step.mjs';
 
@@ -29,7 +30,7 @@ const { values } = parseArgs({
 if (!['on', 'off'].includes(values['ort-spinning'])) throw new Error('--ort-spinning takes on or off');
 const [batch, threads] = [Number(values.batch), Number(values.threads)];
 const spec = resolveModel(values.model);
-const exported = Net.build(spec, { batch, seed: 1 });
+const exported = Net.build(spec, { backend: new ReferenceBackend(), batch, seed: 1 });
 const onnx = await exportOnnx(exported);
 const [, c, h, w] = exported.shapeOf('data');
 exported.dispose();

@@ -4,7 +4,7 @@
 // Usage: node bench/gpu.mjs [--size 4096] [--batch 128] [--steps 5] [--peak TFLOPS] [--json FILE]
 // (--peak: the GPU's fp32 peak, to report the GEMM's share of it.)
 import { writeFileSync } from 'node:fs';
-import { createBackend } from '../dist/src/backend/native/backend.js';
+import { createBackend } from '../dist/src/backend/choose.js';
 import { measure } from './measure.mjs';
 
 const args = process.argv.slice(2);

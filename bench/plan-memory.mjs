@@ -1,8 +1,8 @@
 // Resident memory as a net is built, run once and disposed at one batch size after another, in one
-// process: what the native backend's oneDNN plans and weight copies keep (BENCHMARKS.md, eleventh session).
+// process: what the native backend's oneDNN plans and weight copies keep (BENCHMARKS.md, 2026-12-01, fully-connected layers in oneDNN).
 //   node bench/plan-memory.mjs [--model M] [--batches 16,15,14]
 import { parseArgs } from 'node:util';
-import { createBackend } from '../dist/src/backend/native/backend.js';
+import { createBackend } from '../dist/src/backend/choose.js';
 import { resolveModel } from '../dist/src/models/index.js';
 import { Net } from '../dist/src/net/net.js';
 

@@ -1,6 +1,12 @@
 /** alexnet-ts: the library's public surface — everything in browser.ts, plus what needs Node
  * (files, ONNX through protobufjs, the benchmark harness). */
 export * from './browser.js';
+export { BACKENDS, createBackend, type BackendChoice, type ChosenBackend } from './backend/choose.js';
+export { createNativeBackend, nativeOf, type NativeOptions } from './backend/native/backend.js';
+export { loadBlas } from './backend/native/blas.js';
+export { loadDnnl } from './backend/native/dnnl.js';
+export { nodeGpuDevice } from './backend/webgpu/node.js';
+export { ENVIRONMENT } from './config.js';
 export { importOnnx, loadOnnxFile, supportedOnnxOps, UnsupportedOnnxError, type ImportedModel, type ImportOptions } from './onnx/import.js';
 export { models, resolveModel } from './models/index.js';
 export { bench, formatBench, type BenchOptions, type BenchResult } from './bench/bench.js';
@@ -14,5 +20,6 @@ export { listPhotos, type PhotoDataset } from './data/photos.js';
 export { openStore, prepareStore, prepareInMemory, StoreReader, type RecordReader, type StoreIndex } from './data/store.js';
 export { setUpRun, type RunSetup, type RunSetupOptions } from './train/setup.js';
 export { train, type TrainOptions, type TrainResult } from './train/trainer.js';
-export { evaluate, evaluateStore, logitsInBatches, testCrops, type EvalResult } from './train/evaluate.js';
-export { recipes } from './train/recipes.js';
+export { evaluate, evaluateStore, testCrops, type EvalResult } from './train/evaluate.js';
+export { logitsInBatches, softmaxRows } from './net/inference.js';
+export { defaultRecipe, recipes, resolveSettings, type Recipe, type TrainingSettings } from './train/recipes.js';

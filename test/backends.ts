@@ -7,6 +7,7 @@
 import type { Backend } from '../src/index.js';
 import { ReferenceBackend } from '../src/index.js';
 import { WasmBackend } from '../src/backend/wasm/backend.js';
+import { createNativeBackend } from '../src/backend/native/backend.js';
 import { loadBlas } from '../src/backend/native/blas.js';
 import { loadDnnl } from '../src/backend/native/dnnl.js';
 import { WebGpuBackend } from '../src/backend/webgpu/backend.js';
@@ -43,9 +44,9 @@ export async function nativeBackends(): Promise<{ name: string; backend: WasmBac
   return [
     {
       name: convolutions ? 'native-dnnl-2t' : 'native-2t',
-      backend: await WasmBackend.create({ threads: 2, blas, nativeFrom: everyLayer, dnnl: convolutions }),
+      backend: await createNativeBackend({ threads: 2, blas, nativeFrom: everyLayer, ...(convolutions ? { dnnl: convolutions } : {}) }),
     },
-    { name: 'native-blas-1t', backend: await WasmBackend.create({ threads: 1, blas, nativeFrom: everyLayer }) },
+    { name: 'native-blas-1t', backend: await createNativeBackend({ threads: 1, blas, nativeFrom: everyLayer }) },
   ];
 }
 

@@ -123,8 +123,8 @@ for (const [what, args, message] of badInputs) {
 
 import sharp from 'sharp';
 import { readFileSync } from 'node:fs';
-import { Net, type NetSpec } from '../src/index.js';
-import { writeCheckpoint } from '../src/io/checkpoint.js';
+import { Net, type NetSpec, ReferenceBackend } from '../src/index.js';
+import { writeCheckpoint } from '../src/net/checkpoint.js';
 import { parseNpy, serializeNpy } from '../src/io/npy.js';
 import { assertClose } from './helpers.js';
 
@@ -142,7 +142,7 @@ const tiny: NetSpec = {
 
 async function trainedRun(): Promise<{ dir: string; checkpoint: string; net: Net }> {
   const dir = mkdtempSync(join(tmpdir(), 'cli-run-'));
-  const net = Net.build(tiny, { batch: 3, seed: 9 });
+  const net = Net.build(tiny, { backend: new ReferenceBackend(), batch: 3, seed: 9 });
   const params = await net.readParams();
   const checkpoint = join(dir, 'best.safetensors');
   writeCheckpoint(checkpoint, {

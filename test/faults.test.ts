@@ -12,10 +12,10 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { loadDataset } from '../src/data/dataset.js';
 import { parseIdx } from '../src/data/idx.js';
-import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
+import { readCheckpoint, writeCheckpoint } from '../src/net/checkpoint.js';
 import { parseNpy, serializeNpy } from '../src/io/npy.js';
 import { parseSafetensors, serializeSafetensors } from '../src/io/safetensors.js';
-import { Net, type NetSpec } from '../src/index.js';
+import { Net, type NetSpec, ReferenceBackend } from '../src/index.js';
 import { exportOnnx } from '../src/onnx/export.js';
 import { importOnnx } from '../src/onnx/import.js';
 import { decodeModel, encodeModel, type ModelProto } from '../src/onnx/proto.js';
@@ -468,7 +468,7 @@ test('fuzz: damaged safetensors headers are refused or load exactly the bytes th
 
 test('fuzz: damaged checkpoints are refused or load a net of the right shapes', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fuzz-ckpt-'));
-  const net = Net.build(tiny, { batch: 1, seed: 2 });
+  const net = Net.build(tiny, { backend: new ReferenceBackend(), batch: 1, seed: 2 });
   const params = await net.readParams();
   const path = join(dir, 'c.safetensors');
   writeCheckpoint(path, {
@@ -533,7 +533,7 @@ test('fuzz: damaged checkpoints are refused or load a net of the right shapes', 
       path,
       () => readCheckpoint(path),
       (c: ReturnType<typeof readCheckpoint>) => {
-        const loaded = Net.build(c.spec, { batch: 1 });
+        const loaded = Net.build(c.spec, { backend: new ReferenceBackend(), batch: 1 });
         loaded.loadTensors(c.params);
       },
     );
@@ -541,7 +541,7 @@ test('fuzz: damaged checkpoints are refused or load a net of the right shapes', 
 });
 
 test('fuzz: damaged ONNX models are refused or import a net that builds', async () => {
-  const net = Net.build(tiny, { batch: 1, seed: 3 });
+  const net = Net.build(tiny, { backend: new ReferenceBackend(), batch: 1, seed: 3 });
   const model = await exportOnnx(net);
   const edits: [string, (m: ModelProto) => void][] = [
     [
@@ -620,7 +620,7 @@ test('fuzz: damaged ONNX models are refused or import a net that builds', async 
       source('m.onnx'),
       () => importOnnx(decodeModel(bytes, source('m.onnx')), { source: source('m.onnx') }),
       (m: ReturnType<typeof importOnnx>) => {
-        const rebuilt = Net.build(m.spec, { batch: m.batch });
+        const rebuilt = Net.build(m.spec, { backend: new ReferenceBackend(), batch: m.batch });
         rebuilt.loadParams(m.params);
       },
     );

@@ -8,7 +8,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { readCheckpoint } from '../src/io/checkpoint.js';
+import { readCheckpoint } from '../src/net/checkpoint.js';
 import type { NetSpec } from '../src/index.js';
 import { columnDataset } from './helpers.js';
 

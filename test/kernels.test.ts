@@ -13,6 +13,7 @@ import { type Backend, type DeviceBuffer, type KernelName, type KernelTable, Phi
 import { WasmBackend } from '../src/backend/wasm/backend.js';
 import { windowCount } from '../src/layers/conv.js';
 import { type Conv2dGeometry, KERNEL_WRITES, type Pool2dGeometry } from '../src/backend/kernels.js';
+import { nativeOf } from '../src/backend/native/backend.js';
 import { loadBlas } from '../src/backend/native/blas.js';
 import { planners } from '../src/backend/webgpu/kernels.js';
 import { nativeBackends, webgpuBackends } from './backends.js';
@@ -383,7 +384,7 @@ test('kernels: random fill: the same counter-based draws as the reference, with 
 
 test('without a BLAS library, auto falls back to wasm and says why; native is a clear error', async () => {
   const script = `
-    const { createBackend } = await import(${JSON.stringify(new URL('../src/backend/native/backend.js', import.meta.url).href)});
+    const { createBackend } = await import(${JSON.stringify(new URL('../src/backend/choose.js', import.meta.url).href)});
     const { backend, fallback } = await createBackend('auto', 1);
     console.log(JSON.stringify({ name: backend.name, fallback }));
     await backend.dispose();
@@ -404,9 +405,10 @@ test('without a BLAS library, auto falls back to wasm and says why; native is a 
 test('without oneDNN, the native backend keeps its convolutions on im2col + BLAS and says why', async () => {
   const script = `
     const { loadDnnl } = await import(${JSON.stringify(new URL('../src/backend/native/dnnl.js', import.meta.url).href)});
-    const { createBackend } = await import(${JSON.stringify(new URL('../src/backend/native/backend.js', import.meta.url).href)});
+    const { createBackend } = await import(${JSON.stringify(new URL('../src/backend/choose.js', import.meta.url).href)});
+    const { nativeOf } = await import(${JSON.stringify(new URL('../src/backend/native/backend.js', import.meta.url).href)});
     const { backend } = await createBackend('native', 1);
-    console.log(JSON.stringify({ reason: loadDnnl(), name: backend.name, dnnl: backend.dnnl !== undefined }));
+    console.log(JSON.stringify({ reason: loadDnnl(), name: backend.name, dnnl: nativeOf(backend)?.dnnl !== undefined }));
     await backend.dispose();`;
   const run = (ALEXNET_DNNL: string) =>
     JSON.parse(
@@ -630,7 +632,7 @@ test("kernels: max-pooling a tensor in 16- and 4-channel blocks (an AVX-512 CPU'
   const x = random(planes * pixels).fill(NaN, 100, 101);
   const expected = (await runKernel(reference, 'maxpool2d_forward', g, { x }, { y: new Float32Array(planes * 25) })).y!;
   for (const { name, backend } of configurations) {
-    const dnnl = (backend as WasmBackend).dnnl;
+    const dnnl = nativeOf(backend)?.dnnl;
     if (!dnnl) continue;
     for (const block of [16, 4]) {
       // NCHW → nChw{block}c: channel c of pixel p at ((n·C/block + c/block)·pixels + p)·block + c % block.

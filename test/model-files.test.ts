@@ -66,7 +66,7 @@ for (const [file, expected] of [
 test("one training step's gradients equal PyTorch's, parameter by parameter", async () => {
   const { tensors } = parseSafetensors(readFileSync(join(FILES, 'small_alexnet_grads.safetensors')), 'grads');
   const model = readModel(join(FILES, 'small_alexnet.pth'));
-  const net = Net.build(model.spec, { batch: 2 });
+  const net = Net.build(model.spec, { backend: new ReferenceBackend(), batch: 2 });
   net.loadTensors(model.params!);
   net.setInput('data', input.data);
   net.setInput('label', tensors.labels!.data);
@@ -152,7 +152,7 @@ for (const file of readdirSync(CAFFE).filter((f) => f.endsWith('.onnx'))) {
     const x = npy(join(CAFFE, 'input.npy'));
     const expected = npy(join(CAFFE, 'logits.npy')).data;
     const raw = loadOnnxFile(join(CAFFE, file));
-    const net = Net.build(raw.spec, { batch: 1 });
+    const net = Net.build(raw.spec, { backend: new ReferenceBackend(), batch: 1 });
     net.loadParams(raw.params);
     net.setInput('data_0', x.data);
     net.forward();

@@ -11,6 +11,7 @@ import {
   type NetSpec,
   Philox,
   planNet,
+  ReferenceBackend,
   summarize,
 } from '../src/index.js';
 import { Sgd } from '../src/train/sgd.js';
@@ -122,14 +123,17 @@ const badSpecs: [string, NetSpec, RegExp][] = [
 for (const [what, spec, message] of badSpecs) {
   test(`a spec with ${what} is refused with a clear message`, () => {
     assert.throws(
-      () => Net.build(spec, { batch: 1 }),
+      () => Net.build(spec, { backend: new ReferenceBackend(), batch: 1 }),
       (error: Error) => error.name === 'SpecError' && message.test(error.message),
     );
   });
 }
 
 test('a batch size of 0 is refused', () => {
-  assert.throws(() => Net.build(specWith({ name: 'r', type: 'relu' }), { batch: 0 }), /batch size must be a positive integer, got 0/);
+  assert.throws(
+    () => Net.build(specWith({ name: 'r', type: 'relu' }), { backend: new ReferenceBackend(), batch: 0 }),
+    /batch size must be a positive integer, got 0/,
+  );
 });
 
 const dropoutNet: NetSpec = { inputs: { x: [1000] }, layers: [{ name: 'drop', type: 'dropout', p: 0.4 }] };
@@ -137,7 +141,7 @@ const dropoutNet: NetSpec = { inputs: { x: [1000] }, layers: [{ name: 'drop', ty
 test('dropout: the same seed gives the same masks, a fresh forward a new one; evaluation is the identity', async () => {
   const ones = new Float32Array(2000).fill(1);
   const run = async (seed: number, steps: number) => {
-    const net = Net.build(dropoutNet, { batch: 2, seed });
+    const net = Net.build(dropoutNet, { backend: new ReferenceBackend(), batch: 2, seed });
     net.setInput('x', ones);
     const outputs = [];
     for (let i = 0; i < steps; i++) {
@@ -161,7 +165,10 @@ test('dropout: the same seed gives the same masks, a fresh forward a new one; ev
 });
 
 test('parameters are read and written by name, with checks', async () => {
-  const net = Net.build({ inputs: { x: [3] }, layers: [{ name: 'fc', type: 'linear', outFeatures: 2 }] }, { batch: 1 });
+  const net = Net.build(
+    { inputs: { x: [3] }, layers: [{ name: 'fc', type: 'linear', outFeatures: 2 }] },
+    { backend: new ReferenceBackend(), batch: 1 },
+  );
   assert.deepEqual(
     net.params.map((p) => p.name),
     ['fc.weight', 'fc.bias'],
@@ -228,7 +235,7 @@ test('a net built for inference computes what a trainable one does, in the memor
 test('a label outside the classes is reported with its position', () => {
   const net = Net.build(
     { inputs: { x: [3], y: [] }, layers: [{ name: 'loss', type: 'softmax_cross_entropy', inputs: ['x', 'y'] }] },
-    { batch: 2 },
+    { backend: new ReferenceBackend(), batch: 2 },
   );
   net.setInput('x', [0, 0, 0, 0, 0, 0]);
   net.setInput('y', [1, 3]);
@@ -237,7 +244,7 @@ test('a label outside the classes is reported with its position', () => {
 
 test('initialisation is reproducible from the seed and differs across seeds', async () => {
   const spec: NetSpec = { inputs: { x: [4] }, layers: [{ name: 'fc', type: 'linear', outFeatures: 3 }] };
-  const w = async (seed: number) => (await Net.build(spec, { batch: 1, seed }).readParams())['fc.weight'];
+  const w = async (seed: number) => (await Net.build(spec, { backend: new ReferenceBackend(), batch: 1, seed }).readParams())['fc.weight'];
   assert.deepEqual(await w(1), await w(1));
   assert.notDeepEqual(await w(1), await w(2));
   assert.ok(
@@ -248,8 +255,8 @@ test('initialisation is reproducible from the seed and differs across seeds', as
 
 test('freeze: backward skips the frozen stack below the trained layers, their gradients unchanged', async () => {
   const spec = alexnetSmall({ inputSize: 28, channels: 1, classes: 10 });
-  const full = Net.build(spec, { batch: 2, seed: 3 }),
-    tuned = Net.build(spec, { batch: 2, seed: 3 });
+  const full = Net.build(spec, { backend: new ReferenceBackend(), batch: 2, seed: 3 }),
+    tuned = Net.build(spec, { backend: new ReferenceBackend(), batch: 2, seed: 3 });
   const rng = new Philox(5);
   const x = Float32Array.from({ length: 2 * 28 * 28 }, () => rng.nextNormal());
   for (const net of [full, tuned]) {

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import * as ort from 'onnxruntime-web';
-import { Net, type NetSpec, Philox } from '../src/index.js';
+import { Net, type NetSpec, Philox, ReferenceBackend } from '../src/index.js';
 import { exportOnnx } from '../src/onnx/export.js';
 import { importOnnx } from '../src/onnx/import.js';
 import { decodeModel } from '../src/onnx/proto.js';
@@ -30,7 +30,7 @@ const twoColumn: NetSpec = {
 };
 
 async function logits(spec: NetSpec, batch: number) {
-  const net = Net.build(spec, { batch, seed: 5 });
+  const net = Net.build(spec, { backend: new ReferenceBackend(), batch, seed: 5 });
   const rng = new Philox(3);
   const data = Float32Array.from({ length: net.shapeOf('data').reduce((a, b) => a * b) }, () => rng.nextNormal());
   net.setInput('data', data);
@@ -42,7 +42,7 @@ async function logits(spec: NetSpec, batch: number) {
 test('an exported net reads back through our ONNX importer to the same logits', async () => {
   const { net, data, expected } = await logits(twoColumn, 2);
   const imported = importOnnx(decodeModel(await exportOnnx(net)));
-  const again = Net.build(imported.spec, { batch: imported.batch });
+  const again = Net.build(imported.spec, { backend: new ReferenceBackend(), batch: imported.batch });
   again.loadParams(imported.params);
   again.setInput('data', data);
   again.forward();

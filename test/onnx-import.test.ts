@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { Net } from '../src/index.js';
+import { Net, ReferenceBackend } from '../src/index.js';
 import { parseNpy } from '../src/io/npy.js';
 import { importOnnx, loadOnnxFile } from '../src/onnx/import.js';
 import { decodeModel } from '../src/onnx/proto.js';
@@ -22,7 +22,7 @@ const smallInput = parseNpy(readFileSync(join(DIR, 'input_small.npy')), 'input_s
 
 /** The imported model's output for `x`. */
 async function run(imported: ReturnType<typeof importOnnx>, x: Float32Array) {
-  const net = Net.build(imported.spec, { batch: imported.batch });
+  const net = Net.build(imported.spec, { backend: new ReferenceBackend(), batch: imported.batch });
   net.loadParams(imported.params);
   net.setInput('data', x);
   net.forward();
@@ -35,7 +35,7 @@ for (const file of readdirSync(DIR)
   test(`PyTorch's ONNX export ${file} imports and runs to PyTorch's logits`, async () => {
     const path = join(DIR, file);
     const imported = loadOnnxFile(path);
-    const net = Net.build(imported.spec, { batch: imported.batch });
+    const net = Net.build(imported.spec, { backend: new ReferenceBackend(), batch: imported.batch });
     net.loadParams(imported.params);
     assert.ok('features.0.weight' in imported.params && 'classifier.6.bias' in imported.params, Object.keys(imported.params).join(', '));
     const layout = file.split('_')[1]!;

@@ -18,7 +18,7 @@ import { openStore, prepareStore, StoreReader, symmetricEigen } from '../src/dat
 import { ReferenceBackend } from '../src/backend/reference/backend.js';
 import { storeBatches } from '../src/data/batches.js';
 import { CAFFE } from '../src/data/preprocess.js';
-import { readCheckpoint } from '../src/io/checkpoint.js';
+import { readCheckpoint } from '../src/net/checkpoint.js';
 import { Philox, streams } from '../src/random.js';
 import { testCrops } from '../src/train/evaluate.js';
 import { openModel } from '../src/models/open.js';

@@ -10,7 +10,7 @@ import { datasetClassNames, loadDataset, loadSplit, parseClassNames, type ImageS
 import { parseIdx } from '../src/data/idx.js';
 import { cropAndFlip } from '../src/data/augment.js';
 import { imageSetBatches } from '../src/data/batches.js';
-import { readCheckpoint, writeCheckpoint } from '../src/io/checkpoint.js';
+import { readCheckpoint, writeCheckpoint } from '../src/net/checkpoint.js';
 import { afterEpoch, initialScheduleState, learningRateAt, parseSchedule } from '../src/train/schedule.js';
 import { divergenceBound, evaluate, train } from '../src/train/trainer.js';
 import { classesAbove } from '../src/train/evaluate.js';
@@ -305,7 +305,7 @@ test('a row of scores with a NaN is a miss at every rank, not a hit', () => {
 });
 
 test("evaluation with mirror images averages each image's softmax with its reflection's", async () => {
-  const net = Net.build(tinySpec, { batch: 4, seed: 3 }),
+  const net = Net.build(tinySpec, { backend: new ReferenceBackend(), batch: 4, seed: 3 }),
     set = randomSet(10, 7),
     [mean, std] = [0.4, 0.3];
   const probabilities = async (pixels: Uint8Array) => {

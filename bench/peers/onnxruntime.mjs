@@ -1,7 +1,7 @@
 // onnxruntime peers for `npm run bench`: onnxruntime-node (native, the npm package's own CPU binary)
 // and onnxruntime-web (wasm, in Node), each running our net exported to ONNX, so both engines
 // compute the same graph. Usage: node onnxruntime.mjs node|web MODEL BATCH THREADS STEPS
-import { Net, resolveModel } from '../../dist/src/index.js';
+import { Net, ReferenceBackend, resolveModel } from '../../dist/src/index.js';
 import { exportOnnx } from '../../dist/src/onnx/export.js';
 
 const [engine, model, batch, threads, steps] = [process.argv[2], process.argv[3], +process.argv[4], +process.argv[5], +process.argv[6]];
@@ -12,7 +12,7 @@ else {
   ort.env.wasm.numThreads = threads;
   options.executionProviders = ['wasm'];
 }
-const net = Net.build(resolveModel(model), { batch, seed: 1 });
+const net = Net.build(resolveModel(model), { backend: new ReferenceBackend(), batch, seed: 1 });
 const onnx = await exportOnnx(net);
 const [, c, h, w] = net.shapeOf('data');
 net.dispose();

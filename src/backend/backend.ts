@@ -7,15 +7,9 @@
  * executes on `flush` or before a `read`. Data stays on the backend between layers; only `read`
  * brings it back, and it is asynchronous for that reason.
  */
-import type { KernelName, KernelTable } from './kernels.js';
+import type { DeviceBuffer, FloatArray, KernelName, KernelTable } from './kernels.js';
 
-export type FloatArray = Float32Array | Float64Array;
-
-/** An opaque handle to `length` floats that live on one backend. */
-export interface DeviceBuffer {
-  readonly length: number;
-  readonly backend: Backend;
-}
+export type { DeviceBuffer, FloatArray } from './kernels.js';
 
 export interface Backend {
   readonly name: string;

@@ -3,7 +3,12 @@
  * Shapes are NCHW, float, contiguous. "Backward" kernels overwrite their outputs (no accumulation)
  * except `accumulate`, which the network uses where a blob feeds several layers.
  */
-import type { DeviceBuffer } from './backend.js';
+export type FloatArray = Float32Array | Float64Array;
+
+/** An opaque handle to `length` floats that live on one backend (backend.ts's `Backend`). */
+export interface DeviceBuffer {
+  readonly length: number;
+}
 
 type B = DeviceBuffer;
 

@@ -1,5 +1,6 @@
 /** Timing a network's inference or training step on a backend; never part of the tests. */
-import { type BackendChoice, createBackend } from '../backend/native/backend.js';
+import { type BackendChoice, createBackend } from '../backend/choose.js';
+import { nativeOf } from '../backend/native/backend.js';
 import { WasmBackend } from '../backend/wasm/backend.js';
 import { type LayerProfile, Net, summarize, planNet } from '../net/net.js';
 import { netRoles, withLoss } from '../net/roles.js';
@@ -78,7 +79,7 @@ export async function bench(options: BenchOptions): Promise<BenchResult> {
     mode: options.mode,
     batch: options.batch,
     threads,
-    backend: backend instanceof WasmBackend ? `${backend.name}-${backend.simd}${backend.dnnl ? '-dnnl' : ''}` : backend.name,
+    backend: backend instanceof WasmBackend ? `${backend.name}-${backend.simd}${nativeOf(backend)?.dnnl ? '-dnnl' : ''}` : backend.name,
     imagesPerSecond: (options.batch * 1000) / msPerStep,
     gflops: (2 * macs * (training ? 3 : 1) * options.batch) / msPerStep / 1e6,
     msPerStep,

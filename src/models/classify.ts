@@ -3,7 +3,7 @@ import { availableParallelism } from 'node:os';
 import { loadImageFiles } from '../data/images.js';
 import { PRESETS } from '../data/preprocess.js';
 import { sizeOf } from '../tensor.js';
-import { logitsInBatches, softmaxRows } from '../train/evaluate.js';
+import { logitsInBatches, softmaxRows } from '../net/inference.js';
 import type { OpenedModel } from './open.js';
 
 export interface Classified {

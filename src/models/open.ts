@@ -8,7 +8,7 @@ import { existsSync, readSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { checkPreprocess, PRESETS, type Preprocess, uniformPreprocess } from '../data/preprocess.js';
-import { readCheckpoint, readSafetensorsMetadata, type RunOptions, runOptionsOf } from '../io/checkpoint.js';
+import { type Checkpoint, readCheckpoint, readSafetensorsMetadata, RUN_CHECKPOINTS } from '../net/checkpoint.js';
 import { readFileBytes, withOpenFile } from '../io/files.js';
 import { readPth } from '../io/pth.js';
 import { type NamedTensor, parseSafetensors } from '../io/safetensors.js';
@@ -18,7 +18,6 @@ import { classifierLayer, netRoles, type NetRoles, replaceClasses, specClasses }
 import type { NetSpec } from '../net/spec.js';
 import { loadOnnxFile } from '../onnx/import.js';
 import { formatShape } from '../tensor.js';
-import { RUN_FILES } from '../train/run-folder.js';
 import { alexnetTorchvision } from './alexnet.js';
 import { IMAGENET_CLASSES } from './imagenet-classes.js';
 import { models, resolveModel } from './index.js';
@@ -38,7 +37,7 @@ export interface ModelFile {
   preprocess?: Preprocess;
   classNames?: string[];
   /** A checkpoint's run options. */
-  run?: Partial<RunOptions>;
+  run?: InferenceOptions;
 }
 
 export interface ReadOptions {
@@ -90,7 +89,7 @@ export interface OpenedModel extends NetRoles {
   path: string;
   preprocess?: Preprocess;
   classNames?: string[];
-  run?: Partial<RunOptions>;
+  run?: InferenceOptions;
 }
 
 /** The model's net, built for `batch` on `backend` with its weights; `inference` as `Net.build`'s (no gradients). */
@@ -106,9 +105,34 @@ export function openModel(source: string, options: ReadOptions & { batch: number
   return { net, path, ...roles, ...described };
 }
 
+/** What inference needs of a checkpoint's run options (train/run-options.ts): the normalisation and
+ * the class names, type-checked; the other options as they are. */
+export interface InferenceOptions {
+  mean?: number;
+  std?: number;
+  preprocess?: Preprocess;
+  classNames?: string[];
+  [option: string]: unknown;
+}
+
+export function inferenceOptionsOf(checkpoint: Checkpoint, path: string): InferenceOptions {
+  const options = checkpoint.state.options ?? {};
+  if (typeof options !== 'object' || options === null) throw new Error(`${path}: its run options are not a JSON object`);
+  const o = options as InferenceOptions;
+  for (const field of ['mean', 'std'] as const) {
+    if (o[field] !== undefined && !Number.isFinite(o[field])) throw new Error(`${path}: its run option '${field}' is not a number`);
+  }
+  if (o.std !== undefined && o.std <= 0) throw new Error(`${path}: its run option 'std' is ${o.std}, not positive`);
+  if (o.preprocess !== undefined) checkPreprocess(o.preprocess, path);
+  if (o.classNames !== undefined && !(Array.isArray(o.classNames) && o.classNames.every((n) => typeof n === 'string'))) {
+    throw new Error(`${path}: its class names are not a list of strings`);
+  }
+  return o;
+}
+
 function readCheckpointModel(path: string): ModelFile {
   const checkpoint = readCheckpoint(path);
-  const run = runOptionsOf(checkpoint, path);
+  const run = inferenceOptionsOf(checkpoint, path);
   const channels = Object.values(checkpoint.spec.inputs).find((shape) => shape.length === 3)?.[0] ?? 1;
   return {
     kind: 'checkpoint',
@@ -122,8 +146,8 @@ function readCheckpointModel(path: string): ModelFile {
 }
 
 function runCheckpoint(dir: string): string {
-  for (const file of [RUN_FILES.best, RUN_FILES.last]) if (existsSync(join(dir, file))) return join(dir, file);
-  throw new Error(`${dir} holds no checkpoint (${RUN_FILES.best} or ${RUN_FILES.last})`);
+  for (const file of [RUN_CHECKPOINTS.best, RUN_CHECKPOINTS.last]) if (existsSync(join(dir, file))) return join(dir, file);
+  throw new Error(`${dir} holds no checkpoint (${RUN_CHECKPOINTS.best} or ${RUN_CHECKPOINTS.last})`);
 }
 
 /** An ONNX graph: preprocessing and class names from its metadata when we wrote it; else the

@@ -4,7 +4,6 @@
  * so forward and backward allocate nothing.
  */
 import type { Backend, FloatArray } from '../backend/backend.js';
-import { ReferenceBackend } from '../backend/reference/backend.js';
 import { createLayer, type Layer, type Param, SpecError } from '../layers/index.js';
 import { Philox, type PhiloxState, streams } from '../random.js';
 import { formatShape, type Shape, sizeOf, Tensor } from '../tensor.js';
@@ -12,8 +11,8 @@ import { type Initializer, pytorchDefaultInit } from './init.js';
 import type { LayerSpec, NetSpec } from './spec.js';
 
 export interface BuildOptions {
-  /** Default: a float32 reference backend. */
-  backend?: Backend;
+  /** Where its tensors live and its kernels run (`new ReferenceBackend()`: the readable oracle). */
+  backend: Backend;
   batch: number;
   /** Seeds initialisation and dropout. Default 0. */
   seed?: number;
@@ -79,7 +78,7 @@ export class Net {
     const seed = options.seed ?? 0;
     if (options.inference && options.inputGradients) throw new Error('a net built for inference keeps no input gradients');
     const plan = planNet(spec, options.batch); // validates everything before allocating anything
-    const net = new Net(spec, options.backend ?? new ReferenceBackend(), plan, seed, options.inference ?? false);
+    const net = new Net(spec, options.backend, plan, seed, options.inference ?? false);
     net.allocate(options.inputGradients ?? false);
     try {
       if (options.weights) net.loadTensors(options.weights);

@@ -11,7 +11,7 @@ import type { PhotoDataset } from '../data/photos.js';
 import type { Preprocess } from '../data/preprocess.js';
 import { prefetchingStoreBatches } from '../data/loader.js';
 import { isStore, openStore, prepareInMemory, type RecordReader, type StoreIndex, StoreReader } from '../data/store.js';
-import type { RunOptions } from '../io/checkpoint.js';
+import type { RunOptions } from './run-options.js';
 import { shuffled, streams } from '../random.js';
 
 export interface TrainingData {

@@ -1,12 +1,11 @@
 /** Scoring a net on a whole image set: top-1 and top-5 accuracy and the mean loss; logits of many examples, a batch at a time. */
-import type { FloatArray } from '../backend/backend.js';
 import { mirrorImages } from '../data/augment.js';
 import { type BatchSource, cropInput } from '../data/batches.js';
 import { type Preprocess, roundHalfEven } from '../data/preprocess.js';
 import type { RecordReader } from '../data/store.js';
 import type { Net } from '../net/net.js';
+import { softmaxRows } from '../net/inference.js';
 import { netRoles } from '../net/roles.js';
-import { sizeOf } from '../tensor.js';
 
 export interface EvalResult {
   top1: number;
@@ -44,42 +43,6 @@ export function classesAbove(scores: ArrayLike<number>, start: number, classes: 
     if (score > scores[start + label]!) above++;
   }
   return above;
-}
-
-/** The softmax of each row of logits, into `out`. */
-export function softmaxRows(z: ArrayLike<number>, rows: number, classes: number, out: Float64Array): Float64Array {
-  for (let r = 0; r < rows; r++) {
-    let max = -Infinity,
-      sum = 0;
-    for (let c = 0; c < classes; c++) max = Math.max(max, z[r * classes + c]!);
-    for (let c = 0; c < classes; c++) sum += Math.exp(z[r * classes + c]! - max);
-    for (let c = 0; c < classes; c++) out[r * classes + c] = Math.exp(z[r * classes + c]! - max) / sum;
-  }
-  return out;
-}
-
-/**
- * Runs the net (evaluation mode) over `count` examples a batch at a time: `fill(from, to, x)` writes examples [from, to) into
- * `x` (zeros after them in a last, short batch), `take(from, to, logits)` receives their rows of logits. Memory stays one
- * batch's however many examples there are: a net built for 1,500 photos at once needed more than wasm's 4 GiB.
- */
-export async function logitsInBatches(
-  net: Net,
-  count: number,
-  fill: (from: number, to: number, x: Float32Array) => Promise<void> | void,
-  take: (from: number, to: number, logits: FloatArray) => void,
-): Promise<void> {
-  const { data, labels, logits } = netRoles(net);
-  const x = new Float32Array(sizeOf(net.shapeOf(data)));
-  if (labels) net.setInput(labels, new Float32Array(net.batch)); // a loss layer's labels, unused: class 0
-  for (let from = 0; from < count; from += net.batch) {
-    const to = Math.min(count, from + net.batch);
-    x.fill(0);
-    await fill(from, to, x);
-    net.setInput(data, x);
-    net.forward({ training: false });
-    take(from, to, await net.read(logits));
-  }
 }
 
 /** Top-1/top-5 accuracy and mean loss of the net (in evaluation mode) on a whole source. With

@@ -7,10 +7,10 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeError, processAlive, removeStaleTemporaries, writeFileAtomic } from '../io/files.js';
+import { RUN_CHECKPOINTS } from '../net/checkpoint.js';
 
 export const RUN_FILES = {
-  last: 'last.safetensors',
-  best: 'best.safetensors',
+  ...RUN_CHECKPOINTS,
   metrics: 'metrics.jsonl',
   curves: 'curves.png',
   filters: 'conv1-filters.png',

@@ -3,7 +3,7 @@
  * differs is refused, unless named in `overrides` and of a kind that can change mid-run (the
  * learning rate, not the batch size, which counts the run's position), and then recorded.
  */
-import type { RunOptions, SettingChange } from '../io/checkpoint.js';
+import type { RunOptions, SettingChange } from './run-options.js';
 import type { NetSpec } from '../net/spec.js';
 
 interface Setting {

@@ -9,15 +9,8 @@
 import type { Backend } from '../backend/backend.js';
 import type { BatchSource } from '../data/batches.js';
 import type { Preprocess } from '../data/preprocess.js';
-import {
-  type Checkpoint,
-  readCheckpoint,
-  readCheckpointHeader,
-  type RunOptions,
-  runOptionsOf,
-  type SettingChange,
-  writeCheckpoint,
-} from '../io/checkpoint.js';
+import { type Checkpoint, readCheckpoint, readCheckpointHeader, writeCheckpoint } from '../net/checkpoint.js';
+import { type RunOptions, runOptionsOf, type SettingChange } from './run-options.js';
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { initializers } from '../net/init.js';
 import { Net } from '../net/net.js';

@@ -6,25 +6,11 @@
  * small feature maps still make wide GEMMs.
  */
 import type { Conv2dGeometry, KernelName, KernelTable, LinearParams } from '../kernels.js';
-import type { Task } from '../wasm/threads.js';
+import type { KernelHost } from '../wasm/host.js';
 import { task } from '../wasm/tasks.js';
 import type { Blas } from './blas.js';
 import type { Dnnl, Placed } from './dnnl.js';
 import { stripConvolution } from './strips.js';
-
-/** What the native route needs of the wasm backend it extends. */
-export interface KernelHost {
-  /** Runs tasks on the thread pool (every thread's GEMM scratch ready). */
-  run(tasks: Task[]): void;
-  /** Writes the convolution geometry block and returns its byte offset. */
-  convGeometry(g: Conv2dGeometry): number;
-  /** A persistent workspace of at least `floats`, kept between calls; its byte offset. */
-  workspace(floats: number): number;
-  /** A view of the memory from a byte offset on. */
-  at(offset: number): Float32Array;
-  /** [start, end) ranges covering [0, total) in at most one piece per thread (`align`ed boundaries). */
-  perThread(total: number, align?: number): [number, number][];
-}
 
 type Buffers<K extends KernelName> = { [R in keyof KernelTable[K]['buffers']]-?: Placed };
 export type NativeKernels = { [K in KernelName]?: (p: KernelTable[K]['params'], b: Buffers<K>) => void };
@@ -44,7 +30,7 @@ const SMALL_BATCH = 4;
  * spinning between calls (OPENBLAS_THREAD_TIMEOUT, blas.ts): the small net (12–37 K weights per
  * group) then trained at 614–815 images/s against 558–628 with them in wasm (five rounds, batch
  * 64), the paper net's conv1 (35 K) took 2.7 instead of 4.7 ms at batch 1; before that fix the BLAS
- * lost on the small net, 277–349 against 378–487 (BENCHMARKS.md, seventh session).
+ * lost on the small net, 277–349 against 378–487 (BENCHMARKS.md, 2026-12-01, the webgpu-round measurements).
  */
 export const NATIVE_FROM = { linearWeights: 1_000_000 };
 

@@ -14,7 +14,7 @@ import type { Conv2dGeometry } from '../kernels.js';
 import { task } from '../wasm/tasks.js';
 import type { Dnnl, Placed } from './dnnl.js';
 import { keepsLayouts, stripsSetting } from '../../config.js';
-import type { KernelHost } from './routes.js';
+import type { KernelHost } from '../wasm/host.js';
 
 /** Output widths below which a strip pays. */
 const STRIP_BELOW = 16;

@@ -16,10 +16,7 @@ import {
 } from '../kernels.js';
 import { type HostKernel, referenceKernels } from '../reference/backend.js';
 import type { KernelExports } from './exports.js';
-import type { Blas } from '../native/blas.js';
-import type { Dnnl, Layout } from '../native/dnnl.js';
-import { Layouts } from '../native/layouts.js';
-import { type KernelHost, nativeKernels, type NativeKernels } from '../native/routes.js';
+import type { HostKernels, KernelHost, WasmExtension } from './host.js';
 import { platform } from './platform.js';
 import { Allocator, PAGE } from './allocator.js';
 import * as G from './geometry.js';
@@ -47,11 +44,6 @@ class WasmBuffer implements DeviceBuffer {
      * the backend's buffers, so a copy made from a buffer at one stamp is valid while it holds. */
     public stamp: number,
   ) {}
-  /** Set while it holds a tensor in one of oneDNN's blocked layouts; with `origin` and `readAsNchw`,
-   * kept by native/layouts.ts (their meaning: `Placed` in native/dnnl.ts). */
-  layout?: Layout;
-  origin?: WasmBuffer;
-  readAsNchw?: boolean;
 }
 
 export interface WasmBackendOptions {
@@ -61,14 +53,8 @@ export interface WasmBackendOptions {
   relaxedSimd?: boolean | 'auto';
   /** Shared memory (needed for more than one thread). Default: where the host allows it. */
   sharedMemory?: boolean;
-  /** A BLAS for the GEMMs (the `native` backend): convolutions and linear layers call it on this
-   * backend's memory, with `threads` threads; the other kernels stay in wasm. */
-  blas?: Blas;
-  /** The smallest linear layers (in weights) whose GEMMs go to the BLAS; smaller ones stay on the
-   * wasm kernels. Default: native/routes.ts's NATIVE_FROM. */
-  nativeFrom?: { linearWeights: number };
-  /** oneDNN for the convolutions of the native backend (with `blas`); im2col + BLAS without it. */
-  dnnl?: Dnnl;
+  /** Kernels of another backend on this one's memory and threads (the native backend's). */
+  extension?: WasmExtension;
 }
 
 /** [start, end) ranges covering [0, total) in `parts` pieces, boundaries rounded to `align`. */
@@ -80,7 +66,7 @@ function split(total: number, parts: number, align = 1): [number, number][] {
 }
 
 export class WasmBackend implements Backend {
-  readonly name: 'wasm' | 'native';
+  readonly name: string;
   readonly precision = 'float32';
   private readonly allocator: Allocator;
   private heap: Float32Array;
@@ -89,24 +75,19 @@ export class WasmBackend implements Backend {
   private scratch: number[] = [];
   /** The last buffer stamp handed out. */
   private stamps = 0;
-  /** Blocked tensors between oneDNN's kernels (native with oneDNN only). */
-  private readonly layouts?: Layouts;
-  /** The native route's workspace (im2col columns and GEMM panels). */
-  private native = 0;
-  private nativeFloats = 0;
+  /** An extension's workspace (the native route's im2col columns and GEMM panels). */
+  private workspace = 0;
+  private workspaceFloats = 0;
 
   private constructor(
     readonly memory: WebAssembly.Memory,
     private readonly exports: KernelExports,
     private readonly pool: ThreadPool,
     readonly simd: 'relaxed' | 'simd',
-    readonly blas?: Blas,
-    nativeFrom?: { linearWeights: number },
-    readonly dnnl?: Dnnl,
+    readonly extension?: WasmExtension,
   ) {
-    this.name = blas ? 'native' : 'wasm';
-    if (blas) Object.assign(this.kernels, nativeKernels(this.kernelHost(), blas, { ...this.kernels } as NativeKernels, nativeFrom, dnnl));
-    if (blas && dnnl) this.layouts = new Layouts(dnnl, (b) => this.view(b));
+    this.name = extension?.name ?? 'wasm';
+    if (extension) Object.assign(this.kernels, extension.kernels(this.kernelHost(), { ...this.kernels } as HostKernels));
     this.heap = new Float32Array(memory.buffer);
     this.allocator = new Allocator(memory, HEAP_BASE, MAX_PAGES * PAGE, ALIGN);
     this.geometry = this.allocator.allocate(4 * G.GEOMETRY_FIELDS);
@@ -146,10 +127,8 @@ export class WasmBackend implements Backend {
     });
     const exports = instance.exports as unknown as KernelExports;
     const pool = await ThreadPool.start(threads, exports, module, memory, host);
-    options.blas?.setThreads(threads);
-    const dnnl = options.blas && options.dnnl;
-    dnnl?.setThreads(threads);
-    return new WasmBackend(memory, exports, pool, useRelaxed ? 'relaxed' : 'simd', options.blas, options.nativeFrom, dnnl);
+    options.extension?.setThreads(threads);
+    return new WasmBackend(memory, exports, pool, useRelaxed ? 'relaxed' : 'simd', options.extension);
   }
 
   get threads(): number {
@@ -177,14 +156,14 @@ export class WasmBackend implements Backend {
     const b = this.own(buffer);
     if (offset + data.length > b.length)
       throw new Error(`write: ${data.length} values at offset ${offset} do not fit a buffer of ${b.length}`);
-    this.layouts?.written(b, offset, data.length);
+    this.extension?.written?.(b, offset, data.length);
     this.view(b).set(data, offset);
     b.stamp = ++this.stamps;
   }
 
   readSync(buffer: DeviceBuffer): FloatArray {
     const b = this.own(buffer);
-    return b.layout ? this.layouts!.read(b) : this.view(b).slice();
+    return this.extension?.read?.(b) ?? this.view(b).slice();
   }
 
   async read(buffer: DeviceBuffer): Promise<FloatArray> {
@@ -203,7 +182,7 @@ export class WasmBackend implements Backend {
     const owned: Record<string, WasmBuffer> = {};
     for (const [role, buffer] of Object.entries(buffers as Record<string, DeviceBuffer | undefined>))
       if (buffer) owned[role] = this.own(buffer);
-    this.layouts?.prepare(kernel, params, owned);
+    this.extension?.prepare?.(kernel, params, owned);
     for (const role of KERNEL_WRITES[kernel] as readonly string[]) if (owned[role]) owned[role].stamp = ++this.stamps;
     if (compiled) {
       compiled(params, owned);
@@ -368,7 +347,7 @@ export class WasmBackend implements Backend {
     },
   };
 
-  /** What the native route (native/routes.ts) may use of this backend. */
+  /** What an extension may use of this backend. */
   private kernelHost(): KernelHost {
     return {
       run: (tasks) => {
@@ -377,15 +356,16 @@ export class WasmBackend implements Backend {
       },
       convGeometry: (g) => this.writeGeometry(g, g),
       workspace: (floats) => {
-        if (floats > this.nativeFloats) {
-          if (this.nativeFloats > 0) this.allocator.release(this.native, 4 * this.nativeFloats);
-          this.native = this.allocator.allocate(4 * floats);
-          this.nativeFloats = floats;
+        if (floats > this.workspaceFloats) {
+          if (this.workspaceFloats > 0) this.allocator.release(this.workspace, 4 * this.workspaceFloats);
+          this.workspace = this.allocator.allocate(4 * floats);
+          this.workspaceFloats = floats;
         }
-        return this.native;
+        return this.workspace;
       },
       at: (offset) => new Float32Array(this.memory.buffer, offset),
       perThread: (total, align = 1) => split(total, Math.min(total, this.pool.threads), align),
+      view: (b) => this.view(b as WasmBuffer),
     };
   }
 

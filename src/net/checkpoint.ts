@@ -7,13 +7,11 @@
  * parameter against the spec's shapes, the momentum against the parameters, the metadata's JSON.
  */
 import { readSync } from 'node:fs';
-import { checkPreprocess, type Preprocess } from '../data/preprocess.js';
+import { readFileBytes, withOpenFile, writeFileAtomic } from '../io/files.js';
+import { parseSafetensors, safetensorsHeaderLength, safetensorsMetadata, serializeSafetensors } from '../io/safetensors.js';
 import { formatShape } from '../tensor.js';
-import { paramShapes } from '../net/net.js';
-import type { NetSpec } from '../net/spec.js';
-import type { ScheduleSpec } from '../train/schedule.js';
-import { readFileBytes, withOpenFile, writeFileAtomic } from './files.js';
-import { parseSafetensors, safetensorsHeaderLength, safetensorsMetadata, serializeSafetensors } from './safetensors.js';
+import { paramShapes } from './net.js';
+import type { NetSpec } from './spec.js';
 
 type Tensors = Record<string, { shape: readonly number[]; data: ArrayLike<number> }>;
 
@@ -25,49 +23,10 @@ export interface Checkpoint {
   state: Record<string, unknown>;
 }
 
-/** The settings of a training run, stored with its checkpoints: what `--resume` continues with
- * and what `predict` and `eval` need (the normalisation, the class names). */
-export interface RunOptions {
-  lr: number;
-  momentum: number;
-  weightDecay: number;
-  batch: number;
-  epochs: number;
-  seed: number;
-  init: string;
-  schedule: ScheduleSpec;
-  /** Padded crops (small images) or crops of the input size (stores), flips, PCA noise's σ. */
-  augment: { pad: number; flip: boolean; crop?: boolean; pca?: number };
-  /** Normalisation of pixel values x/255: (x − mean) / std. */
-  mean: number;
-  std: number;
-  /** How photos become inputs, when not the uniform mean/std above (a fine-tuned pretrained net's). */
-  preprocess?: Preprocess;
-  classNames?: string[];
-  /** The model a fine-tuning run started from, and the layers it left frozen. */
-  initFrom?: string;
-  frozen?: string[];
-  /** The named recipe (`--recipe`) the settings came from. */
-  recipe?: string;
-  /** Validation was the dataset's own val split, not held-out training images. */
-  validationSplit?: boolean;
-  /** Sizes of the training and validation sets: a resumed run must see the same data. */
-  trainImages: number;
-  validationImages: number;
-  /** Settings changed when the run was resumed (each explicitly), in order. */
-  changes?: SettingChange[];
-}
-
-export interface SettingChange {
-  /** Epochs completed and steps taken when the change took effect. */
-  epoch: number;
-  step: number;
-  setting: string;
-  from: unknown;
-  to: unknown;
-}
-
 const FORMAT = 'alexnet-ts/1';
+
+/** A run folder's checkpoints: the last epoch's (or the point a run stopped at), and the best one's. */
+export const RUN_CHECKPOINTS = { last: 'last.safetensors', best: 'best.safetensors' } as const;
 
 export function writeCheckpoint(path: string, checkpoint: Checkpoint): void {
   const tensors: Tensors = { ...checkpoint.params };
@@ -118,22 +77,6 @@ function checkTensors(tensors: Tensors, shapes: Map<string, readonly number[]>, 
     if (formatShape(t!.shape) !== formatShape(shape)) fail(`${name}' is ${formatShape(t!.shape)}, its net spec says ${formatShape(shape)}`);
   }
   for (const name of Object.keys(tensors)) if (!shapes.has(name)) fail(`${name}' is not in its net spec`);
-}
-
-/** The run options stored in a checkpoint's state, with the fields inference needs type-checked. */
-export function runOptionsOf(checkpoint: Checkpoint, path: string): Partial<RunOptions> {
-  const options = checkpoint.state.options ?? {};
-  if (typeof options !== 'object' || options === null) throw new Error(`${path}: its run options are not a JSON object`);
-  const o = options as Partial<RunOptions>;
-  for (const field of ['mean', 'std'] as const) {
-    if (o[field] !== undefined && !Number.isFinite(o[field])) throw new Error(`${path}: its run option '${field}' is not a number`);
-  }
-  if (o.std !== undefined && o.std <= 0) throw new Error(`${path}: its run option 'std' is ${o.std}, not positive`);
-  if (o.preprocess !== undefined) checkPreprocess(o.preprocess, path);
-  if (o.classNames !== undefined && !(Array.isArray(o.classNames) && o.classNames.every((n) => typeof n === 'string'))) {
-    throw new Error(`${path}: its class names are not a list of strings`);
-  }
-  return o;
 }
 
 /** A checkpoint's spec and run state without reading its tensors: what `--resume` defaults to. */
