@@ -2,41 +2,35 @@
 /** The `alexnet` command line. */
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReferenceBackend } from '../backend/reference/backend.js';
 import type { Backend } from '../backend/backend.js';
 import { BACKENDS, type BackendChoice, createBackend } from '../backend/choose.js';
 import { bench, benchLoader, formatBench } from '../bench/bench.js';
-import { isPhotoFolder, loadSplit, parseClassNames } from '../data/dataset.js';
 import { imageFilesIn } from '../data/images.js';
-import { type BatchSource, imageSetBatches } from '../data/batches.js';
+import type { BatchSource } from '../data/batches.js';
 import { describeDataset, listPhotos } from '../data/photos.js';
-import { parsePreprocess, type Preprocess, PRESETS, uniformNormalisation } from '../data/preprocess.js';
-import { isStore, openStore, prepareInMemory, prepareStore, type RecordReader, StoreReader } from '../data/store.js';
-import { readCheckpointHeader } from '../net/checkpoint.js';
-import type { RunOptions } from '../train/run-options.js';
+import { parsePreprocess, PRESETS } from '../data/preprocess.js';
+import { prepareStore } from '../data/store.js';
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { parseNpy, serializeNpy } from '../io/npy.js';
-import { serializeSafetensors } from '../io/safetensors.js';
 import { type Classified, classifyImages, type Unreadable } from '../models/classify.js';
+import { EXPORT_FORMATS, type ExportFormat, exportModel } from '../models/export.js';
 import { models } from '../models/index.js';
 import { MODEL_KINDS, openModel, type OpenedModel, readModel, type ReadOptions } from '../models/open.js';
 import { initializers } from '../net/init.js';
-import { formatSummary, type Net, planNet, summarize } from '../net/net.js';
-import { specClasses } from '../net/roles.js';
-import type { NetSpec } from '../net/spec.js';
-import { exportOnnx } from '../onnx/export.js';
-import { writeRunPlots } from '../report/plots.js';
 import { logitsInBatches } from '../net/inference.js';
-import { evaluate, evaluateStore, type EvalResult, Interrupted } from '../train/evaluate.js';
-import { RUN_FILES } from '../train/run-folder.js';
-import { parseSchedule, type ScheduleSpec } from '../train/schedule.js';
+import { formatSummary, type Net, planNet, summarize } from '../net/net.js';
+import { writeRunPlots } from '../report/plots.js';
 import { sizeOf } from '../tensor.js';
+import { evaluate, Interrupted } from '../train/evaluate.js';
+import { formatNumber, recipes } from '../train/recipes.js';
+import { planTraining, type TrainRequest } from '../train/request.js';
+import { RUN_FILES } from '../train/run-folder.js';
+import { checkFiniteLoss, scoreModel, scoringBatch } from '../train/score.js';
 import { CHANGEABLE } from '../train/settings.js';
-import { memorySize } from '../train/data.js';
-import { inputSide, setUpRun } from '../train/setup.js';
-import { defaultRecipe, formatNumber, recipes, resolveSettings, type TrainingSettings } from '../train/recipes.js';
+import { inputSide } from '../train/setup.js';
 import { train } from '../train/trainer.js';
 
 /** A numeric option's parser: the value must be a number within a range, stated in the error. */
@@ -146,7 +140,7 @@ program
       batch: number;
       threads: number;
       steps: number;
-      backend: 'wasm' | 'reference';
+      backend: BackendChoice;
       data?: string;
       json?: boolean;
     }) => {
@@ -176,26 +170,6 @@ program
 /** A progress line with images/s and ETA, redrawn in place on a terminal, silent otherwise. */
 function progress(text: string): void {
   if (process.stderr.isTTY) process.stderr.write(`\r${text}\x1b[K`);
-}
-
-interface TrainCliOptions extends Partial<TrainingSettings> {
-  backend: BackendChoice;
-  data: string;
-  out: string;
-  model?: string;
-  val?: number;
-  loaders: number;
-  threads: number;
-  seed: number;
-  classes?: number;
-  classNames?: string;
-  resume?: boolean;
-  force?: boolean;
-  override?: string[];
-  initFrom?: string;
-  arch?: string;
-  freeze?: boolean | string[];
-  recipe?: string;
 }
 
 program
@@ -260,82 +234,26 @@ program
     v.split(',').map((n) => n.trim()),
   )
   .option('--force', 'start over in an --out that holds a run, deleting it')
-  .action(async (cliOptions: TrainCliOptions, command: Command) => {
-    if (cliOptions.resume && cliOptions.force) throw new Error('--resume continues a run and --force starts it over: give one of them');
-    if (cliOptions.override && !cliOptions.resume) throw new Error('--override only applies with --resume');
-    const opts: ResumedOptions = cliOptions.resume ? withRunSettings(cliOptions, command) : cliOptions;
-    const given = givenSettings(opts, command);
-    const recipe = opts.recipe ?? defaultRecipe(opts);
-    const augment = resolveSettings(recipe, given).settings;
-    const names =
-      opts.classNames === undefined
-        ? undefined
-        : Array.isArray(opts.classNames)
-          ? (opts.classNames as string[])
-          : parseClassNames(opts.classNames);
-    const { spec, data, initFrom, frozen } = await setUpRun({
-      data: opts.data,
-      ...(opts.model ? { model: opts.model } : {}),
-      ...(opts.spec ? { spec: opts.spec } : {}),
-      ...(opts.initFrom ? { initFrom: opts.initFrom } : {}),
-      ...(opts.arch ? { arch: opts.arch } : {}),
-      ...(opts.freeze ? { freeze: opts.freeze as true | string[] } : {}),
-      resume: opts.resume,
-      val: opts.val,
-      seed: opts.seed,
-      classes: opts.classes,
-      classNames: names,
-      cropPad: augment.cropPad,
-      flip: augment.flip,
-      pca: augment.pca,
-      loaders: opts.loaders,
-      ...(opts.normalisation ? { normalisation: opts.normalisation } : {}),
-      ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
+  .action(async (opts: TrainRequest & { backend: BackendChoice; threads: number }, command: Command) => {
+    const { spec, data, settings, options } = await planTraining(opts, (key) => command.getOptionValueSource(key) === 'cli', {
       onPhotos: (photos) => console.log(`${describeDataset(photos)}: decoding in memory`),
       onProgress: (p) => progress(`${p.done}/${p.total} photos decoded, ${p.imagesPerSecond.toFixed(0)} images/s`),
     });
     progress('');
-    const { mean, std } = data;
-    const resolved = resolveSettings(recipe, given, data.train.count);
-    const settings = resolved.settings;
-    const schedule =
-      typeof opts.schedule === 'object' ? (opts.schedule as ScheduleSpec) : parseSchedule(settings.schedule, settings.epochs);
-    if (!opts.resume) console.log(resolved.described);
+    const { batch, epochs, flip } = settings.settings;
+    if (!opts.resume) console.log(settings.described);
     const backend = await openBackend(opts.backend, opts.threads);
     const stop = stopOnSignals();
     const start = performance.now();
     try {
       const { net, interrupted } = await train({
-        spec,
+        ...options,
         backend,
-        train: data.train,
-        validation: data.validation,
-        outDir: opts.out,
-        epochs: settings.epochs,
-        batch: settings.batch,
-        lr: settings.lr,
-        momentum: settings.momentum,
-        weightDecay: settings.weightDecay,
-        schedule,
-        seed: opts.seed,
-        init: settings.init as keyof typeof initializers,
-        ...(initFrom ? { initFrom } : {}),
-        ...(frozen ? { frozen } : {}),
-        recipe,
-        validationSplit: data.validationSplit,
-        augment: data.augment,
-        mean,
-        std,
-        ...(data.preprocess ? { preprocess: data.preprocess } : {}),
-        classNames: data.classNames,
-        resume: opts.resume,
-        force: opts.force,
-        overrides: opts.override,
         interrupted: () => stop.signal !== undefined,
         onStart: () =>
           console.log(
             `training ${spec.name ?? opts.model ?? 'the model'} on ${data.train.count} images (validation: ${data.validationFrom}) ` +
-              `for ${settings.epochs} epochs, batch ${settings.batch}, into ${opts.out}`,
+              `for ${epochs} epochs, batch ${batch}, into ${opts.out}`,
           ),
         onResume: (r) =>
           console.log(
@@ -345,7 +263,7 @@ program
         onProgress: (p) =>
           progress(
             `epoch ${p.epoch} ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  ${grouped(p.imagesPerSecond)} images/s  ` +
-              `ETA ${p.imagesPerSecond > 0 ? (((p.batches - p.batch) * settings.batch) / p.imagesPerSecond).toFixed(0) : '?'} s`,
+              `ETA ${p.imagesPerSecond > 0 ? (((p.batches - p.batch) * batch) / p.imagesPerSecond).toFixed(0) : '?'} s`,
           ),
         onEpoch: (m) => {
           progress('');
@@ -362,7 +280,7 @@ program
           `interrupted: saved ${join(opts.out, RUN_FILES.last)}; continue with: alexnet train --data ${opts.data} --out ${opts.out} --resume`,
         );
       } else {
-        await finishRun(net, { ...opts, flip: settings.flip }, data.test, () => stop.signal !== undefined, start);
+        await finishRun(net, { out: opts.out, data: opts.data, flip }, data.test, () => stop.signal !== undefined, start);
       }
     } finally {
       stop.release();
@@ -373,7 +291,13 @@ program
   });
 
 /** Curves, filters and the test score of a finished run. */
-async function finishRun(net: Net, opts: TrainCliOptions, test: BatchSource, interrupted: () => boolean, start: number) {
+async function finishRun(
+  net: Net,
+  opts: { out: string; data: string; flip: boolean },
+  test: BatchSource,
+  interrupted: () => boolean,
+  start: number,
+) {
   await writeRunPlots(opts.out, net);
   let evaluated;
   try {
@@ -384,7 +308,7 @@ async function finishRun(net: Net, opts: TrainCliOptions, test: BatchSource, int
     return;
   }
   const result = evaluated.singleView ?? evaluated;
-  finiteLoss(result, test.source);
+  checkFiniteLoss(result, test.source);
   const mirrored = opts.flip ? ` (${(100 * evaluated.top1).toFixed(2)}% averaged with mirror images)` : '';
   console.log(
     `test accuracy ${(100 * result.top1).toFixed(2)}%${mirrored} (top-5 ${(100 * result.top5).toFixed(2)}%), ` +
@@ -392,70 +316,9 @@ async function finishRun(net: Net, opts: TrainCliOptions, test: BatchSource, int
   );
 }
 
-/** An accuracy means nothing beside a loss that is not a number: the net's outputs are not. */
-function finiteLoss(result: EvalResult, source: string): void {
-  if (!Number.isFinite(result.loss))
-    throw new Error(`the loss on ${source} is ${result.loss}: the model's outputs are not finite numbers, so it has no accuracy`);
-}
-
 /** Throughput for people: 12,345. */
 function grouped(x: number): string {
   return Math.round(x).toLocaleString('en-US');
-}
-
-/** The recipe's settings the user gave: on the command line, or recorded by the run being resumed. */
-function givenSettings(opts: ResumedOptions, command: Command): Partial<TrainingSettings> {
-  const keys = Object.keys(recipes.scaled!.settings) as (keyof TrainingSettings)[];
-  return Object.fromEntries(
-    keys.filter((key) => command.getOptionValueSource(key) === 'cli' || opts.stored?.includes(key)).map((key) => [key, opts[key]]),
-  );
-}
-
-/** `--resume`: every setting not given on the command line is the run's own (its model too). */
-type ResumedOptions = TrainCliOptions & {
-  spec?: NetSpec;
-  normalisation?: { mean: number; std: number };
-  preprocess?: Preprocess;
-  /** The settings the run recorded. */
-  stored?: string[];
-};
-
-function withRunSettings(opts: TrainCliOptions, command: Command): ResumedOptions {
-  const last = join(opts.out, RUN_FILES.last);
-  if (!existsSync(last)) throw new Error(`--resume: ${opts.out} holds no ${RUN_FILES.last} to continue from`);
-  const { spec, state } = readCheckpointHeader(last);
-  const run = (state.options ?? {}) as Partial<RunOptions>;
-  const stored: Record<string, unknown> = {
-    epochs: run.epochs,
-    batch: run.batch,
-    lr: run.lr,
-    momentum: run.momentum,
-    weightDecay: run.weightDecay,
-    schedule: run.schedule,
-    val: run.validationSplit ? undefined : run.validationImages,
-    init: run.init,
-    cropPad: run.augment?.pad,
-    flip: run.augment?.flip,
-    pca: run.augment?.pca,
-    recipe: run.recipe,
-    seed: run.seed,
-    classNames: run.classNames,
-    classes: specClasses(spec),
-    initFrom: run.initFrom,
-    freeze: run.frozen,
-  };
-  const merged: Record<string, unknown> = { ...opts };
-  const kept = Object.entries(stored).filter(([key, value]) => value !== undefined && command.getOptionValueSource(key) !== 'cli');
-  for (const [key, value] of kept) merged[key] = value;
-  const normalisation =
-    run.initFrom !== undefined && run.mean !== undefined && run.std !== undefined ? { mean: run.mean, std: run.std } : undefined;
-  return {
-    ...(merged as unknown as TrainCliOptions),
-    ...(opts.model === undefined ? { spec } : {}),
-    ...(normalisation ? { normalisation } : {}),
-    ...(run.initFrom !== undefined && run.preprocess ? { preprocess: run.preprocess } : {}),
-    stored: kept.map(([key]) => key),
-  };
 }
 
 /** Ctrl-C (SIGINT) and SIGTERM ask the run to stop after the current step and save; repeated
@@ -515,20 +378,6 @@ program
     );
   });
 
-/** The split `eval` scores (val, else train) of a store, or of a small folder of photos decoded
- * into memory at `size` (the model's crops are cut from it). */
-async function photoRecords(data: string, size: number): Promise<RecordReader> {
-  if (isStore(data)) {
-    const index = openStore(data);
-    return new StoreReader(data, index, index.splits.val ? 'val' : 'train');
-  }
-  const readers = await prepareInMemory(data, {
-    size: size,
-    onProgress: (p) => progress(`${p.done}/${p.total} photos decoded`),
-  });
-  return readers.val ?? readers.train!;
-}
-
 /** The options of commands that run a model. */
 interface ModelCliOptions extends ReadOptions {
   model: string;
@@ -559,43 +408,18 @@ modelCommand('eval', "top-1/top-5 accuracy and loss of a model on a dataset: its
   )
   .option('--json', 'print {"top1", "top5", "loss", "count"}')
   .action(async (opts: ModelCliOptions & { data: string; batch?: number; mirror?: boolean; crops: 'center' | 'ten'; json?: boolean }) => {
-    const report = (result: EvalResult) => {
-      finiteLoss(result, opts.data);
+    await withModel(opts, scoringBatch(opts.data, opts), async (model) => {
+      const result = await scoreModel(model, opts.data, {
+        crops: opts.crops,
+        mirror: opts.mirror,
+        onProgress: (done, total) => progress(`${done}/${total} images`),
+      }).finally(() => progress(''));
       console.log(
         opts.json
           ? JSON.stringify(result)
           : `top-1 accuracy ${(100 * result.top1).toFixed(2)}%, top-5 ${(100 * result.top5).toFixed(2)}%, ` +
               `loss ${result.loss.toFixed(4)} on ${result.count} images`,
       );
-    };
-    if (isStore(opts.data) || isPhotoFolder(opts.data)) {
-      const windows = opts.crops === 'ten' ? 10 : 1;
-      await withModel(opts, (opts.batch ?? 16) * windows, async (model) => {
-        if (!model.preprocess) throw new Error(`${model.path} does not record how its images were preprocessed: pass --preprocess`);
-        const reader = await photoRecords(opts.data, model.preprocess.resize ?? memorySize(model.net.shapeOf(model.data)[2]!));
-        try {
-          report(
-            await evaluateStore(model.net, reader, model.preprocess, {
-              crops: opts.crops,
-              onProgress: (done) => progress(`${done}/${reader.count} images`),
-            }),
-          );
-        } finally {
-          progress('');
-          reader.close();
-        }
-      });
-      return;
-    }
-    await withModel(opts, opts.batch ?? 100, async (model) => {
-      const { net, path } = model;
-      const test = loadSplit(opts.data, 'test', { classes: model.classes });
-      const [channels, height, width] = net.shapeOf(model.data).slice(1);
-      if (channels !== test.shape[0] || height !== test.shape[1] || width !== test.shape[2]) {
-        throw new Error(`${path}: the model takes ${channels}×${height}×${width} images, ${test.source} holds ${test.shape.join('×')}`);
-      }
-      const { mean, std } = uniformNormalisation(model.preprocess ?? { channels: 'rgb', mean: [0], std: [1] }, path);
-      report(await evaluate(net, imageSetBatches(test, mean, std, { pad: 0, flip: false }), { mirror: opts.mirror }));
     });
   });
 
@@ -659,31 +483,20 @@ program
   .requiredOption('--out <file>', 'the file to write')
   .addOption(
     new Option('--format <format>', "onnx, or safetensors: the parameters under the net's names (torchvision's, for alexnet-torchvision)")
-      .choices(['onnx', 'safetensors'])
+      .choices(EXPORT_FORMATS)
       .default('onnx'),
   )
   .option('--batch <n>', 'the batch size fixed in the ONNX graph', batchSize, 1)
-  .action(async (opts: ReadOptions & { model: string; out: string; format: 'onnx' | 'safetensors'; batch: number }) => {
+  .action(async (opts: ReadOptions & { model: string; out: string; format: ExportFormat; batch: number }) => {
     await withModel({ ...opts, threads: 0, backend: 'reference' }, opts.batch, async (model) => {
+      writeFileAtomic(opts.out, await exportModel(model, opts.format));
       const { net, data, logits } = model;
-      const described = {
-        ...(model.preprocess ? { preprocess: JSON.stringify(model.preprocess) } : {}),
-        ...(model.classNames ? { classNames: JSON.stringify(model.classNames) } : {}),
-      };
-      if (opts.format === 'onnx') {
-        writeFileAtomic(opts.out, await exportOnnx(net, described));
-        console.log(`wrote ${opts.out}: inputs ${data}, logits '${logits}'`);
-      } else {
-        const params = await net.readParams();
-        const tensors = Object.fromEntries(net.params.map((p) => [p.name, { shape: p.shape, data: params[p.name]! }]));
-        writeFileAtomic(opts.out, serializeSafetensors(tensors, { format: 'pt', ...described }));
-        console.log(
-          `wrote ${opts.out}: ${net.params.length} tensors (${net.params
-            .map((p) => p.name)
-            .slice(0, 2)
-            .join(', ')}, …)`,
-        );
-      }
+      const names = net.params.map((p) => p.name);
+      console.log(
+        opts.format === 'onnx'
+          ? `wrote ${opts.out}: inputs ${data}, logits '${logits}'`
+          : `wrote ${opts.out}: ${names.length} tensors (${names.slice(0, 2).join(', ')}, …)`,
+      );
     });
   });
 

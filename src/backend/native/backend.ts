@@ -20,7 +20,7 @@ export interface NativeOptions {
   /** oneDNN for the convolutions; im2col + BLAS without it. */
   dnnl?: Dnnl;
   /** The smallest linear layers (in weights) whose GEMMs leave the wasm kernels. Default:
-   * routes.ts's NATIVE_FROM. */
+   * policy.ts's NATIVE_FROM. */
   nativeFrom?: { linearWeights: number };
 }
 

@@ -10,6 +10,7 @@
  */
 import { type Koffi, type NativeLibrary, openLibrary } from './ffi.js';
 import { defaultEnvironment, keepsLayouts, readEnvironment } from '../../config.js';
+import { dnnlDeclines } from './policy.js';
 import type { Conv2dGeometry, KernelTable, LinearParams } from '../kernels.js';
 
 export type ConvolutionKind = 'forward' | 'backward_data' | 'backward_weights';
@@ -330,7 +331,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       const unpadded = framed(g, withBias, x.user, padBottom, padRight);
       if (unpadded) return unpadded;
     }
-    // A layer with under 8 channels per group is here for oneDNN's direct kernel (`declined`); where it has none, im2col +
+    // A layer with under 8 channels per group is here for oneDNN's direct kernel (policy.ts's `dnnlDeclines`); where it has none, im2col +
     // BLAS stays the measured choice.
     if (kind === 'backward_weights' && cg < 8 && gemm) throw new DnnlError('convolution', UNIMPLEMENTED);
     let args: Argument[];
@@ -406,7 +407,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
 
   const planned = (kind: ConvolutionKind, g: Conv2dGeometry, withBias: boolean, rows = false): Plan | null => {
     const key = `${kind} ${withBias} ${rows} ${JSON.stringify(g)}`;
-    if (!plans.has(key)) plans.set(key, declined(kind, g) ? null : plannedOrNull(() => plan(kind, g, withBias, rows)));
+    if (!plans.has(key)) plans.set(key, dnnlDeclines(kind, g) ? null : plannedOrNull(() => plan(kind, g, withBias, rows)));
     return plans.get(key)!;
   };
 
@@ -489,25 +490,6 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     },
     blockedLayout,
   };
-}
-
-/** A weight gradient's im2col GEMM (out channels per group × taps) below which a layer with 2–7
- * channels per group goes to oneDNN all the same (`declined`). */
-const SMALL_WEIGHT_GEMM = 8192;
-
-/**
- * Passes left to im2col + BLAS. With under 8 input channels per group, oneDNN pads the channels to
- * its block of 8, so the data gradient stays there (a first layer never needs it), and so does the
- * weight gradient with 2–7 channels where im2col's GEMM is large (out channels per group × taps):
- * the paper net's conv1 (96 × 363, batch 64) 172–181 ms on the BLAS against 214 on oneDNN, 232 on
- * NHWC. Where it is small, the BLAS's skinny GEMM loses: the CIFAR net's conv1 (32 × 75) 7.7–10.5
- * ms against 4.8–5.5 on oneDNN. With one channel, `plan` runs it on NHWC tensors.
- */
-function declined(kind: ConvolutionKind, g: Conv2dGeometry): boolean {
-  const cg = g.inChannels / g.groups;
-  if (cg >= 8 || kind === 'forward') return false;
-  if (kind === 'backward_data') return true;
-  return cg > 1 && (g.outChannels / g.groups) * cg * g.kernelH * g.kernelW >= SMALL_WEIGHT_GEMM;
 }
 
 /** oneDNN's `unimplemented` status: no kernel for these shapes (the caller runs another route). */

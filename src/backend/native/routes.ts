@@ -10,6 +10,7 @@ import type { KernelHost } from '../wasm/host.js';
 import { task } from '../wasm/tasks.js';
 import type { Blas } from './blas.js';
 import type { Dnnl, Placed } from './dnnl.js';
+import { linearRoute, NATIVE_FROM } from './policy.js';
 import { stripConvolution } from './strips.js';
 
 type Buffers<K extends KernelName> = { [R in keyof KernelTable[K]['buffers']]-?: Placed };
@@ -18,21 +19,6 @@ export type NativeKernels = { [K in KernelName]?: (p: KernelTable[K]['params'], 
 /** Floats of the workspace a chunk of images may take (im2col columns and a GEMM output panel):
  * 64 MiB, wide enough that BLAS runs near its peak, small enough to stay out of the way. */
 const WORKSPACE_FLOATS = 1 << 24;
-
-/** Up to this batch a linear layer is a matrix-vector product, bound by reading its weights: the
- * wasm kernel that reads them row by row on every thread beats a BLAS call there (paper net,
- * batch 1, 2 threads: 11.3–12.4 images/s with fc6–fc8 in BLAS, 14.5–16.1 in wasm). */
-const SMALL_BATCH = 4;
-
-/**
- * Linear layers below this many weights stay on the wasm kernels: the small Fashion-MNIST net's
- * (0.3 M) measured alike both ways. Every convolution goes to the BLAS since its threads stop
- * spinning between calls (OPENBLAS_THREAD_TIMEOUT, blas.ts): the small net (12–37 K weights per
- * group) then trained at 614–815 images/s against 558–628 with them in wasm (five rounds, batch
- * 64), the paper net's conv1 (35 K) took 2.7 instead of 4.7 ms at batch 1; before that fix the BLAS
- * lost on the small net, 277–349 against 378–487 (BENCHMARKS.md, 2026-12-01, the webgpu-round measurements).
- */
-export const NATIVE_FROM = { linearWeights: 1_000_000 };
 
 /** The native kernels; `wasm` is the table they replace, for the cases it still does better. */
 export function nativeKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from = NATIVE_FROM, dnnl?: Dnnl): NativeKernels {
@@ -51,12 +37,7 @@ function dnnlKernels(
   from: { linearWeights: number },
 ): NativeKernels {
   const memory = () => host.at(0);
-  // A linear layer's forward pass as oneDNN's 1×1 convolution, its weights blocked once while unchanged (OpenBLAS packs them at
-  // every call): in-process A/B at batch 64, the torchvision net 1.046–1.076× faster, the paper net 0.997–1.047×; the paper net's
-  // training at batch 128 1.099× (the weights re-blocked every step). Its backward passes so measured 0.93× (weights) and 0.995×
-  // (data): they stay on the BLAS. From batch 3 it also beats the wasm kernel that reads the weights row by row (A/B, 30 rounds:
-  // batch 4 0.873 / 0.895 of its time, batch 3 0.973; batch 2 0.942 / 1.035, left to the wasm kernel).
-  const onDnnl = (p: LinearParams) => p.batch >= 3 && p.inFeatures * p.outFeatures >= from.linearWeights;
+  const onDnnl = (p: LinearParams) => linearRoute('forward', p, { dnnl: true, from }) === 'dnnl';
   return {
     maxpool2d_forward: (g, b) => {
       const block = b.x.layout?.block;
@@ -173,7 +154,7 @@ function blasKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from: { 
       }
     },
     linear_forward: (p, b) => {
-      if (p.batch <= SMALL_BATCH || p.inFeatures * p.outFeatures < from.linearWeights) return wasm.linear_forward!(p, b);
+      if (linearRoute('forward', p, { dnnl: false, from }) === 'wasm') return wasm.linear_forward!(p, b);
       const y = host.at(b.y.offset);
       if (b.bias) {
         const bias = host.at(b.bias.offset).subarray(0, p.outFeatures);
@@ -196,7 +177,7 @@ function blasKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from: { 
       );
     },
     linear_backward_data: (p, b) => {
-      if (p.inFeatures * p.outFeatures < from.linearWeights) return wasm.linear_backward_data!(p, b);
+      if (linearRoute('backward_data', p, { dnnl: false, from }) === 'wasm') return wasm.linear_backward_data!(p, b);
       // dx = dy·W
       gemmAt(
         false,
@@ -214,7 +195,7 @@ function blasKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from: { 
       );
     },
     linear_backward_params: (p, b) => {
-      if (p.inFeatures * p.outFeatures < from.linearWeights) return wasm.linear_backward_params!(p, b);
+      if (linearRoute('backward_params', p, { dnnl: false, from }) === 'wasm') return wasm.linear_backward_params!(p, b);
       // dW = dyᵀ·x
       gemmAt(
         true,

@@ -13,31 +13,16 @@
 import type { Conv2dGeometry } from '../kernels.js';
 import { task } from '../wasm/tasks.js';
 import type { Dnnl, Placed } from './dnnl.js';
-import { keepsLayouts, stripsSetting } from '../../config.js';
 import type { KernelHost } from '../wasm/host.js';
-
-/** Output widths below which a strip pays. */
-const STRIP_BELOW = 16;
-/**
- * Whether strips run for tensors in `block`-channel blocks. They pay for the AVX2 kernel (8-channel blocks); oneDNN's
- * AVX-512 kernel (16-channel blocks) takes 13-wide rows well and only the copies are left: on a 2-vCPU Zen 4, in-process
- * A/B, the torchvision net's batch-64 pass ran 0.925–0.932× the time without strips, the paper net's 0.976×.
- * `ALEXNET_DNNL_STRIPS=on|off` overrides, read at each call (so the tests run the strip path on any CPU).
- */
-const stripsFor = (block: number) => stripsSetting() === 'on' || (block === 8 && stripsSetting() !== 'off');
-/** Images per strip: 16 ran as fast as 64 (conv4 at 13×13: 34–35 ms per 16 images, 132–142 per 64),
- * and keeps the workspace to a quarter. */
-const STRIP_IMAGES = 16;
+import { rightPadding, STRIP_IMAGES, stripsApply } from './policy.js';
 
 type Buffers = { x: Placed; weight: Placed; bias?: Placed; y: Placed };
 
 /** The forward pass on strips where it applies (true), or nothing (false). */
 export function stripConvolution(host: KernelHost, dnnl: Dnnl, g: Conv2dGeometry, b: Buffers): boolean {
   const block = b.x.layout?.block;
-  const padRight = g.outWidth + g.kernelW - 1 - g.inWidth - g.padLeft;
-  const unitStep = g.strideH === 1 && g.strideW === 1 && g.dilationH === 1 && g.dilationW === 1;
-  if (!block || !stripsFor(block) || !unitStep || g.batch < 2 || g.outWidth >= STRIP_BELOW || padRight < 0) return false;
-  if (g.outChannels % block !== 0 || b.y.readAsNchw || !keepsLayouts()) return false;
+  if (!block || !stripsApply(g, block, b.y.readAsNchw ?? false)) return false;
+  const padRight = rightPadding(g);
   const gap = Math.max(g.padLeft, padRight);
   const withBias = b.bias !== undefined;
   const strip = (images: number) => {

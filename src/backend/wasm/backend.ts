@@ -16,7 +16,7 @@ import {
 } from '../kernels.js';
 import { type HostKernel, referenceKernels } from '../reference/backend.js';
 import type { KernelExports } from './exports.js';
-import type { HostKernels, KernelHost, WasmExtension } from './host.js';
+import { type HostKernels, type KernelHost, ROW_BY_ROW_BATCH, type WasmExtension } from './host.js';
 import { platform } from './platform.js';
 import { Allocator, PAGE } from './allocator.js';
 import * as G from './geometry.js';
@@ -31,8 +31,6 @@ const MAX_PAGES = 65536; // 4 GiB, all of wasm32
 const PARALLEL_MACS = 2e6;
 const PARALLEL_ELEMENTS = 1 << 16;
 const TASKS_PER_THREAD = 2;
-/** Up to this batch, a linear layer reads its weights row by row instead of packing them for a GEMM. */
-const SMALL_BATCH = 4;
 
 class WasmBuffer implements DeviceBuffer {
   constructor(
@@ -305,7 +303,7 @@ export class WasmBackend implements Backend {
       });
     },
     linear_forward: (p, b) => {
-      if (p.batch <= SMALL_BATCH) {
+      if (p.batch <= ROW_BY_ROW_BATCH) {
         const ranges = split(p.outFeatures, this.parts(p.batch * p.inFeatures * p.outFeatures), 4);
         const buffers = { x: b.x.offset, weight: b.weight.offset, bias: b.bias?.offset ?? 0, y: b.y.offset };
         this.pool.run(ranges.map((range) => task.linearRows({ ...p, ...buffers, range })));
