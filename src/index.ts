@@ -20,7 +20,7 @@ export { listPhotos, type PhotoDataset } from './data/photos.js';
 export { openStore, prepareStore, prepareInMemory, StoreReader, type RecordReader, type StoreIndex } from './data/store.js';
 export { setUpRun, type RunSetup, type RunSetupOptions } from './train/setup.js';
 export { train, type TrainOptions, type TrainResult } from './train/trainer.js';
-export { planTraining, type TrainingPlan, type TrainRequest } from './train/request.js';
+export { planTraining, type PlanOptions, type TrainingPlan, type TrainRequest } from './train/request.js';
 export { scoreModel, scoringBatch, type ScoreOptions } from './train/score.js';
 export { exportModel, EXPORT_FORMATS, type ExportFormat } from './models/export.js';
 export { evaluate, evaluateStore, testCrops, type EvalResult } from './train/evaluate.js';

@@ -235,7 +235,8 @@ program
   )
   .option('--force', 'start over in an --out that holds a run, deleting it')
   .action(async (opts: TrainRequest & { backend: BackendChoice; threads: number }, command: Command) => {
-    const { spec, data, settings, options } = await planTraining(opts, (key) => command.getOptionValueSource(key) === 'cli', {
+    const { spec, data, settings, options } = await planTraining(opts, {
+      given: (key) => command.getOptionValueSource(key) === 'cli',
       onPhotos: (photos) => console.log(`${describeDataset(photos)}: decoding in memory`),
       onProgress: (p) => progress(`${p.done}/${p.total} photos decoded, ${p.imagesPerSecond.toFixed(0)} images/s`),
     });

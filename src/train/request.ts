@@ -102,19 +102,23 @@ export interface TrainingPlan {
   options: Omit<TrainOptions, 'backend'>;
 }
 
+export interface PlanOptions {
+  /** Which of the request's settings the user gave, where the request also holds defaults (the
+   * CLI's); by default, every setting the request holds. */
+  given?: Given;
+  /** Told when a folder of photos is about to be decoded in memory, and how far that has got. */
+  onPhotos?: (photos: PhotoDataset) => void;
+  onProgress?: (p: { done: number; total: number; imagesPerSecond: number }) => void;
+}
+
 /**
- * Opens the data and chooses the net and every setting of the run a request asks for. `given`
- * says which of the request's settings the user gave (the others are defaults to fill); the
- * hooks see photos decoded in memory. Throws one line for a request that cannot run.
+ * Opens the data and chooses the net and every setting of the run a request asks for. Throws one
+ * line for a request that cannot run.
  */
-export async function planTraining(
-  request: TrainRequest,
-  given: Given,
-  hooks: {
-    onPhotos?: (photos: PhotoDataset) => void;
-    onProgress?: (p: { done: number; total: number; imagesPerSecond: number }) => void;
-  } = {},
-): Promise<TrainingPlan> {
+export async function planTraining(request: TrainRequest, options: PlanOptions = {}): Promise<TrainingPlan> {
+  const { onPhotos, onProgress } = options;
+  const hooks = { ...(onPhotos ? { onPhotos } : {}), ...(onProgress ? { onProgress } : {}) };
+  const given: Given = options.given ?? ((key) => (request as unknown as Record<string, unknown>)[key] !== undefined);
   if (request.resume && request.force) throw new Error('--resume continues a run and --force starts it over: give one of them');
   if (request.override && !request.resume) throw new Error('--override only applies with --resume');
   const run = request.resume ? resumed(request, given) : undefined;
