@@ -123,22 +123,11 @@ for (const [what, args, message] of badInputs) {
 
 import sharp from 'sharp';
 import { readFileSync } from 'node:fs';
-import { Net, type NetSpec, ReferenceBackend } from '../src/index.js';
+import { Net, ReferenceBackend } from '../src/index.js';
 import { writeCheckpoint } from '../src/net/checkpoint.js';
 import { parseNpy, serializeNpy } from '../src/io/npy.js';
 import { assertClose } from './helpers.js';
-
-const tiny: NetSpec = {
-  name: 'tiny',
-  inputs: { data: [1, 8, 8], label: [] },
-  layers: [
-    { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1 },
-    { name: 'relu1', type: 'relu' },
-    { name: 'pool1', type: 'maxpool2d', kernel: 3, stride: 2, ceil: true },
-    { name: 'fc', type: 'linear', outFeatures: 5 },
-    { name: 'loss', type: 'softmax_cross_entropy', inputs: ['fc', 'label'] },
-  ],
-};
+import { tinyLinear as tiny } from './specs.js';
 
 async function trainedRun(): Promise<{ dir: string; checkpoint: string; net: Net }> {
   const dir = mkdtempSync(join(tmpdir(), 'cli-run-'));

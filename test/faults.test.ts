@@ -15,29 +15,16 @@ import { parseIdx } from '../src/data/idx.js';
 import { readCheckpoint, writeCheckpoint } from '../src/net/checkpoint.js';
 import { parseNpy, serializeNpy } from '../src/io/npy.js';
 import { parseSafetensors, serializeSafetensors } from '../src/io/safetensors.js';
-import { Net, type NetSpec, ReferenceBackend } from '../src/index.js';
+import { Net, ReferenceBackend } from '../src/index.js';
 import { exportOnnx } from '../src/onnx/export.js';
 import { importOnnx } from '../src/onnx/import.js';
 import { decodeModel, encodeModel, type ModelProto } from '../src/onnx/proto.js';
 import { Philox } from '../src/random.js';
 import { sizeOf } from '../src/tensor.js';
 import { columnDataset, idx } from './helpers.js';
+import { tinyDropout as tiny } from './specs.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
-
-const tiny: NetSpec = {
-  name: 'tiny',
-  inputs: { data: [1, 8, 8], label: [] },
-  layers: [
-    { name: 'conv1', type: 'conv2d', outChannels: 8, kernel: 3, pad: 1 },
-    { name: 'relu1', type: 'relu' },
-    { name: 'pool1', type: 'maxpool2d', kernel: 3, stride: 2, ceil: true },
-    { name: 'fc', type: 'linear', outFeatures: 32 },
-    { name: 'drop', type: 'dropout', p: 0.5 },
-    { name: 'out', type: 'linear', outFeatures: 4 },
-    { name: 'xent', type: 'softmax_cross_entropy', inputs: ['out', 'label'] }, // not called 'loss'
-  ],
-};
 
 interface Outcome {
   code: number | null;

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { readCheckpoint } from '../src/net/checkpoint.js';
-import type { NetSpec } from '../src/index.js';
 import { columnDataset } from './helpers.js';
+import { tinyHidden as tiny } from './specs.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 const FIXTURES = join(import.meta.dirname, '..', '..', 'test', 'fixtures');
@@ -19,20 +19,6 @@ function alexnet(...args: string[]) {
   const r = spawnSync(process.execPath, [CLI, ...args, '--threads', '1'], { encoding: 'utf8' });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr.trim() };
 }
-
-const tiny: NetSpec = {
-  name: 'tiny',
-  inputs: { data: [1, 8, 8], label: [] },
-  layers: [
-    { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1 },
-    { name: 'relu1', type: 'relu' },
-    { name: 'pool1', type: 'maxpool2d', kernel: 3, stride: 2, ceil: true },
-    { name: 'fc', type: 'linear', outFeatures: 16 },
-    { name: 'relu2', type: 'relu' },
-    { name: 'out', type: 'linear', outFeatures: 4 },
-    { name: 'loss', type: 'softmax_cross_entropy', inputs: ['out', 'label'] },
-  ],
-};
 
 const dataset = (classes: number, seed: number) => columnDataset({ train: 320, test: 40, classes, seed, spec: tiny });
 

@@ -9,24 +9,18 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
-import { type Backend, type DeviceBuffer, type KernelName, type KernelTable, Philox, ReferenceBackend } from '../src/index.js';
-import { WasmBackend } from '../src/backend/wasm/backend.js';
+import { type Backend, type DeviceBuffer, type KernelName, type KernelTable, Philox } from '../src/index.js';
+import type { WasmBackend } from '../src/backend/wasm/backend.js';
 import { windowCount } from '../src/layers/conv.js';
 import { type Conv2dGeometry, KERNEL_WRITES, type Pool2dGeometry } from '../src/backend/kernels.js';
 import { nativeOf } from '../src/backend/native/backend.js';
 import { loadBlas } from '../src/backend/native/blas.js';
 import { planners } from '../src/backend/webgpu/kernels.js';
-import { nativeBackends, webgpuBackends } from './backends.js';
+import { testBackends } from './backends.js';
 import { assertClose, withEnv } from './helpers.js';
 
-const reference = new ReferenceBackend();
-const configurations = [
-  { name: 'relaxed, 2 threads', backend: await WasmBackend.create({ threads: 2, relaxedSimd: true }) },
-  { name: 'relaxed, 1 thread, unshared memory', backend: await WasmBackend.create({ threads: 1, relaxedSimd: true, sharedMemory: false }) },
-  { name: 'simd, 2 threads', backend: await WasmBackend.create({ threads: 2, relaxedSimd: false }) },
-  ...(await nativeBackends()),
-  ...(await webgpuBackends()),
-];
+const [oracle, ...configurations] = await testBackends();
+const reference = oracle!.backend;
 
 const rng = new Philox(2024);
 const random = (length: number) => Float32Array.from({ length }, () => rng.nextNormal());
@@ -343,7 +337,7 @@ test('kernels: elementwise: activations, dropout (bit-identical masks), multiply
 });
 
 test('wasm memory: freed buffers are reused and planned bytes are reported', async () => {
-  const backend = configurations[1]!.backend as WasmBackend;
+  const backend = configurations.find(({ name }) => name === 'wasm-relaxed-1t-unshared')!.backend as WasmBackend;
   const before = backend.allocatedBytes;
   const a = backend.allocate(1000);
   const offsetBytes = backend.allocatedBytes - before;

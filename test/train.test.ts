@@ -18,6 +18,7 @@ import { setUpRun } from '../src/train/setup.js';
 import { resolveModel } from '../src/models/index.js';
 import { specClasses } from '../src/net/roles.js';
 import { idx } from './helpers.js';
+import { tinyColumns as tinySpec } from './specs.js';
 
 test("SGD applies the paper's update rule exactly", async () => {
   const net = Net.build(
@@ -188,23 +189,6 @@ test('checkpoints round-trip and a truncated one is refused', () => {
   writeFileSync(path, bytes.subarray(0, bytes.length - 7));
   assert.throws(() => readCheckpoint(path), /c.safetensors: truncated: tensor '[a-z.]+' ends at byte \d+, data has \d+/);
 });
-
-const tinySpec: NetSpec = {
-  name: 'tiny',
-  inputs: { data: [1, 8, 8], label: [] },
-  layers: [
-    { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1 },
-    { name: 'relu1', type: 'relu' },
-    { name: 'norm1', type: 'lrn', size: 3, alpha: 1e-4, beta: 0.75, k: 2 },
-    { name: 'pool1', type: 'maxpool2d', kernel: 3, stride: 2, ceil: true },
-    { name: 'conv2', type: 'conv2d', outChannels: 8, kernel: 3, pad: 1, groups: 2 },
-    { name: 'relu2', type: 'relu' },
-    { name: 'fc', type: 'linear', outFeatures: 16 },
-    { name: 'drop', type: 'dropout', p: 0.5 },
-    { name: 'out', type: 'linear', outFeatures: 4 },
-    { name: 'loss', type: 'softmax_cross_entropy', inputs: ['out', 'label'] },
-  ],
-};
 
 function randomSet(count: number, seed: number): ImageSet {
   const rng = new Philox(seed);

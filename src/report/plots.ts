@@ -11,6 +11,13 @@ import { readMetricsFile, RUN_FILES, type EpochMetrics } from '../train/run-fold
 
 /** Loss and error per epoch, side by side, as a PNG. */
 export async function curvesPng(metrics: EpochMetrics[]): Promise<Buffer> {
+  return sharp(Buffer.from(await curvesSvg(metrics)))
+    .png()
+    .toBuffer();
+}
+
+/** The same picture as SVG text (each point labelled with its epoch, value and series). */
+export async function curvesSvg(metrics: EpochMetrics[]): Promise<string> {
   const rows = metrics.flatMap((m) => [
     { epoch: m.epoch, panel: 'loss', series: 'training loss', value: m.loss },
     { epoch: m.epoch, panel: 'loss', series: 'validation loss', value: m.valLoss },
@@ -40,7 +47,7 @@ export async function curvesPng(metrics: EpochMetrics[]): Promise<Buffer> {
   const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
   const svg = await view.toSVG();
   view.finalize();
-  return sharp(Buffer.from(svg)).png().toBuffer();
+  return svg;
 }
 
 /** The filters of a [K, C, kh, kw] weight tensor as a grid of tiles, each scaled to its own range;

@@ -13,6 +13,8 @@ import type { Dnnl, Placed } from './dnnl.js';
 import { linearRoute, NATIVE_FROM } from './policy.js';
 import { stripConvolution } from './strips.js';
 
+type GemmFlags = { transA?: boolean; transB?: boolean; alpha?: number; beta?: number };
+
 type Buffers<K extends KernelName> = { [R in keyof KernelTable[K]['buffers']]-?: Placed };
 export type NativeKernels = { [K in KernelName]?: (p: KernelTable[K]['params'], b: Buffers<K>) => void };
 
@@ -57,21 +59,25 @@ function dnnlKernels(
 
 /** Convolutions as im2col + GEMM, and the linear layers, in the BLAS. */
 function blasKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from: { linearWeights: number }): NativeKernels {
-  const { sgemm } = blas;
-  const gemmAt = (
-    transA: boolean,
-    transB: boolean,
-    M: number,
-    N: number,
-    K: number,
-    a: number,
-    lda: number,
-    b: number,
-    ldb: number,
-    beta: number,
-    c: number,
-    ldc: number,
-  ) => sgemm(transA, transB, M, N, K, 1, host.at(a), lda, host.at(b), ldb, beta, host.at(c), ldc);
+  /** C (M×N) = op(A)·op(B) + beta·C on the backend's memory; a, b, c are byte offsets. */
+  const gemm = (
+    o: { M: number; N: number; K: number; a: number; lda: number; b: number; ldb: number; c: number; ldc: number } & GemmFlags,
+  ) =>
+    blas.sgemm(
+      o.transA ?? false,
+      o.transB ?? false,
+      o.M,
+      o.N,
+      o.K,
+      o.alpha ?? 1,
+      host.at(o.a),
+      o.lda,
+      host.at(o.b),
+      o.ldb,
+      o.beta ?? 0,
+      host.at(o.c),
+      o.ldc,
+    );
 
   /** Images per chunk when each takes `perImage` floats of workspace. */
   const chunkOf = (g: Conv2dGeometry, perImage: number) => Math.max(1, Math.min(g.batch, Math.floor(WORKSPACE_FLOATS / perImage)));
@@ -122,7 +128,7 @@ function blasKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from: { 
       const [x, y, bias] = [b.x.offset, b.y.offset, b.bias?.offset ?? 0];
       forEachChunk(g, b.weight.offset, ({ geometry, group, images, width, col, panel: out, weight }) => {
         host.run(host.perThread(taps).map((range) => task.convColumns({ geometry, x, group, images, range, col, toCol: true })));
-        gemmAt(false, false, kg, width, taps, weight, taps, col, width, 0, out, width);
+        gemm({ M: kg, N: width, K: taps, a: weight, lda: taps, b: col, ldb: width, c: out, ldc: width });
         host.run(host.perThread(kg).map((range) => task.spreadColumns({ geometry, out, y, bias, group, images, range })));
       });
     },
@@ -132,7 +138,7 @@ function blasKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from: { 
       forEachChunk(g, b.weight.offset, ({ geometry, group, images, width, col, panel: grads, weight }) => {
         host.run(host.perThread(kg).map((range) => task.gatherColumns({ geometry, dy, grads, group, images, range })));
         // dcol (taps × width) = W_gᵀ · dy_g
-        gemmAt(true, false, taps, width, kg, weight, taps, grads, width, 0, col, width);
+        gemm({ M: taps, N: width, K: kg, a: weight, lda: taps, transA: true, b: grads, ldb: width, c: col, ldc: width });
         host.run(channelRows(cg, kk).map((range) => task.convColumns({ geometry, x: dx, group, images, range, col, toCol: false })));
       });
     },
@@ -145,7 +151,8 @@ function blasKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from: { 
           ...host.perThread(kg).map((range) => task.gatherColumns({ geometry, dy, grads, group, images, range })),
         ]);
         // dW_g (kg × taps) (+)= dy_g · colᵀ
-        gemmAt(false, true, kg, taps, width, grads, width, col, width, images[0] === 0 ? 0 : 1, dweight, taps);
+        const beta = images[0] === 0 ? 0 : 1;
+        gemm({ M: kg, N: taps, K: width, a: grads, lda: width, b: col, ldb: width, transB: true, beta, c: dweight, ldc: taps });
       });
       const dbias = b.dbias?.offset;
       if (dbias !== undefined) {
@@ -161,80 +168,27 @@ function blasKernels(host: KernelHost, blas: Blas, wasm: NativeKernels, from: { 
         for (let n = 0; n < p.batch; n++) y.set(bias, n * p.outFeatures);
       }
       // y = x·Wᵀ (+ y, holding the bias)
-      gemmAt(
-        false,
-        true,
-        p.batch,
-        p.outFeatures,
-        p.inFeatures,
-        b.x.offset,
-        p.inFeatures,
-        b.weight.offset,
-        p.inFeatures,
-        b.bias ? 1 : 0,
-        b.y.offset,
-        p.outFeatures,
-      );
+      const [M, N, K] = [p.batch, p.outFeatures, p.inFeatures];
+      gemm({ M, N, K, a: b.x.offset, lda: K, b: b.weight.offset, ldb: K, transB: true, beta: b.bias ? 1 : 0, c: b.y.offset, ldc: N });
     },
     linear_backward_data: (p, b) => {
       if (linearRoute('backward_data', p, { dnnl: false, from }) === 'wasm') return wasm.linear_backward_data!(p, b);
       // dx = dy·W
-      gemmAt(
-        false,
-        false,
-        p.batch,
-        p.inFeatures,
-        p.outFeatures,
-        b.dy.offset,
-        p.outFeatures,
-        b.weight.offset,
-        p.inFeatures,
-        0,
-        b.dx.offset,
-        p.inFeatures,
-      );
+      const [M, N, K] = [p.batch, p.inFeatures, p.outFeatures];
+      gemm({ M, N, K, a: b.dy.offset, lda: K, b: b.weight.offset, ldb: N, c: b.dx.offset, ldc: N });
     },
     linear_backward_params: (p, b) => {
       if (linearRoute('backward_params', p, { dnnl: false, from }) === 'wasm') return wasm.linear_backward_params!(p, b);
       // dW = dyᵀ·x
-      gemmAt(
-        true,
-        false,
-        p.outFeatures,
-        p.inFeatures,
-        p.batch,
-        b.dy.offset,
-        p.outFeatures,
-        b.x.offset,
-        p.inFeatures,
-        0,
-        b.dweight.offset,
-        p.inFeatures,
-      );
+      const [M, N, K] = [p.outFeatures, p.inFeatures, p.batch];
+      gemm({ M, N, K, a: b.dy.offset, lda: M, transA: true, b: b.x.offset, ldb: N, c: b.dweight.offset, ldc: N });
       const dbias = b.dbias?.offset;
       if (dbias !== undefined) {
         const rows = { dy: b.dy.offset, dbias, batch: p.batch, channels: p.outFeatures, spatial: 1 };
         host.run(host.perThread(p.outFeatures).map((range) => task.biasBackward({ ...rows, range })));
       }
     },
-    gemm: (p, b) => {
-      const lda = p.transA ? p.M : p.K,
-        ldb = p.transB ? p.K : p.N;
-      sgemm(
-        p.transA,
-        p.transB,
-        p.M,
-        p.N,
-        p.K,
-        p.alpha,
-        host.at(b.a.offset),
-        lda,
-        host.at(b.b.offset),
-        ldb,
-        p.beta,
-        host.at(b.c.offset),
-        p.N,
-      );
-    },
+    gemm: (p, b) =>
+      gemm({ ...p, a: b.a.offset, lda: p.transA ? p.M : p.K, b: b.b.offset, ldb: p.transB ? p.K : p.N, c: b.c.offset, ldc: p.N }),
   };
 }
