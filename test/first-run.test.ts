@@ -6,12 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { prepareStore } from '../src/data/store.js';
+import { serializeNpy } from '../src/io/npy.js';
 import { serializeSafetensors } from '../src/io/safetensors.js';
 import { models } from '../src/models/index.js';
 import { paramShapes } from '../src/net/net.js';
@@ -164,25 +165,50 @@ test('recipes: which a run takes by default; the validation hold-out by default'
   ]);
 });
 
-test('eval refuses to print an accuracy beside a loss that is not a number', () => {
+test('non-finite numbers: a NaN weight is refused at open, a NaN input by run, and eval prints no accuracy beside a NaN loss', () => {
   const dir = mkdtempSync(join(tmpdir(), 'nan-model-'));
   const spec = models['alexnet-small-28']!.spec();
-  const tensors = Object.fromEntries(
-    [...paramShapes(spec)].map(([name, shape]) => [
-      name,
-      { shape, data: new Float32Array(sizeOf(shape)).fill(name === 'fc8.bias' ? NaN : 0) },
-    ]),
-  );
-  writeFileSync(join(dir, 'nan.safetensors'), serializeSafetensors(tensors));
+  const model = (name: string, value: (param: string) => number) => {
+    const tensors = Object.fromEntries(
+      [...paramShapes(spec)].map(([param, shape]) => [param, { shape, data: new Float32Array(sizeOf(shape)).fill(value(param)) }]),
+    );
+    writeFileSync(join(dir, name), serializeSafetensors(tensors));
+    return join(dir, name);
+  };
+  const alexnet = (...args: string[]) => spawnSync(process.execPath, [CLI, ...args, '--arch', 'alexnet-small-28'], { encoding: 'utf8' });
   const data = bandDataset(8, 8);
-  const r = spawnSync(
-    process.execPath,
-    [CLI, 'eval', '--model', join(dir, 'nan.safetensors'), '--arch', 'alexnet-small-28', '--data', data],
-    {
-      encoding: 'utf8',
-    },
+
+  const nan = alexnet(
+    'eval',
+    '--model',
+    model('nan.safetensors', (p) => (p === 'fc8.bias' ? NaN : 0)),
+    '--data',
+    data,
   );
-  assert.equal(r.status, 1);
-  assert.equal(r.stdout, '');
-  assert.match(r.stderr, /^alexnet: the loss on .* is NaN: the model's outputs are not finite numbers, so it has no accuracy\n$/);
+  assert.equal(nan.status, 1);
+  assert.match(
+    nan.stderr,
+    /^alexnet: .*nan\.safetensors: parameter 'fc8\.bias' holds NaN \(element 0\); a model's weights must be finite numbers\n$/,
+  );
+
+  const zeros = model('zeros.safetensors', () => 0);
+  const x = new Float32Array(3 * 28 * 28).fill(0.5);
+  x[28 * 28 + 5] = Infinity;
+  writeFileSync(join(dir, 'x.npy'), serializeNpy([3, 1, 28, 28], x));
+  const run = alexnet('run', '--model', zeros, '--input', join(dir, 'x.npy'), '--output', join(dir, 'y.npy'));
+  assert.equal(run.status, 1);
+  assert.match(run.stderr, /^alexnet: .*x\.npy: example 1 holds Infinity \(element 5\); the model takes finite numbers\n$/);
+  assert.equal(existsSync(join(dir, 'y.npy')), false, 'no output written');
+
+  // finite weights whose products overflow: every logit NaN
+  const huge = alexnet(
+    'eval',
+    '--model',
+    model('huge.safetensors', (p) => (p.endsWith('.weight') ? 1e30 : 0)),
+    '--data',
+    data,
+  );
+  assert.equal(huge.status, 1);
+  assert.equal(huge.stdout, '');
+  assert.match(huge.stderr, /^alexnet: the loss on .* is NaN: the model's outputs are not finite numbers, so it has no accuracy\n$/);
 });

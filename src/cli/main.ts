@@ -443,6 +443,7 @@ modelCommand('run', 'logits for a raw float32 NCHW tensor (.npy in, .npy out): b
         count,
         (from, to, x) => x.set(input.data.subarray(from * example, to * example)),
         (from, to, z) => out.set(z.subarray(0, (to - from) * row), from * row),
+        opts.input,
       );
       writeFileAtomic(opts.output, serializeNpy([count, ...net.shapeOf(logits).slice(1)], out));
     });

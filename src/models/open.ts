@@ -53,11 +53,21 @@ export const MODEL_KINDS =
 
 export function readModel(source: string, options: ReadOptions = {}): ModelFile {
   const file = readModelFile(source, options);
+  if (file.params) checkFinite(file.params, file.source);
   const preprocess = options.preprocess ?? file.preprocess;
   const classes = netClasses(file.spec);
   const imagenet = classes === 1000 && preprocess !== undefined && Object.values(PRESETS).includes(preprocess);
   const classNames = file.classNames ?? (imagenet ? [...IMAGENET_CLASSES] : undefined);
   return { ...file, ...(preprocess ? { preprocess } : {}), ...(classNames ? { classNames } : {}) };
+}
+
+/** A model's weights must be numbers: one NaN or infinity makes every output it reaches one too
+ * (and a fused ReLU would hide it as 0). */
+function checkFinite(params: Tensors, source: string): void {
+  for (const [name, t] of Object.entries(params))
+    for (let i = 0; i < t.data.length; i++)
+      if (!Number.isFinite(t.data[i]))
+        throw new Error(`${source}: parameter '${name}' holds ${t.data[i]} (element ${i}); a model's weights must be finite numbers`);
 }
 
 function readModelFile(source: string, options: ReadOptions): ModelFile {

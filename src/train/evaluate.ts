@@ -4,7 +4,7 @@ import { type BatchSource, cropInput } from '../data/batches.js';
 import { type Preprocess, roundHalfEven } from '../data/preprocess.js';
 import type { RecordReader } from '../data/store.js';
 import type { Net } from '../net/net.js';
-import { softmaxRows } from '../net/inference.js';
+import { checkFiniteInput, softmaxRows } from '../net/inference.js';
 import { netRoles } from '../net/roles.js';
 
 export interface EvalResult {
@@ -73,6 +73,7 @@ export async function evaluate(net: Net, set: BatchSource, options: EvalOptions 
     x.fill(0);
     y.fill(0);
     await set.fill(indices, from, to, x, y);
+    checkFiniteInput(x, from, x.length / batch, set.source);
     if (labels) net.setInput(labels, y);
     await softmaxOfBatch(single);
     singleScore.add(single, to - from, classes, y);
@@ -162,6 +163,7 @@ export async function evaluateStore(
         y[i * windows.length + k] = imageLabels[i]!;
       });
     }
+    checkFiniteInput(x, from, patch * windows.length, reader.split);
     net.setInput(data, x);
     if (labels) net.setInput(labels, y);
     net.forward({ training: false });
