@@ -17,7 +17,6 @@ import {
   DnnlError,
   exec,
   type ExecArg,
-  F32,
   FORWARD_TRAINING,
   type Handle,
   MEMORY_DESC_BYTES,
@@ -25,18 +24,13 @@ import {
   QUERY_DIFF_SRC,
   QUERY_DIFF_WEIGHTS,
   QUERY_DST,
-  QUERY_IMPLEMENTATION,
   QUERY_SRC,
   QUERY_WEIGHTS,
-  SERIAL_REORDER_BYTES,
-  TAG_A,
-  TAG_ABCD,
-  TAG_ABCDE,
   TAG_ACDB,
   TAG_ANY,
-  TAG_BLOCKED,
   UNIMPLEMENTED,
 } from './dnnl-api.js';
+import { type Layout, memoryTools, type Reordering } from './dnnl-memory.js';
 import { type Koffi, type NativeLibrary, openLibrary } from './ffi.js';
 import { defaultEnvironment, keepsLayouts, readEnvironment } from '../../config.js';
 import { dnnlDeclines } from './policy.js';
@@ -65,16 +59,7 @@ export interface Placed {
 /** A convolution's tensors by role (the kernel table's names). */
 export type ConvolutionBuffers = Partial<Record<ConvolutionRole, Placed>>;
 
-/** A tensor held in one of oneDNN's blocked layouts (nChw8c with AVX2) in the bytes of its NCHW
- * buffer: what a convolution or max-pool wrote for the next one to read as it is (layouts.ts). */
-export interface Layout {
-  /** oneDNN's descriptor of it. */
-  readonly md: unknown;
-  /** Channels per block where it is oneDNN's nChw4c, nChw8c or nChw16c (read by our blocked max-pool). */
-  readonly block?: number;
-  /** Writes it as NCHW from one view (its buffer) to another. */
-  toPlain(from: Float32Array, to: Float32Array): void;
-}
+export type { Layout } from './dnnl-memory.js';
 
 export interface Dnnl {
   /** The library's path and version. */
@@ -121,23 +106,12 @@ function open(): Dnnl | string {
 }
 
 function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
-  const { api, gomp, check, out, engine, stream, version } = bindLibrary(koffi, lib);
-  let threads = 1;
+  const library = bindLibrary(koffi, lib);
+  const { api, check, out, engine, stream, version } = library;
+  const { describe, reordering, runReorder, implementation, blockedLayout, layoutOf, setThreads } = memoryTools(koffi, library);
   /** Per geometry and pass: its primitive, or null where oneDNN has none (it says `unimplemented`). */
   const plans = new Map<string, Plan | null>();
   const scratch = sharedScratch(koffi);
-
-  /** A tensor's descriptor: as the engine holds it (NCHW, goihw, a vector), and as the primitive is
-   * asked for it: in a layout it chooses ("any") or in `layout`. */
-  const describe = (dims: number[], layout = TAG_ANY, plain = dims.length === 1 ? TAG_A : dims.length === 4 ? TAG_ABCD : TAG_ABCDE) => {
-    const [user, op] = [new Uint8Array(MEMORY_DESC_BYTES), new Uint8Array(MEMORY_DESC_BYTES)];
-    for (const [md, tag] of [
-      [user, plain],
-      [op, layout],
-    ] as const)
-      check('memory descriptor', api.describe(md, dims.length, BigInt64Array.from(dims, BigInt), F32, tag));
-    return { user, op };
-  };
 
   /** One argument of a primitive: the engine's tensor, and the primitive's own copy when its
    * layout differs (reordered in before the primitive runs, or out after it). */
@@ -192,46 +166,6 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
       copies.set(a.format!, copy);
     }
     return copy;
-  };
-
-  /** A layout oneDNN chose for a tensor of `dims`. */
-  const layoutOf = (md: Handle, dims: number[]): Layout => {
-    const user = describe(dims).user;
-    const block = [8, 16, 4].find((b) => api.equal(md, describe(dims, TAG_BLOCKED[b]).op) === 1);
-    const source = out('memory', (s) => api.memory(s, md, engine, 0));
-    const target = out('memory', (s) => api.memory(s, user, engine, 0));
-    const toPlain = reordering(md, user, source, target, Number(api.size(user)));
-    return {
-      md,
-      block,
-      toPlain(from, to) {
-        check('memory', api.setHandle(source, Number(koffi.address(from))));
-        check('memory', api.setHandle(target, Number(koffi.address(to))));
-        runReorder(toPlain);
-      },
-    };
-  };
-
-  /** A reorder from descriptor `from` to `to`, between the memories `source` and `target`, of `bytes` of NCHW. */
-  const reordering = (from: unknown, to: unknown, source: Handle, target: Handle, bytes: number): Reordering => {
-    const pd = out('reorder', (s) => api.reorder(s, from, engine, to, engine, null));
-    return {
-      primitive: out('reorder', (s) => api.primitive(s, pd)),
-      args: exec([ARG.FROM, source], [ARG.TO, target]),
-      serial: bytes < SERIAL_REORDER_BYTES,
-    };
-  };
-  const runReorder = (r: Reordering) => {
-    if (r.serial) gomp(1);
-    const status = api.execute(r.primitive, stream, 2, r.args);
-    if (r.serial) gomp(threads);
-    check('reorder', status);
-  };
-
-  const implementation = (pd: Handle): string => {
-    const name: (string | null)[] = [null];
-    check('query', api.implementation(pd, QUERY_IMPLEMENTATION, 0, name));
-    return name[0] ?? '';
   };
 
   /** `rows`: the activations are NHWC (a linear layer's rows as pixels), and read and written as they are. */
@@ -354,17 +288,6 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
     return plans.get(key)!;
   };
 
-  const blockedLayouts = new Map<string, Layout>();
-  const blockedLayout = (dims: number[], block: number): Layout => {
-    const key = `${dims.join('x')}/${block}`;
-    if (!blockedLayouts.has(key)) {
-      const md = new Uint8Array(MEMORY_DESC_BYTES);
-      check('memory descriptor', api.describe(md, 4, BigInt64Array.from(dims, BigInt), F32, TAG_BLOCKED[block]));
-      blockedLayouts.set(key, layoutOf(md, dims));
-    }
-    return blockedLayouts.get(key)!;
-  };
-
   /** Runs a plan on the memory whose first byte `memory` views. */
   const execute = (p: Plan, buffers: ConvolutionBuffers, memory: Float32Array) => {
     const base = Number(koffi.address(memory));
@@ -407,10 +330,7 @@ function bind(koffi: Koffi, lib: NativeLibrary, path: string): Dnnl {
   return {
     library: path,
     version,
-    setThreads(count) {
-      threads = count;
-      gomp(count);
-    },
+    setThreads,
     convolution(kind, g, buffers, memory) {
       const p = planned(kind, g, (kind === 'backward_weights' ? buffers.dbias : buffers.bias) !== undefined);
       if (p) execute(p, buffers, memory);
@@ -488,13 +408,6 @@ interface Frame {
   source: Handle;
   target: Handle;
   reorder: Reordering;
-}
-
-interface Reordering {
-  primitive: Handle;
-  args: ExecArg[];
-  /** Run on the calling thread alone: waking OpenMP's sleeping threads costs more than they save. */
-  serial: boolean;
 }
 
 /** One grow-only area for the reordered copies of a call's activations: the 64-byte aligned address
