@@ -174,10 +174,15 @@ function progress(text: string): void {
 
 program
   .command('train')
-  .description('train a model on an image dataset (a folder of MNIST/Fashion-MNIST IDX files or CIFAR-10/100 binary batches)')
+  .description(
+    'train a model on images: a folder of MNIST/Fashion-MNIST IDX files or CIFAR-10/100 batches, a store made by prepare, or a folder of photos',
+  )
   .requiredOption('--data <dir>', 'dataset folder')
   .requiredOption('--out <dir>', 'run folder: checkpoints and metrics.jsonl (never overwritten without --resume or --force)')
-  .option('--model <name|spec.json>', 'default: the scaled AlexNet matching the image size, or the --init-from model')
+  .option(
+    '--model <name|spec.json>',
+    "default: the --init-from model, else the paper's net for photos, the scaled AlexNet for 28×28 and 32×32 images",
+  )
   .addOption(
     new Option(
       '--recipe <name>',
