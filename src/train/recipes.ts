@@ -10,6 +10,7 @@
 import { isPhotoFolder } from '../data/dataset.js';
 import { isStore } from '../data/store.js';
 import { models } from '../models/index.js';
+import type { ScheduleSpec } from './schedule.js';
 
 export interface TrainingSettings {
   epochs: number;
@@ -18,8 +19,9 @@ export interface TrainingSettings {
   lr: number;
   momentum: number;
   weightDecay: number;
-  /** As `--schedule` takes it: plateau[:patience[:maxDrops]] | steps:E1,E2 | linear[:warmup] | constant. */
-  schedule: string;
+  /** As `--schedule` takes it: plateau[:patience[:maxDrops]] | steps:E1,E2 | linear[:warmup] | constant;
+   * or as a run recorded it, parsed. */
+  schedule: string | ScheduleSpec;
   init: string;
   /** Small images: random crops from the image padded by this many pixels. */
   cropPad: number;
@@ -48,6 +50,9 @@ const PAPER: TrainingSettings = {
   flip: true,
   pca: 0.1,
 };
+
+/** Every setting a recipe fills, by the name the CLI's options and `TrainRequest` share. */
+export const SETTING_NAMES = Object.keys(PAPER) as (keyof TrainingSettings)[];
 
 const FINE_TUNE: TrainingSettings = {
   epochs: 20,
@@ -111,7 +116,7 @@ export const recipes: Record<string, Recipe> = {
 export function defaultRecipe(o: { model?: string; initFrom?: string; data: string }): string {
   if (o.initFrom !== undefined) return 'fine-tune';
   if (o.model !== undefined) return models[o.model]?.recipe ?? 'scaled';
-  return isStore(o.data) || isPhotoFolder(o.data) ? models.alexnet!.recipe! : 'scaled';
+  return isStore(o.data) || isPhotoFolder(o.data) ? models.alexnet!.recipe : 'scaled';
 }
 
 export interface ResolvedSettings {
@@ -135,13 +140,12 @@ export function resolveSettings(name: string, given: Partial<TrainingSettings>, 
   if (fitted) batch = 2 ** Math.floor(Math.log2(Math.max(1, trainImages / 4)));
   const lr = given.lr ?? (base.lr * batch) / base.batch;
   const settings = { ...base, ...given, batch, lr };
-  const notes = (Object.keys(base) as (keyof TrainingSettings)[])
-    .filter((key) => given[key] === undefined)
-    .map((key) => {
-      if (key === 'lr' && batch !== base.batch) return `lr ${formatNumber(lr)} (${formatNumber(base.lr)} × ${batch}/${base.batch})`;
-      if (key === 'batch' && fitted) return `batch ${batch} (a quarter of ${trainImages} training images at most)`;
-      return `${key} ${String(settings[key])}`;
-    });
+  const notes = SETTING_NAMES.filter((key) => given[key] === undefined).map((key) => {
+    if (key === 'lr' && batch !== base.batch) return `lr ${formatNumber(lr)} (${formatNumber(base.lr)} × ${batch}/${base.batch})`;
+    if (key === 'batch' && fitted) return `batch ${batch} (a quarter of ${trainImages} training images at most)`;
+    const value = settings[key];
+    return `${key} ${typeof value === 'object' ? JSON.stringify(value) : String(value)}`;
+  });
   return {
     recipe: name,
     settings,

@@ -14,9 +14,9 @@ import type { initializers } from '../net/init.js';
 import { specClasses } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
 import type { TrainingData } from './data.js';
-import { defaultRecipe, type ResolvedSettings, resolveSettings, type TrainingSettings } from './recipes.js';
+import { defaultRecipe, type ResolvedSettings, resolveSettings, SETTING_NAMES, type TrainingSettings } from './recipes.js';
 import type { RunOptions } from './run-options.js';
-import { parseSchedule, type ScheduleSpec } from './schedule.js';
+import { parseSchedule } from './schedule.js';
 import { setUpRun } from './setup.js';
 import type { TrainOptions } from './trainer.js';
 
@@ -123,9 +123,8 @@ export async function planTraining(request: TrainRequest, options: PlanOptions =
   if (request.override && !request.resume) throw new Error('--override only applies with --resume');
   const run = request.resume ? resumed(request, given) : undefined;
   const r = run?.request ?? request;
-  const keys = ['epochs', 'batch', 'lr', 'momentum', 'weightDecay', 'schedule', 'init', 'cropPad', 'flip', 'pca'] as const;
   const settingsGiven = Object.fromEntries(
-    keys.filter((key) => r[key] !== undefined && (given(key) || run?.stored.includes(key))).map((key) => [key, r[key]]),
+    SETTING_NAMES.filter((key) => r[key] !== undefined && (given(key) || run?.stored.includes(key))).map((key) => [key, r[key]]),
   ) as Partial<TrainingSettings>;
   const recipe = r.recipe ?? defaultRecipe(r);
   const augment = resolveSettings(recipe, settingsGiven).settings;
@@ -153,7 +152,6 @@ export async function planTraining(request: TrainRequest, options: PlanOptions =
   });
   const settings = resolveSettings(recipe, settingsGiven, data.train.count);
   const s = settings.settings;
-  const recorded = run?.stored.includes('schedule') ? (r.schedule as unknown as ScheduleSpec) : undefined;
   return {
     spec,
     data,
@@ -168,7 +166,7 @@ export async function planTraining(request: TrainRequest, options: PlanOptions =
       lr: s.lr,
       momentum: s.momentum,
       weightDecay: s.weightDecay,
-      schedule: recorded ?? parseSchedule(s.schedule, s.epochs),
+      schedule: typeof s.schedule === 'string' ? parseSchedule(s.schedule, s.epochs) : s.schedule,
       seed,
       init: s.init as keyof typeof initializers,
       ...(initFrom ? { initFrom } : {}),
