@@ -20,7 +20,7 @@ import { sizeOf } from '../src/tensor.js';
 import { Philox } from '../src/random.js';
 import { defaultHoldOut } from '../src/train/data.js';
 import { defaultRecipe, formatNumber, recipes, resolveSettings } from '../src/train/recipes.js';
-import { idx } from './helpers.js';
+import { bandDataset } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 
@@ -58,25 +58,6 @@ async function photoFolder(perClass: { train: number; val: number }, classes = 4
       }
     }
   return root;
-}
-
-/** 28×28 grey images whose class (of 4) is the bright band of rows, with noise, as IDX files. */
-function bandDataset(train: number, test: number): string {
-  const dir = mkdtempSync(join(tmpdir(), 'first-run-idx-'));
-  const rng = new Philox(28);
-  for (const [split, count] of [
-    ['train', train],
-    ['t10k', test],
-  ] as const) {
-    const labels = Uint8Array.from({ length: count }, (_, i) => i % 4);
-    const pixels = new Uint8Array(count * 784);
-    labels.forEach((label, i) => {
-      for (let k = 0; k < 784; k++) pixels[i * 784 + k] = (Math.floor(k / 28 / 7) === label ? 150 : 30) + rng.nextInt(100);
-    });
-    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([count, 28, 28], pixels));
-    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([count], labels));
-  }
-  return dir;
 }
 
 const photos = photoFolder({ train: 13, val: 3 });

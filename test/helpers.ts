@@ -80,6 +80,25 @@ export function columnDataset(o: { train: number; test: number; classes: number;
   return dir;
 }
 
+/** 28×28 grey images whose class (of 4) is the bright band of rows, with noise, as IDX files. */
+export function bandDataset(train: number, test: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'band-idx-'));
+  const rng = new Philox(28);
+  for (const [split, count] of [
+    ['train', train],
+    ['t10k', test],
+  ] as const) {
+    const labels = Uint8Array.from({ length: count }, (_, i) => i % 4);
+    const pixels = new Uint8Array(count * 784);
+    labels.forEach((label, i) => {
+      for (let k = 0; k < 784; k++) pixels[i * 784 + k] = (Math.floor(k / 28 / 7) === label ? 150 : 30) + rng.nextInt(100);
+    });
+    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([count, 28, 28], pixels));
+    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([count], labels));
+  }
+  return dir;
+}
+
 /** `fn` run with the environment variable `name` set to `value`, restored after (settings the engine reads at each call). */
 export async function withEnv<T>(name: string, value: string, fn: () => Promise<T>): Promise<T> {
   const before = process.env[name];

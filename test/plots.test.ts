@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { curvesPng, curvesSvg, filterGridPng } from '../src/report/plots.js';
+import { colourShare, COLUMN_GAP, curvesPng, curvesSvg, filterGridPng } from '../src/report/plots.js';
 
 const metrics = [1, 2, 3].map((epoch) => ({
   epoch,
@@ -45,7 +45,7 @@ test('the training curves: a loss panel and an error panel over the epochs, ever
 test('the conv1 filter grid: one tile per filter, each scaled to its own range, colour for three input channels, gaps white', async () => {
   const shape = [96, 3, 11, 11] as const;
   const weight = Float32Array.from({ length: 96 * 3 * 11 * 11 }, (_, i) => Math.sin(i));
-  const { data, info } = await sharp(await filterGridPng(weight, shape, 1))
+  const { data, info } = await sharp(await filterGridPng(weight, shape, { scale: 1 }))
     .raw()
     .toBuffer({ resolveWithObject: true });
   // 96 filters → 10 columns × 10 rows of 11-pixel tiles with 1-pixel gaps
@@ -65,4 +65,37 @@ test('the conv1 filter grid: one tile per filter, each scaled to its own range, 
       assert.deepEqual(pixel(x0 + x, y0 + y), expected, `filter ${k} at (${x}, ${y})`);
     }
   }
+});
+
+test("the filter grid's columns: one block of kernels per column, stacked with a wider gap; grey for one channel", async () => {
+  const shape = [8, 1, 3, 3] as const;
+  const weight = Float32Array.from({ length: 8 * 9 }, (_, i) => Math.cos(i * 0.7));
+  const { data, info } = await sharp(await filterGridPng(weight, shape, { columns: 2, scale: 1 }))
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  // 4 kernels a column → 2 × 2 tiles of 3 pixels, 1 apart: blocks of 9 × 9, COLUMN_GAP rows between
+  assert.deepEqual([info.width, info.height], [9, 9 + COLUMN_GAP + 9]);
+  const pixel = (x: number, y: number) => [...data.subarray((y * info.width + x) * 3, (y * info.width + x) * 3 + 3)];
+  for (const k of [0, 3, 5, 7]) {
+    const kernel = weight.subarray(k * 9, (k + 1) * 9);
+    const [lo, hi] = [Math.min(...kernel), Math.max(...kernel)];
+    const place = k % 4;
+    const [x0, y0] = [1 + (place % 2) * 4, Math.floor(k / 4) * (9 + COLUMN_GAP) + 1 + Math.floor(place / 2) * 4];
+    for (const [x, y] of [
+      [0, 0],
+      [2, 1],
+    ] as const) {
+      const v = Math.round((255 * (kernel[y * 3 + x]! - lo)) / (hi - lo));
+      assert.deepEqual(pixel(x0 + x, y0 + y), [v, v, v], `kernel ${k} at (${x}, ${y})`);
+    }
+  }
+  for (let y = 9; y < 9 + COLUMN_GAP; y++) assert.deepEqual(pixel(4, y), [255, 255, 255], 'the gap between the columns');
+  await assert.rejects(filterGridPng(weight, shape, { columns: 3 }), /8 filters do not split into 3 columns/);
+});
+
+test('colour share: 0 for kernels equal in every channel, 2/3 for one channel alone, per column', () => {
+  const grey = [1, -2, 3, 1, -2, 3, 1, -2, 3]; // 1 kernel of 3 channels, 1×3 pixels: the same in each
+  const red = [1, 2, 3, 0, 0, 0, 0, 0, 0];
+  const [a, b] = colourShare([...grey, ...red], [2, 3, 1, 3], 2);
+  assert.ok(Math.abs(a!) < 1e-12 && Math.abs(b! - 2 / 3) < 1e-12, `${a}, ${b}`);
 });

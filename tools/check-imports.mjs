@@ -24,6 +24,7 @@ const LAYERS = [
   ['models'],
   ['train'],
   ['report', 'bench'],
+  ['reproduce'],
   ['browser.ts'],
   ['index.ts', 'cli'],
 ];

@@ -2,7 +2,7 @@
 /** The `alexnet` command line. */
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ReferenceBackend } from '../backend/reference/backend.js';
 import type { Backend } from '../backend/backend.js';
@@ -20,15 +20,19 @@ import { EXPORT_FORMATS, type ExportFormat, exportModel } from '../models/export
 import { models } from '../models/index.js';
 import { MODEL_KINDS, openModel, type OpenedModel, readModel, type ReadOptions } from '../models/open.js';
 import { initializers } from '../net/init.js';
+import { firstConvolution } from '../net/roles.js';
 import { logitsInBatches } from '../net/inference.js';
 import { formatSummary, type Net, planNet, summarize } from '../net/net.js';
-import { writeRunPlots } from '../report/plots.js';
+import { datasetNeighbours } from '../report/neighbours.js';
+import { colourShare, filterGridPng, writeRunPlots } from '../report/plots.js';
+import { reproduce, type ReproduceOptions } from '../reproduce/reproduction.js';
+import { type Claim, CLAIMS } from '../reproduce/reproduce.js';
 import { sizeOf } from '../tensor.js';
 import { evaluate, Interrupted } from '../train/evaluate.js';
 import { formatNumber, recipes } from '../train/recipes.js';
 import { planTraining, type TrainRequest } from '../train/request.js';
 import { RUN_FILES } from '../train/run-folder.js';
-import { checkFiniteLoss, scoreModel, scoringBatch } from '../train/score.js';
+import { checkFiniteLoss, holdsPhotos, scoreModel, scoringBatch } from '../train/score.js';
 import { CHANGEABLE } from '../train/settings.js';
 import { inputSide } from '../train/setup.js';
 import { train } from '../train/trainer.js';
@@ -506,6 +510,120 @@ program
       );
     });
   });
+
+program
+  .command('filters')
+  .description("draw a model's first-layer kernels as a grid, one block per column (the paper's Figure 3)")
+  .addOption(trainedModelOption())
+  .addOption(archOption())
+  .requiredOption('--out <file.png>', 'the PNG to write')
+  .option('--scale <n>', 'pixels per kernel pixel', numberIn(1, 64, { integer: true }), 12)
+  .action(async (opts: { model: string; arch?: string; out: string; scale: number }) => {
+    const model = readModel(opts.model, { arch: opts.arch });
+    const first = firstConvolution(model.spec);
+    if (!first) throw new Error(`${opts.model} has no convolution`);
+    const weight = model.params?.[`${first.name}.weight`];
+    if (!weight) throw new Error(`${opts.model} holds no weights for ${first.name} (a net without trained weights has no filters to draw)`);
+    writeFileAtomic(opts.out, await filterGridPng(weight.data, weight.shape, { columns: first.columns, scale: opts.scale }));
+    const share = weight.shape[1] === 3 ? colourShare(weight.data, weight.shape, first.columns) : undefined;
+    console.log(
+      `wrote ${opts.out}: ${first.name}'s ${weight.shape[0]} kernels of ${weight.shape.slice(1).join('×')}, ` +
+        `${first.columns} column${first.columns === 1 ? '' : 's'}` +
+        (share ? `; colour share of each column's kernels: ${share.map((x) => `${(100 * x).toFixed(1)}%`).join(', ')}` : ''),
+    );
+  });
+
+program
+  .command('neighbours')
+  .description("test images, the model's top classes, and the training images nearest in its last hidden layer (the paper's Figure 4)")
+  .addOption(trainedModelOption())
+  .addOption(archOption())
+  .requiredOption('--data <dir>', 'a dataset folder (IDX or CIFAR): its training images are searched')
+  .requiredOption('--images <index...>', "indices of the dataset's test images to show")
+  .requiredOption('--out <file.png>', 'the PNG to write')
+  .option('--layer <blob>', 'the blob compared (default: the input of the classifier)')
+  .option('--count <n>', 'neighbours per image', numberIn(1, 20, { integer: true }), 5)
+  .addOption(backendOption())
+  .addOption(threadsOption())
+  .action(async (opts: ModelCliOptions & { data: string; images: string[]; out: string; layer?: string; count: number }) => {
+    if (holdsPhotos(opts.data)) throw new Error(`--data ${opts.data}: neighbours searches a dataset's images (IDX or CIFAR), not photos`);
+    const shown = opts.images.map((text) => {
+      const i = Number(text);
+      if (!Number.isInteger(i) || i < 0) throw new Error(`--images: '${text}' is not the index of a test image`);
+      return i;
+    });
+    await withModel(opts, 100, async (model) => {
+      const { png, search } = await datasetNeighbours(model, opts.data, shown, {
+        count: opts.count,
+        ...(opts.layer ? { layer: opts.layer } : {}),
+      });
+      writeFileAtomic(opts.out, png);
+      console.log(`wrote ${opts.out}: ${shown.length} test images and their ${opts.count} nearest training images in ${search.layer}`);
+    });
+  });
+
+program
+  .command('reproduce')
+  .description("the paper's claims as training runs on Fashion-MNIST (and CIFAR-10): REPORT.md, its figures and results.json")
+  .requiredOption('--out <dir>', 'the reproduction folder (run again to continue an interrupted one)')
+  .option('--data <dir>', "Fashion-MNIST's IDX files", '/usr/share/datasets/fashion-mnist')
+  .option('--cifar <dir>', "CIFAR-10's binary files: every experiment also on colour images")
+  .option('--quick', 'a small version of every experiment (minutes)')
+  .option('--only <claims>', `a comma-separated list of: ${CLAIMS.join(', ')}`, (value: string) => parseClaims(value))
+  .option('--seeds <n>', 'seeds per arm (default 3; 1 with --quick)', numberIn(1, 20, { integer: true }))
+  .addOption(backendOption())
+  .addOption(threadsOption())
+  .action(
+    async (
+      opts: Pick<ReproduceOptions, 'out' | 'data' | 'cifar' | 'quick' | 'only' | 'seeds'> & { backend: BackendChoice; threads: number },
+    ) => {
+      for (const [flag, dir] of [
+        ['--data', opts.data],
+        ['--cifar', opts.cifar],
+      ] as const)
+        if (dir !== undefined && !existsSync(dir))
+          throw new Error(
+            `${flag} ${dir}: no such folder${flag === '--data' ? " (Debian's dataset-fashion-mnist installs it there)" : ''}`,
+          );
+      const command = ['alexnet reproduce', ...process.argv.slice(3)].join(' ');
+      const backend = await openBackend(opts.backend, opts.threads);
+      const stop = stopOnSignals();
+      try {
+        const result = await reproduce({
+          out: opts.out,
+          data: opts.data,
+          ...(opts.cifar ? { cifar: opts.cifar } : {}),
+          ...(opts.quick ? { quick: true } : {}),
+          ...(opts.only ? { only: opts.only } : {}),
+          ...(opts.seeds ? { seeds: opts.seeds } : {}),
+          backend,
+          command,
+          interrupted: () => stop.signal !== undefined,
+          onRun: (r) => {
+            progress('');
+            console.log(`[${r.index}/${r.total}] ${r.dataset} ${r.arm} seed ${r.seed}${r.finished ? ': done before' : ''}`);
+          },
+          onProgress: (p) =>
+            progress(`  epoch ${p.epoch} ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  ${grouped(p.imagesPerSecond)} images/s`),
+        });
+        progress('');
+        if (result.interrupted) console.log(`interrupted: the runs so far are kept; continue with: ${command}`);
+        else console.log(`wrote ${join(opts.out, 'REPORT.md')}, its figures and results.json`);
+      } finally {
+        stop.release();
+        await backend.dispose();
+      }
+      if (stop.signal) process.exitCode = stop.signal === 'SIGINT' ? 130 : 143;
+    },
+  );
+
+function parseClaims(value: string): Claim[] {
+  const names = value.split(',').map((s) => s.trim());
+  const unknown = names.filter((n) => !(CLAIMS as readonly string[]).includes(n));
+  if (unknown.length > 0 || names.length === 0)
+    throw new InvalidArgumentError(`unknown claim ${unknown.join(', ')} (known: ${CLAIMS.join(', ')})`);
+  return names as Claim[];
+}
 
 /** A backend of the chosen kind; `auto` says so on stderr when it falls back to wasm. */
 async function openBackend(choice: BackendChoice, threads: number): Promise<Backend> {

@@ -13,21 +13,45 @@ export function cropAndFlip(
   rng: Philox,
   scratch: Float32Array,
 ): void {
-  const [C, H, W] = shape;
-  const size = C * H * W;
+  const size = shape[0] * shape[1] * shape[2];
   for (let b = 0; b < count; b++) {
     const dy = pad ? rng.nextInt(2 * pad + 1) - pad : 0,
       dx = pad ? rng.nextInt(2 * pad + 1) - pad : 0;
     const mirror = flip && rng.nextFloat() < 0.5;
-    const image = batch.subarray(b * size, (b + 1) * size);
-    scratch.set(image);
-    for (let c = 0; c < C; c++) {
-      for (let y = 0; y < H; y++) {
-        const sy = y + dy;
-        for (let x = 0; x < W; x++) {
-          const sx = (mirror ? W - 1 - x : x) + dx;
-          image[(c * H + y) * W + x] = sy >= 0 && sy < H && sx >= 0 && sx < W ? scratch[(c * H + sy) * W + sx]! : fill;
-        }
+    shiftImage(batch.subarray(b * size, (b + 1) * size), shape, dx, dy, mirror, fill, scratch);
+  }
+}
+
+/** Every image of a batch as the crop at offset (dx, dy) from its centre, after mirroring it when
+ * told: the test patches of an image padded by |dx|, |dy| pixels of value `fill`. */
+export function shiftImages(
+  batch: Float32Array,
+  count: number,
+  shape: [number, number, number],
+  view: { dx: number; dy: number; mirror: boolean },
+  fill: number,
+  scratch: Float32Array,
+): void {
+  const size = shape[0] * shape[1] * shape[2];
+  for (let b = 0; b < count; b++) shiftImage(batch.subarray(b * size, (b + 1) * size), shape, view.dx, view.dy, view.mirror, fill, scratch);
+}
+
+function shiftImage(
+  image: Float32Array,
+  [C, H, W]: [number, number, number],
+  dx: number,
+  dy: number,
+  mirror: boolean,
+  fill: number,
+  scratch: Float32Array,
+): void {
+  scratch.set(image);
+  for (let c = 0; c < C; c++) {
+    for (let y = 0; y < H; y++) {
+      const sy = y + dy;
+      for (let x = 0; x < W; x++) {
+        const sx = (mirror ? W - 1 - x : x) + dx;
+        image[(c * H + y) * W + x] = sy >= 0 && sy < H && sx >= 0 && sx < W ? scratch[(c * H + sy) * W + sx]! : fill;
       }
     }
   }

@@ -77,3 +77,13 @@ export function replaceClasses(spec: NetSpec, classes: number): NetSpec {
     throw new Error(`the layer the loss scores, '${classifier.name}', is a ${classifier.type}; only a linear classifier can be resized`);
   return { ...spec, layers: spec.layers.map((l) => (l === classifier ? { ...l, outFeatures: classes } : l)) };
 }
+
+/** The first convolution, and the columns its filters feed: the groups of the convolution after
+ * it (the paper's net: 2, the first 48 of conv1's 96 filters feeding one GPU's column). */
+export function firstConvolution(spec: NetSpec): { name: string; columns: number } | undefined {
+  const convolutions = spec.layers.filter((l) => l.type === 'conv2d');
+  const [first, next] = convolutions;
+  if (!first) return undefined;
+  const groups = next?.type === 'conv2d' ? (next.groups ?? 1) : 1;
+  return { name: first.name, columns: groups };
+}

@@ -7,6 +7,7 @@ import type { TopLevelSpec } from 'vega-lite';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../io/files.js';
 import type { Net } from '../net/net.js';
+import { firstConvolution } from '../net/roles.js';
 import { readMetricsFile, RUN_FILES, type EpochMetrics } from '../train/run-folder.js';
 
 /** Loss and error per epoch, side by side, as a PNG. */
@@ -42,6 +43,65 @@ export async function curvesSvg(metrics: EpochMetrics[]): Promise<string> {
     resolve: { scale: { y: 'independent' } },
     config: { background: 'white', legend: { labelLimit: 0 } },
   };
+  return svgOf(spec);
+}
+
+export interface LinePoint {
+  x: number;
+  y: number;
+  /** The line's colour and legend entry. */
+  series: string;
+  /** Its dash and second legend (e.g. training against validation), when there is one. */
+  style?: string;
+}
+
+/** Lines of a quantity against another as a PNG, axes titled, with a horizontal rule when asked
+ * (a threshold). Series differ by colour, styles by dash: solid for the first style. */
+export async function lineChartPng(o: {
+  points: LinePoint[];
+  x: string;
+  y: string;
+  title: string;
+  percent?: boolean;
+  rule?: { y: number; label: string };
+}): Promise<Buffer> {
+  const styled = o.points.some((p) => p.style !== undefined);
+  const line = {
+    mark: { type: 'line' as const, strokeWidth: 2 },
+    encoding: {
+      x: { field: 'x', type: 'quantitative' as const, title: o.x },
+      y: { field: 'y', type: 'quantitative' as const, title: o.y, ...(o.percent ? { axis: { format: '.0%' } } : {}) },
+      color: { field: 'series', type: 'nominal' as const, title: null },
+      ...(styled ? { strokeDash: { field: 'style', type: 'nominal' as const, title: null } } : {}),
+    },
+  };
+  const rule = o.rule && {
+    data: { values: [o.rule] },
+    layer: [
+      {
+        mark: { type: 'rule' as const, color: 'grey', strokeDash: [2, 2] },
+        encoding: { y: { field: 'y', type: 'quantitative' as const } },
+      },
+      {
+        mark: { type: 'text' as const, align: 'left' as const, dx: 4, dy: -6, color: 'grey' },
+        encoding: { y: { field: 'y', type: 'quantitative' as const }, x: { value: 0 }, text: { field: 'label' } },
+      },
+    ],
+  };
+  const spec: TopLevelSpec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: o.title,
+    width: 420,
+    height: 260,
+    layer: [{ data: { values: o.points }, ...line }, ...(rule ? [rule] : [])],
+    config: { background: 'white', legend: { labelLimit: 0 } },
+  } as TopLevelSpec;
+  return sharp(Buffer.from(await svgOf(spec)))
+    .png()
+    .toBuffer();
+}
+
+async function svgOf(spec: TopLevelSpec): Promise<string> {
   // Loaded here, not with the module: Vega and Vega-Lite took 0.3 s of every CLI command's start.
   const [vega, vegaLite] = await Promise.all([import('vega'), import('vega-lite')]);
   const view = new vega.View(vega.parse(vegaLite.compile(spec).spec), { renderer: 'none' });
@@ -50,16 +110,30 @@ export async function curvesSvg(metrics: EpochMetrics[]): Promise<string> {
   return svg;
 }
 
-/** The filters of a [K, C, kh, kw] weight tensor as a grid of tiles, each scaled to its own range;
- * three input channels are shown as colour, one as grey. */
-export async function filterGridPng(weight: ArrayLike<number>, shape: readonly number[], scale = 8): Promise<Buffer> {
+/** Between the blocks of the columns in a filter grid, in unscaled pixels (1 between filters). */
+export const COLUMN_GAP = 3;
+
+/**
+ * The filters of a [K, C, kh, kw] weight tensor as a grid of tiles (the paper's Figure 3), each
+ * scaled to its own range; three input channels are shown as colour, others by their first channel
+ * in grey. With `columns`, the filters are split into that many blocks (the paper's two GPUs: the
+ * first K/2 feed one column), stacked top to bottom; each block holds ⌈√(K/columns)⌉ tiles a row.
+ */
+export async function filterGridPng(
+  weight: ArrayLike<number>,
+  shape: readonly number[],
+  { scale = 8, columns = 1 }: { scale?: number; columns?: number } = {},
+): Promise<Buffer> {
   const [K, C, kh, kw] = shape as [number, number, number, number];
+  if (!Number.isInteger(columns) || columns < 1 || K % columns !== 0) throw new Error(`${K} filters do not split into ${columns} columns`);
   const colour = C === 3;
-  const columns = Math.ceil(Math.sqrt(K)),
-    rows = Math.ceil(K / columns),
+  const perBlock = K / columns,
+    perRow = Math.ceil(Math.sqrt(perBlock)),
+    rows = Math.ceil(perBlock / perRow),
     gap = 1;
-  const width = columns * (kw + gap) + gap,
-    height = rows * (kh + gap) + gap;
+  const blockHeight = rows * (kh + gap) + gap;
+  const width = perRow * (kw + gap) + gap,
+    height = columns * blockHeight + (columns - 1) * COLUMN_GAP;
   const pixels = new Uint8Array(width * height * 3).fill(255);
   for (let k = 0; k < K; k++) {
     const base = k * C * kh * kw;
@@ -69,8 +143,10 @@ export async function filterGridPng(weight: ArrayLike<number>, shape: readonly n
       lo = Math.min(lo, weight[base + i]!);
       hi = Math.max(hi, weight[base + i]!);
     }
-    const x0 = gap + (k % columns) * (kw + gap),
-      y0 = gap + Math.floor(k / columns) * (kh + gap);
+    const block = Math.floor(k / perBlock),
+      place = k % perBlock;
+    const x0 = gap + (place % perRow) * (kw + gap),
+      y0 = block * (blockHeight + COLUMN_GAP) + gap + Math.floor(place / perRow) * (kh + gap);
     for (let y = 0; y < kh; y++) {
       for (let x = 0; x < kw; x++) {
         for (let c = 0; c < 3; c++) {
@@ -86,10 +162,111 @@ export async function filterGridPng(weight: ArrayLike<number>, shape: readonly n
     .toBuffer();
 }
 
+/**
+ * How much of each filter's energy is colour, averaged over each column's block of filters: per
+ * filter ‖w − ḡ‖² / ‖w‖², ḡ the filter's mean over its three channels at each pixel (0: the same
+ * in every channel, colour-blind; at most 2/3 for one channel alone). The paper saw one column's
+ * filters largely colour-agnostic and the other's colour-specific.
+ */
+export function colourShare(weight: ArrayLike<number>, shape: readonly number[], columns: number): number[] {
+  const [K, C, kh, kw] = shape as [number, number, number, number];
+  if (C !== 3) throw new Error(`filters of ${C} input channels have no colour`);
+  const plane = kh * kw,
+    perBlock = K / columns;
+  const sums = new Array<number>(columns).fill(0);
+  for (let k = 0; k < K; k++) {
+    let colourEnergy = 0,
+      energy = 0;
+    for (let i = 0; i < plane; i++) {
+      const [r, g, b] = [0, 1, 2].map((c) => weight[(k * 3 + c) * plane + i]!) as [number, number, number];
+      const grey = (r + g + b) / 3;
+      colourEnergy += (r - grey) ** 2 + (g - grey) ** 2 + (b - grey) ** 2;
+      energy += r * r + g * g + b * b;
+    }
+    sums[Math.floor(k / perBlock)]! += energy > 0 ? colourEnergy / energy : 0;
+  }
+  return sums.map((sum) => sum / perBlock);
+}
+
 /** A finished run's pictures in its folder: `curves.png` from its metrics, and the first
  * convolution's filters (`conv1-filters.png`) when the net has one. */
 export async function writeRunPlots(dir: string, net: Net): Promise<void> {
   writeFileAtomic(join(dir, RUN_FILES.curves), await curvesPng(readMetricsFile(join(dir, RUN_FILES.metrics))));
-  const conv1 = net.params.find((p) => p.shape.length === 4);
-  if (conv1) writeFileAtomic(join(dir, RUN_FILES.filters), await filterGridPng(await conv1.value.read(), conv1.shape));
+  const first = firstConvolution(net.spec);
+  const conv1 = first && net.params.find((p) => p.name === `${first.name}.weight`);
+  if (first && conv1)
+    writeFileAtomic(join(dir, RUN_FILES.filters), await filterGridPng(await conv1.value.read(), conv1.shape, { columns: first.columns }));
+}
+
+/** An image of a figure: N × C × H × W bytes' image `index`, and what is written under it. */
+export interface Thumbnail {
+  pixels: Uint8Array;
+  shape: readonly [number, number, number];
+  index: number;
+  caption: string;
+}
+
+export interface NeighbourRow {
+  query: Thumbnail;
+  /** The model's most probable classes for the query; `correct` marks the true one. */
+  top: { label: string; probability: number; correct: boolean }[];
+  neighbours: Thumbnail[];
+}
+
+const escapeXml = (text: string) => text.replace(/[<>&'"]/g, (c) => `&#${c.charCodeAt(0)};`);
+
+async function thumbnailUri(t: Thumbnail, side: number): Promise<string> {
+  const [C, H, W] = t.shape;
+  const plane = H * W,
+    base = t.index * C * plane;
+  const interleaved = new Uint8Array(plane * C);
+  for (let c = 0; c < C; c++) for (let i = 0; i < plane; i++) interleaved[i * C + c] = t.pixels[base + c * plane + i]!;
+  const png = await sharp(Buffer.from(interleaved), { raw: { width: W, height: H, channels: C as 1 | 3 } })
+    .resize(side, side, { kernel: 'nearest', fit: 'fill' })
+    .png()
+    .toBuffer();
+  return `data:image/png;base64,${png.toString('base64')}`;
+}
+
+/**
+ * The paper's Figure 4 as a PNG: one row per query image — the image with its true class, the
+ * model's top classes with their probabilities (the true one marked ✓ and bold), then the images
+ * nearest to it in a hidden layer, each with its class.
+ */
+export async function neighboursPng(rows: NeighbourRow[], title: string): Promise<Buffer> {
+  const side = 84,
+    pad = 10,
+    text = 200,
+    caption = 16,
+    header = 28;
+  const count = Math.max(1, ...rows.map((r) => r.neighbours.length));
+  const width = pad + side + pad + text + count * (side + pad);
+  const rowHeight = side + caption + pad;
+  const height = header + rows.length * rowHeight + pad;
+  const parts: string[] = [
+    `<rect width="${width}" height="${height}" fill="white"/>`,
+    `<text x="${pad}" y="19" font-size="14" font-weight="bold">${escapeXml(title)}</text>`,
+  ];
+  const label = (x: number, y: number, words: string, bold = false) =>
+    `<text x="${x}" y="${y}" font-size="12"${bold ? ' font-weight="bold"' : ''}>${escapeXml(words)}</text>`;
+  for (const [r, row] of rows.entries()) {
+    const y = header + r * rowHeight;
+    parts.push(`<image x="${pad}" y="${y}" width="${side}" height="${side}" href="${await thumbnailUri(row.query, side)}"/>`);
+    parts.push(label(pad, y + side + 13, row.query.caption, true));
+    for (const [i, t] of row.top.entries()) {
+      const bar = Math.round(t.probability * (text - 20));
+      const ty = y + i * 17;
+      parts.push(
+        `<rect x="${2 * pad + side}" y="${ty + 2}" width="${bar}" height="13" fill="${t.correct ? '#e45756' : '#4c78a8'}" opacity="0.35"/>`,
+      );
+      parts.push(label(2 * pad + side + 3, ty + 13, `${t.correct ? '✓ ' : ''}${t.label} ${(100 * t.probability).toFixed(1)} %`, t.correct));
+    }
+    for (const [n, t] of row.neighbours.entries()) {
+      const x = 2 * pad + side + text + n * (side + pad);
+      parts.push(`<image x="${x}" y="${y}" width="${side}" height="${side}" href="${await thumbnailUri(t, side)}"/>`);
+      parts.push(label(x, y + side + 13, t.caption));
+    }
+  }
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" font-family="DejaVu Sans, sans-serif">${parts.join('')}</svg>`;
+  return sharp(Buffer.from(svg)).png().toBuffer();
 }

@@ -1,5 +1,5 @@
 /** Scoring a net on a whole image set: top-1 and top-5 accuracy and the mean loss; logits of many examples, a batch at a time. */
-import { mirrorImages } from '../data/augment.js';
+import { mirrorImages, shiftImages } from '../data/augment.js';
 import { type BatchSource, cropInput } from '../data/batches.js';
 import { type Preprocess, roundHalfEven } from '../data/preprocess.js';
 import type { RecordReader } from '../data/store.js';
@@ -12,16 +12,22 @@ export interface EvalResult {
   top5: number;
   loss: number;
   count: number;
-  /** With `mirror`: the scores of the images alone (no reflections), from the same pass. */
+  /** With `mirror` or several `views`: the scores of the first view alone, from the same pass. */
   singleView?: EvalResult;
 }
 
 export interface EvalOptions {
   /** Average each image's softmax with its mirror image's, as the paper averages over reflections. */
   mirror?: boolean;
+  /** Average each image's softmax over these views of the batch (each changes the batch in place;
+   * `undefined` is the images as they come). Overrides `mirror`. */
+  views?: (ImageView | undefined)[];
   /** Polled between batches: true stops with `Interrupted`. */
   interrupted?: () => boolean;
 }
+
+/** A view of a batch of `count` images of `shape`, made in place. */
+export type ImageView = (batch: Float32Array, count: number, shape: [number, number, number]) => void;
 
 /** Thrown when a long loop stops because its caller asked it to (Ctrl-C). */
 export class Interrupted extends Error {
@@ -47,43 +53,64 @@ export function classesAbove(scores: ArrayLike<number>, start: number, classes: 
 
 /** Top-1/top-5 accuracy and mean loss of the net (in evaluation mode) on a whole source. With
  * `mirror`, each image's softmax output is averaged with its mirror image's, as the paper averages
- * over reflected test patches, and the images' own scores come beside (`singleView`). */
+ * over reflected test patches, and the images' own scores come beside (`singleView`); with `views`,
+ * averaged over those. */
 export async function evaluate(net: Net, set: BatchSource, options: EvalOptions = {}): Promise<EvalResult> {
   const { data, labels, logits, classes } = netRoles(net);
   const size = set.count;
   if (size === 0) throw new Error(`${set.source}: no images to evaluate`);
   if (set.classes > classes) throw new Error(`${set.source}: its labels run over ${set.classes} classes, the model scores ${classes}`);
+  const views = options.views ?? (options.mirror ? [undefined, mirrorImages] : [undefined]);
   const batch = net.batch;
   const x = new Float32Array(net.shapeOf(data).reduce((a, b) => a * b));
   const y = new Float32Array(batch);
-  const single = new Float64Array(batch * classes),
-    averaged = new Float64Array(batch * classes);
+  const view = new Float64Array(batch * classes),
+    sum = new Float64Array(batch * classes);
   const indices = Uint32Array.from({ length: size }, (_, i) => i);
   const singleScore = new Score(),
     averagedScore = new Score();
-  const softmaxOfBatch = async (out: Float64Array) => {
-    net.setInput(data, x);
-    net.forward({ training: false });
-    softmaxRows(await net.read(logits), batch, classes, out);
-  };
   for (let from = 0; from < size; from += batch) {
     await yieldToEvents();
     if (options.interrupted?.()) throw new Interrupted('evaluation interrupted');
     const to = Math.min(size, from + batch);
-    x.fill(0);
-    y.fill(0);
-    await set.fill(indices, from, to, x, y);
-    checkFiniteInput(x, from, x.length / batch, set.source);
-    if (labels) net.setInput(labels, y);
-    await softmaxOfBatch(single);
-    singleScore.add(single, to - from, classes, y);
-    if (!options.mirror) continue;
-    mirrorImages(x, batch, set.shape);
-    await softmaxOfBatch(averaged);
-    for (let i = 0; i < averaged.length; i++) averaged[i] = (averaged[i]! + single[i]!) / 2;
-    averagedScore.add(averaged, to - from, classes, y);
+    sum.fill(0);
+    for (const [v, transform] of views.entries()) {
+      x.fill(0);
+      y.fill(0);
+      await set.fill(indices, from, to, x, y);
+      if (v === 0) checkFiniteInput(x, from, x.length / batch, set.source);
+      transform?.(x, to - from, set.shape);
+      net.setInput(data, x);
+      if (labels) net.setInput(labels, y);
+      net.forward({ training: false });
+      softmaxRows(await net.read(logits), batch, classes, view);
+      if (v === 0) singleScore.add(view, to - from, classes, y);
+      for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + view[i]! / views.length;
+    }
+    averagedScore.add(sum, to - from, classes, y);
   }
-  return options.mirror ? { ...averagedScore.result(size), singleView: singleScore.result(size) } : singleScore.result(size);
+  return views.length > 1 ? { ...averagedScore.result(size), singleView: singleScore.result(size) } : singleScore.result(size);
+}
+
+/** The paper's ten test patches (section 4.1) for small images trained on crops of the image padded
+ * by `pad` pixels of value `fill`: the four corner crops and the centre one, each also reflected. */
+export function paddedTestViews(pad: number, fill: number): ImageView[] {
+  const offsets = [
+    [0, 0],
+    [-pad, -pad],
+    [pad, -pad],
+    [-pad, pad],
+    [pad, pad],
+  ] as const;
+  return [false, true].flatMap((mirror) =>
+    offsets.map(([dx, dy]): ImageView => {
+      let scratch = new Float32Array(0);
+      return (batch, count, shape) => {
+        if (scratch.length !== shape[0] * shape[1] * shape[2]) scratch = new Float32Array(shape[0] * shape[1] * shape[2]);
+        shiftImages(batch, count, shape, { dx, dy, mirror }, fill, scratch);
+      };
+    }),
+  );
 }
 
 /** Running top-1/top-5 hits and loss over batches of class probabilities. */

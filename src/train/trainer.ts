@@ -267,7 +267,7 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
       state.schedule.lr = learningRateAt(o.schedule, state.schedule, o.lr, state.step, batches, batches * o.epochs);
       const { loss, logits: z } = await step(net, sgd, roles, x, y, state.schedule.lr);
       state.firstLoss ??= loss;
-      if (!(loss <= divergenceBound(classes, state.firstLoss))) throw new Error(divergence('the loss', loss, classes, state, o, folder));
+      if (!(loss <= divergenceBound(classes, state.firstLoss))) throw new Diverged(divergence('the loss', loss, classes, state, o, folder));
       for (let b = 0; b < o.batch; b++) if (classesAbove(z, b * classes, classes, y[b]!) === 0) state.correct++;
       state.lossSum += loss * o.batch;
       state.seen += o.batch;
@@ -289,7 +289,7 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
       if (error instanceof Interrupted) return stopHere(epochStart, seenAtStart);
       throw error;
     }
-    if (!Number.isFinite(val.loss)) throw new Error(divergence('the validation loss', val.loss, classes, state, o, folder));
+    if (!Number.isFinite(val.loss)) throw new Diverged(divergence('the validation loss', val.loss, classes, state, o, folder));
     wallSeconds += trainedSeconds;
     const m: EpochMetrics = {
       ...epochSums(state),
@@ -336,6 +336,12 @@ function rate(images: number, seconds: number): number {
  * learning rate meant for another batch size reached 2.5e12 after an epoch, while healthy runs
  * start near ln(classes), or higher from another task's weights (103 for a 2-class classifier on
  * a random Caffe-layout net's features), and fall. */
+/** Thrown when a run's loss runs away (its message says where and with which settings); the last
+ * good checkpoint is kept. */
+export class Diverged extends Error {
+  override name = 'Diverged';
+}
+
 export function divergenceBound(classes: number, firstLoss = 0): number {
   return 100 * Math.max(Math.log(Math.max(classes, 2)), Number.isFinite(firstLoss) ? firstLoss : 0);
 }

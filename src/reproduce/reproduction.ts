@@ -1,0 +1,279 @@
+/**
+ * A whole reproduction: the datasets loaded once, every run (resumed or skipped as its folder says),
+ * the figures, `results.json` and `REPORT.md`. An interrupted reproduction writes nothing but its
+ * runs' checkpoints; the same command continues it.
+ */
+import { cpus } from 'node:os';
+import { join } from 'node:path';
+import type { Backend } from '../backend/backend.js';
+import { imageCount } from '../data/dataset.js';
+import { writeFileAtomic } from '../io/files.js';
+import { readCheckpoint, RUN_CHECKPOINTS } from '../net/checkpoint.js';
+import { Net } from '../net/net.js';
+import { firstConvolution } from '../net/roles.js';
+import { firstImages, neighboursFigure, searchNeighbours, searchPixels } from '../report/neighbours.js';
+import { colourShare, filterGridPng, lineChartPng, type LinePoint } from '../report/plots.js';
+import { curveArms, FULL, QUICK, type Scale } from './arms.js';
+import { type DatasetFindings, reportMarkdown } from './report.js';
+import {
+  chosenRate,
+  type Claim,
+  CLAIMS,
+  type Planned,
+  plannedAblations,
+  plannedSweep,
+  type Prepared,
+  prepareDataset,
+  readResult,
+  type RunContext,
+  runArm,
+  runFolder,
+  type RunResult,
+} from './reproduce.js';
+
+export interface ReproduceOptions {
+  out: string;
+  /** Fashion-MNIST's folder (IDX files). */
+  data: string;
+  /** CIFAR-10's binary folder, when given: every experiment also on it. */
+  cifar?: string;
+  quick?: boolean;
+  only?: Claim[];
+  seeds?: number;
+  backend: Backend;
+  /** Overrides of the full or quick scale (tests run smaller still). */
+  scale?: Partial<Scale>;
+  /** As the report's header prints it. */
+  command: string;
+  interrupted?: () => boolean;
+  /** Told as each run starts (or is found finished). */
+  onRun?: (r: { dataset: string; arm: string; seed: number; index: number; total: number; finished: boolean }) => void;
+  onProgress?: RunContext['onProgress'];
+}
+
+export interface Reproduction {
+  /** Stopped by `interrupted`: the runs so far are kept, and the same command continues. */
+  interrupted: boolean;
+  report?: string;
+  runs: number;
+}
+
+/** Figure 1's threshold per dataset, and why. */
+const THRESHOLDS: Record<string, { threshold: number; why: string }> = {
+  'cifar-10': { threshold: 0.25, why: "25 % is the paper's own threshold on CIFAR-10." },
+  'fashion-mnist': {
+    threshold: 0.1,
+    why:
+      "The paper's 25 % is no test on Fashion-MNIST: both nets pass it within their first epoch. 10 % is the level " +
+      'both reach within the run but only once they have learnt features beyond the first epoch.',
+  },
+};
+
+const TITLES: Record<string, (d: Prepared) => string> = {
+  'fashion-mnist': () => 'Fashion-MNIST (28×28 grey)',
+  'cifar-10': () => 'CIFAR-10 (32×32 colour)',
+};
+
+export async function reproduce(o: ReproduceOptions): Promise<Reproduction> {
+  const started = performance.now();
+  const scale: Scale = { ...(o.quick ? QUICK : FULL), ...o.scale, ...(o.seeds ? { seeds: o.seeds } : {}) };
+  const claims = o.only ?? [...CLAIMS];
+  const ctx: RunContext = {
+    backend: o.backend,
+    out: o.out,
+    ...(o.interrupted ? { interrupted: o.interrupted } : {}),
+    ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+  };
+  const datasets = [prepareDataset('fashion-mnist', o.data, scale), ...(o.cifar ? [prepareDataset('cifar-10', o.cifar, scale)] : [])];
+  const perDataset =
+    (claims.includes('relu') ? scale.curveRates.length * 2 + scale.seeds * 2 : 0) + plannedAblations(datasets[0]!, scale, claims).length;
+  const total = perDataset * datasets.length;
+  let index = 0;
+  const run = async (p: Planned): Promise<RunResult | undefined> => {
+    const finished = readResult(runFolder(o.out, p.dataset.name, p.arm.name, p.seed)) !== undefined;
+    o.onRun?.({ dataset: p.dataset.name, arm: p.arm.name, seed: p.seed, index: ++index, total, finished });
+    return runArm(ctx, p.dataset, p.arm, p.seed);
+  };
+  const findings: DatasetFindings[] = [];
+  for (const d of datasets) {
+    const found = await reproduceOn(d, scale, claims, run);
+    if (!found) return { interrupted: true, runs: index };
+    findings.push(found);
+  }
+  for (const f of findings)
+    await drawFigures(
+      o,
+      f,
+      datasets.find((d) => d.name === f.dataset)!,
+      claims,
+      scale,
+    );
+  const seconds = (performance.now() - started) / 1000;
+  const header = {
+    command: o.command,
+    date: new Date().toISOString().slice(0, 10),
+    machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, the ${o.backend.name} backend`,
+    seconds,
+    runs: total,
+  };
+  const report = reportMarkdown(header, findings, claims);
+  writeFileAtomic(join(o.out, 'results.json'), JSON.stringify({ header, scale, claims, findings }, null, 1));
+  writeFileAtomic(join(o.out, 'REPORT.md'), report);
+  return { interrupted: false, report, runs: total };
+}
+
+/** Every run on one dataset; undefined when interrupted. */
+async function reproduceOn(
+  d: Prepared,
+  scale: Scale,
+  claims: readonly Claim[],
+  run: (p: Planned) => Promise<RunResult | undefined>,
+): Promise<DatasetFindings | undefined> {
+  const { threshold, why } = THRESHOLDS[d.name]!;
+  const f: DatasetFindings = {
+    dataset: d.name,
+    title: TITLES[d.name]!(d),
+    colour: d.shape[0] === 3,
+    classes: d.classes,
+    trainImages: imageCount(d.train),
+    testImages: imageCount(d.test),
+    threshold,
+    thresholdWhy: why,
+    sweep: [],
+    curves: { relu: [], tanh: [] },
+    arms: {},
+    biases: { one: [], zero: [] },
+    figures: {},
+  };
+  if (claims.includes('relu')) {
+    for (const p of plannedSweep(d, scale)) {
+      const r = await run(p);
+      if (!r) return undefined;
+      f.sweep.push(r);
+    }
+    f.rates = { relu: chosenRate(f.sweep, 'relu', threshold, d.classes), tanh: chosenRate(f.sweep, 'tanh', threshold, d.classes) };
+    for (const activation of ['relu', 'tanh'] as const) {
+      const arm = curveArms(d, scale, f.rates[activation]).find((a) => a.name.startsWith(activation))!;
+      for (let seed = 1; seed <= scale.seeds; seed++) {
+        const r = await run({ dataset: d, arm, seed });
+        if (!r) return undefined;
+        f.curves[activation].push(r);
+      }
+    }
+  }
+  for (const p of plannedAblations(d, scale, claims)) {
+    const r = await run(p);
+    if (!r) return undefined;
+    if (p.arm.name === 'biases-one') f.biases.one.push(r);
+    else if (p.arm.name === 'biases-zero') f.biases.zero.push(r);
+    else (f.arms[p.arm.name] ??= []).push(r);
+  }
+  return f;
+}
+
+/** Mean over runs of a per-epoch (or per-step) series, point by point. */
+function meanSeries(series: number[][]): number[] {
+  const length = Math.min(...series.map((s) => s.length));
+  return Array.from({ length }, (_, i) => series.reduce((a, s) => a + s[i]!, 0) / series.length);
+}
+
+async function drawFigures(o: ReproduceOptions, f: DatasetFindings, d: Prepared, claims: readonly Claim[], scale: Scale): Promise<void> {
+  const save = async (key: string, png: Promise<Buffer>) => {
+    const file = `${key}-${f.dataset}.png`;
+    writeFileAtomic(join(o.out, file), await png);
+    f.figures[key] = file;
+  };
+  const epochsOf = (values: number[], series: string, style?: string): LinePoint[] =>
+    values.map((y, i) => ({ x: i + 1, y, series, ...(style ? { style } : {}) }));
+  if (f.curves.relu.length > 0) {
+    const points = (['relu', 'tanh'] as const).flatMap((a) =>
+      epochsOf(
+        meanSeries(f.curves[a].map((r) => r.metrics.map((m) => m.trainError))),
+        a === 'relu' ? 'ReLU' : 'tanh',
+        a === 'relu' ? 'solid' : 'dashed',
+      ),
+    );
+    await save(
+      'relu',
+      lineChartPng({
+        points,
+        x: 'epoch',
+        y: 'training error',
+        title: `Figure 1 on ${f.title}: the four-layer net`,
+        percent: true,
+        rule: { y: f.threshold, label: `${(100 * f.threshold).toFixed(0)} %` },
+      }),
+    );
+  }
+  const withDropout = f.arms.reference ?? [],
+    without = f.arms['no-dropout'] ?? [];
+  if (claims.includes('dropout') && withDropout.length > 0 && without.length > 0) {
+    const points = [
+      [withDropout, 'dropout 0.5'],
+      [without, 'no dropout'],
+    ].flatMap(([runs, series]) => [
+      ...epochsOf(meanSeries((runs as RunResult[]).map((r) => r.metrics.map((m) => m.trainError))), series as string, 'training'),
+      ...epochsOf(meanSeries((runs as RunResult[]).map((r) => r.metrics.map((m) => m.valTop1Error))), series as string, 'validation'),
+    ]);
+    await save('dropout', lineChartPng({ points, x: 'epoch', y: 'error', title: `Dropout on ${f.title}`, percent: true }));
+  }
+  if (f.biases.one.length > 0) {
+    const points = [
+      [f.biases.one, 'biases 1'],
+      [f.biases.zero, 'biases 0'],
+    ].flatMap(([runs, series]) =>
+      meanSeries((runs as RunResult[]).map((r) => r.stepLosses!)).map((y, i) => ({ x: i + 1, y, series: series as string })),
+    );
+    await save('biases', lineChartPng({ points, x: 'step', y: 'training loss', title: `Biases of 1 against 0 on ${f.title}` }));
+  }
+  const reference = join(runFolder(o.out, d.name, 'reference', 1), RUN_CHECKPOINTS.last);
+  if (!f.arms.reference?.length) return;
+  const checkpoint = readCheckpoint(reference);
+  const first = firstConvolution(checkpoint.spec);
+  if (claims.includes('filters') && first) {
+    const weight = checkpoint.params[`${first.name}.weight`]!;
+    await save('filters', filterGridPng(weight.data, weight.shape, { columns: first.columns, scale: 12 }));
+    f.filters = {
+      file: f.figures.filters!,
+      columns: first.columns,
+      ...(weight.shape[1] === 3 ? { colourShare: colourShare(weight.data, weight.shape, first.columns) } : {}),
+    };
+  }
+  if (claims.includes('neighbours')) await findNeighbours(o, f, d, checkpoint, scale, save);
+}
+
+async function findNeighbours(
+  o: ReproduceOptions,
+  f: DatasetFindings,
+  d: Prepared,
+  checkpoint: ReturnType<typeof readCheckpoint>,
+  scale: Scale,
+  save: (key: string, png: Promise<Buffer>) => Promise<void>,
+): Promise<void> {
+  const inputs = f.arms.reference![0]!.settings.inputs;
+  const normalisation = { mean: d.mean, std: inputs === 'pixels' ? 1 / 255 : d.std };
+  const net = Net.build(checkpoint.spec, { backend: o.backend, batch: 100, inference: true, weights: checkpoint.params });
+  try {
+    const queries = firstImages(d.test, Math.min(scale.neighbourQueries, imageCount(d.test)));
+    const inLayer = await searchNeighbours(net, d.train, queries, normalisation);
+    const inPixels = searchPixels(d.train, queries);
+    // the figure: the first test image of each of six classes
+    const shown: number[] = [];
+    for (let i = 0; i < imageCount(queries) && shown.length < 6; i++)
+      if (!shown.some((j) => d.test.labels[j] === d.test.labels[i])) shown.push(i);
+    const figure = await neighboursFigure(net, d.train, d.test, shown, {
+      ...normalisation,
+      title: `Five nearest training images in ${inLayer.layer} (${f.title})`,
+    });
+    await save('neighbours', Promise.resolve(figure.png));
+    f.neighbours = {
+      file: f.figures.neighbours!,
+      layer: inLayer.layer,
+      queries: imageCount(queries),
+      featureAgreement: inLayer.agreement,
+      pixelAgreement: inPixels.agreement,
+    };
+  } finally {
+    net.dispose();
+  }
+}

@@ -1,0 +1,206 @@
+/**
+ * `alexnet reproduce` at a test's size: every arm trains, an interrupted reproduction resumes to the
+ * same numbers as one never stopped, finished runs are skipped, and every claim lands in the report
+ * and results.json. With `filters` and `neighbours` on a run it made, and the nearest-neighbour
+ * search against a float64 brute force.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import sharp from 'sharp';
+import { createBackend } from '../src/backend/choose.js';
+import { shiftImages } from '../src/data/augment.js';
+import { Philox } from '../src/random.js';
+import { reproduce, type ReproduceOptions } from '../src/reproduce/reproduction.js';
+import { readResult, RESULT_FILE, type RunResult } from '../src/reproduce/reproduce.js';
+import { nearestNeighbours, NearestNeighbours } from '../src/train/features.js';
+import { bandDataset } from './helpers.js';
+
+const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+const data = bandDataset(700, 200);
+const scale = {
+  trainImages: 256,
+  validationImages: 128,
+  testImages: 128,
+  epochs: 2,
+  curveEpochs: 2,
+  curveRates: [0.02, 0.05],
+  biasEpochs: 1,
+  seeds: 2,
+  neighbourQueries: 40,
+};
+
+/** Every run's result.json under a reproduction folder, by its path below runs/. */
+function results(out: string): Map<string, RunResult> {
+  const found = new Map<string, RunResult>();
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const path = join(dir, entry.name);
+      const result = readResult(path);
+      if (result) found.set(path.slice(out.length), result);
+      else walk(path);
+    }
+  };
+  walk(join(out, 'runs'));
+  return found;
+}
+
+test('reproduce: every arm trains and lands in the report; interrupted, it resumes to the same numbers; finished runs are skipped', async () => {
+  const { backend } = await createBackend('auto', 2);
+  try {
+    const base: Omit<ReproduceOptions, 'out'> = { data, backend, scale, command: 'alexnet reproduce (test)' };
+    const whole = mkdtempSync(join(tmpdir(), 'reproduce-whole-'));
+    const finished = await reproduce({ ...base, out: whole });
+    assert.equal(finished.interrupted, false);
+
+    // the same reproduction stopped every 40 steps, and continued each time by the same call
+    const stopped = mkdtempSync(join(tmpdir(), 'reproduce-stopped-'));
+    let calls = 0;
+    for (;;) {
+      let steps = 0;
+      const r = await reproduce({ ...base, out: stopped, interrupted: () => ++steps > 40 });
+      calls++;
+      if (!r.interrupted) break;
+      assert.ok(calls < 100, 'the reproduction makes progress between interruptions');
+    }
+    assert.ok(calls > 5, `interrupted ${calls - 1} times`);
+    const a = results(whole),
+      b = results(stopped);
+    assert.equal(a.size, 24, 'runs: 4 of the sweep, the chosen rates at the second seed, 7 arms × 2 seeds, 2 bias arms × 2 seeds');
+    assert.deepEqual([...b.keys()].sort(), [...a.keys()].sort());
+    for (const [run, x] of a) {
+      const y = b.get(run)!;
+      assert.deepEqual(
+        y.metrics.map((m) => [m.loss, m.trainError, m.valLoss]),
+        x.metrics.map((m) => [m.loss, m.trainError, m.valLoss]),
+        `${run}: the same losses`,
+      );
+      assert.deepEqual([y.test, y.train, y.tenPatch, y.stepLosses], [x.test, x.train, x.tenPatch, x.stepLosses], `${run}: the same scores`);
+    }
+
+    // a finished reproduction trains nothing again
+    const seen: boolean[] = [];
+    const again = await reproduce({
+      ...base,
+      out: whole,
+      onRun: (r) => seen.push(r.finished),
+      onProgress: () => assert.fail('trained again'),
+    });
+    assert.equal(again.interrupted, false);
+    assert.ok(seen.length === 26 && seen.every(Boolean), 'every run found finished (the chosen rates at seed 1 are sweep runs)');
+
+    const report = readFileSync(join(whole, 'REPORT.md'), 'utf8');
+    const rows = report.split('\n').filter((l) => /^\| [A-Z]/.test(l) && l.includes('**'));
+    const claims = [
+      'Figure 1',
+      '(3.3)',
+      '(3.4)',
+      'overfits substantially',
+      'iterations to converge',
+      'crops and flips',
+      'PCA',
+      'ten-patch',
+      '(3.2)',
+      '(5)',
+      'Figure 3',
+      'Figure 4',
+    ];
+    assert.equal(rows.length, claims.length, rows.join('\n'));
+    claims.forEach((claim, i) => assert.ok(rows[i]!.includes(claim), `row ${i}: ${claim}`));
+    for (const row of rows) assert.match(row, /\*\*(agrees|disagrees|not testable here)\*\*: \S/);
+    const json = JSON.parse(readFileSync(join(whole, 'results.json'), 'utf8')) as {
+      findings: { arms: Record<string, unknown[]>; curves: { relu: unknown[]; tanh: unknown[] }; figures: Record<string, string> }[];
+    };
+    const [f] = json.findings;
+    assert.deepEqual(Object.keys(f!.arms).sort(), [
+      'no-augmentation',
+      'no-dropout',
+      'no-lrn',
+      'one-column-full',
+      'one-column-half',
+      'pool-2x2',
+      'reference',
+    ]);
+    for (const runs of Object.values(f!.arms)) assert.equal(runs.length, 2);
+    assert.equal(f!.curves.relu.length, 2);
+    for (const file of Object.values(f!.figures)) {
+      const meta = await sharp(join(whole, file)).metadata();
+      assert.equal(meta.format, 'png', file);
+      assert.ok(report.includes(`](${file})`), `${file} is in the report`);
+    }
+    assert.deepEqual(Object.keys(f!.figures).sort(), ['biases', 'dropout', 'filters', 'neighbours', 'relu']);
+
+    // Figure 3 and Figure 4 from the command line, on the reference arm's run folder
+    const run = join(whole, 'runs', 'fashion-mnist', 'reference', 'seed-1');
+    assert.ok(existsSync(join(run, RESULT_FILE)));
+    const png = join(whole, 'f.png');
+    const filters = spawnSync(process.execPath, [CLI, 'filters', '--model', run, '--out', png, '--scale', '2'], { encoding: 'utf8' });
+    assert.equal(filters.status, 0, filters.stderr);
+    // 32 grey 5×5 kernels in 2 columns: blocks of 4 × 4 tiles, 25 × 25 pixels, 3 apart
+    const meta = await sharp(png).metadata();
+    assert.deepEqual([meta.width, meta.height], [2 * 25, 2 * (25 + 3 + 25)]);
+    const neighbours = spawnSync(
+      process.execPath,
+      [CLI, 'neighbours', '--model', run, '--data', data, '--images', '0', '3', '--out', png, '--threads', '1'],
+      { encoding: 'utf8' },
+    );
+    assert.equal(neighbours.status, 0, neighbours.stderr);
+    assert.match(neighbours.stdout, /2 test images and their 5 nearest training images in relu7/);
+    const bad = spawnSync(process.execPath, [CLI, 'neighbours', '--model', run, '--data', data, '--images', '9999', '--out', png], {
+      encoding: 'utf8',
+    });
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /^alexnet: image 9999 is not in .* \(0 to 199\)\n$/);
+  } finally {
+    await backend.dispose();
+  }
+});
+
+test('nearest neighbours: exact against a float64 brute force, ties to the lower index, whatever the blocks', () => {
+  const rng = new Philox(4);
+  const width = 7,
+    rows = 300,
+    k = 5;
+  const set = Float32Array.from({ length: rows * width }, () => Math.round(rng.nextNormal() * 4) / 4);
+  for (let r = 100; r < 130; r++) set.copyWithin(r * width, (r - 100) * width, (r - 99) * width); // duplicates: ties
+  const queries = Float32Array.from({ length: 12 * width }, () => Math.round(rng.nextNormal() * 4) / 4);
+  queries.set(set.subarray(5 * width, 6 * width), 0); // a query that is a row, with a duplicate at 105
+  const brute = Array.from({ length: 12 }, (_, q) =>
+    Array.from({ length: rows }, (_, r) => {
+      let sum = 0;
+      for (let i = 0; i < width; i++) sum += (queries[q * width + i]! - set[r * width + i]!) ** 2;
+      return { index: r, distance: Math.sqrt(sum) };
+    })
+      .sort((a, b) => a.distance - b.distance || a.index - b.index)
+      .slice(0, k),
+  );
+  assert.deepEqual(nearestNeighbours(queries, set, width, k), brute);
+  assert.deepEqual(
+    nearestNeighbours(queries, set, width, k)[0]!
+      .slice(0, 2)
+      .map((n) => n.index),
+    [5, 105],
+  );
+  const blocks = new NearestNeighbours(queries, width, k);
+  for (let from = 0; from < rows;) {
+    const to = Math.min(rows, from + 1 + rng.nextInt(50));
+    blocks.add(set.subarray(from * width, to * width), from);
+    from = to;
+  }
+  assert.deepEqual(blocks.result(), brute);
+});
+
+test('test patches: a shifted view is the crop of the padded image, mirrored first when asked', () => {
+  const shape: [number, number, number] = [1, 3, 4];
+  const image = Float32Array.from({ length: 12 }, (_, i) => i + 1);
+  const shifted = Float32Array.from(image);
+  shiftImages(shifted, 1, shape, { dx: 1, dy: -1, mirror: false }, -9, new Float32Array(12));
+  assert.deepEqual([...shifted], [-9, -9, -9, -9, 2, 3, 4, -9, 6, 7, 8, -9]);
+  const mirrored = Float32Array.from(image);
+  shiftImages(mirrored, 1, shape, { dx: 0, dy: 0, mirror: true }, -9, new Float32Array(12));
+  assert.deepEqual([...mirrored], [4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9]);
+});
