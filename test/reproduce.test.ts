@@ -6,13 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
 import { createBackend } from '../src/backend/choose.js';
 import { shiftImages } from '../src/data/augment.js';
+import { colourComponents, imageSetBatches } from '../src/data/batches.js';
 import { Philox } from '../src/random.js';
 import { reproduce, type ReproduceOptions } from '../src/reproduce/reproduction.js';
 import { readResult, RESULT_FILE, type RunResult } from '../src/reproduce/reproduce.js';
@@ -203,4 +204,113 @@ test('test patches: a shifted view is the crop of the padded image, mirrored fir
   const mirrored = Float32Array.from(image);
   shiftImages(mirrored, 1, shape, { dx: 0, dy: 0, mirror: true }, -9, new Float32Array(12));
   assert.deepEqual([...mirrored], [4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9]);
+});
+
+/** CIFAR-10's binary layout (data_batch_1.bin, test_batch.bin) holding 32×32 colour images whose
+ * class (of 4) is the brighter channel pair and band, with noise. */
+function cifarDataset(train: number, test: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cifar-'));
+  const rng = new Philox(32);
+  for (const [file, count] of [
+    ['data_batch_1.bin', train],
+    ['test_batch.bin', test],
+  ] as const) {
+    const bytes = new Uint8Array(count * 3073);
+    for (let i = 0; i < count; i++) {
+      const label = i % 4;
+      bytes[i * 3073] = label;
+      for (let c = 0; c < 3; c++)
+        for (let k = 0; k < 1024; k++) {
+          const bright = (c === label % 3) !== (Math.floor(k / 32 / 16) === label >> 1);
+          bytes[i * 3073 + 1 + c * 1024 + k] = (bright ? 140 : 40) + rng.nextInt(80);
+        }
+    }
+    writeFileSync(join(dir, file), bytes);
+  }
+  return dir;
+}
+
+test('reproduce --cifar: colour noise is an arm of its own, and the columns are measured for colour', async () => {
+  const { backend } = await createBackend('auto', 2);
+  try {
+    const out = mkdtempSync(join(tmpdir(), 'reproduce-cifar-'));
+    const cifar = cifarDataset(300, 100);
+    const r = await reproduce({ data, cifar, backend, scale, out, only: ['augmentation', 'filters'], command: 'alexnet reproduce (test)' });
+    assert.equal(r.interrupted, false);
+    const report = readFileSync(join(out, 'REPORT.md'), 'utf8');
+    const [grey, colour] = report.split('## CIFAR-10 (32×32 colour)');
+    assert.match(grey!, /PCA colour noise lowers the error \(4\.1\) .*\*\*not testable here\*\*: the images have one channel/);
+    assert.match(colour!, /PCA colour noise lowers the error \(4\.1\) .*colour noise σ 0\.1 .* \| test error [\d.]+ % ± [\d.]+ with, /);
+    assert.match(
+      colour!,
+      /Figure 3\) .* share of kernel energy in colour: column 1 [\d.]+ %, column 2 [\d.]+ % \| \*\*(agrees|disagrees)\*\*/,
+    );
+    const runs = results(out);
+    assert.deepEqual(
+      [...runs.keys()].filter((k) => k.includes('cifar-10')).sort(),
+      ['no-augmentation', 'no-pca', 'reference'].flatMap((arm) => [1, 2].map((seed) => `/runs/cifar-10/${arm}/seed-${seed}`)),
+    );
+    assert.equal(runs.get('/runs/cifar-10/reference/seed-1')!.settings.pca, 0.1);
+    assert.equal(runs.get('/runs/fashion-mnist/reference/seed-1')!.settings.pca, undefined);
+  } finally {
+    await backend.dispose();
+  }
+});
+
+test("colour noise: the shifts' covariance is σ² times the RGB covariance, along its principal components", () => {
+  const rng = new Philox(3);
+  const count = 64;
+  const set = {
+    pixels: Uint8Array.from({ length: count * 3 * 4 }, (_, i) => {
+      const image = Math.floor(i / 12),
+        c = Math.floor(i / 4) % 3;
+      return Math.min(255, 60 + (image % 7) * 20 * (c + 1) + (c === 2 ? rng.nextInt(40) : 0));
+    }),
+    labels: new Uint8Array(count),
+    shape: [3, 2, 2] as [number, number, number],
+    classes: 1,
+    source: 'test',
+  };
+  const components = colourComponents(set);
+  // the covariance from its definition, in float64
+  const n = count * 4;
+  const mean = [0, 1, 2].map((c) => {
+    let s = 0;
+    for (let i = 0; i < count; i++) for (let k = 0; k < 4; k++) s += set.pixels[i * 12 + c * 4 + k]!;
+    return s / n;
+  });
+  const covariance = [0, 1, 2].map((a) =>
+    [0, 1, 2].map((b) => {
+      let s = 0;
+      for (let i = 0; i < count; i++)
+        for (let k = 0; k < 4; k++) s += (set.pixels[i * 12 + a * 4 + k]! - mean[a]!) * (set.pixels[i * 12 + b * 4 + k]! - mean[b]!);
+      return s / n;
+    }),
+  );
+  const rebuilt = [0, 1, 2].map((a) =>
+    [0, 1, 2].map((b) =>
+      [0, 1, 2].reduce((s, i) => s + components.eigenvalues[i]! * components.eigenvectors[i]![a]! * components.eigenvectors[i]![b]!, 0),
+    ),
+  );
+  rebuilt.flat().forEach((v, i) => assert.ok(Math.abs(v - covariance.flat()[i]!) < 1e-6 * (1 + Math.abs(v)), `covariance ${i}: ${v}`));
+  // one image, 4,000 presentations: the shift of each channel, in 0–255 units
+  const sigma = 0.5,
+    std = 0.25;
+  const source = imageSetBatches(set, 0, std, { pad: 0, flip: false, pca: { sigma, components } });
+  const x = new Float32Array(12),
+    y = new Float32Array(1);
+  const shifts: number[][] = [];
+  for (let batch = 0; batch < 4000; batch++) {
+    source.fill(Uint32Array.of(5), 0, 1, x, y, { seed: 1, epoch: 0, batch });
+    shifts.push([0, 1, 2].map((c) => (x[c * 4]! * std - set.pixels[5 * 12 + c * 4]! / 255) * 255));
+  }
+  for (let a = 0; a < 3; a++)
+    for (let b = 0; b < 3; b++) {
+      const measured = shifts.reduce((s, v) => s + v[a]! * v[b]!, 0) / shifts.length;
+      const expected = sigma * sigma * covariance[a]![b]!;
+      assert.ok(
+        Math.abs(measured - expected) < 0.1 * Math.sqrt(covariance[a]![a]! * covariance[b]![b]!) * sigma * sigma,
+        `(${a}, ${b}): ${measured} against ${expected}`,
+      );
+    }
 });

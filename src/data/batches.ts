@@ -8,7 +8,7 @@ import { Philox, streams } from '../random.js';
 import { cropAndFlip } from './augment.js';
 import { fillBatch, imageCount, type ImageSet } from './dataset.js';
 import { type Preprocess, roundHalfEven } from './preprocess.js';
-import type { RecordReader } from './store.js';
+import { type RecordReader, symmetricEigen } from './store.js';
 
 /** Which presentation a training batch is: its augmentation draws from Philox(seed) on the stream
  * of (epoch, batch), so a batch is the same whoever assembles it and whenever. */
@@ -35,10 +35,59 @@ export function augmentationRandom(a: Augmentation): Philox {
   return new Philox(a.seed, streams.augmentation(a.epoch, a.batch));
 }
 
+/** The principal components of a colour set's RGB pixel values (0–255 units): eigenvalues,
+ * descending, and their unit eigenvectors (rows) — what the paper's colour noise draws along. */
+export interface ColourComponents {
+  eigenvalues: number[];
+  eigenvectors: number[][];
+}
+
+export function colourComponents(set: ImageSet): ColourComponents {
+  const [C, H, W] = set.shape;
+  if (C !== 3) throw new Error(`${set.source}: colour noise needs RGB images, not ${C} channel${C === 1 ? '' : 's'}`);
+  const plane = H * W,
+    n = imageCount(set) * plane;
+  const sums = [0, 0, 0],
+    products = new Float64Array(9);
+  for (let i = 0; i < imageCount(set); i++) {
+    const base = i * 3 * plane;
+    for (let k = 0; k < plane; k++) {
+      const rgb = [set.pixels[base + k]!, set.pixels[base + plane + k]!, set.pixels[base + 2 * plane + k]!];
+      for (let a = 0; a < 3; a++) {
+        sums[a]! += rgb[a]!;
+        for (let b = 0; b < 3; b++) products[3 * a + b]! += rgb[a]! * rgb[b]!;
+      }
+    }
+  }
+  const mean = sums.map((s) => s / n);
+  const covariance = [0, 1, 2].map((a) => [0, 1, 2].map((b) => products[3 * a + b]! / n - mean[a]! * mean[b]!));
+  const { values, vectors } = symmetricEigen(covariance);
+  return { eigenvalues: values, eigenvectors: vectors };
+}
+
+/** The paper's colour noise for one image: Σᵢ αᵢ √λᵢ pᵢ with αᵢ ~ N(0, σ) (0–255 units; √λ as
+ * `storeBatches` reads the paper), into `shift`. */
+function colourShift(rng: Philox, sigma: number, components: ColourComponents, shift: number[]): void {
+  shift.fill(0);
+  for (let i = 0; i < 3; i++) {
+    const scaled = rng.nextNormal() * sigma * Math.sqrt(Math.max(0, components.eigenvalues[i]!));
+    for (let c = 0; c < 3; c++) shift[c]! += scaled * components.eigenvectors[i]![c]!;
+  }
+}
+
 /** An in-memory set normalised as (x/255 − mean)/std; augmented by crops from the image padded by
- * `pad` pixels (of a black pixel's value) and flips. */
-export function imageSetBatches(set: ImageSet, mean: number, std: number, augment: { pad: number; flip: boolean }): BatchSource {
+ * `pad` pixels (of a black pixel's value) and flips, and for colour sets given `pca`, the paper's
+ * colour noise (drawn first, from the same generator). */
+export function imageSetBatches(
+  set: ImageSet,
+  mean: number,
+  std: number,
+  augment: { pad: number; flip: boolean; pca?: { sigma: number; components: ColourComponents } },
+): BatchSource {
   const scratch = new Float32Array(set.shape[0] * set.shape[1] * set.shape[2]);
+  const plane = set.shape[1] * set.shape[2];
+  const shift = [0, 0, 0];
+  const { pca } = augment;
   return {
     count: imageCount(set),
     classes: set.classes,
@@ -46,8 +95,17 @@ export function imageSetBatches(set: ImageSet, mean: number, std: number, augmen
     source: set.source,
     fill(order, from, to, x, y, augmentation) {
       fillBatch(set, order, from, to, mean, std, x, y);
-      if (augmentation && (augment.pad || augment.flip))
-        cropAndFlip(x, to - from, set.shape, augment.pad, -mean / std, augment.flip, augmentationRandom(augmentation), scratch);
+      if (!augmentation) return;
+      const rng = augmentationRandom(augmentation);
+      if (pca && pca.sigma > 0)
+        for (let b = 0; b < to - from; b++) {
+          colourShift(rng, pca.sigma, pca.components, shift);
+          for (let c = 0; c < 3; c++) {
+            const image = x.subarray((b * 3 + c) * plane, (b * 3 + c + 1) * plane);
+            for (let k = 0; k < plane; k++) image[k] = image[k]! + shift[c]! / 255 / std;
+          }
+        }
+      if (augment.pad || augment.flip) cropAndFlip(x, to - from, set.shape, augment.pad, -mean / std, augment.flip, rng, scratch);
     },
   };
 }
@@ -90,11 +148,7 @@ export function storeBatches(reader: RecordReader, crop: number, preprocess: Pre
           top = random ? rng.nextInt(size - crop + 1) : centre;
         const mirror = rng !== undefined && augment.flip && rng.nextFloat() < 0.5;
         shift.fill(0);
-        if (rng && augment.pca > 0)
-          for (let i = 0; i < 3; i++) {
-            const scaled = rng.nextNormal() * augment.pca * Math.sqrt(stats.eigenvalues[i]!);
-            for (let c = 0; c < 3; c++) shift[c]! += scaled * stats.eigenvectors[i]![c]!;
-          }
+        if (rng && augment.pca > 0) colourShift(rng, augment.pca, stats, shift);
         cropInput(pixels, size, { x: left, y: top, flip: mirror }, crop, preprocess, shift, x, b * 3 * plane);
       }
     },

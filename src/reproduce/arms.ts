@@ -64,6 +64,8 @@ export interface ArmSettings {
   /** Random crops from the image padded by this many pixels, and horizontal flips. */
   cropPad: number;
   flip: boolean;
+  /** The paper's PCA colour noise's σ (colour images only; none when absent). */
+  pca?: number;
   /** 'unit': (x/255 − mean)/std as every other run; 'pixels': x − 255·mean, the paper's scale of
    * input values (raw pixel values less the mean), which its N(0, 0.01) weights were drawn for. */
   inputs: 'unit' | 'pixels';
@@ -86,10 +88,17 @@ export interface DataShape {
 }
 
 /** The reference arm's recipe: the scaled nets' own (recipes.ts) with crops of the image padded by
- * 2 pixels, and their epochs. */
-function reference(scale: Scale): ArmSettings {
-  const { epochs: _, schedule, pca: __, ...scaled } = recipes.scaled!.settings;
-  return { ...scaled, epochs: scale.epochs, schedule: String(schedule), cropPad: 2, inputs: 'unit' };
+ * 2 pixels, and their epochs; its colour noise on colour images. */
+function reference(data: DataShape, scale: Scale): ArmSettings {
+  const { epochs: _, schedule, pca, ...scaled } = recipes.scaled!.settings;
+  return {
+    ...scaled,
+    epochs: scale.epochs,
+    schedule: String(schedule),
+    cropPad: 2,
+    ...(data.shape[0] === 3 ? { pca } : {}),
+    inputs: 'unit',
+  };
 }
 
 const mapLayers = (spec: NetSpec, name: string, change: (l: LayerSpec) => LayerSpec | undefined): NetSpec => ({
@@ -128,13 +137,13 @@ export function fourLayerNet(data: DataShape, activation: 'relu' | 'tanh'): NetS
 
 /** The arms of the ablations (sections 3.2–4.2), with the reference arm first. */
 export function ablationArms(data: DataShape, scale: Scale): Arm[] {
-  const settings = reference(scale);
+  const settings = reference(data, scale);
   const base = smallNet(data);
   const [c1, c2, c3, c4, c5, fc] = [32, 64, 64, 64, 64, 512];
   return [
     {
       name: 'reference',
-      describe: 'the scaled AlexNet: ReLU, LRN, overlapping pools, dropout 0.5, two columns, crops and flips',
+      describe: `the scaled AlexNet: ReLU, LRN, overlapping pools, dropout 0.5, two columns, crops and flips${settings.pca ? ', colour noise' : ''}`,
       spec: base,
       settings,
       tenPatch: true,
@@ -159,6 +168,9 @@ export function ablationArms(data: DataShape, scale: Scale): Arm[] {
       settings: { ...settings, cropPad: 0, flip: false },
       tenPatch: true,
     },
+    ...(settings.pca
+      ? [{ name: 'no-pca', describe: 'without the PCA colour noise', spec: base, settings: { ...settings, pca: undefined } }]
+      : []),
     {
       name: 'one-column-half',
       describe: "one column with half the kernels of conv1–conv4 (conv5 and the fully connected layers kept, as the paper's one-GPU net)",

@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
-import { imageSetBatches } from '../data/batches.js';
+import { type ColourComponents, colourComponents, imageSetBatches } from '../data/batches.js';
 import { imageCount, type ImageSet, loadDataset, pixelStatistics, splitValidation, subset } from '../data/dataset.js';
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { RUN_CHECKPOINTS } from '../net/checkpoint.js';
@@ -28,7 +28,7 @@ const ARMS_OF: Partial<Record<Claim, string[]>> = {
   lrn: ['reference', 'no-lrn'],
   pooling: ['reference', 'pool-2x2'],
   dropout: ['reference', 'no-dropout'],
-  augmentation: ['reference', 'no-augmentation'],
+  augmentation: ['reference', 'no-augmentation', 'no-pca'],
   columns: ['reference', 'one-column-half', 'one-column-full'],
   filters: ['reference'],
   neighbours: ['reference'],
@@ -43,6 +43,8 @@ export interface Prepared extends DataShape {
   mean: number;
   std: number;
   classNames?: string[];
+  /** Colour sets: the principal components of their RGB values, for the colour noise. */
+  components?: ColourComponents;
 }
 
 export interface ErrorRates {
@@ -106,6 +108,7 @@ export function prepareDataset(name: string, dir: string, scale: Scale): Prepare
     shape: all.shape,
     classes: all.classes,
     ...(all.classNames ? { classNames: all.classNames } : {}),
+    ...(all.shape[0] === 3 ? { components: colourComponents(train) } : {}),
   };
 }
 
@@ -151,7 +154,11 @@ export async function runArm(ctx: RunContext, d: Prepared, arm: Arm, seed: numbe
     trained = await train({
       spec: arm.spec,
       backend: ctx.backend,
-      train: imageSetBatches(d.train, mean, std, { pad: s.cropPad, flip: s.flip }),
+      train: imageSetBatches(d.train, mean, std, {
+        pad: s.cropPad,
+        flip: s.flip,
+        ...(s.pca && d.components ? { pca: { sigma: s.pca, components: d.components } } : {}),
+      }),
       validation: imageSetBatches(d.validation, mean, std, { pad: 0, flip: false }),
       outDir: folder,
       epochs: s.epochs,
@@ -162,7 +169,7 @@ export async function runArm(ctx: RunContext, d: Prepared, arm: Arm, seed: numbe
       schedule: parseSchedule(s.schedule, s.epochs),
       seed,
       init: s.init as keyof typeof initializers,
-      augment: { pad: s.cropPad, flip: s.flip },
+      augment: { pad: s.cropPad, flip: s.flip, ...(s.pca ? { pca: s.pca } : {}) },
       mean,
       std,
       ...(d.classNames ? { classNames: d.classNames } : {}),
