@@ -165,7 +165,7 @@ export async function filterGridPng(
 /**
  * How much of each filter's energy is colour, averaged over each column's block of filters: per
  * filter ‖w − ḡ‖² / ‖w‖², ḡ the filter's mean over its three channels at each pixel (0: the same
- * in every channel, colour-blind; at most 2/3 for one channel alone). The paper saw one column's
+ * in every channel, colour-blind; 2/3 for one channel alone, up to 1 for opposite colours). The paper saw one column's
  * filters largely colour-agnostic and the other's colour-specific.
  */
 export function colourShare(weight: ArrayLike<number>, shape: readonly number[], columns: number): number[] {
