@@ -314,3 +314,17 @@ test("colour noise: the shifts' covariance is σ² times the RGB covariance, alo
       );
     }
 });
+
+test('reproduce refuses a missing dataset and an unknown claim in one line', () => {
+  const out = mkdtempSync(join(tmpdir(), 'reproduce-bad-'));
+  const missing = spawnSync(process.execPath, [CLI, 'reproduce', '--out', out, '--data', join(out, 'nope')], { encoding: 'utf8' });
+  assert.equal(missing.status, 1);
+  assert.match(missing.stderr, /^alexnet: --data \S+nope: no such folder \(Debian's dataset-fashion-mnist installs it there\)\n$/);
+  const unknown = spawnSync(process.execPath, [CLI, 'reproduce', '--out', out, '--data', data, '--only', 'relu,lrm'], { encoding: 'utf8' });
+  assert.equal(unknown.status, 1);
+  assert.match(
+    unknown.stderr,
+    /unknown claim lrm \(known: relu, lrn, pooling, dropout, augmentation, columns, biases, filters, neighbours\)/,
+  );
+  assert.ok(!existsSync(join(out, 'runs')), 'nothing trained');
+});

@@ -108,18 +108,22 @@ export async function reproduce(o: ReproduceOptions): Promise<Reproduction> {
       claims,
       scale,
     );
-  const seconds = (performance.now() - started) / 1000;
+  const distinct = new Map<string, RunResult>();
+  for (const f of findings)
+    for (const r of [...f.sweep, ...f.curves.relu, ...f.curves.tanh, ...Object.values(f.arms).flat(), ...f.biases.one, ...f.biases.zero])
+      distinct.set(`${r.dataset}/${r.arm}/${r.seed}`, r);
   const header = {
     command: o.command,
     date: new Date().toISOString().slice(0, 10),
     machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, the ${o.backend.name} backend`,
-    seconds,
-    runs: total,
+    seconds: (performance.now() - started) / 1000,
+    trainingSeconds: [...distinct.values()].reduce((sum, r) => sum + r.wallSeconds, 0),
+    runs: distinct.size,
   };
   const report = reportMarkdown(header, findings, claims);
   writeFileAtomic(join(o.out, 'results.json'), JSON.stringify({ header, scale, claims, findings }, null, 1));
   writeFileAtomic(join(o.out, 'REPORT.md'), report);
-  return { interrupted: false, report, runs: total };
+  return { interrupted: false, report, runs: distinct.size };
 }
 
 /** Every run on one dataset; undefined when interrupted. */
