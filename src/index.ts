@@ -27,7 +27,16 @@ export { evaluate, evaluateStore, paddedTestViews, testCrops, type EvalResult, t
 export { logitsInBatches, softmaxRows } from './net/inference.js';
 export { defaultRecipe, recipes, resolveSettings, type Recipe, type TrainingSettings } from './train/recipes.js';
 export { features, forEachFeatureBatch, lastHiddenBlob, nearestNeighbours, NearestNeighbours, type Neighbour } from './train/features.js';
-export { datasetNeighbours, neighboursFigure, searchNeighbours, searchPixels, type NeighbourSearch } from './report/neighbours.js';
+export {
+  datasetImages,
+  labelAgreement,
+  modelNeighbours,
+  neighboursFigure,
+  searchNeighbours,
+  searchPixels,
+  type FigureImages,
+  type NeighbourSearch,
+} from './report/neighbours.js';
 export { colourShare, filterGridPng, lineChartPng, neighboursPng } from './report/plots.js';
 export { colourComponents, imageSetBatches, type ColourComponents } from './data/batches.js';
 export { loadDataset, type ImageSet } from './data/dataset.js';

@@ -6,59 +6,21 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import sharp from 'sharp';
 import { prepareStore } from '../src/data/store.js';
 import { serializeNpy } from '../src/io/npy.js';
 import { serializeSafetensors } from '../src/io/safetensors.js';
 import { models } from '../src/models/index.js';
 import { paramShapes } from '../src/net/net.js';
 import { sizeOf } from '../src/tensor.js';
-import { Philox } from '../src/random.js';
 import { defaultHoldOut } from '../src/train/data.js';
 import { defaultRecipe, formatNumber, recipes, resolveSettings } from '../src/train/recipes.js';
-import { bandDataset } from './helpers.js';
+import { bandDataset, photoFolder } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
-
-/** Class c: a disc (even c) or a square (odd c) of its own colour on a noisy grey ground, placed
- * and sized at random, on photos of random sizes: learnable, not constant. */
-async function photoFolder(perClass: { train: number; val: number }, classes = 4): Promise<string> {
-  const root = mkdtempSync(join(tmpdir(), 'first-run-photos-'));
-  const rng = new Philox(2012);
-  const colours = [
-    [200, 50, 40],
-    [40, 90, 210],
-    [60, 180, 60],
-    [220, 200, 40],
-  ];
-  for (const [split, count] of Object.entries(perClass))
-    for (let c = 0; c < classes; c++) {
-      const dir = join(root, split, `class${c}`);
-      mkdirSync(dir, { recursive: true });
-      for (let i = 0; i < count; i++) {
-        const [w, h] = [200 + rng.nextInt(120), 200 + rng.nextInt(120)];
-        const [cx, cy, r] = [
-          w * (0.3 + 0.4 * rng.nextFloat()),
-          h * (0.3 + 0.4 * rng.nextFloat()),
-          Math.min(w, h) * (0.2 + 0.1 * rng.nextFloat()),
-        ];
-        const pixels = Buffer.alloc(w * h * 3);
-        for (let y = 0; y < h; y++)
-          for (let x = 0; x < w; x++) {
-            const inside = c % 2 === 0 ? (x - cx) ** 2 + (y - cy) ** 2 < r * r : Math.abs(x - cx) < r && Math.abs(y - cy) < r;
-            for (let k = 0; k < 3; k++) pixels[(y * w + x) * 3 + k] = inside ? colours[c]![k]! + rng.nextInt(30) : 100 + rng.nextInt(80);
-          }
-        await sharp(pixels, { raw: { width: w, height: h, channels: 3 } })
-          .jpeg({ quality: 90 })
-          .toFile(join(dir, `p${i}.jpg`));
-      }
-    }
-  return root;
-}
 
 const photos = photoFolder({ train: 13, val: 3 });
 const store = photos.then(async (folder) => {

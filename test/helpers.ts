@@ -1,4 +1,5 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import sharp from 'sharp';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FloatArray, type NetSpec, Philox } from '../src/index.js';
@@ -78,6 +79,42 @@ export function columnDataset(o: { train: number; test: number; classes: number;
   }
   writeFileSync(join(dir, 'tiny.json'), JSON.stringify(o.spec));
   return dir;
+}
+
+/** Class c: a disc (even c) or a square (odd c) of its own colour on a noisy grey ground, placed
+ * and sized at random, on photos of random sizes: learnable, not constant. */
+export async function photoFolder(perClass: { train: number; val: number }, classes = 4): Promise<string> {
+  const root = mkdtempSync(join(tmpdir(), 'photos-'));
+  const rng = new Philox(2012);
+  const colours = [
+    [200, 50, 40],
+    [40, 90, 210],
+    [60, 180, 60],
+    [220, 200, 40],
+  ];
+  for (const [split, count] of Object.entries(perClass))
+    for (let c = 0; c < classes; c++) {
+      const dir = join(root, split, `class${c}`);
+      mkdirSync(dir, { recursive: true });
+      for (let i = 0; i < count; i++) {
+        const [w, h] = [200 + rng.nextInt(120), 200 + rng.nextInt(120)];
+        const [cx, cy, r] = [
+          w * (0.3 + 0.4 * rng.nextFloat()),
+          h * (0.3 + 0.4 * rng.nextFloat()),
+          Math.min(w, h) * (0.2 + 0.1 * rng.nextFloat()),
+        ];
+        const pixels = Buffer.alloc(w * h * 3);
+        for (let y = 0; y < h; y++)
+          for (let x = 0; x < w; x++) {
+            const inside = c % 2 === 0 ? (x - cx) ** 2 + (y - cy) ** 2 < r * r : Math.abs(x - cx) < r && Math.abs(y - cy) < r;
+            for (let k = 0; k < 3; k++) pixels[(y * w + x) * 3 + k] = inside ? colours[c]![k]! + rng.nextInt(30) : 100 + rng.nextInt(80);
+          }
+        await sharp(pixels, { raw: { width: w, height: h, channels: 3 } })
+          .jpeg({ quality: 90 })
+          .toFile(join(dir, `p${i}.jpg`));
+      }
+    }
+  return root;
 }
 
 /** 28×28 grey images whose class (of 4) is the bright band of rows, with noise, as IDX files. */

@@ -14,11 +14,15 @@ import sharp from 'sharp';
 import { createBackend } from '../src/backend/choose.js';
 import { shiftImages } from '../src/data/augment.js';
 import { colourComponents, imageSetBatches } from '../src/data/batches.js';
+import { serializeSafetensors } from '../src/io/safetensors.js';
+import { paramShapes } from '../src/net/net.js';
+import type { NetSpec } from '../src/net/spec.js';
 import { Philox } from '../src/random.js';
+import { sizeOf } from '../src/tensor.js';
 import { reproduce, type ReproduceOptions } from '../src/reproduce/reproduction.js';
 import { readResult, RESULT_FILE, type RunResult } from '../src/reproduce/reproduce.js';
 import { nearestNeighbours, NearestNeighbours } from '../src/train/features.js';
-import { bandDataset } from './helpers.js';
+import { bandDataset, photoFolder } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 const data = bandDataset(700, 200);
@@ -150,7 +154,7 @@ test('reproduce: every arm trains and lands in the report; interrupted, it resum
       { encoding: 'utf8' },
     );
     assert.equal(neighbours.status, 0, neighbours.stderr);
-    assert.match(neighbours.stdout, /2 test images and their 5 nearest training images in relu7/);
+    assert.match(neighbours.stdout, /2 images and their 5 nearest training images in relu7/);
     const bad = spawnSync(process.execPath, [CLI, 'neighbours', '--model', run, '--data', data, '--images', '9999', '--out', png], {
       encoding: 'utf8',
     });
@@ -327,4 +331,46 @@ test('reproduce refuses a missing dataset and an unknown claim in one line', () 
     /unknown claim lrm \(known: relu, lrn, pooling, dropout, augmentation, columns, biases, filters, neighbours\)/,
   );
   assert.ok(!existsSync(join(out, 'runs')), 'nothing trained');
+});
+
+test('neighbours on a folder of photos: image files as queries, the training photos searched as the model crops them', async () => {
+  const photos = await photoFolder({ train: 3, val: 1 });
+  const dir = mkdtempSync(join(tmpdir(), 'neighbours-'));
+  const png = join(dir, 'nn.png');
+  // a small RGB net, its weights drawn here; its photos shorter side 36, centre 32
+  const spec: NetSpec = {
+    name: 'small-rgb',
+    inputs: { data: [3, 32, 32], label: [] },
+    layers: [
+      { name: 'conv1', type: 'conv2d', outChannels: 8, kernel: 5, stride: 2 },
+      { name: 'relu1', type: 'relu' },
+      { name: 'fc1', type: 'linear', outFeatures: 16 },
+      { name: 'relu_fc', type: 'relu' },
+      { name: 'drop', type: 'dropout', p: 0.5 },
+      { name: 'fc2', type: 'linear', outFeatures: 4 },
+      { name: 'loss', type: 'softmax_cross_entropy', inputs: ['fc2', 'label'] },
+    ],
+  };
+  const rng = new Philox(9);
+  const tensors = Object.fromEntries(
+    [...paramShapes(spec)].map(([param, shape]) => [
+      param,
+      { shape, data: Float32Array.from({ length: sizeOf(shape) }, () => rng.nextNormal() * 0.1) },
+    ]),
+  );
+  writeFileSync(join(dir, 'spec.json'), JSON.stringify(spec));
+  writeFileSync(join(dir, 'model.safetensors'), serializeSafetensors(tensors));
+  const preprocess = JSON.stringify({ channels: 'rgb', mean: [0.5], std: [0.25], resize: 36 });
+  const queries = [join(photos, 'val', 'class0', 'p0.jpg'), join(photos, 'val', 'class3', 'p0.jpg')];
+  const model = ['--model', join(dir, 'model.safetensors'), '--arch', join(dir, 'spec.json'), '--preprocess', preprocess];
+  const args = ['neighbours', ...model, '--data', photos, '--out', png, '--count', '3', '--threads', '1'];
+  const run = spawnSync(process.execPath, [CLI, ...args, '--images', ...queries], { encoding: 'utf8' });
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /2 images and their 3 nearest training images in relu_fc\n$/);
+  // a row per query: the image, its top classes, three neighbours (84-pixel thumbnails, 10 apart, 200 for the classes)
+  const meta = await sharp(png).metadata();
+  assert.deepEqual([meta.width, meta.height], [10 + 84 + 10 + 200 + 3 * 94, 28 + 2 * 110 + 10]);
+  const indices = spawnSync(process.execPath, [CLI, ...args, '--images', '0'], { encoding: 'utf8' });
+  assert.equal(indices.status, 1);
+  assert.match(indices.stderr, /^alexnet: \S+ holds photos: give image files, not test-image indices \(0\)\n$/);
 });

@@ -23,7 +23,7 @@ import { initializers } from '../net/init.js';
 import { firstConvolution } from '../net/roles.js';
 import { logitsInBatches } from '../net/inference.js';
 import { formatSummary, type Net, planNet, summarize } from '../net/net.js';
-import { datasetNeighbours } from '../report/neighbours.js';
+import { modelNeighbours } from '../report/neighbours.js';
 import { colourShare, filterGridPng, writeRunPlots } from '../report/plots.js';
 import { reproduce, type ReproduceOptions } from '../reproduce/reproduction.js';
 import { type Claim, CLAIMS } from '../reproduce/reproduce.js';
@@ -538,27 +538,24 @@ program
   .description("test images, the model's top classes, and the training images nearest in its last hidden layer (the paper's Figure 4)")
   .addOption(trainedModelOption())
   .addOption(archOption())
-  .requiredOption('--data <dir>', 'a dataset folder (IDX or CIFAR): its training images are searched')
-  .requiredOption('--images <index...>', "indices of the dataset's test images to show")
+  .addOption(preprocessOption())
+  .requiredOption('--data <dir>', 'a dataset folder (IDX or CIFAR), a photo store or a folder of photos: its training images are searched')
+  .requiredOption('--images <image...>', "the query images: indices of a dataset's test images, or image files")
   .requiredOption('--out <file.png>', 'the PNG to write')
   .option('--layer <blob>', 'the blob compared (default: the input of the classifier)')
   .option('--count <n>', 'neighbours per image', numberIn(1, 20, { integer: true }), 5)
   .addOption(backendOption())
   .addOption(threadsOption())
   .action(async (opts: ModelCliOptions & { data: string; images: string[]; out: string; layer?: string; count: number }) => {
-    if (holdsPhotos(opts.data)) throw new Error(`--data ${opts.data}: neighbours searches a dataset's images (IDX or CIFAR), not photos`);
-    const shown = opts.images.map((text) => {
-      const i = Number(text);
-      if (!Number.isInteger(i) || i < 0) throw new Error(`--images: '${text}' is not the index of a test image`);
-      return i;
-    });
-    await withModel(opts, 100, async (model) => {
-      const { png, search } = await datasetNeighbours(model, opts.data, shown, {
+    // indices of a dataset's test images, or image files
+    const queries = opts.images.map((text) => (/^\d+$/.test(text) ? Number(text) : text));
+    await withModel(opts, holdsPhotos(opts.data) ? 16 : 100, async (model) => {
+      const { png, search } = await modelNeighbours(model, opts.data, queries, {
         count: opts.count,
         ...(opts.layer ? { layer: opts.layer } : {}),
       });
       writeFileAtomic(opts.out, png);
-      console.log(`wrote ${opts.out}: ${shown.length} test images and their ${opts.count} nearest training images in ${search.layer}`);
+      console.log(`wrote ${opts.out}: ${queries.length} images and their ${opts.count} nearest training images in ${search.layer}`);
     });
   });
 

@@ -6,12 +6,12 @@
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
-import { imageCount } from '../data/dataset.js';
+import { imageCount, subset } from '../data/dataset.js';
 import { writeFileAtomic } from '../io/files.js';
 import { readCheckpoint, RUN_CHECKPOINTS } from '../net/checkpoint.js';
 import { Net } from '../net/net.js';
 import { firstConvolution } from '../net/roles.js';
-import { firstImages, neighboursFigure, searchNeighbours, searchPixels } from '../report/neighbours.js';
+import { datasetImages, firstImages, labelAgreement, neighboursFigure, searchNeighbours, searchPixels } from '../report/neighbours.js';
 import { colourShare, filterGridPng, lineChartPng, type LinePoint } from '../report/plots.js';
 import { curveArms, FULL, QUICK, type Scale } from './arms.js';
 import { type DatasetFindings, reportMarkdown } from './report.js';
@@ -259,23 +259,29 @@ async function findNeighbours(
   const net = Net.build(checkpoint.spec, { backend: o.backend, batch: 100, inference: true, weights: checkpoint.params });
   try {
     const queries = firstImages(d.test, Math.min(scale.neighbourQueries, imageCount(d.test)));
-    const inLayer = await searchNeighbours(net, d.train, queries, normalisation);
+    const { mean, std } = normalisation;
+    const inLayer = await searchNeighbours(net, datasetImages(d.train, mean, std).inputs, datasetImages(queries, mean, std).inputs);
     const inPixels = searchPixels(d.train, queries);
     // the figure: the first test image of each of six classes
     const shown: number[] = [];
     for (let i = 0; i < imageCount(queries) && shown.length < 6; i++)
       if (!shown.some((j) => d.test.labels[j] === d.test.labels[i])) shown.push(i);
-    const figure = await neighboursFigure(net, d.train, d.test, shown, {
-      ...normalisation,
-      title: `Five nearest training images in ${inLayer.layer} (${f.title})`,
-    });
+    const figure = await neighboursFigure(
+      net,
+      datasetImages(d.train, mean, std),
+      datasetImages(subset(d.test, shown, d.test.source), mean, std),
+      {
+        ...(d.classNames ? { classNames: d.classNames } : {}),
+        title: `Five nearest training images in ${inLayer.layer} (${f.title})`,
+      },
+    );
     await save('neighbours', Promise.resolve(figure.png));
     f.neighbours = {
       file: f.figures.neighbours!,
       layer: inLayer.layer,
       queries: imageCount(queries),
-      featureAgreement: inLayer.agreement,
-      pixelAgreement: inPixels.agreement,
+      featureAgreement: labelAgreement(inLayer.neighbours, d.train.labels, queries.labels),
+      pixelAgreement: labelAgreement(inPixels.neighbours, d.train.labels, queries.labels),
     };
   } finally {
     net.dispose();
