@@ -66,13 +66,39 @@ export async function lineChartPng(o: {
   rule?: { y: number; label: string };
 }): Promise<Buffer> {
   const styled = o.points.some((p) => p.style !== undefined);
+  // dashes in order of appearance, the first solid; on the series' own field when each series is a
+  // style of its own, so the two legends are one
+  const dashField = o.points.every((p) => p.style === p.series) ? 'series' : 'style';
   const line = {
     mark: { type: 'line' as const, strokeWidth: 2 },
     encoding: {
-      x: { field: 'x', type: 'quantitative' as const, title: o.x },
-      y: { field: 'y', type: 'quantitative' as const, title: o.y, ...(o.percent ? { axis: { format: '.0%' } } : {}) },
-      color: { field: 'series', type: 'nominal' as const, title: null },
-      ...(styled ? { strokeDash: { field: 'style', type: 'nominal' as const, title: null } } : {}),
+      x: { field: 'x', type: 'quantitative' as const, title: o.x, axis: { tickMinStep: 1 } },
+      // errors from 0; a loss where it moves
+      y: {
+        field: 'y',
+        type: 'quantitative' as const,
+        title: o.y,
+        scale: { zero: o.percent === true },
+        ...(o.percent ? { axis: { format: '.0%' } } : {}),
+      },
+      color: { field: 'series', type: 'nominal' as const, title: null, sort: null },
+      ...(styled
+        ? {
+            strokeDash: {
+              field: dashField,
+              type: 'nominal' as const,
+              title: null,
+              sort: null,
+              scale: {
+                range: [
+                  [1, 0],
+                  [6, 4],
+                  [2, 2],
+                ],
+              },
+            },
+          }
+        : {}),
     },
   };
   const rule = o.rule && {
@@ -94,6 +120,41 @@ export async function lineChartPng(o: {
     width: 420,
     height: 260,
     layer: [{ data: { values: o.points }, ...line }, ...(rule ? [rule] : [])],
+    config: { background: 'white', legend: { labelLimit: 0 } },
+  } as TopLevelSpec;
+  return sharp(Buffer.from(await svgOf(spec)))
+    .png()
+    .toBuffer();
+}
+
+/** Bars of a mean per category with ± one standard deviation, one bar per series (e.g. training
+ * and test error of each arm of an experiment), as a PNG. */
+export async function barChartPng(o: {
+  bars: { category: string; series: string; mean: number; sd: number }[];
+  y: string;
+  title: string;
+  percent?: boolean;
+}): Promise<Buffer> {
+  const rows = o.bars.map((b) => ({ ...b, low: b.mean - b.sd, high: b.mean + b.sd }));
+  const axis = o.percent ? { axis: { format: '.0%' } } : {};
+  const spec = {
+    $schema: 'https://vega.github.io/schema/vega-lite/v6.json',
+    title: o.title,
+    data: { values: rows },
+    width: { step: 22 },
+    height: 260,
+    encoding: {
+      x: { field: 'category', type: 'nominal', title: null, sort: null, axis: { labelAngle: -30 } },
+      xOffset: { field: 'series', sort: null },
+      color: { field: 'series', type: 'nominal', title: null, sort: null },
+    },
+    layer: [
+      { mark: 'bar', encoding: { y: { field: 'mean', type: 'quantitative', title: o.y, ...axis } } },
+      {
+        mark: { type: 'rule', color: 'black' },
+        encoding: { y: { field: 'low', type: 'quantitative' }, y2: { field: 'high' } },
+      },
+    ],
     config: { background: 'white', legend: { labelLimit: 0 } },
   } as TopLevelSpec;
   return sharp(Buffer.from(await svgOf(spec)))

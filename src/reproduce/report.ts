@@ -434,8 +434,13 @@ function sections(f: DatasetFindings): string[] {
   }
   const arms = Object.entries(f.arms);
   if (arms.length > 0) {
+    out.push('### Every arm', '');
+    figure(
+      'arms',
+      'Training error (on the training images as they are) and test error of every arm, mean ± one standard deviation over seeds.',
+    );
     out.push(
-      '### Every arm',
+      'A run whose loss ran away (diverged) is counted at chance, and named here.',
       '',
       '| Arm | Seeds | Training error | Test error | Train–test gap | Training time |',
       '|---|---|---|---|---|---|',

@@ -12,7 +12,7 @@ import { readCheckpoint, RUN_CHECKPOINTS } from '../net/checkpoint.js';
 import { Net } from '../net/net.js';
 import { firstConvolution } from '../net/roles.js';
 import { datasetImages, firstImages, labelAgreement, neighboursFigure, searchNeighbours, searchPixels } from '../report/neighbours.js';
-import { colourShare, filterGridPng, lineChartPng, type LinePoint } from '../report/plots.js';
+import { barChartPng, colourShare, filterGridPng, lineChartPng, type LinePoint } from '../report/plots.js';
 import { curveArms, FULL, QUICK, type Scale } from './arms.js';
 import { type DatasetFindings, reportMarkdown } from './report.js';
 import {
@@ -190,13 +190,10 @@ async function drawFigures(o: ReproduceOptions, f: DatasetFindings, d: Prepared,
   const epochsOf = (values: number[], series: string, style?: string): LinePoint[] =>
     values.map((y, i) => ({ x: i + 1, y, series, ...(style ? { style } : {}) }));
   if (f.curves.relu.length > 0) {
-    const points = (['relu', 'tanh'] as const).flatMap((a) =>
-      epochsOf(
-        meanSeries(f.curves[a].map((r) => r.metrics.map((m) => m.trainError))),
-        a === 'relu' ? 'ReLU' : 'tanh',
-        a === 'relu' ? 'solid' : 'dashed',
-      ),
-    );
+    const points = (['relu', 'tanh'] as const).flatMap((a) => {
+      const name = a === 'relu' ? 'ReLU' : 'tanh';
+      return epochsOf(meanSeries(f.curves[a].map((r) => r.metrics.map((m) => m.trainError))), name, name);
+    });
     await save(
       'relu',
       lineChartPng({
@@ -208,6 +205,18 @@ async function drawFigures(o: ReproduceOptions, f: DatasetFindings, d: Prepared,
         rule: { y: f.threshold, label: `${(100 * f.threshold).toFixed(0)} %` },
       }),
     );
+  }
+  const arms = Object.entries(f.arms);
+  if (arms.length > 1) {
+    const stats = (xs: number[]) => {
+      const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+      return { mean, sd: xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) };
+    };
+    const bars = arms.flatMap(([arm, runs]) => [
+      { category: arm, series: 'training error', ...stats(runs.map((r) => r.train.top1Error)) },
+      { category: arm, series: 'test error', ...stats(runs.map((r) => r.test.top1Error)) },
+    ]);
+    await save('arms', barChartPng({ bars, y: 'error (mean ± sd over seeds)', title: `Every arm on ${f.title}`, percent: true }));
   }
   const withDropout = f.arms.reference ?? [],
     without = f.arms['no-dropout'] ?? [];
@@ -228,7 +237,11 @@ async function drawFigures(o: ReproduceOptions, f: DatasetFindings, d: Prepared,
     ].flatMap(([runs, series]) =>
       meanSeries((runs as RunResult[]).map((r) => r.stepLosses!)).map((y, i) => ({ x: i + 1, y, series: series as string })),
     );
-    await save('biases', lineChartPng({ points, x: 'step', y: 'training loss', title: `Biases of 1 against 0 on ${f.title}` }));
+    const chance = { y: Math.log(f.classes), label: `chance, ln ${f.classes}` };
+    await save(
+      'biases',
+      lineChartPng({ points, x: 'step', y: 'training loss', title: `Biases of 1 against 0 on ${f.title}`, rule: chance }),
+    );
   }
   const reference = join(runFolder(o.out, d.name, 'reference', 1), RUN_CHECKPOINTS.last);
   if (!f.arms.reference?.length) return;
