@@ -374,3 +374,43 @@ test('neighbours on a folder of photos: image files as queries, the training pho
   assert.equal(indices.status, 1);
   assert.match(indices.stderr, /^alexnet: \S+ holds photos: give image files, not test-image indices \(0\)\n$/);
 });
+
+test('reproduce --photos: the paper net on photos, with and without colour noise and augmentation, scored on the ten patches', async () => {
+  const { backend } = await createBackend('auto', 2);
+  try {
+    const out = mkdtempSync(join(tmpdir(), 'reproduce-photos-'));
+    const photos = await photoFolder({ train: 5, val: 2 });
+    const small = { ...scale, epochs: 1, seeds: 1 };
+    const r = await reproduce({
+      data,
+      photos,
+      backend,
+      scale: small,
+      out,
+      only: ['augmentation', 'filters'],
+      command: 'alexnet reproduce (test)',
+    });
+    assert.equal(r.interrupted, false);
+    const runs = results(out);
+    const reference = runs.get('/runs/photos/reference/seed-1')!;
+    assert.deepEqual([...runs.keys()].filter((k) => k.includes('/photos/')).sort(), [
+      '/runs/photos/no-augmentation/seed-1',
+      '/runs/photos/no-pca/seed-1',
+      '/runs/photos/reference/seed-1',
+    ]);
+    assert.equal(reference.net, 'alexnet-224');
+    assert.ok(reference.tenPatch && reference.test.top1Error >= 0, 'scored with the centre crop and the ten patches');
+    assert.deepEqual(
+      [reference.settings.batch, reference.settings.pca, reference.settings.randomCrops],
+      [4, 0.1, true],
+      'a quarter of 20 photos',
+    );
+    const report = readFileSync(join(out, 'REPORT.md'), 'utf8');
+    const section = report.slice(report.indexOf('## photos of '));
+    assert.match(section, /PCA colour noise lowers the error \(4\.1\) .*\*\*(agrees|disagrees)\*\*/);
+    assert.match(section, /ten-patch test beats the centre patch .*\*\*(agrees|disagrees)\*\*/);
+    assert.match(section, /Figure 3\) .*2 columns \| share of kernel energy in colour: column 1 [\d.]+ %, column 2 [\d.]+ %/);
+  } finally {
+    await backend.dispose();
+  }
+});

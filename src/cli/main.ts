@@ -565,6 +565,10 @@ program
   .requiredOption('--out <dir>', 'the reproduction folder (run again to continue an interrupted one)')
   .option('--data <dir>', "Fashion-MNIST's IDX files", '/usr/share/datasets/fashion-mnist')
   .option('--cifar <dir>', "CIFAR-10's binary files: every experiment also on colour images")
+  .option(
+    '--photos <store|dir>',
+    "a photo store or folder with train and val splits: crops, flips, colour noise, ten patches and the columns' colours on the paper's net",
+  )
   .option('--quick', 'a small version of every experiment (minutes)')
   .option('--only <claims>', `a comma-separated list of: ${CLAIMS.join(', ')}`, (value: string) => parseClaims(value))
   .option('--seeds <n>', 'seeds per arm (default 3; 1 with --quick)', numberIn(1, 20, { integer: true }))
@@ -572,11 +576,15 @@ program
   .addOption(threadsOption())
   .action(
     async (
-      opts: Pick<ReproduceOptions, 'out' | 'data' | 'cifar' | 'quick' | 'only' | 'seeds'> & { backend: BackendChoice; threads: number },
+      opts: Pick<ReproduceOptions, 'out' | 'data' | 'cifar' | 'photos' | 'quick' | 'only' | 'seeds'> & {
+        backend: BackendChoice;
+        threads: number;
+      },
     ) => {
       for (const [flag, dir] of [
         ['--data', opts.data],
         ['--cifar', opts.cifar],
+        ['--photos', opts.photos],
       ] as const)
         if (dir !== undefined && !existsSync(dir))
           throw new Error(
@@ -590,6 +598,7 @@ program
           out: opts.out,
           data: opts.data,
           ...(opts.cifar ? { cifar: opts.cifar } : {}),
+          ...(opts.photos ? { photos: opts.photos } : {}),
           ...(opts.quick ? { quick: true } : {}),
           ...(opts.only ? { only: opts.only } : {}),
           ...(opts.seeds ? { seeds: opts.seeds } : {}),

@@ -3,9 +3,10 @@
  * reference arm (the scaled AlexNet with all of the paper's features), so that each of the paper's
  * claims is a comparison of two arms trained on the same images with the same seeds.
  */
-import { alexnetSmall } from '../models/alexnet.js';
+import { alexnet, alexnetSmall } from '../models/alexnet.js';
+import { replaceClasses } from '../net/roles.js';
 import type { LayerSpec, NetSpec } from '../net/spec.js';
-import { recipes } from '../train/recipes.js';
+import { recipes, resolveSettings } from '../train/recipes.js';
 
 /** How much a reproduction trains: the images it trains on, and for how long. */
 export interface Scale {
@@ -66,6 +67,8 @@ export interface ArmSettings {
   flip: boolean;
   /** The paper's PCA colour noise's σ (colour images only; none when absent). */
   pca?: number;
+  /** Photos: random crops of the input size (else the centre crop). */
+  randomCrops?: boolean;
   /** 'unit': (x/255 − mean)/std as every other run; 'pixels': x − 255·mean, the paper's scale of
    * input values (raw pixel values less the mean), which its N(0, 0.01) weights were drawn for. */
   inputs: 'unit' | 'pixels';
@@ -237,6 +240,39 @@ export function biasArms(data: DataShape, scale: Scale): Arm[] {
       spec,
       settings: { ...settings, init: 'paper-zero-bias' },
       trace: true,
+    },
+  ];
+}
+
+/** The arms on photos (`--photos`): the paper's net with its own recipe (`alexnet`, the batch fitted
+ * to the photos, ε scaled to it), with random crops, flips and colour noise; without the colour
+ * noise; and without any of them (the centre crop alone). */
+export function photoArms(scale: Scale, classes: number, trainImages: number): Arm[] {
+  const { settings: recipe } = resolveSettings('alexnet', { epochs: scale.epochs }, trainImages);
+  const settings: ArmSettings = {
+    epochs: recipe.epochs,
+    batch: recipe.batch,
+    lr: recipe.lr,
+    momentum: recipe.momentum,
+    weightDecay: recipe.weightDecay,
+    schedule: String(recipe.schedule),
+    init: recipe.init,
+    cropPad: 0,
+    flip: true,
+    pca: recipe.pca,
+    randomCrops: true,
+    inputs: 'unit',
+  };
+  const spec = replaceClasses(alexnet({ inputSize: 224 }), classes);
+  return [
+    { name: 'reference', describe: "the paper's net: random crops, flips and colour noise", spec, settings, tenPatch: true },
+    { name: 'no-pca', describe: 'without the PCA colour noise', spec, settings: { ...settings, pca: 0 } },
+    {
+      name: 'no-augmentation',
+      describe: 'trained on the centre crops as they are: no random crops, flips or colour noise',
+      spec,
+      settings: { ...settings, pca: 0, flip: false, randomCrops: false },
+      tenPatch: true,
     },
   ];
 }

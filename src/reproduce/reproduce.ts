@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
-import { type ColourComponents, colourComponents, imageSetBatches } from '../data/batches.js';
+import { type BatchSource, type ColourComponents, colourComponents, imageSetBatches } from '../data/batches.js';
 import { imageCount, type ImageSet, loadDataset, pixelStatistics, splitValidation, subset } from '../data/dataset.js';
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { RUN_CHECKPOINTS } from '../net/checkpoint.js';
@@ -16,7 +16,7 @@ import type { Net } from '../net/net.js';
 import { evaluate, paddedTestViews } from '../train/evaluate.js';
 import { readMetricsFile, RUN_FILES, type EpochMetrics } from '../train/run-folder.js';
 import { parseSchedule } from '../train/schedule.js';
-import { Diverged, train } from '../train/trainer.js';
+import { Diverged, train, type TrainOptions } from '../train/trainer.js';
 import { type Arm, type ArmSettings, type DataShape, ablationArms, biasArms, curveArms, type Scale } from './arms.js';
 
 /** The claims a reproduction can be limited to (`--only`). */
@@ -134,70 +134,41 @@ function normalisation(d: Prepared, s: ArmSettings): { mean: number; std: number
   return s.inputs === 'pixels' ? { mean: d.mean, std: 1 / 255 } : { mean: d.mean, std: d.std };
 }
 
+/** What an arm trains on, what its run records, and how its trained net is scored. */
+export interface ArmData {
+  classes: number;
+  train: BatchSource;
+  validation: BatchSource;
+  record: Pick<TrainOptions, 'augment' | 'mean' | 'std' | 'preprocess' | 'classNames'>;
+  score(net: Net): Promise<Pick<RunResult, 'train' | 'test' | 'tenPatch'>>;
+}
+
 /**
  * One arm at one seed: its result.json when it finished before; else trained (resumed from its last
  * checkpoint when it has one, but for traced arms, which start over to keep every step's loss) and
  * scored. Undefined when interrupted (the run then resumes next time).
  */
-export async function runArm(ctx: RunContext, d: Prepared, arm: Arm, seed: number): Promise<RunResult | undefined> {
-  const folder = runFolder(ctx.out, d.name, arm.name, seed);
+export async function trainArm(
+  ctx: RunContext,
+  dataset: string,
+  arm: Arm,
+  seed: number,
+  data: () => Promise<ArmData> | ArmData,
+): Promise<RunResult | undefined> {
+  const s = arm.settings;
+  const folder = runFolder(ctx.out, dataset, arm.name, seed);
   const done = readResult(folder);
   if (done) return done;
-  const s = arm.settings;
+  const d = await data(); // opened only for a run still to train: a folder of photos is decoded
   const resume = !arm.trace && existsSync(join(folder, RUN_CHECKPOINTS.last));
   if (!resume && existsSync(folder)) rmSync(folder, { recursive: true, force: true });
   mkdirSync(folder, { recursive: true });
-  const { mean, std } = normalisation(d, s);
   const stepLosses: number[] = [];
-  let trained;
-  try {
-    trained = await train({
-      spec: arm.spec,
-      backend: ctx.backend,
-      train: imageSetBatches(d.train, mean, std, {
-        pad: s.cropPad,
-        flip: s.flip,
-        ...(s.pca && d.components ? { pca: { sigma: s.pca, components: d.components } } : {}),
-      }),
-      validation: imageSetBatches(d.validation, mean, std, { pad: 0, flip: false }),
-      outDir: folder,
-      epochs: s.epochs,
-      batch: s.batch,
-      lr: s.lr,
-      momentum: s.momentum,
-      weightDecay: s.weightDecay,
-      schedule: parseSchedule(s.schedule, s.epochs),
-      seed,
-      init: s.init as keyof typeof initializers,
-      augment: { pad: s.cropPad, flip: s.flip, ...(s.pca ? { pca: s.pca } : {}) },
-      mean,
-      std,
-      ...(d.classNames ? { classNames: d.classNames } : {}),
-      ...(resume ? { resume: true } : { force: true }),
-      ...(ctx.interrupted ? { interrupted: ctx.interrupted } : {}),
-      onProgress: (p) => {
-        if (arm.trace) stepLosses.push(p.loss);
-        ctx.onProgress?.(p);
-      },
-    });
-  } catch (error) {
-    if (!(error instanceof Diverged)) throw error;
-    const chance: ErrorRates = { top1Error: 1 - 1 / d.classes, top5Error: Math.max(0, 1 - 5 / d.classes), loss: Math.log(d.classes) };
-    return finish({ train: chance, test: chance, diverged: error.message });
-  }
-  const net = trained.net;
-  try {
-    if (trained.interrupted) return undefined;
-    return finish(await score(net, d, arm, { mean, std }));
-  } finally {
-    net.dispose();
-  }
-
-  function finish(scores: Pick<RunResult, 'train' | 'test' | 'tenPatch' | 'diverged'>): RunResult {
+  const finish = (scores: Pick<RunResult, 'train' | 'test' | 'tenPatch' | 'diverged'>): RunResult => {
     const path = join(folder, RUN_FILES.metrics);
     const metrics = existsSync(path) ? readMetricsFile(path) : [];
     const result: RunResult = {
-      dataset: d.name,
+      dataset,
       arm: arm.name,
       seed,
       describe: arm.describe,
@@ -210,7 +181,63 @@ export async function runArm(ctx: RunContext, d: Prepared, arm: Arm, seed: numbe
     };
     writeFileAtomic(join(folder, RESULT_FILE), JSON.stringify(result, null, 1));
     return result;
+  };
+  let trained;
+  try {
+    trained = await train({
+      spec: arm.spec,
+      backend: ctx.backend,
+      train: d.train,
+      validation: d.validation,
+      outDir: folder,
+      epochs: s.epochs,
+      batch: s.batch,
+      lr: s.lr,
+      momentum: s.momentum,
+      weightDecay: s.weightDecay,
+      schedule: parseSchedule(s.schedule, s.epochs),
+      seed,
+      init: s.init as keyof typeof initializers,
+      ...d.record,
+      ...(resume ? { resume: true } : { force: true }),
+      ...(ctx.interrupted ? { interrupted: ctx.interrupted } : {}),
+      onProgress: (p) => {
+        if (arm.trace) stepLosses.push(p.loss);
+        ctx.onProgress?.(p);
+      },
+    });
+  } catch (error) {
+    if (!(error instanceof Diverged)) throw error;
+    const chance: ErrorRates = { top1Error: 1 - 1 / d.classes, top5Error: Math.max(0, 1 - 5 / d.classes), loss: Math.log(d.classes) };
+    return finish({ train: chance, test: chance, diverged: error.message });
   }
+  try {
+    return trained.interrupted ? undefined : finish(await d.score(trained.net));
+  } finally {
+    trained.net.dispose();
+  }
+}
+
+/** One arm at one seed on an in-memory dataset (`trainArm`). */
+export function runArm(ctx: RunContext, d: Prepared, arm: Arm, seed: number): Promise<RunResult | undefined> {
+  const s = arm.settings;
+  const { mean, std } = normalisation(d, s);
+  return trainArm(ctx, d.name, arm, seed, () => ({
+    classes: d.classes,
+    train: imageSetBatches(d.train, mean, std, {
+      pad: s.cropPad,
+      flip: s.flip,
+      ...(s.pca && d.components ? { pca: { sigma: s.pca, components: d.components } } : {}),
+    }),
+    validation: imageSetBatches(d.validation, mean, std, { pad: 0, flip: false }),
+    record: {
+      augment: { pad: s.cropPad, flip: s.flip, ...(s.pca ? { pca: s.pca } : {}) },
+      mean,
+      std,
+      ...(d.classNames ? { classNames: d.classNames } : {}),
+    },
+    score: (net) => score(net, d, arm, { mean, std }),
+  }));
 }
 
 async function score(net: Net, d: Prepared, arm: Arm, { mean, std }: { mean: number; std: number }) {

@@ -13,7 +13,8 @@ import { Net } from '../net/net.js';
 import { firstConvolution } from '../net/roles.js';
 import { datasetImages, firstImages, labelAgreement, neighboursFigure, searchNeighbours, searchPixels } from '../report/neighbours.js';
 import { barChartPng, colourShare, filterGridPng, lineChartPng, type LinePoint } from '../report/plots.js';
-import { curveArms, FULL, QUICK, type Scale } from './arms.js';
+import { type Arm, curveArms, FULL, photoArms, QUICK, type Scale } from './arms.js';
+import { openPhotos, type PhotoSet, runPhotoArm } from './photos.js';
 import { type DatasetFindings, reportMarkdown } from './report.js';
 import {
   chosenRate,
@@ -37,6 +38,9 @@ export interface ReproduceOptions {
   data: string;
   /** CIFAR-10's binary folder, when given: every experiment also on it. */
   cifar?: string;
+  /** A photo store or folder with train and val splits: the claims about crops, flips, colour
+   * noise, the ten patches and the columns' colours, on the paper's net. */
+  photos?: string;
   quick?: boolean;
   only?: Claim[];
   seeds?: number;
@@ -84,27 +88,44 @@ export async function reproduce(o: ReproduceOptions): Promise<Reproduction> {
     ...(o.interrupted ? { interrupted: o.interrupted } : {}),
     ...(o.onProgress ? { onProgress: o.onProgress } : {}),
   };
+  const findings: DatasetFindings[] = [];
   const datasets = [prepareDataset('fashion-mnist', o.data, scale), ...(o.cifar ? [prepareDataset('cifar-10', o.cifar, scale)] : [])];
   const perDataset =
     (claims.includes('relu') ? scale.curveRates.length * 2 + scale.seeds * 2 : 0) + plannedAblations(datasets[0]!, scale, claims).length;
-  const total = perDataset * datasets.length;
-  let index = 0;
-  const run = async (p: Planned): Promise<RunResult | undefined> => {
-    const finished = readResult(runFolder(o.out, p.dataset.name, p.arm.name, p.seed)) !== undefined;
-    o.onRun?.({ dataset: p.dataset.name, arm: p.arm.name, seed: p.seed, index: ++index, total, finished });
-    return runArm(ctx, p.dataset, p.arm, p.seed);
-  };
-  const findings: DatasetFindings[] = [];
-  for (const d of datasets) {
-    const found = await reproduceOn(d, scale, claims, run);
-    if (!found) return { interrupted: true, runs: index };
-    findings.push(found);
+  const photos = o.photos ? await openPhotos(o.photos) : undefined;
+  try {
+    const arms = photos ? photoRuns(photos, scale, claims) : [];
+    const total = perDataset * datasets.length + arms.length;
+    let index = 0;
+    const announce = (dataset: string, arm: string, seed: number) =>
+      o.onRun?.({ dataset, arm, seed, index: ++index, total, finished: readResult(runFolder(o.out, dataset, arm, seed)) !== undefined });
+    const run = async (p: Planned): Promise<RunResult | undefined> => {
+      announce(p.dataset.name, p.arm.name, p.seed);
+      return runArm(ctx, p.dataset, p.arm, p.seed);
+    };
+    for (const d of datasets) {
+      const found = await reproduceOn(d, scale, claims, run);
+      if (!found) return { interrupted: true, runs: index };
+      findings.push(found);
+    }
+    if (photos) {
+      const f = emptyFindings(photos.name, photos.title, true, photos.classes, photos.train.count, photos.test.count);
+      for (const { arm, seed } of arms) {
+        announce(photos.name, arm.name, seed);
+        const r = await runPhotoArm(ctx, photos, arm, seed);
+        if (!r) return { interrupted: true, runs: index };
+        (f.arms[arm.name] ??= []).push(r);
+      }
+      findings.push(f);
+    }
+  } finally {
+    photos?.close();
   }
   for (const f of findings)
     await drawFigures(
       o,
       f,
-      datasets.find((d) => d.name === f.dataset)!,
+      datasets.find((d) => d.name === f.dataset),
       claims,
       scale,
     );
@@ -134,21 +155,9 @@ async function reproduceOn(
   run: (p: Planned) => Promise<RunResult | undefined>,
 ): Promise<DatasetFindings | undefined> {
   const { threshold, why } = THRESHOLDS[d.name]!;
-  const f: DatasetFindings = {
-    dataset: d.name,
-    title: TITLES[d.name]!(d),
-    colour: d.shape[0] === 3,
-    classes: d.classes,
-    trainImages: imageCount(d.train),
-    testImages: imageCount(d.test),
-    threshold,
-    thresholdWhy: why,
-    sweep: [],
-    curves: { relu: [], tanh: [] },
-    arms: {},
-    biases: { one: [], zero: [] },
-    figures: {},
-  };
+  const f = emptyFindings(d.name, TITLES[d.name]!(d), d.shape[0] === 3, d.classes, imageCount(d.train), imageCount(d.test));
+  f.threshold = threshold;
+  f.thresholdWhy = why;
   if (claims.includes('relu')) {
     for (const p of plannedSweep(d, scale)) {
       const r = await run(p);
@@ -181,7 +190,13 @@ function meanSeries(series: number[][]): number[] {
   return Array.from({ length }, (_, i) => series.reduce((a, s) => a + s[i]!, 0) / series.length);
 }
 
-async function drawFigures(o: ReproduceOptions, f: DatasetFindings, d: Prepared, claims: readonly Claim[], scale: Scale): Promise<void> {
+async function drawFigures(
+  o: ReproduceOptions,
+  f: DatasetFindings,
+  d: Prepared | undefined,
+  claims: readonly Claim[],
+  scale: Scale,
+): Promise<void> {
   const save = async (key: string, png: Promise<Buffer>) => {
     const file = `${key}-${f.dataset}.png`;
     writeFileAtomic(join(o.out, file), await png);
@@ -243,7 +258,7 @@ async function drawFigures(o: ReproduceOptions, f: DatasetFindings, d: Prepared,
       lineChartPng({ points, x: 'step', y: 'training loss', title: `Biases of 1 against 0 on ${f.title}`, rule: chance }),
     );
   }
-  const reference = join(runFolder(o.out, d.name, 'reference', 1), RUN_CHECKPOINTS.last);
+  const reference = join(runFolder(o.out, f.dataset, 'reference', 1), RUN_CHECKPOINTS.last);
   if (!f.arms.reference?.length) return;
   const checkpoint = readCheckpoint(reference);
   const first = firstConvolution(checkpoint.spec);
@@ -256,7 +271,7 @@ async function drawFigures(o: ReproduceOptions, f: DatasetFindings, d: Prepared,
       ...(weight.shape[1] === 3 ? { colourShare: colourShare(weight.data, weight.shape, first.columns) } : {}),
     };
   }
-  if (claims.includes('neighbours')) await findNeighbours(o, f, d, checkpoint, scale, save);
+  if (claims.includes('neighbours') && d) await findNeighbours(o, f, d, checkpoint, scale, save);
 }
 
 async function findNeighbours(
@@ -299,4 +314,38 @@ async function findNeighbours(
   } finally {
     net.dispose();
   }
+}
+
+function emptyFindings(
+  dataset: string,
+  title: string,
+  colour: boolean,
+  classes: number,
+  trainImages: number,
+  testImages: number,
+): DatasetFindings {
+  return {
+    dataset,
+    title,
+    colour,
+    classes,
+    trainImages,
+    testImages,
+    threshold: 0,
+    thresholdWhy: '',
+    sweep: [],
+    curves: { relu: [], tanh: [] },
+    arms: {},
+    biases: { one: [], zero: [] },
+    figures: {},
+  };
+}
+
+/** The photo arms a reproduction's claims need, seed by seed. */
+function photoRuns(photos: PhotoSet, scale: Scale, claims: readonly Claim[]): { arm: Arm; seed: number }[] {
+  if (!claims.includes('augmentation') && !claims.includes('filters')) return [];
+  const arms = photoArms(scale, photos.classes, photos.train.count).filter(
+    (a) => claims.includes('augmentation') || a.name === 'reference',
+  );
+  return Array.from({ length: scale.seeds }, (_, k) => arms.map((arm) => ({ arm, seed: k + 1 }))).flat();
 }

@@ -44,6 +44,8 @@ export interface DataOptions {
   flip: boolean;
   /** Stores: the PCA colour noise's σ (the paper's 0.1). */
   pca: number;
+  /** Stores: random crops of the input size (default), or the centre crop alone. */
+  randomCrops?: boolean;
   /** Stores: the side of the model's input. */
   inputSize?: number;
   /** The normalisation to use rather than the training set's (a fine-tuned model's own). */
@@ -122,7 +124,7 @@ function recordData(train: RecordReader, test: RecordReader | undefined, o: Data
     throw new Error(`holding out ${val} images for validation leaves none to train on (the store has ${train.count})`);
   const order = shuffled(train.count, o.seed, streams.validationSplit);
   const preprocess = o.preprocess ? { ...o.preprocess, resize: index.size } : storePreprocess(train);
-  const augment = { pad: 0, crop: true, flip: o.flip, pca: o.pca };
+  const augment = { pad: 0, crop: o.randomCrops ?? true, flip: o.flip, pca: o.pca };
   const plain = { crop: false, flip: false, pca: 0 };
   const loaders = train.dir === undefined ? 0 : (o.loaders ?? 1);
   const all =
