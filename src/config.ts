@@ -8,6 +8,7 @@ export const ENVIRONMENT = {
   ALEXNET_DNNL: "`off`: no oneDNN (convolutions as im2col + OpenBLAS); a path: that oneDNN 2.x; default: Debian's libdnnl2",
   ALEXNET_DNNL_LAYOUT: "`nchw`: every tensor between layers in NCHW; default: convolutions leave oneDNN's blocked layout",
   ALEXNET_DNNL_STRIPS: '`on`/`off`: small maps side by side in strips; default: on 8-channel blocks (AVX2) only',
+  ALEXNET_MPI: "the MPI library distributed runs load (a path); default: Debian's Open MPI (libmpi.so.40)",
   ALEXNET_FAULT_KILL_IN_WRITE: 'tests: SIGKILL the process half-way through its n-th atomic file write',
   OPENBLAS_THREAD_TIMEOUT: "set to 18 unless given: OpenBLAS's threads stop spinning soon after a call (read when it loads)",
   OMP_WAIT_POLICY: "set to `passive` unless given: oneDNN's OpenMP threads do not spin between calls",

@@ -4,6 +4,8 @@ import { type EnvironmentVariable, readEnvironment } from '../../config.js';
 
 export interface NativeLibrary {
   func(signature: string): (...args: unknown[]) => unknown;
+  /** The address of an exported variable. */
+  symbol(name: string, type: string): unknown;
 }
 
 /** The part of koffi's API the native backend uses. */

@@ -1,0 +1,92 @@
+/**
+ * MPI through koffi, for runs across processes and machines: the process's rank and the world's
+ * size, collective sums and broadcasts in place (on wasm memory too: no copy), a barrier, and abort.
+ * Open MPI's handles (MPI_COMM_WORLD, MPI_FLOAT, MPI_SUM) are the addresses of its exported
+ * objects, found with koffi's `symbol`; MPI_IN_PLACE is the address 1 (Open MPI's mpi.h).
+ */
+import { openLibrary } from './ffi.js';
+
+export type MpiArray = Float32Array | Float64Array | Int32Array;
+
+export interface Mpi {
+  readonly rank: number;
+  readonly size: number;
+  /** The library loaded. */
+  readonly path: string;
+  /** Every rank's `values` summed, into every rank's `values`. */
+  allreduceSum(values: MpiArray): void;
+  /** The largest of every rank's `values`, elementwise, into every rank's. */
+  allreduceMax(values: MpiArray): void;
+  /** Rank `root`'s `values` into every rank's. */
+  broadcast(values: MpiArray, root: number): void;
+  barrier(): void;
+  /** Ends every rank of the job with `code`. */
+  abort(code: number): void;
+  finalize(): void;
+}
+
+/** Whether this process was started by an MPI launcher (mpirun, mpiexec, srun with PMIx), by the
+ * variables each sets. */
+export function launchedByMpi(env: Record<string, string | undefined> = process.env): boolean {
+  return ['OMPI_COMM_WORLD_SIZE', 'PMIX_RANK', 'PMI_SIZE', 'PMI_RANK'].some((name) => env[name] !== undefined);
+}
+
+let opened: Mpi | string | undefined;
+
+/** MPI, initialised once per process, or one line saying why it cannot be. */
+export function loadMpi(): Mpi | string {
+  opened ??= open();
+  return opened;
+}
+
+function open(): Mpi | string {
+  if (!launchedByMpi())
+    return 'this process was not started by an MPI launcher (run it under mpirun, mpiexec or srun, e.g. mpirun -np 2 npx alexnet …)';
+  const found = openLibrary('MPI', ['libmpi.so.40', 'libmpi.so'], 'ALEXNET_MPI', 'openmpi-bin');
+  if (typeof found === 'string') return found;
+  const { lib, path } = found;
+  let handle: (name: string) => unknown;
+  try {
+    handle = (name: string) => lib.symbol(name, 'char');
+    handle('ompi_mpi_comm_world');
+  } catch {
+    return `${path} is not Open MPI (no ompi_mpi_comm_world): name Open MPI's libmpi.so.40 with ALEXNET_MPI`;
+  }
+  const world = handle('ompi_mpi_comm_world');
+  const types = { f32: handle('ompi_mpi_float'), f64: handle('ompi_mpi_double'), i32: handle('ompi_mpi_int') };
+  const ops = { sum: handle('ompi_mpi_op_sum'), max: handle('ompi_mpi_op_max') };
+  const init = lib.func('int MPI_Init(void *argc, void *argv)');
+  const commRank = lib.func('int MPI_Comm_rank(void *comm, _Out_ int *rank)');
+  const commSize = lib.func('int MPI_Comm_size(void *comm, _Out_ int *size)');
+  const allreduce = lib.func('int MPI_Allreduce(void *send, void *recv, int count, void *type, void *op, void *comm)');
+  const bcast = lib.func('int MPI_Bcast(void *buffer, int count, void *type, int root, void *comm)');
+  const barrier = lib.func('int MPI_Barrier(void *comm)');
+  const abort = lib.func('int MPI_Abort(void *comm, int code)');
+  const finalize = lib.func('int MPI_Finalize()');
+  const inPlace = 1n;
+  const check = (what: string, code: unknown) => {
+    if (code !== 0) throw new Error(`MPI: ${what} failed with error ${String(code)}`);
+  };
+  check('MPI_Init', init(null, null));
+  const rank = [0],
+    size = [0];
+  check('MPI_Comm_rank', commRank(world, rank));
+  check('MPI_Comm_size', commSize(world, size));
+  const typeOf = (values: MpiArray) =>
+    values instanceof Float32Array ? types.f32 : values instanceof Float64Array ? types.f64 : types.i32;
+  let finalized = false;
+  return {
+    rank: rank[0]!,
+    size: size[0]!,
+    path,
+    allreduceSum: (values) => check('MPI_Allreduce', allreduce(inPlace, values, values.length, typeOf(values), ops.sum, world)),
+    allreduceMax: (values) => check('MPI_Allreduce', allreduce(inPlace, values, values.length, typeOf(values), ops.max, world)),
+    broadcast: (values, root) => check('MPI_Bcast', bcast(values, values.length, typeOf(values), root, world)),
+    barrier: () => check('MPI_Barrier', barrier(world)),
+    abort: (code) => void abort(world, code),
+    finalize: () => {
+      if (!finalized) check('MPI_Finalize', finalize());
+      finalized = true;
+    },
+  };
+}
