@@ -29,6 +29,15 @@ export function defaultEnvironment(name: 'OPENBLAS_THREAD_TIMEOUT' | 'OMP_WAIT_P
   if (typeof process !== 'undefined') process.env[name] ??= value;
 }
 
+/** Variables an MPI launcher sets in each process it starts (mpirun, mpiexec, srun with PMIx or
+ * PMI), read only to tell a launched process from one started by hand. */
+const MPI_LAUNCHER_VARIABLES = ['OMPI_COMM_WORLD_SIZE', 'PMIX_RANK', 'PMI_SIZE', 'PMI_RANK'];
+
+/** Whether this process was started by an MPI launcher. */
+export function launchedByMpi(env: Record<string, string | undefined> = environment()): boolean {
+  return MPI_LAUNCHER_VARIABLES.some((name) => env[name] !== undefined);
+}
+
 /** Tensors between oneDNN's layers stay in its blocked layouts (`ALEXNET_DNNL_LAYOUT`). */
 export const keepsLayouts = (): boolean => readEnvironment('ALEXNET_DNNL_LAYOUT') !== 'nchw';
 

@@ -4,7 +4,10 @@
  * Open MPI's handles (MPI_COMM_WORLD, MPI_FLOAT, MPI_SUM) are the addresses of its exported
  * objects, found with koffi's `symbol`; MPI_IN_PLACE is the address 1 (Open MPI's mpi.h).
  */
+import { launchedByMpi } from '../../config.js';
 import { openLibrary } from './ffi.js';
+
+export { launchedByMpi };
 
 export type MpiArray = Float32Array | Float64Array | Int32Array;
 
@@ -23,12 +26,6 @@ export interface Mpi {
   /** Ends every rank of the job with `code`. */
   abort(code: number): void;
   finalize(): void;
-}
-
-/** Whether this process was started by an MPI launcher (mpirun, mpiexec, srun with PMIx), by the
- * variables each sets. */
-export function launchedByMpi(env: Record<string, string | undefined> = process.env): boolean {
-  return ['OMPI_COMM_WORLD_SIZE', 'PMIX_RANK', 'PMI_SIZE', 'PMI_RANK'].some((name) => env[name] !== undefined);
 }
 
 let opened: Mpi | string | undefined;
