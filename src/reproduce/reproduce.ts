@@ -37,6 +37,8 @@ const ARMS_OF: Partial<Record<Claim, string[]>> = {
 /** A dataset the experiments train on, as loaded once for all of them. */
 export interface Prepared extends DataShape {
   name: string;
+  /** Its folder. */
+  dir: string;
   train: ImageSet;
   validation: ImageSet;
   test: ImageSet;
@@ -100,6 +102,7 @@ export function prepareDataset(name: string, dir: string, scale: Scale): Prepare
   const { mean, std } = pixelStatistics(train);
   return {
     name,
+    dir,
     train,
     validation: held.validation,
     test: testSubset,

@@ -4,7 +4,7 @@
  * runs' checkpoints; the same command continues it.
  */
 import { cpus } from 'node:os';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { imageCount, subset } from '../data/dataset.js';
 import { writeFileAtomic } from '../io/files.js';
@@ -73,10 +73,16 @@ const THRESHOLDS: Record<string, { threshold: number; why: string }> = {
   },
 };
 
-const TITLES: Record<string, (d: Prepared) => string> = {
-  'fashion-mnist': () => 'Fashion-MNIST (28×28 grey)',
-  'cifar-10': () => 'CIFAR-10 (32×32 colour)',
-};
+/** The dataset's name for people, with its images' size and colour: "Fashion-MNIST (28×28 grey)";
+ * a folder of other images of the same format is named by the folder. */
+function titleOf(d: Prepared): string {
+  const [channels, height, width] = d.shape;
+  const cifar = d.name === 'cifar-10';
+  const folder = basename(resolve(d.dir));
+  const known = cifar ? 'CIFAR-10' : 'Fashion-MNIST';
+  const name = folder.toLowerCase().includes(cifar ? 'cifar' : 'fashion') ? known : `${folder}, in ${known}'s format`;
+  return `${name} (${height}×${width} ${channels === 3 ? 'colour' : 'grey'})`;
+}
 
 export async function reproduce(o: ReproduceOptions): Promise<Reproduction> {
   const started = performance.now();
@@ -155,7 +161,7 @@ async function reproduceOn(
   run: (p: Planned) => Promise<RunResult | undefined>,
 ): Promise<DatasetFindings | undefined> {
   const { threshold, why } = THRESHOLDS[d.name]!;
-  const f = emptyFindings(d.name, TITLES[d.name]!(d), d.shape[0] === 3, d.classes, imageCount(d.train), imageCount(d.test));
+  const f = emptyFindings(d.name, titleOf(d), d.shape[0] === 3, d.classes, imageCount(d.train), imageCount(d.test));
   f.threshold = threshold;
   f.thresholdWhy = why;
   if (claims.includes('relu')) {
