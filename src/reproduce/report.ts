@@ -411,7 +411,9 @@ function sections(f: DatasetFindings): string[] {
       `The learning rate of each activation was chosen from ${f.sweep.length / 2} rates on the first seed ` +
         '(fewest epochs to the threshold, then the lowest final training error): ' +
         f.sweep.map((r) => `${r.arm} ${r.diverged ? 'diverged' : pct(r.metrics.at(-1)!.trainError)}`).join(', ') +
-        ` final training error. ${f.thresholdWhy}`,
+        ` final training error. ${f.thresholdWhy} The time to the threshold is training time on this machine: it includes what each ` +
+        `activation costs per step here (tanh's kernel evaluates the function per element; the ReLU's is a comparison), ` +
+        'not only how fast each net learns.',
       '',
     );
     figure(
