@@ -137,7 +137,7 @@ test('reproduce: every arm trains and lands in the report; interrupted, it resum
       assert.equal(meta.format, 'png', file);
       assert.ok(report.includes(`](${file})`), `${file} is in the report`);
     }
-    assert.deepEqual(Object.keys(f!.figures).sort(), ['biases', 'dropout', 'filters', 'neighbours', 'relu']);
+    assert.deepEqual(Object.keys(f!.figures).sort(), ['arms', 'biases', 'dropout', 'filters', 'neighbours', 'relu']);
 
     // Figure 3 and Figure 4 from the command line, on the reference arm's run folder
     const run = join(whole, 'runs', 'fashion-mnist', 'reference', 'seed-1');

@@ -331,17 +331,15 @@ function rate(images: number, seconds: number): number {
   return seconds > 0 ? images / seconds : 0;
 }
 
+/** Thrown when a run's loss runs away (its message says where and with which settings); the last
+ * good checkpoint is kept. */
+export class Diverged extends Error {}
+
 /** A batch's mean loss 100 times what guessing scores (ln(classes)) or the run's first loss,
  * whichever is larger, is a run that has diverged, not one that learns: the paper's net at a
  * learning rate meant for another batch size reached 2.5e12 after an epoch, while healthy runs
  * start near ln(classes), or higher from another task's weights (103 for a 2-class classifier on
  * a random Caffe-layout net's features), and fall. */
-/** Thrown when a run's loss runs away (its message says where and with which settings); the last
- * good checkpoint is kept. */
-export class Diverged extends Error {
-  override name = 'Diverged';
-}
-
 export function divergenceBound(classes: number, firstLoss = 0): number {
   return 100 * Math.max(Math.log(Math.max(classes, 2)), Number.isFinite(firstLoss) ? firstLoss : 0);
 }
