@@ -3,6 +3,7 @@
  * the figures, `results.json` and `REPORT.md`. An interrupted reproduction writes nothing but its
  * runs' checkpoints; the same command continues it.
  */
+import { existsSync, readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { Backend } from '../backend/backend.js';
@@ -111,7 +112,7 @@ export async function reproduce(o: ReproduceOptions): Promise<Reproduction> {
     };
     for (const d of datasets) {
       const found = await reproduceOn(d, scale, claims, run);
-      if (!found) return { interrupted: true, runs: index };
+      if (!found) return stopped(o.out, started, index);
       findings.push(found);
     }
     if (photos) {
@@ -119,7 +120,7 @@ export async function reproduce(o: ReproduceOptions): Promise<Reproduction> {
       for (const { arm, seed } of arms) {
         announce(photos.name, arm.name, seed);
         const r = await runPhotoArm(ctx, photos, arm, seed);
-        if (!r) return { interrupted: true, runs: index };
+        if (!r) return stopped(o.out, started, index);
         (f.arms[arm.name] ??= []).push(r);
       }
       findings.push(f);
@@ -143,7 +144,7 @@ export async function reproduce(o: ReproduceOptions): Promise<Reproduction> {
     command: o.command,
     date: new Date().toISOString().slice(0, 10),
     machine: `${cpus().length} × ${cpus()[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version}, the ${o.backend.name} backend`,
-    seconds: (performance.now() - started) / 1000,
+    ...addTime(o.out, started),
     trainingSeconds: [...distinct.values()].reduce((sum, r) => sum + r.wallSeconds, 0),
     runs: distinct.size,
   };
@@ -354,4 +355,21 @@ function photoRuns(photos: PhotoSet, scale: Scale, claims: readonly Claim[]): { 
     (a) => claims.includes('augmentation') || a.name === 'reference',
   );
   return Array.from({ length: scale.seeds }, (_, k) => arms.map((arm) => ({ arm, seed: k + 1 }))).flat();
+}
+
+/** The wall time of every invocation of the command on one folder (an interrupted reproduction's
+ * included), kept in DIR/time.json. */
+function addTime(out: string, started: number): { seconds: number; invocations: number } {
+  const path = join(out, 'time.json');
+  const before = existsSync(path)
+    ? (JSON.parse(readFileSync(path, 'utf8')) as { seconds: number; invocations: number })
+    : { seconds: 0, invocations: 0 };
+  const now = { seconds: before.seconds + (performance.now() - started) / 1000, invocations: before.invocations + 1 };
+  writeFileAtomic(path, JSON.stringify(now));
+  return now;
+}
+
+function stopped(out: string, started: number, runs: number): Reproduction {
+  addTime(out, started);
+  return { interrupted: true, runs };
 }
