@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -413,4 +413,18 @@ test('reproduce --photos: the paper net on photos, with and without colour noise
   } finally {
     await backend.dispose();
   }
+});
+
+test("a run's result.json that is not JSON is named, with what to do", async () => {
+  const out = mkdtempSync(join(tmpdir(), 'reproduce-broken-'));
+  const folder = join(out, 'runs', 'fashion-mnist', 'reference', 'seed-1');
+  mkdirSync(folder, { recursive: true });
+  writeFileSync(join(folder, RESULT_FILE), '{"dataset": "fash');
+  const { backend } = await createBackend('reference', 1);
+  await assert.rejects(
+    reproduce({ data, backend, scale, out, only: ['lrn'], command: 'alexnet reproduce (test)' }),
+    (error: Error) =>
+      error.message.startsWith(`${join(folder, RESULT_FILE)} is not valid JSON (`) &&
+      error.message.endsWith('): delete it to train that run again'),
+  );
 });

@@ -128,8 +128,16 @@ export function runFolder(out: string, dataset: string, arm: string, seed: numbe
 
 export function readResult(folder: string): RunResult | undefined {
   const path = join(folder, RESULT_FILE);
-  if (!existsSync(path)) return undefined;
-  return JSON.parse(new TextDecoder().decode(readFileBytes(path, 'result'))) as RunResult;
+  return existsSync(path) ? readJson<RunResult>(path, 'delete it to train that run again') : undefined;
+}
+
+/** A JSON file the reproduction wrote; one line naming it when it is not JSON. */
+export function readJson<T>(path: string, remedy: string): T {
+  try {
+    return JSON.parse(new TextDecoder().decode(readFileBytes(path, 'reproduction file'))) as T;
+  } catch (error) {
+    throw new Error(`${path} is not valid JSON (${(error as Error).message}): ${remedy}`, { cause: error });
+  }
 }
 
 /** The normalisation an arm's inputs get. */

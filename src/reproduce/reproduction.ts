@@ -3,7 +3,7 @@
  * the figures, `results.json` and `REPORT.md`. An interrupted reproduction writes nothing but its
  * runs' checkpoints; the same command continues it.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { Backend } from '../backend/backend.js';
@@ -26,6 +26,7 @@ import {
   plannedSweep,
   type Prepared,
   prepareDataset,
+  readJson,
   readResult,
   type RunContext,
   runArm,
@@ -362,7 +363,7 @@ function photoRuns(photos: PhotoSet, scale: Scale, claims: readonly Claim[]): { 
 function addTime(out: string, started: number): { seconds: number; invocations: number } {
   const path = join(out, 'time.json');
   const before = existsSync(path)
-    ? (JSON.parse(readFileSync(path, 'utf8')) as { seconds: number; invocations: number })
+    ? readJson<{ seconds: number; invocations: number }>(path, 'delete it (the report then counts this invocation alone)')
     : { seconds: 0, invocations: 0 };
   const now = { seconds: before.seconds + (performance.now() - started) / 1000, invocations: before.invocations + 1 };
   writeFileAtomic(path, JSON.stringify(now));
