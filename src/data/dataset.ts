@@ -262,6 +262,15 @@ export function subset(set: ImageSet, indices: ArrayLike<number>, source: string
   return { ...set, pixels, labels, source };
 }
 
+/** The first `count` images of a set (all of them when it holds fewer), copied into a new set. */
+export function firstImages(set: ImageSet, count: number, source = set.source): ImageSet {
+  return subset(
+    set,
+    Uint32Array.from({ length: Math.min(count, imageCount(set)) }, (_, i) => i),
+    source,
+  );
+}
+
 /** Mean and standard deviation of the pixel values x/255 over a set. */
 export function pixelStatistics(set: ImageSet): { mean: number; std: number } {
   let sum = 0,

@@ -66,14 +66,6 @@ export function labelAgreement(found: Neighbour[][], databaseLabels: ArrayLike<n
   );
 }
 
-/** The first `count` images of a set. */
-export const firstImages = (set: ImageSet, count: number): ImageSet =>
-  subset(
-    set,
-    Uint32Array.from({ length: count }, (_, i) => i),
-    set.source,
-  );
-
 /** Images for a figure: their inputs, and each one's picture, class and caption. */
 export interface FigureImages {
   inputs: BatchSource;

@@ -7,9 +7,9 @@
 import { storeBatches, storePreprocess } from '../data/batches.js';
 import { isStore, openStore, prepareInMemory, type RecordReader, StoreReader } from '../data/store.js';
 import { Net } from '../net/net.js';
-import { evaluate, evaluateStore, type EvalResult } from '../train/evaluate.js';
+import { evaluate, evaluateStore } from '../train/evaluate.js';
 import type { Arm } from './arms.js';
-import { type ErrorRates, type RunContext, type RunResult, trainArm } from './reproduce.js';
+import { errorRates, type RunContext, type RunResult, trainArm } from './reproduce.js';
 
 /** A store's (or a folder's) train and val splits, opened once for every arm. */
 export interface PhotoSet {
@@ -51,8 +51,6 @@ export async function openPhotos(dir: string): Promise<PhotoSet> {
   };
 }
 
-const rates = (r: EvalResult): ErrorRates => ({ top1Error: 1 - r.top1, top5Error: 1 - r.top5, loss: r.loss });
-
 /** One arm at one seed on photos: normalised by the store's RGB statistics, scored on the val split
  * with the centre crop (and the ten patches), and on the training photos' centre crops. */
 export function runPhotoArm(ctx: RunContext, p: PhotoSet, arm: Arm, seed: number): Promise<RunResult | undefined> {
@@ -71,7 +69,7 @@ export function runPhotoArm(ctx: RunContext, p: PhotoSet, arm: Arm, seed: number
       ...(p.classNames ? { classNames: p.classNames } : {}),
     },
     score: async (net) => {
-      const train = rates(await evaluate(net, storeBatches(p.train, CROP, preprocess, plain)));
+      const train = errorRates(await evaluate(net, storeBatches(p.train, CROP, preprocess, plain)));
       // the ten patches need a batch of whole images' crops
       const params = await net.readParams();
       const weights = Object.fromEntries(net.params.map((q) => [q.name, { shape: q.shape, data: params[q.name]! }]));
@@ -79,7 +77,7 @@ export function runPhotoArm(ctx: RunContext, p: PhotoSet, arm: Arm, seed: number
       try {
         const centre = await evaluateStore(tens, p.test, preprocess, { crops: 'center' });
         const ten = await evaluateStore(tens, p.test, preprocess, { crops: 'ten' });
-        return { train, test: rates(centre), ...(arm.tenPatch ? { tenPatch: rates(ten) } : {}) };
+        return { train, test: errorRates(centre), ...(arm.tenPatch ? { tenPatch: errorRates(ten) } : {}) };
       } finally {
         tens.dispose();
       }

@@ -8,12 +8,12 @@ import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { type BatchSource, type ColourComponents, colourComponents, imageSetBatches } from '../data/batches.js';
-import { imageCount, type ImageSet, loadDataset, pixelStatistics, splitValidation, subset } from '../data/dataset.js';
+import { firstImages, imageCount, type ImageSet, loadDataset, pixelStatistics, splitValidation } from '../data/dataset.js';
 import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { RUN_CHECKPOINTS } from '../net/checkpoint.js';
 import type { initializers } from '../net/init.js';
 import type { Net } from '../net/net.js';
-import { evaluate, paddedTestViews } from '../train/evaluate.js';
+import { evaluate, type EvalResult, paddedTestViews } from '../train/evaluate.js';
 import { readMetricsFile, RUN_FILES, type EpochMetrics } from '../train/run-folder.js';
 import { parseSchedule } from '../train/schedule.js';
 import { Diverged, train, type TrainOptions } from '../train/trainer.js';
@@ -88,17 +88,8 @@ export function prepareDataset(name: string, dir: string, scale: Scale): Prepare
   const { train: all, test } = loadDataset(dir);
   const held = splitValidation(all, scale.validationImages, 0);
   const count = Math.min(scale.trainImages, imageCount(held.train));
-  const train = subset(
-    held.train,
-    Uint32Array.from({ length: count }, (_, i) => i),
-    `${all.source} (${count} training images)`,
-  );
-  const tests = Math.min(scale.testImages, imageCount(test));
-  const testSubset = subset(
-    test,
-    Uint32Array.from({ length: tests }, (_, i) => i),
-    test.source,
-  );
+  const train = firstImages(held.train, count, `${all.source} (${count} training images)`);
+  const testSubset = firstImages(test, scale.testImages);
   const { mean, std } = pixelStatistics(train);
   return {
     name,
@@ -251,19 +242,17 @@ export function runArm(ctx: RunContext, d: Prepared, arm: Arm, seed: number): Pr
   }));
 }
 
+/** Error rates (1 − accuracy) and the loss of an evaluation. */
+export const errorRates = (r: EvalResult): ErrorRates => ({ top1Error: 1 - r.top1, top5Error: 1 - r.top5, loss: r.loss });
+
 async function score(net: Net, d: Prepared, arm: Arm, { mean, std }: { mean: number; std: number }) {
   const plain = { pad: 0, flip: false };
-  const rates = (r: { top1: number; top5: number; loss: number }): ErrorRates => ({
-    top1Error: 1 - r.top1,
-    top5Error: 1 - r.top5,
-    loss: r.loss,
-  });
-  const train = rates(await evaluate(net, imageSetBatches(d.train, mean, std, plain)));
+  const train = errorRates(await evaluate(net, imageSetBatches(d.train, mean, std, plain)));
   const test = imageSetBatches(d.test, mean, std, plain);
-  if (!arm.tenPatch) return { train, test: rates(await evaluate(net, test)) };
+  if (!arm.tenPatch) return { train, test: errorRates(await evaluate(net, test)) };
   // the crops the reference arm trained on: the image padded by 2 pixels
   const ten = await evaluate(net, test, { views: paddedTestViews(2, -mean / std) });
-  return { train, test: rates(ten.singleView!), tenPatch: rates(ten) };
+  return { train, test: errorRates(ten.singleView!), tenPatch: errorRates(ten) };
 }
 
 /** The runs of a reproduction, in order: Figure 1's sweep first (its chosen rates decide the rest of

@@ -7,12 +7,12 @@ import { existsSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import type { Backend } from '../backend/backend.js';
-import { imageCount, subset } from '../data/dataset.js';
+import { firstImages, imageCount, subset } from '../data/dataset.js';
 import { writeFileAtomic } from '../io/files.js';
 import { readCheckpoint, RUN_CHECKPOINTS } from '../net/checkpoint.js';
 import { Net } from '../net/net.js';
 import { firstConvolution } from '../net/roles.js';
-import { datasetImages, firstImages, labelAgreement, neighboursFigure, searchNeighbours, searchPixels } from '../report/neighbours.js';
+import { datasetImages, labelAgreement, neighboursFigure, searchNeighbours, searchPixels } from '../report/neighbours.js';
 import { barChartPng, colourShare, filterGridPng, lineChartPng, type LinePoint } from '../report/plots.js';
 import { type Arm, curveArms, FULL, photoArms, QUICK, type Scale } from './arms.js';
 import { openPhotos, type PhotoSet, runPhotoArm } from './photos.js';
@@ -294,7 +294,7 @@ async function findNeighbours(
   const normalisation = { mean: d.mean, std: inputs === 'pixels' ? 1 / 255 : d.std };
   const net = Net.build(checkpoint.spec, { backend: o.backend, batch: 100, inference: true, weights: checkpoint.params });
   try {
-    const queries = firstImages(d.test, Math.min(scale.neighbourQueries, imageCount(d.test)));
+    const queries = firstImages(d.test, scale.neighbourQueries);
     const { mean, std } = normalisation;
     const inLayer = await searchNeighbours(net, datasetImages(d.train, mean, std).inputs, datasetImages(queries, mean, std).inputs);
     const inPixels = searchPixels(d.train, queries);
