@@ -29,6 +29,7 @@ export { defaultRecipe, recipes, resolveSettings, type Recipe, type TrainingSett
 export { features, forEachFeatureBatch, lastHiddenBlob, nearestNeighbours, NearestNeighbours, type Neighbour } from './train/features.js';
 export {
   datasetImages,
+  drawNeighbours,
   labelAgreement,
   modelNeighbours,
   neighboursFigure,

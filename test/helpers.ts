@@ -136,6 +136,30 @@ export function bandDataset(train: number, test: number): string {
   return dir;
 }
 
+/** CIFAR-10's binary layout (data_batch_1.bin, test_batch.bin) holding 32×32 colour images whose
+ * class (of 4) is the brighter channel pair and band, with noise. */
+export function cifarDataset(train: number, test: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'cifar-'));
+  const rng = new Philox(32);
+  for (const [file, count] of [
+    ['data_batch_1.bin', train],
+    ['test_batch.bin', test],
+  ] as const) {
+    const bytes = new Uint8Array(count * 3073);
+    for (let i = 0; i < count; i++) {
+      const label = i % 4;
+      bytes[i * 3073] = label;
+      for (let c = 0; c < 3; c++)
+        for (let k = 0; k < 1024; k++) {
+          const bright = (c === label % 3) !== (Math.floor(k / 32 / 16) === label >> 1);
+          bytes[i * 3073 + 1 + c * 1024 + k] = (bright ? 140 : 40) + rng.nextInt(80);
+        }
+    }
+    writeFileSync(join(dir, file), bytes);
+  }
+  return dir;
+}
+
 /** `fn` run with the environment variable `name` set to `value`, restored after (settings the engine reads at each call). */
 export async function withEnv<T>(name: string, value: string, fn: () => Promise<T>): Promise<T> {
   const before = process.env[name];

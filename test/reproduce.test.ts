@@ -22,7 +22,7 @@ import { sizeOf } from '../src/tensor.js';
 import { reproduce, type ReproduceOptions } from '../src/reproduce/reproduction.js';
 import { readResult, RESULT_FILE, type RunResult } from '../src/reproduce/reproduce.js';
 import { nearestNeighbours, NearestNeighbours } from '../src/train/features.js';
-import { bandDataset, photoFolder } from './helpers.js';
+import { bandDataset, cifarDataset, photoFolder } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 const data = bandDataset(700, 200);
@@ -209,30 +209,6 @@ test('test patches: a shifted view is the crop of the padded image, mirrored fir
   shiftImages(mirrored, 1, shape, { dx: 0, dy: 0, mirror: true }, -9, new Float32Array(12));
   assert.deepEqual([...mirrored], [4, 3, 2, 1, 8, 7, 6, 5, 12, 11, 10, 9]);
 });
-
-/** CIFAR-10's binary layout (data_batch_1.bin, test_batch.bin) holding 32×32 colour images whose
- * class (of 4) is the brighter channel pair and band, with noise. */
-function cifarDataset(train: number, test: number): string {
-  const dir = mkdtempSync(join(tmpdir(), 'cifar-'));
-  const rng = new Philox(32);
-  for (const [file, count] of [
-    ['data_batch_1.bin', train],
-    ['test_batch.bin', test],
-  ] as const) {
-    const bytes = new Uint8Array(count * 3073);
-    for (let i = 0; i < count; i++) {
-      const label = i % 4;
-      bytes[i * 3073] = label;
-      for (let c = 0; c < 3; c++)
-        for (let k = 0; k < 1024; k++) {
-          const bright = (c === label % 3) !== (Math.floor(k / 32 / 16) === label >> 1);
-          bytes[i * 3073 + 1 + c * 1024 + k] = (bright ? 140 : 40) + rng.nextInt(80);
-        }
-    }
-    writeFileSync(join(dir, file), bytes);
-  }
-  return dir;
-}
 
 test('reproduce --cifar: colour noise is an arm of its own, and the columns are measured for colour', async () => {
   const { backend } = await createBackend('auto', 2);

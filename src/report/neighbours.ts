@@ -75,7 +75,7 @@ export interface FigureImages {
 }
 
 /** The figure: each query with the model's top five classes (the true one marked, when known) and
- * its nearest database images. */
+ * its nearest database images, searched for here. */
 export async function neighboursFigure(
   net: Net,
   database: FigureImages,
@@ -83,6 +83,17 @@ export async function neighboursFigure(
   o: { layer?: string; count?: number; classNames?: string[]; title?: string },
 ): Promise<{ png: Buffer; search: NeighbourSearch }> {
   const search = await searchNeighbours(net, database.inputs, queries.inputs, o);
+  return { png: await drawNeighbours(net, database, queries, search, o), search };
+}
+
+/** The figure of a search already made: `search.neighbours[q]` are query q's. */
+export async function drawNeighbours(
+  net: Net,
+  database: FigureImages,
+  queries: FigureImages,
+  search: NeighbourSearch,
+  o: { classNames?: string[]; title?: string },
+): Promise<Buffer> {
   const { classes, logits } = netRoles(net);
   const scores = await features(net, logits, queries.inputs);
   const p = softmaxRows(scores.rows, queries.inputs.count, classes, new Float64Array(queries.inputs.count * classes));
@@ -95,8 +106,7 @@ export async function neighboursFigure(
       .map(({ label, probability }) => ({ label: name(label), probability, correct: label === queries.label?.(q) })),
     neighbours: found.map((n) => database.thumbnail(n.index)),
   }));
-  const title = o.title ?? `The ${search.neighbours[0]?.length ?? 0} training images nearest in ${search.layer}`;
-  return { png: await neighboursPng(rows, title), search };
+  return neighboursPng(rows, o.title ?? `The ${search.neighbours[0]?.length ?? 0} training images nearest in ${search.layer}`);
 }
 
 /** A dataset's images for a figure, normalised as (x/255 − mean)/std. */
@@ -185,7 +195,6 @@ function storeImages(reader: RecordReader, crop: number, preprocess: Preprocess)
       const label = reader.read(i, pixels);
       return { pixels, shape: [3, size, size], index: 0, caption: name(label) };
     },
-    label: (i) => reader.read(i, new Uint8Array(3 * size * size)),
   };
 }
 

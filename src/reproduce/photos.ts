@@ -26,8 +26,9 @@ export interface PhotoSet {
 const CROP = 224;
 
 export async function openPhotos(dir: string): Promise<PhotoSet> {
-  const readers: Partial<Record<string, RecordReader>> = isStore(dir)
-    ? Object.fromEntries(Object.keys(openStore(dir).splits).map((split) => [split, new StoreReader(dir, openStore(dir), split)]))
+  const index = isStore(dir) ? openStore(dir) : undefined;
+  const readers: Partial<Record<string, RecordReader>> = index
+    ? Object.fromEntries(Object.keys(index.splits).map((split) => [split, new StoreReader(dir, index, split)]))
     : await prepareInMemory(dir, { size: 256 });
   const { train, val } = readers;
   if (!train || !val) {

@@ -39,8 +39,9 @@ export interface Row {
   reason: string;
 }
 
-const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-const sd = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
+/** The mean and the sample standard deviation (0 for one value) of seeds' results. */
+export const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+export const sd = (xs: number[]) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));
 const pct = (x: number) => `${(100 * x).toFixed(2)} %`;
 const pm = (xs: number[], f: (x: number) => string = pct) =>
   xs.length > 1 ? `${f(mean(xs))} ± ${f(sd(xs)).replace(' %', '')}` : f(xs[0]!);

@@ -12,11 +12,11 @@ import { writeFileAtomic } from '../io/files.js';
 import { readCheckpoint, RUN_CHECKPOINTS } from '../net/checkpoint.js';
 import { Net } from '../net/net.js';
 import { firstConvolution } from '../net/roles.js';
-import { datasetImages, labelAgreement, neighboursFigure, searchNeighbours, searchPixels } from '../report/neighbours.js';
+import { datasetImages, drawNeighbours, labelAgreement, searchNeighbours, searchPixels } from '../report/neighbours.js';
 import { barChartPng, colourShare, filterGridPng, lineChartPng, type LinePoint } from '../report/plots.js';
 import { type Arm, curveArms, FULL, photoArms, QUICK, type Scale } from './arms.js';
 import { openPhotos, type PhotoSet, runPhotoArm } from './photos.js';
-import { type DatasetFindings, reportMarkdown } from './report.js';
+import { type DatasetFindings, mean, reportMarkdown, sd } from './report.js';
 import {
   chosenRate,
   type Claim,
@@ -231,10 +231,7 @@ async function drawFigures(
   }
   const arms = Object.entries(f.arms);
   if (arms.length > 1) {
-    const stats = (xs: number[]) => {
-      const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-      return { mean, sd: xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean) ** 2, 0) / (xs.length - 1)) };
-    };
+    const stats = (xs: number[]) => ({ mean: mean(xs), sd: sd(xs) });
     const bars = arms.flatMap(([arm, runs]) => [
       { category: arm, series: 'training error', ...stats(runs.map((r) => r.train.top1Error)) },
       { category: arm, series: 'test error', ...stats(runs.map((r) => r.test.top1Error)) },
@@ -291,27 +288,28 @@ async function findNeighbours(
   save: (key: string, png: Promise<Buffer>) => Promise<void>,
 ): Promise<void> {
   const inputs = f.arms.reference![0]!.settings.inputs;
-  const normalisation = { mean: d.mean, std: inputs === 'pixels' ? 1 / 255 : d.std };
+  const std = inputs === 'pixels' ? 1 / 255 : d.std;
   const net = Net.build(checkpoint.spec, { backend: o.backend, batch: 100, inference: true, weights: checkpoint.params });
   try {
     const queries = firstImages(d.test, scale.neighbourQueries);
-    const { mean, std } = normalisation;
-    const inLayer = await searchNeighbours(net, datasetImages(d.train, mean, std).inputs, datasetImages(queries, mean, std).inputs);
+    const database = datasetImages(d.train, d.mean, std);
+    const inLayer = await searchNeighbours(net, database.inputs, datasetImages(queries, d.mean, std).inputs);
     const inPixels = searchPixels(d.train, queries);
-    // the figure: the first test image of each of six classes
+    // the figure: the first query of each of six classes, with the neighbours found for it above
     const shown: number[] = [];
     for (let i = 0; i < imageCount(queries) && shown.length < 6; i++)
-      if (!shown.some((j) => d.test.labels[j] === d.test.labels[i])) shown.push(i);
-    const figure = await neighboursFigure(
+      if (!shown.some((j) => queries.labels[j] === queries.labels[i])) shown.push(i);
+    const figure = drawNeighbours(
       net,
-      datasetImages(d.train, mean, std),
-      datasetImages(subset(d.test, shown, d.test.source), mean, std),
+      database,
+      datasetImages(subset(queries, shown, queries.source), d.mean, std),
+      { layer: inLayer.layer, neighbours: shown.map((q) => inLayer.neighbours[q]!) },
       {
         ...(d.classNames ? { classNames: d.classNames } : {}),
         title: `Five nearest training images in ${inLayer.layer} (${f.title})`,
       },
     );
-    await save('neighbours', Promise.resolve(figure.png));
+    await save('neighbours', figure);
     f.neighbours = {
       file: f.figures.neighbours!,
       layer: inLayer.layer,

@@ -62,7 +62,8 @@ export async function evaluate(net: Net, set: BatchSource, options: EvalOptions 
   if (set.classes > classes) throw new Error(`${set.source}: its labels run over ${set.classes} classes, the model scores ${classes}`);
   const views = options.views ?? (options.mirror ? [undefined, mirrorImages] : [undefined]);
   const batch = net.batch;
-  const x = new Float32Array(net.shapeOf(data).reduce((a, b) => a * b));
+  const images = new Float32Array(net.shapeOf(data).reduce((a, b) => a * b));
+  const x = views.length > 1 ? new Float32Array(images.length) : images;
   const y = new Float32Array(batch);
   const view = new Float64Array(batch * classes),
     sum = new Float64Array(batch * classes);
@@ -74,14 +75,15 @@ export async function evaluate(net: Net, set: BatchSource, options: EvalOptions 
     if (options.interrupted?.()) throw new Interrupted('evaluation interrupted');
     const to = Math.min(size, from + batch);
     sum.fill(0);
+    images.fill(0);
+    y.fill(0);
+    await set.fill(indices, from, to, images, y);
+    checkFiniteInput(images, from, images.length / batch, set.source);
+    if (labels) net.setInput(labels, y);
     for (const [v, transform] of views.entries()) {
-      x.fill(0);
-      y.fill(0);
-      await set.fill(indices, from, to, x, y);
-      if (v === 0) checkFiniteInput(x, from, x.length / batch, set.source);
+      if (x !== images) x.set(images);
       transform?.(x, to - from, set.shape);
       net.setInput(data, x);
-      if (labels) net.setInput(labels, y);
       net.forward({ training: false });
       softmaxRows(await net.read(logits), batch, classes, view);
       if (v === 0) singleScore.add(view, to - from, classes, y);
