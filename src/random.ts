@@ -55,14 +55,14 @@ export function philox4x32(
 /**
  * The Philox streams of a run's seed, one per use, so no two uses ever draw the same numbers:
  * the per-step generator (dropout seeds), each parameter's initialisation, each epoch's data order, the validation hold-out, each batch's
- * augmentation (epochs < 2^11, batches per epoch < 2^20).
+ * epoch's augmentation (epochs < 2^31).
  */
 export const streams = {
   steps: 0,
   parameter: (index: number) => 0x10000 + index,
   epochOrder: (epoch: number) => 0x1000000 + epoch,
   validationSplit: 0xfffffff,
-  augmentation: (epoch: number, batch: number) => 0x80000000 + epoch * 0x100000 + batch,
+  augmentation: (epoch: number) => 0x80000000 + epoch,
 };
 
 /** A uint32 mapped to [0, 1) with 24 bits, so the value is exact in float32 too. */

@@ -317,14 +317,44 @@ test('kernels: elementwise: activations, dropout (bit-identical masks), multiply
       { dx: new Float32Array(length) },
     );
   }
-  await compare(
-    'dropout',
+  for (const offset of [0, 4_000_000_001])
+    await compare(
+      `dropout at element ${offset}`,
+      'dropout_forward',
+      { length, p: 0.3, seed: 77, stream: 5, offset },
+      { x: random(length) },
+      { y: new Float32Array(length), mask: new Float32Array(length) },
+      true,
+    );
+  // A slice at any element offset (not a multiple of 4 either) draws the whole batch's masks there.
+  const whole = await runKernel(
+    reference,
     'dropout_forward',
-    { length, p: 0.3, seed: 77, stream: 5 },
+    { length, p: 0.5, seed: 9, stream: 0, offset: 0 },
     { x: random(length) },
-    { y: new Float32Array(length), mask: new Float32Array(length) },
-    true,
+    {
+      y: new Float32Array(length),
+      mask: new Float32Array(length),
+    },
   );
+  for (const [from, to] of [
+    [0, 4099],
+    [4099, 70_001],
+    [70_001, length],
+  ] as const) {
+    const slice = { y: new Float32Array(to - from), mask: new Float32Array(to - from) };
+    const x = random(to - from);
+    for (const { name, backend } of [oracle!, ...configurations]) {
+      const { mask } = await runKernel(
+        backend,
+        'dropout_forward',
+        { length: to - from, p: 0.5, seed: 9, stream: 0, offset: from },
+        { x },
+        slice,
+      );
+      assert.deepEqual(mask, whole.mask!.subarray(from, to), `dropout's mask of elements ${from}…${to} [${name}]`);
+    }
+  }
   await compare('multiply', 'multiply', { length }, { a: random(length), b: random(length) }, { y: new Float32Array(length) }, true);
   await compare('accumulate', 'accumulate', { length }, { x: random(length) }, { y: random(length) }, true);
   await compare(

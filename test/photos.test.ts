@@ -302,10 +302,10 @@ test("the ten test patches' corners, and PCA colour noise drawn from the seed al
   const source = storeBatches(reader, SIZE, preprocess, { crop: false, flip: false, pca: 0.1 });
   const x = new Float32Array(3 * SIZE * SIZE),
     y = new Float32Array(1);
-  source.fill(Uint32Array.of(3), 0, 1, x, y, { seed: 42, epoch: 2, batch: 7 });
+  source.fill(Uint32Array.of(3), 0, 1, x, y, { seed: 42, epoch: 2, position: 7 });
   const pixels = new Uint8Array(3 * SIZE * SIZE);
   assert.equal(y[0], reader.read(3, pixels));
-  const rng = new Philox(42, streams.augmentation(2, 7));
+  const rng = Philox.fromState({ seed: 42, stream: streams.augmentation(2), drawn: 7 * 16 });
   const alphas = [0, 1, 2].map(() => rng.nextNormal() * 0.1);
   const shift = [0, 1, 2].map((c) =>
     alphas.reduce((s, a, i) => s + a * Math.sqrt(index.stats.eigenvalues[i]!) * index.stats.eigenvectors[i]![c]!, 0),

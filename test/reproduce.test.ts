@@ -281,7 +281,7 @@ test("colour noise: the shifts' covariance is σ² times the RGB covariance, alo
     y = new Float32Array(1);
   const shifts: number[][] = [];
   for (let batch = 0; batch < 4000; batch++) {
-    source.fill(Uint32Array.of(5), 0, 1, x, y, { seed: 1, epoch: 0, batch });
+    source.fill(Uint32Array.of(5), 0, 1, x, y, { seed: 1, epoch: 0, position: batch });
     shifts.push([0, 1, 2].map((c) => (x[c * 4]! * std - set.pixels[5 * 12 + c * 4]! / 255) * 255));
   }
   for (let a = 0; a < 3; a++)

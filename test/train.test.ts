@@ -9,7 +9,7 @@ import { Net, type NetSpec, Philox, ReferenceBackend, Sgd } from '../src/index.j
 import { datasetClassNames, loadDataset, loadSplit, parseClassNames, type ImageSet } from '../src/data/dataset.js';
 import { parseIdx } from '../src/data/idx.js';
 import { cropAndFlip } from '../src/data/augment.js';
-import { imageSetBatches } from '../src/data/batches.js';
+import { colourComponents, imageSetBatches } from '../src/data/batches.js';
 import { readCheckpoint, writeCheckpoint } from '../src/net/checkpoint.js';
 import { afterEpoch, initialScheduleState, learningRateAt, parseSchedule } from '../src/train/schedule.js';
 import { divergenceBound, evaluate, train } from '../src/train/trainer.js';
@@ -45,7 +45,7 @@ test('crop-and-flip: every image is a shifted (and maybe mirrored) copy, the bor
   const source = Float32Array.from({ length: size }, (_, i) => i + 1);
   const batch = new Float32Array(count * size);
   for (let b = 0; b < count; b++) batch.set(source, b * size);
-  cropAndFlip(batch, count, [C, H, W], pad, fill, true, new Philox(3), new Float32Array(size));
+  cropAndFlip(batch, count, [C, H, W], pad, fill, true, (b) => new Philox(3, b), new Float32Array(size));
   const seen = new Set<string>();
   for (let b = 0; b < count; b++) {
     const image = batch.subarray(b * size, (b + 1) * size);
@@ -67,6 +67,41 @@ test('crop-and-flip: every image is a shifted (and maybe mirrored) copy, the bor
     seen.add(explained[0]!);
   }
   assert.equal(seen.size, 2 * (2 * pad + 1) ** 2);
+});
+
+test("augmentation: an example's crop, flip and colour noise are the same whichever slice of the batch is filled", () => {
+  const rng = new Philox(5);
+  const shape: [number, number, number] = [3, 6, 5];
+  const size = shape[0] * shape[1] * shape[2],
+    count = 24;
+  const set: ImageSet = {
+    pixels: Uint8Array.from({ length: count * size }, () => rng.nextInt(256)),
+    labels: Uint8Array.from({ length: count }, (_, i) => i % 4),
+    shape,
+    classes: 4,
+    source: 'random colour images',
+  };
+  const source = imageSetBatches(set, 100, 60, { pad: 2, flip: true, pca: { sigma: 0.3, components: colourComponents(set) } });
+  const order = Uint32Array.from({ length: count }, (_, i) => (i * 7) % count);
+  const fill = (from: number, to: number) => {
+    const x = new Float32Array((to - from) * size),
+      y = new Float32Array(to - from);
+    source.fill(order, from, to, x, y, { seed: 3, epoch: 1, position: from });
+    return { x, y };
+  };
+  const whole = fill(8, 20);
+  for (const [from, to] of [
+    [8, 11],
+    [11, 20],
+    [13, 14],
+  ] as const) {
+    const slice = fill(from, to);
+    assert.deepEqual(slice.x, whole.x.subarray((from - 8) * size, (to - 8) * size), `examples ${from}…${to}`);
+    assert.deepEqual(slice.y, whole.y.subarray(from - 8, to - 8));
+  }
+  const other = new Float32Array(size);
+  source.fill(order, 8, 9, other, new Float32Array(1), { seed: 3, epoch: 2, position: 8 });
+  assert.notDeepEqual(other, whole.x.subarray(0, size), 'another epoch, another presentation');
 });
 
 test('class names: a class-names.txt, CIFAR-10 meta, Fashion-MNIST by folder name, a --class-names list', () => {

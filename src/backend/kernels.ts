@@ -121,9 +121,13 @@ export interface KernelTable {
   linear_backward_data: { params: LinearParams; buffers: { dy: B; weight: B; dx: B } };
   linear_backward_params: { params: LinearParams; buffers: { x: B; dy: B; dweight: B; dbias?: B } };
 
-  /** Inverted dropout: mask[i] = 0 with probability p, else 1/(1−p); y = x · mask.
-   * Element i is dropped when uint32ToUnit(philox4x32(i/4, 0, 0, 0, seed, stream)[i%4]) < p. */
-  dropout_forward: { params: { length: number; p: number; seed: number; stream: number }; buffers: { x: B; y: B; mask: B } };
+  /** Inverted dropout: mask[i] = 0 with probability p, else 1/(1−p); y = x · mask. Element i is
+   * dropped when uint32ToUnit(philox4x32(g/4, 0, 0, 0, seed, stream)[g%4]) < p, g = offset + i: a
+   * slice of a larger batch (one rank's share of a data-parallel step) draws that batch's masks. */
+  dropout_forward: {
+    params: { length: number; p: number; seed: number; stream: number; offset: number };
+    buffers: { x: B; y: B; mask: B };
+  };
   multiply: { params: { length: number }; buffers: { a: B; b: B; y: B } };
 
   softmax_forward: { params: SoftmaxParams; buffers: { x: B; y: B } };

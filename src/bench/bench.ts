@@ -138,7 +138,7 @@ export async function benchLoader(dir: string, options: { batch: number; inputSi
   const until = start + 1000 * (options.seconds ?? 3);
   do {
     const from = (batches * options.batch) % Math.max(1, reader.count - options.batch + 1);
-    source.fill(order, from, from + Math.min(options.batch, reader.count), x, y, { seed: 1, epoch: 0, batch: batches });
+    source.fill(order, from, from + Math.min(options.batch, reader.count), x, y, { seed: 1, epoch: 0, position: batches * options.batch });
     batches++;
   } while (performance.now() < until);
   const ms = performance.now() - start,

@@ -1,6 +1,7 @@
 /** Augmentation for small images: a random crop from the image padded by `pad` pixels of value
  * `fill` (the normalised value of a black pixel, so the border looks like the original's background),
- * and a horizontal flip with probability ½ — drawn from a generator the caller seeds, so runs repeat. */
+ * and a horizontal flip with probability ½ — each image's drawn from its own generator, which the
+ * caller seeds, so runs repeat. */
 import type { Philox } from '../random.js';
 
 export function cropAndFlip(
@@ -10,11 +11,12 @@ export function cropAndFlip(
   pad: number,
   fill: number,
   flip: boolean,
-  rng: Philox,
+  randomOf: (image: number) => Philox,
   scratch: Float32Array,
 ): void {
   const size = shape[0] * shape[1] * shape[2];
   for (let b = 0; b < count; b++) {
+    const rng = randomOf(b);
     const dy = pad ? rng.nextInt(2 * pad + 1) - pad : 0,
       dx = pad ? rng.nextInt(2 * pad + 1) - pad : 0;
     const mirror = flip && rng.nextFloat() < 0.5;

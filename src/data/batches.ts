@@ -10,12 +10,15 @@ import { fillBatch, imageCount, type ImageSet } from './dataset.js';
 import { type Preprocess, roundHalfEven } from './preprocess.js';
 import { type RecordReader, symmetricEigen } from './store.js';
 
-/** Which presentation a training batch is: its augmentation draws from Philox(seed) on the stream
- * of (epoch, batch), so a batch is the same whoever assembles it and whenever. */
+/** Which presentation of the epoch's examples a training batch holds. Each example draws its own
+ * numbers, at its place in the epoch's order: so an example is augmented the same whoever assembles
+ * it, with whichever others, and whenever (a loader thread a batch ahead; a data-parallel rank its
+ * slice of the batch alone). */
 export interface Augmentation {
   seed: number;
   epoch: number;
-  batch: number;
+  /** The place in the epoch's order of the first example filled. */
+  position: number;
 }
 
 export interface BatchSource {
@@ -31,8 +34,13 @@ export interface BatchSource {
   close?(): Promise<void> | void;
 }
 
-export function augmentationRandom(a: Augmentation): Philox {
-  return new Philox(a.seed, streams.augmentation(a.epoch, a.batch));
+/** Words of the epoch's stream each example owns: colour noise takes 4 (3 normals, drawn in pairs),
+ * a crop 2, a flip 1. */
+const DRAWS_PER_EXAMPLE = 16;
+
+/** The generator of the `k`-th example filled: Philox(seed) on the epoch's stream, at the example's place. */
+export function exampleRandom(a: Augmentation, k: number): Philox {
+  return Philox.fromState({ seed: a.seed, stream: streams.augmentation(a.epoch), drawn: (a.position + k) * DRAWS_PER_EXAMPLE });
 }
 
 /** The principal components of a colour set's RGB pixel values (0–255 units): eigenvalues,
@@ -96,16 +104,17 @@ export function imageSetBatches(
     fill(order, from, to, x, y, augmentation) {
       fillBatch(set, order, from, to, mean, std, x, y);
       if (!augmentation) return;
-      const rng = augmentationRandom(augmentation);
+      const random = Array.from({ length: to - from }, (_, b) => exampleRandom(augmentation, b));
       if (pca && pca.sigma > 0)
         for (let b = 0; b < to - from; b++) {
-          colourShift(rng, pca.sigma, pca.components, shift);
+          colourShift(random[b]!, pca.sigma, pca.components, shift);
           for (let c = 0; c < 3; c++) {
             const image = x.subarray((b * 3 + c) * plane, (b * 3 + c + 1) * plane);
             for (let k = 0; k < plane; k++) image[k] = image[k]! + shift[c]! / 255 / std;
           }
         }
-      if (augment.pad || augment.flip) cropAndFlip(x, to - from, set.shape, augment.pad, -mean / std, augment.flip, rng, scratch);
+      if (augment.pad || augment.flip)
+        cropAndFlip(x, to - from, set.shape, augment.pad, -mean / std, augment.flip, (b) => random[b]!, scratch);
     },
   };
 }
@@ -140,9 +149,9 @@ export function storeBatches(reader: RecordReader, crop: number, preprocess: Pre
     shape: [3, crop, crop],
     source: `${reader.split} split of the store of ${reader.index.source}`,
     fill(order, from, to, x, y, augmentation) {
-      const rng = augmentation && augmentationRandom(augmentation);
       for (let b = 0; b < to - from; b++) {
         y[b] = reader.read(order[from + b]!, pixels);
+        const rng = augmentation && exampleRandom(augmentation, b);
         const random = rng && augment.crop;
         const left = random ? rng.nextInt(size - crop + 1) : centre,
           top = random ? rng.nextInt(size - crop + 1) : centre;

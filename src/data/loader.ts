@@ -2,7 +2,7 @@
  * Training batches from a store assembled on worker threads, ahead of the training loop: the
  * batch the loop asks for and the next `depth` of the epoch are requested at once, spread over the
  * workers, so the engine does not wait for data while memory stays bounded (depth batches in
- * flight). A batch depends only on (seed, epoch, batch), never on which worker made it or when:
+ * flight). An example's augmentation depends only on (seed, epoch, its place in the epoch), never on which worker made it or when:
  * runs are the same for any number of workers.
  */
 import { Worker } from 'node:worker_threads';
@@ -58,7 +58,7 @@ export function prefetchingStoreBatches(
       reply.finally(() => waiting.delete(id)),
     );
   };
-  const keyOf = (a: Augmentation, from: number) => `${a.seed}:${a.epoch}:${a.batch}:${from}`;
+  const keyOf = (a: Augmentation) => `${a.seed}:${a.epoch}:${a.position}`;
   return {
     ...local,
     async fill(order, from, to, x, y, augmentation) {
@@ -69,10 +69,10 @@ export function prefetchingStoreBatches(
       for (let k = 0; k <= options.depth; k++) {
         const start = from + k * size;
         if (start + size > order.length) break;
-        const a = { ...augmentation, batch: augmentation.batch + k };
-        request(keyOf(a, start), order.slice(start, start + size), a);
+        const a = { ...augmentation, position: augmentation.position + k * size };
+        request(keyOf(a), order.slice(start, start + size), a);
       }
-      const key = keyOf(augmentation, from);
+      const key = keyOf(augmentation);
       const reply = await pending.get(key)!;
       pending.delete(key);
       if ('error' in reply) throw new Error(reply.error);

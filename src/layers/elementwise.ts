@@ -48,16 +48,17 @@ export class Dropout extends Layer<DropoutSpec> {
     return { mask: this.inputShapes[0]! };
   }
 
-  forward({ backend, x, y, workspace, training, rng }: ForwardArgs): void {
+  forward({ backend, x, y, workspace, training, rng, firstExample }: ForwardArgs): void {
     const length = x[0]!.size;
     if (!training) {
       backend.run('copy', { length }, { x: x[0]!.buffer, y: y[0]!.buffer });
       return;
     }
     const seed = rng.nextUint32();
+    const offset = firstExample * (length / x[0]!.shape[0]!);
     backend.run(
       'dropout_forward',
-      { length, p: this.p, seed, stream: 0 },
+      { length, p: this.p, seed, stream: 0, offset },
       { x: x[0]!.buffer, y: y[0]!.buffer, mask: workspace.mask!.buffer },
     );
   }

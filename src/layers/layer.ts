@@ -41,6 +41,9 @@ export interface ForwardArgs {
   training: boolean;
   /** Source of per-step seeds (dropout). */
   rng: Philox;
+  /** The position of this batch's first example in the step's whole batch: 0 but on the ranks of
+   * a data-parallel run, whose slices then draw the whole batch's dropout masks. */
+  firstExample: number;
 }
 
 export interface BackwardArgs extends ForwardArgs {

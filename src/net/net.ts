@@ -55,6 +55,8 @@ export class Net {
   private readonly blobs = new Map<string, Blob>();
   private readonly nodes: Node[] = [];
   private rng: Philox;
+  /** A data-parallel rank's place in the whole batch (`ForwardArgs.firstExample`). */
+  firstExample = 0;
   private lastForwardTraining = false;
   /** Blobs whose gradient no trainable parameter needs (below frozen layers): backward stops there. */
   private settled = new Set<Blob>();
@@ -167,6 +169,7 @@ export class Net {
         workspace: node.workspace,
         training,
         rng: this.rng,
+        firstExample: this.firstExample,
       });
       if (options.profile) addTime(options.profile, node.layer.name, 'forward', performance.now() - start);
     }
@@ -211,6 +214,7 @@ export class Net {
         workspace: node.workspace,
         training: this.lastForwardTraining,
         rng: this.rng,
+        firstExample: this.firstExample,
       });
       for (const blob of accumulateAfter) {
         this.backend.run('accumulate', { length: blob.grad!.size }, { x: blob.scratch!.buffer, y: blob.grad!.buffer });

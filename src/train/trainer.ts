@@ -2,7 +2,7 @@
  * The training loop: epochs of shuffled, augmented batches; the paper's SGD; validation every
  * epoch with top-1/top-5 error; metrics appended to a JSONL file; `last` and `best` checkpoints
  * written atomically every epoch. A run resumes exactly from `last`: the data order of an epoch and
- * the augmentation of a batch are pure functions of (seed, epoch, batch), and the checkpoint holds
+ * the augmentation of an example are pure functions of (seed, epoch, place in the epoch), and the checkpoint holds
  * the weights, the momentum, the schedule, the position and the dropout generator, so a resumed run
  * ends with the same weights, bit for bit, as one never stopped.
  */
@@ -262,7 +262,7 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
     for (; state.batchInEpoch < batches; state.batchInEpoch++) {
       await yieldToEvents(); // a signal's handler runs here, between two steps
       if (o.interrupted?.() || (o.stopAfterSteps !== undefined && state.step >= o.stopAfterSteps)) return stopHere(epochStart, seenAtStart);
-      const augmentation = { seed: o.seed, epoch: state.epoch, batch: state.batchInEpoch };
+      const augmentation = { seed: o.seed, epoch: state.epoch, position: state.batchInEpoch * o.batch };
       await o.train.fill(order, state.batchInEpoch * o.batch, (state.batchInEpoch + 1) * o.batch, x, y, augmentation);
       state.schedule.lr = learningRateAt(o.schedule, state.schedule, o.lr, state.step, batches, batches * o.epochs);
       const { loss, logits: z } = await step(net, sgd, roles, x, y, state.schedule.lr);

@@ -23,8 +23,9 @@ export function dropoutForward(p: KernelTable['dropout_forward']['params'], b: {
   const keepScale = 1 / (1 - p.p);
   const block = new Uint32Array(4);
   for (let i = 0; i < p.length; i++) {
-    if (i % 4 === 0) philox4x32(i / 4, 0, 0, 0, p.seed, p.stream, block);
-    b.mask[i] = uint32ToUnit(block[i % 4]!) < p.p ? 0 : keepScale;
+    const g = p.offset + i;
+    if (i === 0 || g % 4 === 0) philox4x32(Math.floor(g / 4), 0, 0, 0, p.seed, p.stream, block);
+    b.mask[i] = uint32ToUnit(block[g % 4]!) < p.p ? 0 : keepScale;
     b.y[i] = b.x[i]! * b.mask[i]!;
   }
 }

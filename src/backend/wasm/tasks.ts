@@ -95,9 +95,18 @@ export const task = {
     fn: 'activationBackward',
     args: [a.fn, a.y, a.dy, a.dx, ...a.range],
   }),
-  dropoutForward: (a: { x: number; y: number; mask: number; p: number; seed: number; stream: number; range: Range }): Task => ({
+  dropoutForward: (a: {
+    x: number;
+    y: number;
+    mask: number;
+    p: number;
+    seed: number;
+    stream: number;
+    offset: number;
+    range: Range;
+  }): Task => ({
     fn: 'dropoutForward',
-    args: [a.x, a.y, a.mask, a.p, a.seed, a.stream, ...a.range],
+    args: [a.x, a.y, a.mask, a.p, a.seed, a.stream, a.offset, ...a.range],
   }),
   multiply: (a: { a: number; b: number; y: number; range: Range }): Task => ({ fn: 'multiply', args: [a.a, a.b, a.y, ...a.range] }),
   accumulate: (a: { x: number; y: number; range: Range }): Task => ({ fn: 'accumulate', args: [a.x, a.y, ...a.range] }),

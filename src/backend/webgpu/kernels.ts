@@ -212,11 +212,13 @@ const dropoutForward = perElement(
   [
     ['seed', 'u32'],
     ['stream', 'u32'],
+    ['offset', 'u32'],
     ['threshold', 'u32'],
     ['keepScale', 'f32'],
   ],
   roles(['x'], ['y', 'mask']),
-  `  let word = philox(i / 4u, p.seed, p.stream)[i % 4u];
+  `  let g = p.offset + i;
+  let word = philox(g / 4u, p.seed, p.stream)[g % 4u];
   let m = select(p.keepScale, 0.0, (word >> 8u) < p.threshold);
   mask[i] = m;
   y[i] = x[i] * m;`,
@@ -434,6 +436,7 @@ export const planners: { [K in KernelName]: Planner<K> } = {
       length: p.length,
       seed: p.seed,
       stream: p.stream,
+      offset: p.offset,
       threshold: Math.min(Math.ceil(p.p * 16777216), 16777216),
       keepScale: 1 / (1 - p.p),
     }),

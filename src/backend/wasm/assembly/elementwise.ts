@@ -61,18 +61,18 @@ function philox(c0: u32, c1: u32, c2: u32, c3: u32, k0: u32, k1: u32): void {
   out3 = c3;
 }
 
-/** mask = 0 with probability p, else 1/(1−p); y = x·mask. i0 must be a multiple of 4. */
-export function dropoutForward(x: usize, y: usize, mask: usize, p: f32, seed: u32, stream: u32, i0: i32, i1: i32): void {
+/** mask = 0 with probability p, else 1/(1−p); y = x·mask; element i draws the word of element offset + i. */
+export function dropoutForward(x: usize, y: usize, mask: usize, p: f32, seed: u32, stream: u32, offset: u32, i0: i32, i1: i32): void {
   const keep: f32 = 1 / (1 - p);
-  for (let i = i0; i < i1; i += 4) {
-    philox(<u32>(i >> 2), 0, 0, 0, seed, stream);
-    for (let lane = 0; lane < 4 && i + lane < i1; lane++) {
-      const u = lane == 0 ? out0 : lane == 1 ? out1 : lane == 2 ? out2 : out3;
-      const m: f32 = <f32>(u >> 8) * (1.0 / 16777216.0) < p ? 0 : keep;
-      const at = (<usize>(i + lane)) << 2;
-      store<f32>(mask + at, m);
-      store<f32>(y + at, load<f32>(x + at) * m);
-    }
+  for (let i = i0; i < i1; i++) {
+    const g = offset + <u32>i;
+    if (i == i0 || (g & 3) == 0) philox(g >> 2, 0, 0, 0, seed, stream);
+    const lane = g & 3;
+    const u = lane == 0 ? out0 : lane == 1 ? out1 : lane == 2 ? out2 : out3;
+    const m: f32 = <f32>(u >> 8) * (1.0 / 16777216.0) < p ? 0 : keep;
+    const at = (<usize>i) << 2;
+    store<f32>(mask + at, m);
+    store<f32>(y + at, load<f32>(x + at) * m);
   }
 }
 
