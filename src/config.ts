@@ -38,6 +38,19 @@ export function launchedByMpi(env: Record<string, string | undefined> = environm
   return MPI_LAUNCHER_VARIABLES.some((name) => env[name] !== undefined);
 }
 
+/** What the launcher says of the job before MPI starts: the number of processes, this one's rank,
+ * and how many of them share this machine (Open MPI's, MPICH's Hydra's, or Slurm's variables). */
+export function launchedJob(env: Record<string, string | undefined> = environment()): { size: number; rank: number; local: number } {
+  const first = (...names: string[]) => Number(names.map((n) => env[n]).find((v) => v !== undefined && /^\d+$/.test(v)) ?? NaN);
+  const size = first('OMPI_COMM_WORLD_SIZE', 'PMI_SIZE', 'SLURM_NTASKS');
+  const local = first('OMPI_COMM_WORLD_LOCAL_SIZE', 'MPI_LOCALNRANKS', 'SLURM_NTASKS_PER_NODE');
+  return {
+    size: Number.isNaN(size) ? 1 : size,
+    rank: first('OMPI_COMM_WORLD_RANK', 'PMIX_RANK', 'PMI_RANK', 'SLURM_PROCID') || 0,
+    local: Number.isNaN(local) ? 1 : local,
+  };
+}
+
 /** Tensors between oneDNN's layers stay in its blocked layouts (`ALEXNET_DNNL_LAYOUT`). */
 export const keepsLayouts = (): boolean => readEnvironment('ALEXNET_DNNL_LAYOUT') !== 'nchw';
 

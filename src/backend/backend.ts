@@ -21,6 +21,10 @@ export interface Backend {
   read(buffer: DeviceBuffer): Promise<FloatArray>;
   /** Present on backends whose memory the host can read directly (the CPU ones). */
   readSync?(buffer: DeviceBuffer): FloatArray;
+  /** The buffer's memory itself, in its plain layout, for the host to read and change in place (the
+   * CPU backends; counted as a write). Valid until the next allocation. A data-parallel run sums
+   * gradients across processes there, with no copy. */
+  hostView?(buffer: DeviceBuffer): FloatArray;
   run<K extends KernelName>(kernel: K, params: KernelTable[K]['params'], buffers: KernelTable[K]['buffers']): void;
   /** Waits until every enqueued kernel has finished. */
   flush(): Promise<void>;

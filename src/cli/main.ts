@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /** The `alexnet` command line. */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, constants as osConstants } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -36,6 +36,9 @@ import { checkFiniteLoss, holdsPhotos, scoreModel, scoringBatch } from '../train
 import { CHANGEABLE } from '../train/settings.js';
 import { inputSide } from '../train/setup.js';
 import { train } from '../train/trainer.js';
+import { launchedJob } from '../config.js';
+import { loadMpi, type Mpi } from '../backend/native/mpi.js';
+import { DataParallel } from '../train/distributed.js';
 
 /** A numeric option's parser: the value must be a number within a range, stated in the error. */
 function numberIn(min: number, max: number, { integer = false, openMin = false, openMax = false } = {}) {
@@ -243,41 +246,54 @@ program
     v.split(',').map((n) => n.trim()),
   )
   .option('--force', 'start over in an --out that holds a run, deleting it')
-  .action(async (opts: TrainRequest & { backend: BackendChoice; threads: number }, command: Command) => {
+  .option('--distributed', "under an MPI launcher (mpirun, srun): data-parallel over its processes; --batch is the whole step's batch")
+  .action(async (opts: TrainRequest & { backend: BackendChoice; threads: number; distributed?: boolean }, command: Command) => {
+    const mpi = opts.distributed ? openMpi() : undefined;
+    if (!mpi && launchedJob().size > 1)
+      throw new Error(
+        `started by an MPI launcher as one of ${launchedJob().size} processes, without --distributed: ` +
+          'each would train alone into the same --out; add --distributed to train as one run over them',
+      );
+    const leads = !mpi || mpi.rank === 0;
+    const say = leads ? console.log : () => {};
+    const show = leads ? progress : () => {};
+    if (mpi && command.getOptionValueSource('threads') !== 'cli')
+      opts.threads = Math.max(1, Math.floor(opts.threads / launchedJob().local));
     const { spec, data, settings, options } = await planTraining(opts, {
       given: (key) => command.getOptionValueSource(key) === 'cli',
-      onPhotos: (photos) => console.log(`${describeDataset(photos)}: decoding in memory`),
-      onProgress: (p) => progress(`${p.done}/${p.total} photos decoded, ${p.imagesPerSecond.toFixed(0)} images/s`),
+      onPhotos: (photos) => say(`${describeDataset(photos)}: decoding in memory`),
+      onProgress: (p) => show(`${p.done}/${p.total} photos decoded, ${p.imagesPerSecond.toFixed(0)} images/s`),
     });
-    progress('');
+    show('');
     const { batch, epochs, flip } = settings.settings;
-    if (!opts.resume) console.log(settings.described);
+    if (!opts.resume) say(settings.described);
     const backend = await openBackend(opts.backend, opts.threads);
-    const stop = stopOnSignals();
+    const stop = stopOnSignals({ quiet: !leads, distributed: mpi !== undefined });
     const start = performance.now();
     try {
       const { net, interrupted } = await train({
         ...options,
         backend,
+        ...(mpi ? { collective: mpi } : {}),
         interrupted: () => stop.signal !== undefined,
         onStart: () =>
-          console.log(
+          say(
             `training ${spec.name ?? opts.model ?? 'the model'} on ${data.train.count} images (validation: ${data.validationFrom}) ` +
-              `for ${epochs} epochs, batch ${batch}, into ${opts.out}`,
+              `for ${epochs} epochs, batch ${batch}${mpi ? ` over ${mpi.size} processes` : ''}, into ${opts.out}`,
           ),
         onResume: (r) =>
-          console.log(
+          say(
             `resuming at epoch ${r.epoch + 1}, step ${r.step}` +
               r.changes.map((c) => `; ${c.setting} ${JSON.stringify(c.from)} → ${JSON.stringify(c.to)}`).join(''),
           ),
         onProgress: (p) =>
-          progress(
+          show(
             `epoch ${p.epoch} ${p.batch}/${p.batches}  loss ${p.loss.toFixed(4)}  ${grouped(p.imagesPerSecond)} images/s  ` +
               `ETA ${p.imagesPerSecond > 0 ? (((p.batches - p.batch) * batch) / p.imagesPerSecond).toFixed(0) : '?'} s`,
           ),
         onEpoch: (m) => {
-          progress('');
-          console.log(
+          show('');
+          say(
             `epoch ${m.epoch}: loss ${m.loss.toFixed(4)}, train error ${(100 * m.trainError).toFixed(2)}%, ` +
               `validation loss ${m.valLoss.toFixed(4)}, top-1 error ${(100 * m.valTop1Error).toFixed(2)}%, ` +
               `lr ${formatNumber(m.lr)}, ${grouped(m.imagesPerSecond)} images/s`,
@@ -285,33 +301,49 @@ program
         },
       });
       if (interrupted) {
-        progress('');
-        console.log(
-          `interrupted: saved ${join(opts.out, RUN_FILES.last)}; continue with: alexnet train --data ${opts.data} --out ${opts.out} --resume`,
+        show('');
+        say(
+          `interrupted: saved ${join(opts.out, RUN_FILES.last)}; continue with: ` +
+            `${mpi ? `mpirun -np ${mpi.size} ` : ''}alexnet train --data ${opts.data} --out ${opts.out} --resume${mpi ? ' --distributed' : ''}`,
         );
       } else {
-        await finishRun(net, { out: opts.out, data: opts.data, flip }, data.test, () => stop.signal !== undefined, start);
+        const interruptible = () => !mpi && stop.signal !== undefined; // the ranks score their shares to the end
+        await finishRun(net, { out: opts.out, data: opts.data, flip, mpi }, data.test, interruptible, start);
       }
     } finally {
       stop.release();
       await data.close();
       await backend.dispose();
     }
-    if (stop.signal) process.exitCode = stop.signal === 'SIGINT' ? 130 : 143;
+    mpi?.finalize(); // only after a run that ended well: a failed rank exits without it, and the launcher stops the others
+    if (stop.signal) process.exitCode = 128 + osConstants.signals[stop.signal];
   });
 
-/** Curves, filters and the test score of a finished run. */
+/** MPI for `--distributed`, or one line saying why not. */
+function openMpi(): Mpi {
+  const mpi = loadMpi();
+  if (typeof mpi === 'string') throw new Error(`--distributed: ${mpi}`);
+  return mpi;
+}
+
+/** Curves, filters and the test score of a finished run (data-parallel: the leader writes and prints;
+ * every rank scores its share of the test images). */
 async function finishRun(
   net: Net,
-  opts: { out: string; data: string; flip: boolean },
+  opts: { out: string; data: string; flip: boolean; mpi?: Mpi | undefined },
   test: BatchSource,
   interrupted: () => boolean,
   start: number,
 ) {
+  const { mpi } = opts;
+  if (mpi && mpi.rank !== 0) {
+    await evaluate(net, test, { mirror: opts.flip, shard: new DataParallel(mpi, net) });
+    return;
+  }
   await writeRunPlots(opts.out, net);
   let evaluated;
   try {
-    evaluated = await evaluate(net, test, { mirror: opts.flip, interrupted });
+    evaluated = await evaluate(net, test, { mirror: opts.flip, interrupted, ...(mpi ? { shard: new DataParallel(mpi, net) } : {}) });
   } catch (error) {
     if (!(error instanceof Interrupted)) throw error;
     console.log(`interrupted during the test evaluation; the run is complete: alexnet eval --model ${opts.out} --data ${opts.data}`);
@@ -332,18 +364,20 @@ function grouped(x: number): string {
 }
 
 /** Ctrl-C (SIGINT) and SIGTERM ask the run to stop after the current step and save; repeated
- * signals change nothing, so a run is never killed half-way through writing its checkpoint. */
-function stopOnSignals() {
+ * signals change nothing, so a run is never killed half-way through writing its checkpoint. Under
+ * MPI, SIGUSR1 too: Open MPI's mpirun passes it on to every rank, where Ctrl-C makes it send
+ * SIGTERM and SIGKILL a second later (and stop relaying the ranks' output). */
+function stopOnSignals({ quiet = false, distributed = false } = {}) {
   const state: { signal?: NodeJS.Signals; release: () => void } = { release: () => {} };
   const handler = (signal: NodeJS.Signals) => {
-    if (state.signal === undefined) console.error(`\n${signal}: stopping after this step and saving the run (this takes a moment)`);
+    if (state.signal === undefined && !quiet)
+      console.error(`\n${signal}: stopping after this step and saving the run (this takes a moment)`);
     state.signal ??= signal;
   };
-  process.on('SIGINT', handler);
-  process.on('SIGTERM', handler);
+  const signals: NodeJS.Signals[] = distributed ? ['SIGINT', 'SIGTERM', 'SIGUSR1'] : ['SIGINT', 'SIGTERM'];
+  for (const signal of signals) process.on(signal, handler);
   state.release = () => {
-    process.off('SIGINT', handler);
-    process.off('SIGTERM', handler);
+    for (const signal of signals) process.off(signal, handler);
   };
   return state;
 }
@@ -619,7 +653,7 @@ program
         stop.release();
         await backend.dispose();
       }
-      if (stop.signal) process.exitCode = stop.signal === 'SIGINT' ? 130 : 143;
+      if (stop.signal) process.exitCode = 128 + osConstants.signals[stop.signal];
     },
   );
 
@@ -652,6 +686,7 @@ async function withModel(opts: ModelCliOptions, batch: number, use: (model: Open
 try {
   await program.parseAsync();
 } catch (error) {
-  console.error(`alexnet: ${(error as Error).message}`);
+  const job = launchedJob(); // the processes of one job share a terminal: say which failed
+  console.error(`alexnet${job.size > 1 ? ` (rank ${job.rank} of ${job.size})` : ''}: ${(error as Error).message}`);
   process.exitCode = 1; // not process.exit(): a piped stderr must be flushed first
 }

@@ -24,6 +24,15 @@ export interface EvalOptions {
   views?: (ImageView | undefined)[];
   /** Polled between batches: true stops with `Interrupted`. */
   interrupted?: () => boolean;
+  /** One of the processes of a data-parallel run: it scores every `size`-th batch from its `rank`-th,
+   * and the processes' hits and losses are summed (`sum`, on every rank) into the whole set's. */
+  shard?: EvalShard;
+}
+
+export interface EvalShard {
+  rank: number;
+  size: number;
+  sum(values: Float64Array): Float64Array;
 }
 
 /** A view of a batch of `count` images of `shape`, made in place. */
@@ -70,7 +79,8 @@ export async function evaluate(net: Net, set: BatchSource, options: EvalOptions 
   const indices = Uint32Array.from({ length: size }, (_, i) => i);
   const singleScore = new Score(),
     averagedScore = new Score();
-  for (let from = 0; from < size; from += batch) {
+  const shard = options.shard ?? { rank: 0, size: 1 };
+  for (let from = shard.rank * batch; from < size; from += shard.size * batch) {
     await yieldToEvents();
     if (options.interrupted?.()) throw new Interrupted('evaluation interrupted');
     const to = Math.min(size, from + batch);
@@ -91,6 +101,7 @@ export async function evaluate(net: Net, set: BatchSource, options: EvalOptions 
     }
     averagedScore.add(sum, to - from, classes, y);
   }
+  if (options.shard) for (const score of [singleScore, averagedScore]) score.sumOver(options.shard);
   return views.length > 1 ? { ...averagedScore.result(size), singleView: singleScore.result(size) } : singleScore.result(size);
 }
 
@@ -128,6 +139,11 @@ class Score {
       if (above === 0) this.top1++;
       if (above < 5) this.top5++;
     }
+  }
+
+  /** The hits and losses of every process's share, summed. */
+  sumOver(shard: EvalShard): void {
+    [this.top1, this.top5, this.loss] = shard.sum(Float64Array.of(this.top1, this.top5, this.loss));
   }
 
   result(count: number): EvalResult {

@@ -37,6 +37,11 @@ export class Sgd {
     for (const v of this.velocities) net.backend.run('fill', { length: v.size, value: 0 }, { y: v.buffer });
   }
 
+  /** The parameters it updates. */
+  get trained(): Net['params'] {
+    return this.net.params.filter((p) => !this.frozen.has(p.name));
+  }
+
   /** Applies the gradients of the last backward pass. */
   step(): void {
     this.net.params.forEach((p, i) => {

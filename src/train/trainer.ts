@@ -22,6 +22,7 @@ import { classesAbove, evaluate, Interrupted, yieldToEvents } from './evaluate.j
 import { type EpochMetrics, RunFolder } from './run-folder.js';
 import { afterEpoch, initialScheduleState, learningRateAt, type ScheduleSpec, type ScheduleState } from './schedule.js';
 import { resumeSettings } from './settings.js';
+import { type Collective, DataParallel } from './distributed.js';
 import { formatNumber } from './recipes.js';
 import { Sgd } from './sgd.js';
 
@@ -75,6 +76,10 @@ export interface TrainOptions {
   onEpoch?: (m: EpochMetrics) => void;
   /** Polled between steps: true saves and stops (Ctrl-C). */
   interrupted?: () => boolean;
+  /** Data-parallel training over these processes (MPI's ranks): each trains on its slice of every
+   * batch of `batch` examples and their gradients are summed; the leader (rank 0) alone writes the
+   * run folder. The run equals one process's with the same batch, to float-sum rounding. */
+  collective?: Collective;
   /** Called once the run folder, the model and (when resuming) the settings have been checked. */
   onStart?: () => void;
   /** Told what `resume` continues from and what it changed. */
@@ -119,23 +124,28 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (size === 0) throw new Error(`${o.train.source}: no training images`);
   if (o.validation.count === 0) throw new Error(`${o.validation.source}: no validation images`);
   if (o.batch > size) throw new Error(`batch size ${o.batch} is larger than the training set (${size} images)`);
-  const folder = RunFolder.open(o.outDir, { resume: o.resume, force: o.force });
+  const ranks = o.collective?.size ?? 1;
+  if (o.batch % ranks !== 0) throw new Error(`batch size ${o.batch} does not split over ${ranks} processes: give a multiple of ${ranks}`);
+  const leads = (o.collective?.rank ?? 0) === 0;
+  const folder = leads ? RunFolder.open(o.outDir, { resume: o.resume, force: o.force }) : undefined;
   let succeeded = false;
   try {
-    const net = Net.build(o.spec, { backend: o.backend, batch: o.batch, seed: o.seed, init: initializers[o.init] });
+    const net = Net.build(o.spec, { backend: o.backend, batch: o.batch / ranks, seed: o.seed, init: initializers[o.init] });
+    net.firstExample = (o.collective?.rank ?? 0) * net.batch;
     if (o.initFrom?.params && !o.resume) loadInitialWeights(net, o.initFrom.source, o.initFrom.params);
     const frozen = new Set((o.frozen ?? []).flatMap((layer) => net.params.filter((p) => layerOf(p.name) === layer).map((p) => p.name)));
     if (o.frozen?.length) net.freeze(o.frozen);
     const sgd = new Sgd(net, { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, frozen });
     try {
-      const result = await trainWith(net, sgd, o, folder);
+      const parallel = o.collective && new DataParallel(o.collective, net);
+      const result = await trainWith(net, sgd, o, folder, parallel);
       succeeded = true;
       return result;
     } finally {
       sgd.dispose();
     }
   } finally {
-    folder.close(succeeded);
+    folder?.close(succeeded);
   }
 }
 
@@ -160,13 +170,16 @@ function layerOf(param: string): string {
   return param.slice(0, param.lastIndexOf('.'));
 }
 
-/** One SGD step: forward, backward and the update at learning rate `lr`; the batch's mean loss and logits. */
-async function step(net: Net, sgd: Sgd, roles: TrainingRoles, x: Float32Array, y: Float32Array, lr: number) {
+/** One SGD step: forward, backward and the update at learning rate `lr`; the batch's mean loss and
+ * logits. Data-parallel, the gradients are the mean over every rank's slice: each rank's loss
+ * weighs 1/ranks, and the ranks' gradients are summed before the update. */
+async function step(net: Net, sgd: Sgd, roles: TrainingRoles, x: Float32Array, y: Float32Array, lr: number, parallel?: DataParallel) {
   net.setInput(roles.data, x);
   net.setInput(roles.labels, y);
   sgd.lr = lr;
   net.forward({ training: true });
-  net.backward();
+  net.backward(parallel ? { [roles.loss]: [1 / parallel.size] } : undefined);
+  if (parallel) await parallel.sumGradients(sgd.trained.map((p) => p.grad));
   sgd.step();
   const [loss] = await net.read(roles.loss);
   return { loss: loss!, logits: await net.read(roles.logits) };
@@ -197,7 +210,14 @@ function runOptions(o: TrainOptions): RunOptions {
   };
 }
 
-async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder): Promise<TrainResult> {
+/** Trains `net`; `folder` is the run's on the leader, undefined on the other ranks of a data-parallel run. */
+async function trainWith(
+  net: Net,
+  sgd: Sgd,
+  o: TrainOptions,
+  folder: RunFolder | undefined,
+  parallel?: DataParallel,
+): Promise<TrainResult> {
   const settings = runOptions(o);
   let state: RunState = {
     epoch: 0,
@@ -211,7 +231,7 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
     seen: 0,
   };
   let wallSeconds = 0;
-  if (o.resume) {
+  if (o.resume && folder) {
     const lastPath = folder.path('last');
     const checkpoint = readCheckpoint(lastPath);
     state = restore(net, sgd, checkpoint, lastPath);
@@ -233,12 +253,21 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
   } else {
     o.onStart?.();
   }
-  const save = async (file: 'last' | 'best') =>
-    writeCheckpoint(folder.path(file), await snapshot(net, sgd, { ...state, dropout: [net.randomState()] }, settings));
+  if (parallel) {
+    // every rank starts where the leader does: its weights, momentum and place in the run
+    await parallel.shareTensors([...net.params.map((p) => p.value), ...sgd.velocities]);
+    ({ state, wallSeconds } = parallel.shareJson(parallel.leads ? { state, wallSeconds } : undefined));
+    net.setRandomState(state.dropout[0]!);
+  }
+  const save = async (file: 'last' | 'best') => {
+    if (folder) writeCheckpoint(folder.path(file), await snapshot(net, sgd, { ...state, dropout: [net.randomState()] }, settings));
+  };
   const roles = trainingRoles(net);
   const { classes } = roles;
-  const x = new Float32Array(o.batch * o.train.shape.reduce((a, b) => a * b));
-  const y = new Float32Array(o.batch);
+  const local = net.batch,
+    first = net.firstExample;
+  const x = new Float32Array(local * o.train.shape.reduce((a, b) => a * b));
+  const y = new Float32Array(local);
   const size = o.train.count,
     batches = Math.floor(size / o.batch);
   const metrics: EpochMetrics[] = [];
@@ -246,7 +275,7 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
     await save('last');
     const elapsed = (performance.now() - epochStart) / 1000;
     if (state.seen > 0)
-      folder.appendMetrics({
+      folder?.appendMetrics({
         ...epochSums(state),
         lr: state.schedule.lr,
         imagesPerSecond: rate(state.seen - seenAtStart, elapsed),
@@ -261,15 +290,22 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
     const seenAtStart = state.seen;
     for (; state.batchInEpoch < batches; state.batchInEpoch++) {
       await yieldToEvents(); // a signal's handler runs here, between two steps
-      if (o.interrupted?.() || (o.stopAfterSteps !== undefined && state.step >= o.stopAfterSteps)) return stopHere(epochStart, seenAtStart);
-      const augmentation = { seed: o.seed, epoch: state.epoch, position: state.batchInEpoch * o.batch };
-      await o.train.fill(order, state.batchInEpoch * o.batch, (state.batchInEpoch + 1) * o.batch, x, y, augmentation);
+      const stop = o.interrupted?.() === true || (o.stopAfterSteps !== undefined && state.step >= o.stopAfterSteps);
+      if (parallel ? parallel.any(stop) : stop) return stopHere(epochStart, seenAtStart);
+      const position = state.batchInEpoch * o.batch + first;
+      await o.train.fill(order, position, position + local, x, y, { seed: o.seed, epoch: state.epoch, position });
       state.schedule.lr = learningRateAt(o.schedule, state.schedule, o.lr, state.step, batches, batches * o.epochs);
-      const { loss, logits: z } = await step(net, sgd, roles, x, y, state.schedule.lr);
+      const result = await step(net, sgd, roles, x, y, state.schedule.lr, parallel);
+      let correct = 0;
+      for (let b = 0; b < local; b++) if (classesAbove(result.logits, b * classes, classes, y[b]!) === 0) correct++;
+      const [lossSum, batchCorrect] = parallel
+        ? parallel.sum(Float64Array.of(result.loss * local, correct))
+        : [result.loss * local, correct];
+      const loss = lossSum! / o.batch;
       state.firstLoss ??= loss;
       if (!(loss <= divergenceBound(classes, state.firstLoss))) throw new Diverged(divergence('the loss', loss, classes, state, o, folder));
-      for (let b = 0; b < o.batch; b++) if (classesAbove(z, b * classes, classes, y[b]!) === 0) state.correct++;
-      state.lossSum += loss * o.batch;
+      state.correct += batchCorrect!;
+      state.lossSum += lossSum!;
       state.seen += o.batch;
       state.step++;
       const elapsed = (performance.now() - epochStart) / 1000;
@@ -284,7 +320,8 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
     const trainedSeconds = (performance.now() - epochStart) / 1000;
     let val;
     try {
-      val = await evaluate(net, o.validation, { interrupted: o.interrupted });
+      // data-parallel, the ranks split the validation images; a stop waits for the step's end
+      val = await evaluate(net, o.validation, parallel ? { shard: parallel } : { interrupted: o.interrupted });
     } catch (error) {
       if (error instanceof Interrupted) return stopHere(epochStart, seenAtStart);
       throw error;
@@ -301,14 +338,15 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunFolder)
       wallSeconds,
     };
     metrics.push(m);
-    folder.appendMetrics(m);
+    folder?.appendMetrics(m);
     o.onEpoch?.(m);
     state.schedule = afterEpoch(o.schedule, state.schedule, state.epoch + 1, m.valTop1Error);
     state = { ...state, epoch: state.epoch + 1, batchInEpoch: 0, lossSum: 0, correct: 0, seen: 0 };
     const isBest = state.best === null || m.valTop1Error < state.best;
     if (isBest) state = { ...state, best: m.valTop1Error, bestEpoch: state.epoch };
+    await parallel?.checkSameWeights(`after epoch ${state.epoch}`);
     await save('last');
-    if (isBest) copyCheckpoint(folder, 'last', 'best'); // the same state: the same bytes
+    if (isBest && folder) copyCheckpoint(folder, 'last', 'best'); // the same state: the same bytes
   }
   return { net, metrics, interrupted: false };
 }
@@ -344,8 +382,8 @@ export function divergenceBound(classes: number, firstLoss = 0): number {
   return 100 * Math.max(Math.log(Math.max(classes, 2)), Number.isFinite(firstLoss) ? firstLoss : 0);
 }
 
-function divergence(what: string, loss: number, classes: number, state: RunState, o: TrainOptions, folder: RunFolder): string {
-  const last = folder.has('last') ? folder.path('last') : 'none (it diverged in the first epoch)';
+function divergence(what: string, loss: number, classes: number, state: RunState, o: TrainOptions, folder?: RunFolder): string {
+  const last = !folder ? `in ${o.outDir} on rank 0` : folder.has('last') ? folder.path('last') : 'none (it diverged in the first epoch)';
   const settings =
     `${o.recipe ? `recipe ${o.recipe}, ` : ''}learning rate ${formatNumber(state.schedule.lr)}, momentum ${o.momentum}, ` +
     `weight decay ${o.weightDecay}, batch ${o.batch}, init ${o.initFrom ? `from ${o.initFrom.source}` : o.init}`;

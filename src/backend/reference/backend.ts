@@ -100,6 +100,10 @@ export class ReferenceBackend implements Backend {
     return this.host(buffer).slice();
   }
 
+  hostView(buffer: DeviceBuffer): FloatArray {
+    return this.host(buffer);
+  }
+
   async read(buffer: DeviceBuffer): Promise<FloatArray> {
     return this.readSync(buffer);
   }

@@ -159,6 +159,13 @@ export class WasmBackend implements Backend {
     b.stamp = ++this.stamps;
   }
 
+  hostView(buffer: DeviceBuffer): Float32Array {
+    const b = this.own(buffer);
+    this.extension?.written?.(b, 0, 0); // a blocked layout made plain: the host reads it as it is
+    b.stamp = ++this.stamps;
+    return this.view(b);
+  }
+
   readSync(buffer: DeviceBuffer): FloatArray {
     const b = this.own(buffer);
     return this.extension?.read?.(b) ?? this.view(b).slice();

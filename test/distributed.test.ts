@@ -1,0 +1,274 @@
+/**
+ * Data-parallel training over MPI (`train --distributed`, src/train/distributed.ts) under Open MPI's
+ * mpirun on this machine: 2 and 3 ranks make the steps one process makes with the same batch
+ * (dropout, crops and flips included), a run resumes on another number of ranks, the CLI trains
+ * and scores a run once, and faults end the job cleanly with the last checkpoint intact.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { Net, ReferenceBackend } from '../src/index.js';
+import { readCheckpoint } from '../src/net/checkpoint.js';
+import { RUN_FILES } from '../src/train/run-folder.js';
+import { type Collective, DataParallel } from '../src/train/distributed.js';
+import { columnDataset } from './helpers.js';
+import { tinyColumns } from './specs.js';
+
+const DIST = join(import.meta.dirname, '..');
+const CLI = join(DIST, 'src', 'cli', 'main.js');
+const missing = spawnSync('mpirun', ['--version']).status === 0 ? false : "no mpirun (Debian's openmpi-bin)";
+const MPIRUN = ['--allow-run-as-root', '--oversubscribe'];
+
+const data = columnDataset({ train: 240, test: 60, classes: 4, seed: 8, spec: tinyColumns });
+
+/** Trains the tiny two-column net (dropout, crops, flips) for `steps` steps of a batch of 12 into
+ * `out`, in this process or as one rank of an MPI job. */
+const RANK_SCRIPT = `
+import { launchedByMpi, loadMpi } from ${JSON.stringify(join(DIST, 'src', 'backend', 'native', 'mpi.js'))};
+import { createBackend } from ${JSON.stringify(join(DIST, 'src', 'backend', 'choose.js'))};
+import { openTrainingData } from ${JSON.stringify(join(DIST, 'src', 'train', 'data.js'))};
+import { train } from ${JSON.stringify(join(DIST, 'src', 'train', 'trainer.js'))};
+const o = JSON.parse(process.argv[2]);
+const mpi = launchedByMpi() ? loadMpi() : undefined;
+if (typeof mpi === 'string') throw new Error(mpi);
+const data = await openTrainingData(o.data, { seed: 1, cropPad: 1, flip: true, pca: 0, val: 36 });
+const { backend } = await createBackend(o.backend, 1);
+await train({
+  spec: o.spec, backend, train: data.train, validation: data.validation, outDir: o.out, epochs: 3, batch: 12,
+  lr: 0.05, momentum: 0.9, weightDecay: 0.0005, schedule: { kind: 'constant' }, seed: 3, init: 'kaiming',
+  augment: data.augment, mean: data.mean, std: data.std, resume: o.resume, stopAfterSteps: o.steps,
+  ...(mpi ? { collective: mpi } : {}),
+});
+await backend.dispose();
+mpi?.finalize();
+`;
+const script = join(mkdtempSync(join(tmpdir(), 'ranks-')), 'rank.mjs');
+writeFileSync(script, RANK_SCRIPT);
+
+function trainSteps(ranks: number, out: string, o: { steps: number; resume?: boolean; backend?: string }) {
+  const args = [script, JSON.stringify({ data, out, spec: tinyColumns, backend: o.backend ?? 'wasm', ...o })];
+  const run =
+    ranks === 0
+      ? spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 120_000 })
+      : spawnSync('mpirun', [...MPIRUN, '-np', String(ranks), process.execPath, ...args], { encoding: 'utf8', timeout: 120_000 });
+  assert.equal(run.status, 0, run.stderr);
+  return readCheckpoint(join(out, RUN_FILES.last));
+}
+
+function assertSameWeights(a: ReturnType<typeof readCheckpoint>, b: ReturnType<typeof readCheckpoint>, what: string) {
+  assert.equal(a.state.step, b.state.step, `${what}: step`);
+  for (const [name, t] of Object.entries(a.params)) {
+    const other = b.params[name]!.data;
+    let worst = 0;
+    Array.from(t.data).forEach((v, i) => (worst = Math.max(worst, Math.abs(v - other[i]!) / (1e-3 + Math.abs(v)))));
+    assert.ok(worst < 2e-4, `${what}: ${name} differs by ${worst} (relative)`);
+  }
+  for (const [name, t] of Object.entries(a.velocities ?? {}))
+    Array.from(t.data).forEach((v, i) =>
+      assert.ok(Math.abs(v - b.velocities![name]!.data[i]!) < 1e-5, `${what}: momentum of ${name}[${i}]`),
+    );
+}
+
+const dir = () => mkdtempSync(join(tmpdir(), 'distributed-'));
+
+test('2 and 3 ranks make the steps one process makes with the same batch; a run resumes on other rank counts', { skip: missing }, () => {
+  const one = trainSteps(0, join(dir(), 'run'), { steps: 25 });
+  assert.equal(one.state.step, 25);
+  for (const ranks of [1, 2, 3]) assertSameWeights(one, trainSteps(ranks, join(dir(), 'run'), { steps: 25 }), `${ranks} ranks`);
+  // the steps cross an epoch (17 per epoch): validation split over the ranks, the weights compared
+  const out = join(dir(), 'run');
+  trainSteps(2, out, { steps: 10 });
+  trainSteps(3, out, { steps: 20, resume: true });
+  assertSameWeights(one, trainSteps(0, out, { steps: 25, resume: true }), '2 ranks, then 3, then one process');
+  const metrics = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n');
+  assert.equal(metrics.filter((line) => !line.includes('partial')).length, 1, 'one finished epoch, written once');
+});
+
+test('the reference backend (no shared memory view needed) sums through a copy and gives the same steps', { skip: missing }, () => {
+  const one = trainSteps(0, join(dir(), 'run'), { steps: 6, backend: 'reference' });
+  assertSameWeights(one, trainSteps(2, join(dir(), 'run'), { steps: 6, backend: 'reference' }), 'reference, 2 ranks');
+});
+
+test('the weights of a rank that differ from the leader are an error naming the rank', async () => {
+  const net = Net.build(tinyColumns, { backend: new ReferenceBackend(), batch: 2, seed: 1 });
+  let leaderHash = new Float64Array(2);
+  const world = (rank: number): Collective => ({
+    rank,
+    size: 3,
+    allreduceSum: () => {}, // the other ranks add nothing
+    broadcast: (values) => {
+      if (rank === 0) leaderHash = Float64Array.from(values);
+      else values.set(leaderHash.subarray(0, values.length));
+    },
+  });
+  await new DataParallel(world(0), net).checkSameWeights('after epoch 1');
+  await new DataParallel(world(2), net).checkSameWeights('after epoch 1'); // the same weights
+  const w = net.params[0]!.value;
+  const changed = Float32Array.from(await w.read());
+  changed[3] = changed[3]! + 1e-6;
+  w.write(changed);
+  await assert.rejects(
+    new DataParallel(world(2), net).checkSameWeights('after epoch 1'),
+    /^Error: after epoch 1, the weights of rank 2 differ from rank 0's: every rank must run the same version on the same data/,
+  );
+});
+
+/** Runs the CLI under mpirun (or alone, ranks 0), returning its exit code and output. */
+function cli(ranks: number, args: string[], timeout = 120_000) {
+  const command =
+    ranks === 0 ? [process.execPath, [CLI, ...args]] : ['mpirun', [...MPIRUN, '-np', String(ranks), process.execPath, CLI, ...args]];
+  return spawnSync(command[0] as string, command[1] as string[], { encoding: 'utf8', timeout });
+}
+
+test('alexnet train --distributed: one run, printed and written once; misuse gets one line', { skip: missing }, () => {
+  const out = join(dir(), 'run');
+  const spec = join(data, 'tiny.json');
+  const run = cli(2, [
+    'train',
+    '--data',
+    data,
+    '--model',
+    spec,
+    '--out',
+    out,
+    '--epochs',
+    '4',
+    '--batch',
+    '12',
+    '--lr',
+    '0.05',
+    '--no-flip',
+    '--distributed',
+  ]);
+  assert.equal(run.status, 0, run.stderr);
+  assert.match(run.stdout, /batch 12 over 2 processes/);
+  assert.equal(run.stdout.match(/^epoch \d+:/gm)?.length, 4, run.stdout);
+  assert.equal(run.stdout.match(/^test accuracy/gm)?.length, 1, run.stdout);
+  assert.ok(existsSync(join(out, RUN_FILES.best)) && existsSync(join(out, RUN_FILES.curves)));
+  const accuracy = Number(/^test accuracy ([\d.]+)%/m.exec(run.stdout)![1]);
+  assert.ok(accuracy > 60, `the column task is learnt: ${accuracy} %\n${run.stdout}`);
+
+  const alone = cli(0, ['train', '--data', data, '--model', spec, '--out', join(dir(), 'run'), '--distributed']);
+  assert.equal(alone.status, 1);
+  assert.match(alone.stderr, /^alexnet: --distributed: this process was not started by an MPI launcher \(run it under mpirun/);
+  const without = cli(2, ['train', '--data', data, '--model', spec, '--out', join(dir(), 'run'), '--epochs', '1']);
+  assert.notEqual(without.status, 0);
+  assert.match(without.stderr, /alexnet \(rank [01] of 2\): started by an MPI launcher as one of 2 processes, without --distributed/);
+  const odd = cli(2, ['train', '--data', data, '--model', spec, '--out', join(dir(), 'run'), '--batch', '13', '--distributed']);
+  assert.notEqual(odd.status, 0);
+  assert.match(odd.stderr, /batch size 13 does not split over 2 processes: give a multiple of 2/);
+});
+
+/** Starts the CLI under mpirun in the background; resolves with its exit code and output. */
+function background(args: string[], env: Record<string, string> = {}) {
+  const child = spawn('mpirun', [...MPIRUN, '-np', '2', process.execPath, CLI, ...args], { env: { ...process.env, ...env } });
+  let stdout = '',
+    stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<{ code: number | null; stdout: string; stderr: string; seconds: number }>((resolve) => {
+    const start = performance.now();
+    child.on('close', (code) => resolve({ code, stdout, stderr, seconds: (performance.now() - start) / 1000 }));
+  });
+  return { child, done, output: () => stdout };
+}
+
+async function until(condition: () => boolean, what: string, seconds = 60) {
+  for (const end = Date.now() + seconds * 1000; !condition();) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/** The PIDs of the ranks mpirun started (children of its PID running the CLI). */
+function ranksOf(mpirun: number): number[] {
+  const ps = spawnSync('ps', ['-o', 'pid=,ppid=,args=', '-e'], { encoding: 'utf8' }).stdout;
+  return ps
+    .split('\n')
+    .map((line) => line.trim().split(/\s+/))
+    .filter(([, ppid, ...args]) => Number(ppid) === mpirun && args.join(' ').includes(CLI))
+    .map(([pid]) => Number(pid));
+}
+
+const longRun = (out: string) => [
+  'train',
+  '--data',
+  data,
+  '--model',
+  join(data, 'tiny.json'),
+  '--out',
+  out,
+  '--epochs',
+  '100000',
+  '--batch',
+  '12',
+  '--distributed',
+];
+
+/** Waits until these processes have ended (a job's ranks outlive mpirun by a moment). */
+async function gone(pids: number[]) {
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  await until(() => !pids.some(alive), 'the ranks to end', 10);
+}
+
+test('a killed rank ends the job within seconds, the last checkpoint intact; the run resumes', { skip: missing }, async () => {
+  const out = join(dir(), 'run');
+  const job = background(longRun(out));
+  await until(() => /^epoch 2:/m.test(job.output()), 'two epochs');
+  const ranks = ranksOf(job.child.pid!).sort((a, b) => a - b);
+  const killedAt = performance.now();
+  process.kill(ranks[1]!, 'SIGKILL');
+  const ended = await job.done;
+  await gone(ranks);
+  const seconds = (performance.now() - killedAt) / 1000;
+  assert.notEqual(ended.code, 0);
+  assert.ok(seconds < 10, `the job ended ${seconds.toFixed(1)} s after the kill`);
+  const last = readCheckpoint(join(out, RUN_FILES.last));
+  assert.ok((last.state.epoch as number) >= 2, 'a whole checkpoint of an epoch');
+  const epochs = String((last.state.epoch as number) + 1);
+  const resumed = cli(2, [...longRun(out).map((a) => (a === '100000' ? epochs : a)), '--resume', '--override', 'epochs']);
+  assert.equal(resumed.status, 0, resumed.stderr);
+  assert.match(resumed.stdout, new RegExp(`resuming at epoch ${epochs}`));
+});
+
+test(
+  'Ctrl-C on mpirun ends the job at once; SIGUSR1 stops the ranks after one step, saved, and the run continues',
+  { skip: missing },
+  async () => {
+    const out = join(dir(), 'run');
+    const interrupted = background(longRun(out));
+    await until(() => /^epoch 1:/m.test(interrupted.output()), 'an epoch');
+    const ranks = ranksOf(interrupted.child.pid!);
+    interrupted.child.kill('SIGINT');
+    const ended = await interrupted.done;
+    await gone(ranks);
+    assert.notEqual(ended.code, 0);
+    assert.ok(ended.seconds < 60);
+    const kept = readCheckpoint(join(out, RUN_FILES.last)); // whole: written atomically
+    const stopped = background([...longRun(out), '--resume']);
+    await until(() => /^epoch \d+:/m.test(stopped.output()), 'an epoch of the resumed run');
+    stopped.child.kill('SIGUSR1');
+    const result = await stopped.done;
+    assert.equal(result.code, 128 + 10, result.stderr);
+    assert.match(
+      result.stdout,
+      /^interrupted: saved .*last\.safetensors; continue with: mpirun -np 2 alexnet train .* --resume --distributed$/m,
+    );
+    assert.equal(result.stderr.match(/SIGUSR1: stopping after this step/g)?.length, 1, 'said once, by rank 0');
+    const last = readCheckpoint(join(out, RUN_FILES.last));
+    assert.ok((last.state.step as number) > (kept.state.step as number));
+    assert.ok((last.state.batchInEpoch as number) > 0, 'stopped within an epoch');
+    const partial = readFileSync(join(out, RUN_FILES.metrics), 'utf8').trim().split('\n').at(-1)!;
+    assert.match(partial, new RegExp(`"step":${last.state.step as number},.*"partial":true`));
+  },
+);
