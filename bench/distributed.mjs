@@ -34,8 +34,14 @@ async function measure(mpi) {
   const net = Net.build(resolveModel(values.model), { backend, batch: batch / size, seed: 1 });
   const sgd = new Sgd(net, { lr: 0.001 });
   const roles = trainingRoles(net);
-  net.setInput(roles.data, Float32Array.from({ length: net.shapeOf(roles.data).reduce((a, b) => a * b) }, () => Math.random() - 0.5));
-  net.setInput(roles.labels, Float32Array.from({ length: net.batch }, (_, i) => i % 10));
+  net.setInput(
+    roles.data,
+    Float32Array.from({ length: net.shapeOf(roles.data).reduce((a, b) => a * b) }, () => Math.random() - 0.5),
+  );
+  net.setInput(
+    roles.labels,
+    Float32Array.from({ length: net.batch }, (_, i) => i % 10),
+  );
   const parallel = mpi && new DataParallel(mpi, net);
   const grads = net.params.map((p) => p.grad);
   const [stepMs, sumMs] = [[], []];
@@ -74,7 +80,8 @@ if (launchedByMpi()) {
   if (run.status !== 0) throw new Error(`mpirun failed: ${run.stderr}`);
   const many = JSON.parse(run.stdout.trim().split('\n').at(-1));
   const rate = (ms) => Math.round((1000 * batch) / ms);
-  console.log(`${values.model}, batch ${batch}, ${values.backend} backend, median of ${steps} steps; gradients ${(many.bytes / 2 ** 20).toFixed(1)} MiB`);
+  const gradients = `${(many.bytes / 2 ** 20).toFixed(1)} MiB`;
+  console.log(`${values.model}, batch ${batch}, ${values.backend} backend, median of ${steps} steps; gradients ${gradients}`);
   console.log(`1 process × ${threads} threads: ${one.stepMs.toFixed(1)} ms per step, ${rate(one.stepMs)} images/s`);
   console.log(
     `${ranks} ranks × ${Math.max(1, threads / ranks)} thread${threads / ranks > 1 ? 's' : ''}: ${many.stepMs.toFixed(1)} ms per step, ` +
