@@ -72,13 +72,15 @@ function open(): Mpi | string {
   const typeOf = (values: MpiArray) =>
     values instanceof Float32Array ? types.f32 : values instanceof Float64Array ? types.f64 : types.i32;
   let finalized = false;
+  const reduce = (values: MpiArray, op: unknown) =>
+    inPieces(values, (piece) => check('MPI_Allreduce', allreduce(inPlace, piece, piece.length, typeOf(piece), op, world)));
   return {
     rank: rank[0]!,
     size: size[0]!,
     path,
-    allreduceSum: (values) => check('MPI_Allreduce', allreduce(inPlace, values, values.length, typeOf(values), ops.sum, world)),
-    allreduceMax: (values) => check('MPI_Allreduce', allreduce(inPlace, values, values.length, typeOf(values), ops.max, world)),
-    broadcast: (values, root) => check('MPI_Bcast', bcast(values, values.length, typeOf(values), root, world)),
+    allreduceSum: (values) => reduce(values, ops.sum),
+    allreduceMax: (values) => reduce(values, ops.max),
+    broadcast: (values, root) => inPieces(values, (piece) => check('MPI_Bcast', bcast(piece, piece.length, typeOf(piece), root, world))),
     barrier: () => check('MPI_Barrier', barrier(world)),
     abort: (code) => void abort(world, code),
     finalize: () => {
@@ -86,4 +88,15 @@ function open(): Mpi | string {
       finalized = true;
     },
   };
+}
+
+/** Values per collective call. Open MPI takes a scratch buffer the size of the message for each
+ * call; past glibc's mmap threshold (32 MiB at most) that is fresh pages, faulted in every time:
+ * 2 ranks here summed 151 MiB at 0.38 GiB/s in 32 MiB calls, 2.6 in 16 MiB, 4.0 in 4 MiB, 3.6 in
+ * 1 MiB. */
+const PIECE = 1 << 20;
+
+function inPieces(values: MpiArray, call: (piece: MpiArray) => void): void {
+  if (values.length <= PIECE) return call(values);
+  for (let from = 0; from < values.length; from += PIECE) call(values.subarray(from, Math.min(values.length, from + PIECE)));
 }
