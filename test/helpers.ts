@@ -3,6 +3,7 @@ import sharp from 'sharp';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type FloatArray, type NetSpec, Philox } from '../src/index.js';
+import { firstImages, loadDataset } from '../src/data/dataset.js';
 
 export function randomNormal(length: number, rng: Philox, scale = 1): Float64Array {
   return Float64Array.from({ length }, () => rng.nextNormal() * scale);
@@ -132,6 +133,23 @@ export function bandDataset(train: number, test: number): string {
     });
     writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([count, 28, 28], pixels));
     writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([count], labels));
+  }
+  return dir;
+}
+
+/** Debian's Fashion-MNIST (dataset-fashion-mnist), installed by .ci/run. */
+export const FASHION_MNIST = '/usr/share/datasets/fashion-mnist';
+
+/** The first `train` and `test` images of Fashion-MNIST, as IDX files in a folder of their own. */
+export function fashionSubset(train: number, test: number): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fashion-mnist-'));
+  const whole = loadDataset(FASHION_MNIST);
+  for (const [split, set] of [
+    ['train', firstImages(whole.train, train)],
+    ['t10k', firstImages(whole.test, test)],
+  ] as const) {
+    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([set.labels.length, 28, 28], set.pixels));
+    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([set.labels.length], set.labels));
   }
   return dir;
 }

@@ -22,7 +22,7 @@ import { sizeOf } from '../src/tensor.js';
 import { reproduce, type ReproduceOptions } from '../src/reproduce/reproduction.js';
 import { readResult, RESULT_FILE, type RunResult } from '../src/reproduce/reproduce.js';
 import { nearestNeighbours, NearestNeighbours } from '../src/train/features.js';
-import { bandDataset, cifarDataset, photoFolder } from './helpers.js';
+import { bandDataset, cifarDataset, FASHION_MNIST as FASHION, photoFolder } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 const data = bandDataset(700, 200);
@@ -404,8 +404,6 @@ test("a run's result.json that is not JSON is named, with what to do", async () 
       error.message.endsWith('): delete it to train that run again'),
   );
 });
-
-const FASHION = '/usr/share/datasets/fashion-mnist';
 
 test(
   'alexnet reproduce --quick on Fashion-MNIST: every claim in the report, within minutes',
