@@ -150,6 +150,29 @@ test('alexnet train --distributed: one run, printed and written once; misuse get
   assert.ok(existsSync(join(out, RUN_FILES.best)) && existsSync(join(out, RUN_FILES.curves)));
   const accuracy = Number(/^test accuracy ([\d.]+)%/m.exec(run.stdout)![1]);
   assert.ok(accuracy > 60, `the column task is learnt: ${accuracy} %\n${run.stdout}`);
+  // resumed with the run folder on rank 0's host alone (rank 1 is told of a folder that does not exist)
+  const more = (out: string) => [process.execPath, CLI, 'train', '--data', data, '--out', out, '--epochs', '5', '--override', 'epochs'];
+  const continued = spawnSync(
+    'mpirun',
+    [
+      ...MPIRUN,
+      '-np',
+      '1',
+      ...more(out),
+      '--resume',
+      '--distributed',
+      ':',
+      '-np',
+      '1',
+      ...more(join(dir(), 'absent')),
+      '--resume',
+      '--distributed',
+    ],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  assert.equal(continued.status, 0, continued.stderr);
+  assert.match(continued.stdout, /^resuming at epoch 5, step 72; epochs 4 → 5$/m);
+  assert.equal(readCheckpoint(join(out, RUN_FILES.last)).state.epoch, 5);
 
   const alone = cli(0, ['train', '--data', data, '--model', spec, '--out', join(dir(), 'run'), '--distributed']);
   assert.equal(alone.status, 1);

@@ -30,7 +30,7 @@ import { type Claim, CLAIMS } from '../reproduce/reproduce.js';
 import { sizeOf } from '../tensor.js';
 import { evaluate, Interrupted } from '../train/evaluate.js';
 import { formatNumber, recipes } from '../train/recipes.js';
-import { planTraining, type TrainRequest } from '../train/request.js';
+import { planTraining, runToResume, type TrainRequest } from '../train/request.js';
 import { RUN_FILES } from '../train/run-folder.js';
 import { checkFiniteLoss, holdsPhotos, scoreModel, scoringBatch } from '../train/score.js';
 import { CHANGEABLE } from '../train/settings.js';
@@ -38,7 +38,7 @@ import { inputSide } from '../train/setup.js';
 import { train } from '../train/trainer.js';
 import { launchedJob } from '../config.js';
 import { loadMpi, type Mpi } from '../backend/native/mpi.js';
-import { DataParallel } from '../train/distributed.js';
+import { DataParallel, shareJson } from '../train/distributed.js';
 
 /** A numeric option's parser: the value must be a number within a range, stated in the error. */
 function numberIn(min: number, max: number, { integer = false, openMin = false, openMax = false } = {}) {
@@ -263,6 +263,7 @@ program
       given: (key) => command.getOptionValueSource(key) === 'cli',
       onPhotos: (photos) => say(`${describeDataset(photos)}: decoding in memory`),
       onProgress: (p) => show(`${p.done}/${p.total} photos decoded, ${p.imagesPerSecond.toFixed(0)} images/s`),
+      ...(mpi ? { readRun: (out: string) => shareJson(mpi, leads ? runToResume(out) : undefined) } : {}),
     });
     show('');
     const { batch, epochs, flip } = settings.settings;

@@ -52,15 +52,8 @@ export class DataParallel {
     return this.inPlace(tensors, (values) => this.world.broadcast(values, LEADER));
   }
 
-  /** The leader's `value` (plain JSON) on every rank. */
   shareJson<T>(value: T | undefined): T {
-    const bytes = this.leads ? new TextEncoder().encode(JSON.stringify(value)) : new Uint8Array(0);
-    const length = Int32Array.of(bytes.length);
-    this.world.broadcast(length, LEADER);
-    const words = new Int32Array(Math.ceil(length[0]! / 4));
-    new Uint8Array(words.buffer).set(bytes);
-    this.world.broadcast(words, LEADER);
-    return JSON.parse(new TextDecoder().decode(new Uint8Array(words.buffer, 0, length[0]!))) as T;
+    return shareJson(this.world, value);
   }
 
   /** Whether any rank says so (a stop asked for on one rank stops them all at the same step). */
@@ -107,6 +100,17 @@ export class DataParallel {
       backend.write(t.buffer, copy);
     }
   }
+}
+
+/** The leader's `value` (plain JSON: given on the leader alone) on every rank. */
+export function shareJson<T>(world: Collective, value: T | undefined): T {
+  const bytes = world.rank === LEADER ? new TextEncoder().encode(JSON.stringify(value)) : new Uint8Array(0);
+  const length = Int32Array.of(bytes.length);
+  world.broadcast(length, LEADER);
+  const words = new Int32Array(Math.ceil(length[0]! / 4));
+  new Uint8Array(words.buffer).set(bytes);
+  world.broadcast(words, LEADER);
+  return JSON.parse(new TextDecoder().decode(new Uint8Array(words.buffer, 0, length[0]!))) as T;
 }
 
 async function hostValues(t: Tensor): Promise<FloatArray> {

@@ -59,10 +59,17 @@ interface Resumed {
   preprocess?: Preprocess;
 }
 
-function resumed(request: TrainRequest, given: Given): Resumed {
-  const last = join(request.out, RUN_CHECKPOINTS.last);
-  if (!existsSync(last)) throw new Error(`--resume: ${request.out} holds no ${RUN_CHECKPOINTS.last} to continue from`);
-  const { spec, state } = readCheckpointHeader(last);
+/** The spec and run state of the run in `out` that `--resume` continues. */
+export function runToResume(out: string): RunHeader {
+  const last = join(out, RUN_CHECKPOINTS.last);
+  if (!existsSync(last)) throw new Error(`--resume: ${out} holds no ${RUN_CHECKPOINTS.last} to continue from`);
+  return readCheckpointHeader(last);
+}
+
+export type RunHeader = ReturnType<typeof readCheckpointHeader>;
+
+function resumed(request: TrainRequest, given: Given, read: (out: string) => RunHeader): Resumed {
+  const { spec, state } = read(request.out);
   const run = (state.options ?? {}) as Partial<RunOptions>;
   const recorded: Record<string, unknown> = {
     epochs: run.epochs,
@@ -109,6 +116,9 @@ export interface PlanOptions {
   /** Told when a folder of photos is about to be decoded in memory, and how far that has got. */
   onPhotos?: (photos: PhotoDataset) => void;
   onProgress?: (p: { done: number; total: number; imagesPerSecond: number }) => void;
+  /** How `--resume` reads the run it continues (`runToResume`): a data-parallel run's other ranks
+   * take the leader's, so only its host needs the run folder. */
+  readRun?: (out: string) => RunHeader;
 }
 
 /**
@@ -121,7 +131,7 @@ export async function planTraining(request: TrainRequest, options: PlanOptions =
   const given: Given = options.given ?? ((key) => (request as unknown as Record<string, unknown>)[key] !== undefined);
   if (request.resume && request.force) throw new Error('--resume continues a run and --force starts it over: give one of them');
   if (request.override && !request.resume) throw new Error('--override only applies with --resume');
-  const run = request.resume ? resumed(request, given) : undefined;
+  const run = request.resume ? resumed(request, given, options.readRun ?? runToResume) : undefined;
   const r = run?.request ?? request;
   const settingsGiven = Object.fromEntries(
     SETTING_NAMES.filter((key) => r[key] !== undefined && (given(key) || run?.stored.includes(key))).map((key) => [key, r[key]]),
