@@ -8,7 +8,8 @@ export const ENVIRONMENT = {
   ALEXNET_DNNL: "`off`: no oneDNN (convolutions as im2col + OpenBLAS); a path: that oneDNN 2.x; default: Debian's libdnnl2",
   ALEXNET_DNNL_LAYOUT: "`nchw`: every tensor between layers in NCHW; default: convolutions leave oneDNN's blocked layout",
   ALEXNET_DNNL_STRIPS: '`on`/`off`: small maps side by side in strips; default: on 8-channel blocks (AVX2) only',
-  ALEXNET_MPI: "the MPI library distributed runs load (a path); default: Debian's Open MPI (libmpi.so.40)",
+  ALEXNET_MPI:
+    "the MPI library distributed runs load (a path); default: the launcher's — Open MPI's libmpi.so.40 under its mpirun, else MPICH's libmpich.so.12",
   ALEXNET_FAULT_KILL_IN_WRITE: 'tests: SIGKILL the process half-way through its n-th atomic file write',
   OPENBLAS_THREAD_TIMEOUT: "set to 18 unless given: OpenBLAS's threads stop spinning soon after a call (read when it loads)",
   OMP_WAIT_POLICY: "set to `passive` unless given: oneDNN's OpenMP threads do not spin between calls",
@@ -39,8 +40,14 @@ export function launchedByMpi(env: Record<string, string | undefined> = environm
 }
 
 /** What the launcher says of the job before MPI starts: the number of processes, this one's rank,
- * and how many of them share this machine (Open MPI's, MPICH's Hydra's, or Slurm's variables). */
-export function launchedJob(env: Record<string, string | undefined> = environment()): { size: number; rank: number; local: number } {
+ * how many of them share this machine (Open MPI's, MPICH's Hydra's, or Slurm's variables), and
+ * whether the launcher is Open MPI's. */
+export function launchedJob(env: Record<string, string | undefined> = environment()): {
+  size: number;
+  rank: number;
+  local: number;
+  openMpi: boolean;
+} {
   const first = (...names: string[]) => Number(names.map((n) => env[n]).find((v) => v !== undefined && /^\d+$/.test(v)) ?? NaN);
   const size = first('OMPI_COMM_WORLD_SIZE', 'PMI_SIZE', 'SLURM_NTASKS');
   const local = first('OMPI_COMM_WORLD_LOCAL_SIZE', 'MPI_LOCALNRANKS', 'SLURM_NTASKS_PER_NODE');
@@ -48,6 +55,7 @@ export function launchedJob(env: Record<string, string | undefined> = environmen
     size: Number.isNaN(size) ? 1 : size,
     rank: first('OMPI_COMM_WORLD_RANK', 'PMIX_RANK', 'PMI_RANK', 'SLURM_PROCID') || 0,
     local: Number.isNaN(local) ? 1 : local,
+    openMpi: env.OMPI_COMM_WORLD_SIZE !== undefined,
   };
 }
 
