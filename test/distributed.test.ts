@@ -14,7 +14,8 @@ import { Net, ReferenceBackend } from '../src/index.js';
 import { readCheckpoint } from '../src/net/checkpoint.js';
 import { RUN_FILES } from '../src/train/run-folder.js';
 import { type Collective, DataParallel } from '../src/train/distributed.js';
-import { columnDataset } from './helpers.js';
+import { prepareStore } from '../src/data/store.js';
+import { columnDataset, photoFolder } from './helpers.js';
 import { tinyColumns } from './specs.js';
 
 const DIST = join(import.meta.dirname, '..');
@@ -34,21 +35,36 @@ import { train } from ${JSON.stringify(join(DIST, 'src', 'train', 'trainer.js'))
 const o = JSON.parse(process.argv[2]);
 const mpi = launchedByMpi() ? loadMpi() : undefined;
 if (typeof mpi === 'string') throw new Error(mpi);
-const data = await openTrainingData(o.data, { seed: 1, cropPad: 1, flip: true, pca: 0, val: 36 });
+const data = await openTrainingData(o.data, { seed: 1, cropPad: 1, flip: true, pca: o.pca ?? 0, val: 36, inputSize: o.inputSize, loaders: o.loaders });
 const { backend } = await createBackend(o.backend, 1);
 await train({
   spec: o.spec, backend, train: data.train, validation: data.validation, outDir: o.out, epochs: 3, batch: 12,
-  lr: 0.05, momentum: 0.9, weightDecay: 0.0005, schedule: { kind: 'constant' }, seed: 3, init: 'kaiming',
+  lr: o.lr ?? 0.05, momentum: 0.9, weightDecay: 0.0005, schedule: { kind: 'constant' }, seed: 3, init: 'kaiming',
   augment: data.augment, mean: data.mean, std: data.std, resume: o.resume, stopAfterSteps: o.steps,
   ...(mpi ? { collective: mpi } : {}),
 });
 await backend.dispose();
+await data.close();
 mpi?.finalize();
 `;
 const script = join(mkdtempSync(join(tmpdir(), 'ranks-')), 'rank.mjs');
 writeFileSync(script, RANK_SCRIPT);
 
-function trainSteps(ranks: number, out: string, o: { steps: number; resume?: boolean; backend?: string; mpich?: boolean }) {
+interface StepOptions {
+  steps: number;
+  resume?: boolean;
+  backend?: string;
+  mpich?: boolean;
+  /** Another dataset and net (a store: its crop size, colour noise and loader threads). */
+  data?: string;
+  spec?: object;
+  inputSize?: number;
+  pca?: number;
+  loaders?: number;
+  lr?: number;
+}
+
+function trainSteps(ranks: number, out: string, o: StepOptions) {
   const args = [script, JSON.stringify({ data, out, spec: tinyColumns, backend: o.backend ?? 'wasm', ...o })];
   const launcher = o.mpich ? ['mpiexec.mpich', '-n', String(ranks)] : ['mpirun', ...MPIRUN, '-np', String(ranks)];
   const run =
@@ -96,6 +112,27 @@ test(
     assertSameWeights(one, trainSteps(2, join(dir(), 'run'), { steps: 8, mpich: true }), 'MPICH, 2 ranks');
   },
 );
+
+test("on a photo store with loader threads (crops, flips, colour noise), 2 ranks make one process's steps", { skip: missing }, async () => {
+  const store = join(dir(), 'store');
+  await prepareStore(await photoFolder({ train: 24, val: 2 }), store, { size: 40 });
+  const rgb = {
+    name: 'rgb32',
+    inputs: { data: [3, 32, 32], label: [] },
+    layers: [
+      { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1 },
+      { name: 'relu1', type: 'relu' },
+      { name: 'pool1', type: 'maxpool2d', kernel: 4, stride: 4 },
+      { name: 'fc', type: 'linear', outFeatures: 8 },
+      { name: 'drop', type: 'dropout', p: 0.5 },
+      { name: 'out', type: 'linear', outFeatures: 4 },
+      { name: 'loss', type: 'softmax_cross_entropy', inputs: ['out', 'label'] },
+    ],
+  };
+  const o = { data: store, spec: rgb, inputSize: 32, pca: 0.1, loaders: 1, lr: 0.005 };
+  const one = trainSteps(0, join(dir(), 'run'), { steps: 12, ...o, loaders: 0 });
+  assertSameWeights(one, trainSteps(2, join(dir(), 'run'), { steps: 12, ...o }), 'a store, 2 ranks with a loader thread each');
+});
 
 test('the reference backend (no shared memory view needed) sums through a copy and gives the same steps', { skip: missing }, () => {
   const one = trainSteps(0, join(dir(), 'run'), { steps: 6, backend: 'reference' });

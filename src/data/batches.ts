@@ -19,6 +19,9 @@ export interface Augmentation {
   epoch: number;
   /** The place in the epoch's order of the first example filled. */
   position: number;
+  /** Where this caller's next batch starts, for sources that fetch ahead: a data-parallel rank's
+   * next slice is a whole step further. Default: right after this one. */
+  next?: number;
 }
 
 export interface BatchSource {

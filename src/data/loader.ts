@@ -44,11 +44,12 @@ export function prefetchingStoreBatches(
       for (const w of waiting.values()) w.resolve({ id: -1, error: `a loader thread failed: ${error.message}` });
     });
   }
-  const pending = new Map<string, Promise<Reply>>();
+  const pending = new Map<number, Promise<Reply>>(); // by place in the epoch
   let nextId = 0,
     nextThread = 0,
     epochOrder: Uint32Array | undefined;
-  const request = (key: string, indices: Uint32Array, augmentation: Augmentation) => {
+  const request = (indices: Uint32Array, augmentation: Augmentation) => {
+    const key = augmentation.position;
     if (pending.has(key)) return;
     const id = nextId++;
     const reply = new Promise<Reply>((resolve) => waiting.set(id, { resolve }));
@@ -58,23 +59,21 @@ export function prefetchingStoreBatches(
       reply.finally(() => waiting.delete(id)),
     );
   };
-  const keyOf = (a: Augmentation) => `${a.seed}:${a.epoch}:${a.position}`;
   return {
     ...local,
     async fill(order, from, to, x, y, augmentation) {
       if (!augmentation) return local.fill(order, from, to, x, y);
       if (order !== epochOrder) pending.clear(); // a new epoch: what was prefetched for the old is dropped
       epochOrder = order;
-      const size = to - from;
+      const size = to - from,
+        stride = (augmentation.next ?? to) - from;
       for (let k = 0; k <= options.depth; k++) {
-        const start = from + k * size;
+        const start = from + k * stride;
         if (start + size > order.length) break;
-        const a = { ...augmentation, position: augmentation.position + k * size };
-        request(keyOf(a), order.slice(start, start + size), a);
+        request(order.slice(start, start + size), { ...augmentation, position: augmentation.position + k * stride });
       }
-      const key = keyOf(augmentation);
-      const reply = await pending.get(key)!;
-      pending.delete(key);
+      const reply = await pending.get(augmentation.position)!;
+      for (const key of pending.keys()) if (key <= augmentation.position) pending.delete(key); // this one, and any skipped
       if ('error' in reply) throw new Error(reply.error);
       x.set(reply.x);
       y.set(reply.y);

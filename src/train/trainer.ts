@@ -293,7 +293,7 @@ async function trainWith(
       const stop = o.interrupted?.() === true || (o.stopAfterSteps !== undefined && state.step >= o.stopAfterSteps);
       if (parallel ? parallel.any(stop) : stop) return stopHere(epochStart, seenAtStart);
       const position = state.batchInEpoch * o.batch + first;
-      await o.train.fill(order, position, position + local, x, y, { seed: o.seed, epoch: state.epoch, position });
+      await o.train.fill(order, position, position + local, x, y, { seed: o.seed, epoch: state.epoch, position, next: position + o.batch });
       state.schedule.lr = learningRateAt(o.schedule, state.schedule, o.lr, state.step, batches, batches * o.epochs);
       const result = await step(net, sgd, roles, x, y, state.schedule.lr, parallel);
       let correct = 0;
