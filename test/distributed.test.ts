@@ -16,7 +16,7 @@ import { RUN_FILES } from '../src/train/run-folder.js';
 import { type Collective, DataParallel } from '../src/train/distributed.js';
 import { prepareStore } from '../src/data/store.js';
 import { columnDataset, photoFolder } from './helpers.js';
-import { tinyColumns } from './specs.js';
+import { rgb32, tinyColumns } from './specs.js';
 
 const DIST = join(import.meta.dirname, '..');
 const CLI = join(DIST, 'src', 'cli', 'main.js');
@@ -35,7 +35,9 @@ import { train } from ${JSON.stringify(join(DIST, 'src', 'train', 'trainer.js'))
 const o = JSON.parse(process.argv[2]);
 const mpi = launchedByMpi() ? loadMpi() : undefined;
 if (typeof mpi === 'string') throw new Error(mpi);
-const data = await openTrainingData(o.data, { seed: 1, cropPad: 1, flip: true, pca: o.pca ?? 0, val: 36, inputSize: o.inputSize, loaders: o.loaders });
+const data = await openTrainingData(o.data, {
+  seed: 1, cropPad: 1, flip: true, pca: o.pca ?? 0, val: 36, inputSize: o.inputSize, loaders: o.loaders,
+});
 const { backend } = await createBackend(o.backend, 1);
 await train({
   spec: o.spec, backend, train: data.train, validation: data.validation, outDir: o.out, epochs: 3, batch: 12,
@@ -116,20 +118,7 @@ test(
 test("on a photo store with loader threads (crops, flips, colour noise), 2 ranks make one process's steps", { skip: missing }, async () => {
   const store = join(dir(), 'store');
   await prepareStore(await photoFolder({ train: 24, val: 2 }), store, { size: 40 });
-  const rgb = {
-    name: 'rgb32',
-    inputs: { data: [3, 32, 32], label: [] },
-    layers: [
-      { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1 },
-      { name: 'relu1', type: 'relu' },
-      { name: 'pool1', type: 'maxpool2d', kernel: 4, stride: 4 },
-      { name: 'fc', type: 'linear', outFeatures: 8 },
-      { name: 'drop', type: 'dropout', p: 0.5 },
-      { name: 'out', type: 'linear', outFeatures: 4 },
-      { name: 'loss', type: 'softmax_cross_entropy', inputs: ['out', 'label'] },
-    ],
-  };
-  const o = { data: store, spec: rgb, inputSize: 32, pca: 0.1, loaders: 1, lr: 0.005 };
+  const o = { data: store, spec: rgb32(4, 8), inputSize: 32, pca: 0.1, loaders: 1, lr: 0.005 };
   const one = trainSteps(0, join(dir(), 'run'), { steps: 12, ...o, loaders: 0 });
   assertSameWeights(one, trainSteps(2, join(dir(), 'run'), { steps: 12, ...o }), 'a store, 2 ranks with a loader thread each');
 });

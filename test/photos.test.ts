@@ -22,6 +22,7 @@ import { readCheckpoint } from '../src/net/checkpoint.js';
 import { Philox, streams } from '../src/random.js';
 import { testCrops } from '../src/train/evaluate.js';
 import { openModel } from '../src/models/open.js';
+import { rgb32 } from './specs.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 const FIXTURES = join(import.meta.dirname, '..', '..', 'test', 'fixtures');
@@ -319,24 +320,11 @@ test("the ten test patches' corners, and PCA colour noise drawn from the seed al
   reader.close();
 });
 
-/** A tiny net for 32×32 RGB photos in two classes. */
-const rgb32 = {
-  name: 'rgb32',
-  inputs: { data: [3, 32, 32], label: [] },
-  layers: [
-    { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1 },
-    { name: 'relu1', type: 'relu' },
-    { name: 'pool1', type: 'maxpool2d', kernel: 4, stride: 4 },
-    { name: 'fc', type: 'linear', outFeatures: 2 },
-    { name: 'loss', type: 'softmax_cross_entropy', inputs: ['fc', 'label'] },
-  ],
-};
-
 test('a run on a store is the same for 0, 1 or 3 loader threads, and stopped and resumed, bit for bit', async () => {
   const out = join(mkdtempSync(join(tmpdir(), 'store-')), 'store');
   await prepareStore(await folder, out, { size: 40 });
   const parent = mkdtempSync(join(tmpdir(), 'store-run-'));
-  writeFileSync(join(parent, 'rgb32.json'), JSON.stringify(rgb32));
+  writeFileSync(join(parent, 'rgb32.json'), JSON.stringify(rgb32(2)));
   const trainArgs = (dir: string, ...extra: string[]) => [
     CLI,
     'train',
@@ -382,7 +370,7 @@ test('a run on a store is the same for 0, 1 or 3 loader threads, and stopped and
 test('a small folder of photos trains and evaluates without a store, decoded in memory as prepare would store it', async () => {
   const root = await folder;
   const parent = mkdtempSync(join(tmpdir(), 'memory-'));
-  writeFileSync(join(parent, 'rgb32.json'), JSON.stringify(rgb32));
+  writeFileSync(join(parent, 'rgb32.json'), JSON.stringify(rgb32(2)));
   const args = [
     'train',
     '--data',

@@ -1,5 +1,5 @@
 /** The tiny nets the suites train on 8×8 grey images (helpers.ts's `columnDataset`), in one place:
- * each a conv1 → relu1 → pool1 head and the layers its suite needs. */
+ * each a conv1 → relu1 → pool1 head and the layers its suite needs; and one for 32×32 photos. */
 import type { LayerSpec, NetSpec } from '../src/index.js';
 
 function tiny(channels: number, rest: LayerSpec[]): NetSpec {
@@ -49,3 +49,21 @@ export const tinyColumns = tiny(4, [
   { name: 'out', type: 'linear', outFeatures: 4 },
   { name: 'loss', type: 'softmax_cross_entropy', inputs: ['out', 'label'] },
 ]);
+
+/** For 32×32 RGB photos (crops of a store, helpers.ts's `photoFolder`): conv, ReLU, a 4×4 pool,
+ * then with `hidden` a fully connected layer with dropout 0.5, and the classifier. */
+export function rgb32(classes: number, hidden?: number): NetSpec {
+  const fc = (name: string, outFeatures: number): LayerSpec => ({ name, type: 'linear', outFeatures });
+  return {
+    name: 'rgb32',
+    inputs: { data: [3, 32, 32], label: [] },
+    layers: [
+      { name: 'conv1', type: 'conv2d', outChannels: 4, kernel: 3, pad: 1 },
+      { name: 'relu1', type: 'relu' },
+      { name: 'pool1', type: 'maxpool2d', kernel: 4, stride: 4 },
+      ...(hidden ? [fc('hidden', hidden), { name: 'drop', type: 'dropout', p: 0.5 } as LayerSpec] : []),
+      fc('fc', classes),
+      { name: 'loss', type: 'softmax_cross_entropy', inputs: ['fc', 'label'] },
+    ],
+  };
+}
