@@ -219,6 +219,27 @@ test('alexnet train --distributed: one run, printed and written once; misuse get
   const odd = cli(2, ['train', '--data', data, '--model', spec, '--out', join(dir(), 'run'), '--batch', '13', '--distributed']);
   assert.notEqual(odd.status, 0);
   assert.match(odd.stderr, /batch size 13 does not split over 2 processes: give a multiple of 2/);
+  // one rank alone fails (its host lacks the data): it says so, and the job ends within seconds
+  const args = (data: string) => [
+    process.execPath,
+    CLI,
+    'train',
+    '--data',
+    data,
+    '--model',
+    spec,
+    '--out',
+    join(dir(), 'run'),
+    '--distributed',
+  ];
+  const start = performance.now();
+  const lopsided = spawnSync('mpirun', [...MPIRUN, '-np', '1', ...args(data), ':', '-np', '1', ...args(join(dir(), 'no-data'))], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  assert.notEqual(lopsided.status, 0);
+  assert.ok((performance.now() - start) / 1000 < 30, 'no hang');
+  assert.match(lopsided.stderr, /^alexnet \(rank 1 of 2\): .*no-data/m);
 });
 
 /** Starts the CLI under mpirun in the background; resolves with its exit code and output. */
