@@ -11,10 +11,32 @@ export function activationForward(fn: i32, x: usize, y: usize, i0: i32, i1: i32)
     const zero = f32x4.splat(0);
     for (; i + 4 <= i1; i += 4) v128.store(y + ((<usize>i) << 2), f32x4.max(v128.load(x + ((<usize>i) << 2)), zero));
   }
+  if (fn == TANH) for (; i + 4 <= i1; i += 4) v128.store(y + ((<usize>i) << 2), tanh4(v128.load(x + ((<usize>i) << 2))));
   for (; i < i1; i++) {
     const v = load<f32>(x + ((<usize>i) << 2));
     store<f32>(y + ((<usize>i) << 2), fn == RELU ? (v <= 0 ? 0 : v) : fn == TANH ? Mathf.tanh(v) : 1 / (1 + Mathf.exp(-v)));
   }
+}
+
+/** tanh of 4 lanes as a rational function x·P(x²)/Q(x²) on x clamped to ±7.9053 (Eigen's fast
+ * float tanh): within 3e-7 of tanh everywhere (checked on a 1e-4 grid over ±12), where the scalar
+ * Mathf.tanh made tanh nets' steps 1.7× a ReLU net's. NaN stays NaN (min/max propagate it). */
+function tanh4(v: v128): v128 {
+  const limit = f32x4.splat(7.90531110763549805);
+  const x = f32x4.max(f32x4.min(v, limit), f32x4.neg(limit));
+  const x2 = f32x4.mul(x, x);
+  let p = f32x4.splat(-2.76076847742355e-16);
+  p = f32x4.add(f32x4.mul(p, x2), f32x4.splat(2.00018790482477e-13));
+  p = f32x4.add(f32x4.mul(p, x2), f32x4.splat(-8.60467152213735e-11));
+  p = f32x4.add(f32x4.mul(p, x2), f32x4.splat(5.12229709037114e-8));
+  p = f32x4.add(f32x4.mul(p, x2), f32x4.splat(1.48572235717979e-5));
+  p = f32x4.add(f32x4.mul(p, x2), f32x4.splat(6.37261928875436e-4));
+  p = f32x4.add(f32x4.mul(p, x2), f32x4.splat(4.89352455891786e-3));
+  let q = f32x4.splat(1.19825839466702e-6);
+  q = f32x4.add(f32x4.mul(q, x2), f32x4.splat(1.18534705686654e-4));
+  q = f32x4.add(f32x4.mul(q, x2), f32x4.splat(2.268434632439e-3));
+  q = f32x4.add(f32x4.mul(q, x2), f32x4.splat(4.89352518554385e-3));
+  return f32x4.div(f32x4.mul(p, x), q);
 }
 
 /** dx = dy · f′, with f′ written in terms of the output y. */
@@ -25,6 +47,14 @@ export function activationBackward(fn: i32, y: usize, dy: usize, dx: usize, i0: 
     for (; i + 4 <= i1; i += 4) {
       const at = (<usize>i) << 2;
       v128.store(dx + at, v128.and(v128.load(dy + at), f32x4.gt(v128.load(y + at), zero)));
+    }
+  }
+  if (fn == TANH) {
+    const one = f32x4.splat(1);
+    for (; i + 4 <= i1; i += 4) {
+      const at = (<usize>i) << 2;
+      const v = v128.load(y + at);
+      v128.store(dx + at, f32x4.mul(v128.load(dy + at), f32x4.sub(one, f32x4.mul(v, v))));
     }
   }
   for (; i < i1; i++) {
