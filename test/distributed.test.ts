@@ -209,6 +209,34 @@ test('alexnet train --distributed: one run, printed and written once; misuse get
   assert.equal(continued.status, 0, continued.stderr);
   assert.match(continued.stdout, /^resuming at epoch 5, step 72; epochs 4 → 5$/m);
   assert.equal(readCheckpoint(join(out, RUN_FILES.last)).state.epoch, 5);
+  // fine-tuned from that run with its weights on rank 0's host alone
+  const tuned = join(dir(), 'tuned');
+  const tune = (from: string) => [
+    process.execPath,
+    CLI,
+    'train',
+    '--data',
+    data,
+    '--init-from',
+    from,
+    '--out',
+    tuned,
+    '--epochs',
+    '1',
+    '--no-flip',
+    '--distributed',
+  ];
+  const fineTuned = spawnSync(
+    'mpirun',
+    [...MPIRUN, '-np', '1', ...tune(out), ':', '-np', '1', ...tune(join(dir(), 'absent.safetensors'))],
+    {
+      encoding: 'utf8',
+      timeout: 120_000,
+    },
+  );
+  assert.equal(fineTuned.status, 0, fineTuned.stderr);
+  const firstLoss = Number(/^epoch 1: loss ([\d.]+)/m.exec(fineTuned.stdout)?.[1]);
+  assert.ok(firstLoss < 0.5, `it starts from the trained weights: loss ${firstLoss}\n${fineTuned.stdout}`);
 
   const alone = cli(0, ['train', '--data', data, '--model', spec, '--out', join(dir(), 'run'), '--distributed']);
   assert.equal(alone.status, 1);

@@ -34,7 +34,7 @@ import { planTraining, runToResume, type TrainRequest } from '../train/request.j
 import { RUN_FILES } from '../train/run-folder.js';
 import { checkFiniteLoss, holdsPhotos, scoreModel, scoringBatch } from '../train/score.js';
 import { CHANGEABLE } from '../train/settings.js';
-import { inputSide } from '../train/setup.js';
+import { initialModel, inputSide } from '../train/setup.js';
 import { train } from '../train/trainer.js';
 import { launchedJob } from '../config.js';
 import { loadMpi, type Mpi } from '../backend/native/mpi.js';
@@ -263,7 +263,20 @@ program
       given: (key) => command.getOptionValueSource(key) === 'cli',
       onPhotos: (photos) => say(`${describeDataset(photos)}: decoding in memory`),
       onProgress: (p) => show(`${p.done}/${p.total} photos decoded, ${p.imagesPerSecond.toFixed(0)} images/s`),
-      ...(mpi ? { readRun: (out: string) => shareJson(mpi, leads ? runToResume(out) : undefined) } : {}),
+      ...(mpi
+        ? {
+            readRun: (out: string) => shareJson(mpi, leads ? runToResume(out) : undefined),
+            // the leader reads the weights and gives them to the others at the start; they take its net
+            readInitial: (source: string, arch?: string) => {
+              const model = leads ? initialModel(source, arch) : undefined;
+              const shared = shareJson(
+                mpi,
+                model && { spec: model.spec, normalisation: model.normalisation, preprocess: model.preprocess },
+              );
+              return model ?? shared;
+            },
+          }
+        : {}),
     });
     show('');
     const { batch, epochs, flip } = settings.settings;

@@ -17,7 +17,7 @@ import type { TrainingData } from './data.js';
 import { defaultRecipe, type ResolvedSettings, resolveSettings, SETTING_NAMES, type TrainingSettings } from './recipes.js';
 import type { RunOptions } from './run-options.js';
 import { parseSchedule } from './schedule.js';
-import { setUpRun } from './setup.js';
+import { type RunSetupOptions, setUpRun } from './setup.js';
 import type { TrainOptions } from './trainer.js';
 
 export interface TrainRequest extends Partial<TrainingSettings> {
@@ -119,6 +119,8 @@ export interface PlanOptions {
   /** How `--resume` reads the run it continues (`runToResume`): a data-parallel run's other ranks
    * take the leader's, so only its host needs the run folder. */
   readRun?: (out: string) => RunHeader;
+  /** How `--init-from` is read (`initialModel`), as `RunSetupOptions.readInitial`. */
+  readInitial?: RunSetupOptions['readInitial'];
 }
 
 /**
@@ -126,8 +128,8 @@ export interface PlanOptions {
  * line for a request that cannot run.
  */
 export async function planTraining(request: TrainRequest, options: PlanOptions = {}): Promise<TrainingPlan> {
-  const { onPhotos, onProgress } = options;
-  const hooks = { ...(onPhotos ? { onPhotos } : {}), ...(onProgress ? { onProgress } : {}) };
+  const { onPhotos, onProgress, readInitial } = options;
+  const hooks = { ...(onPhotos ? { onPhotos } : {}), ...(onProgress ? { onProgress } : {}), ...(readInitial ? { readInitial } : {}) };
   const given: Given = options.given ?? ((key) => (request as unknown as Record<string, unknown>)[key] !== undefined);
   if (request.resume && request.force) throw new Error('--resume continues a run and --force starts it over: give one of them');
   if (request.override && !request.resume) throw new Error('--override only applies with --resume');

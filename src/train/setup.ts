@@ -29,6 +29,18 @@ export interface RunSetupOptions extends Omit<DataOptions, 'inputSize'> {
   resume?: boolean;
   /** Told when a folder of photos is about to be decoded in memory. */
   onPhotos?: (dataset: PhotoDataset) => void;
+  /** How the `initFrom` model is read (`initialModel`): a data-parallel run's other ranks take the
+   * leader's net and preprocessing without the weights, which the leader then gives them. */
+  readInitial?: (source: string, arch?: string) => InitialModel;
+}
+
+/** The model a fine-tuning run starts from: its net made trainable, its weights, and how its
+ * inputs were made. */
+export interface InitialModel {
+  spec: NetSpec;
+  params?: Record<string, { shape: readonly number[]; data: ArrayLike<number> }>;
+  normalisation?: { mean: number; std: number } | undefined;
+  preprocess?: Preprocess | undefined;
 }
 
 export interface RunSetup {
@@ -39,7 +51,7 @@ export interface RunSetup {
 }
 
 export async function setUpRun(o: RunSetupOptions): Promise<RunSetup> {
-  const source = o.initFrom && !o.resume ? initialModel(o.initFrom, o.arch) : undefined;
+  const source = o.initFrom && !o.resume ? (o.readInitial ?? initialModel)(o.initFrom, o.arch) : undefined;
   const store = storeOf(o.data);
   const photos = !store && isPhotoFolder(o.data) ? listPhotos(o.data) : undefined;
   const photoClasses = store?.classIds.length ?? photos?.classIds.length;
@@ -60,7 +72,7 @@ export async function setUpRun(o: RunSetupOptions): Promise<RunSetup> {
   return {
     spec,
     data,
-    ...(o.initFrom ? { initFrom: { source: o.initFrom, ...(source ? { params: source.params } : {}) } } : {}),
+    ...(o.initFrom ? { initFrom: { source: o.initFrom, ...(source?.params ? { params: source.params } : {}) } } : {}),
     ...(o.freeze ? { frozen: frozenLayers(o.freeze, spec) } : {}),
   };
 }
@@ -68,7 +80,7 @@ export async function setUpRun(o: RunSetupOptions): Promise<RunSetup> {
 /** The model `--init-from` names: its weights, its net made trainable, and how its inputs were
  * made — a store's photos are then normalised as the model's (torchvision's, Caffe's BGR…), small
  * images when that is one mean and deviation. */
-function initialModel(source: string, arch?: string) {
+export function initialModel(source: string, arch?: string): InitialModel {
   const model = readModel(source, { arch });
   if (!model.params) throw new Error(`--init-from ${source}: ${model.kind === 'zoo' ? 'a zoo architecture' : 'a net spec'} has no weights`);
   const p: Preprocess | undefined = model.preprocess;
