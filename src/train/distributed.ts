@@ -121,7 +121,7 @@ function asCollectiveArray(values: FloatArray): Float32Array | Float64Array {
   return values instanceof Float64Array ? values : Float32Array.from(values);
 }
 
-/** Two running FNV-1a-style hashes of the values' bits (float64 words, each half to one hash). */
+/** Two running 32-bit hashes of the values' bits: FNV-1a's over each word, and another over each word rotated. */
 function hashInto(hash: Float64Array, values: FloatArray): void {
   const words = new Uint32Array(values.buffer, values.byteOffset, values.byteLength / 4);
   let a = hash[0]! >>> 0,
