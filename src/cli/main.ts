@@ -249,16 +249,16 @@ program
   .option('--distributed', "under an MPI launcher (mpirun, srun): data-parallel over its processes; --batch is the whole step's batch")
   .action(async (opts: TrainRequest & { backend: BackendChoice; threads: number; distributed?: boolean }, command: Command) => {
     const mpi = opts.distributed ? openMpi() : undefined;
-    if (!mpi && launchedJob().size > 1)
+    const job = launchedJob();
+    if (!mpi && job.size > 1)
       throw new Error(
-        `started by an MPI launcher as one of ${launchedJob().size} processes, without --distributed: ` +
+        `started by an MPI launcher as one of ${job.size} processes, without --distributed: ` +
           'each would train alone into the same --out; add --distributed to train as one run over them',
       );
     const leads = !mpi || mpi.rank === 0;
     const say = leads ? console.log : () => {};
     const show = leads ? progress : () => {};
-    if (mpi && command.getOptionValueSource('threads') !== 'cli')
-      opts.threads = Math.max(1, Math.floor(opts.threads / launchedJob().local));
+    if (mpi && command.getOptionValueSource('threads') !== 'cli') opts.threads = Math.max(1, Math.floor(opts.threads / job.local));
     const { spec, data, settings, options } = await planTraining(opts, {
       given: (key) => command.getOptionValueSource(key) === 'cli',
       onPhotos: (photos) => say(`${describeDataset(photos)}: decoding in memory`),
@@ -349,15 +349,15 @@ async function finishRun(
   interrupted: () => boolean,
   start: number,
 ) {
-  const { mpi } = opts;
-  if (mpi && mpi.rank !== 0) {
-    await evaluate(net, test, { mirror: opts.flip, shard: new DataParallel(mpi, net) });
+  const shard = opts.mpi && new DataParallel(opts.mpi, net);
+  if (shard && !shard.leads) {
+    await evaluate(net, test, { mirror: opts.flip, shard });
     return;
   }
   await writeRunPlots(opts.out, net);
   let evaluated;
   try {
-    evaluated = await evaluate(net, test, { mirror: opts.flip, interrupted, ...(mpi ? { shard: new DataParallel(mpi, net) } : {}) });
+    evaluated = await evaluate(net, test, { mirror: opts.flip, interrupted, ...(shard ? { shard } : {}) });
   } catch (error) {
     if (!(error instanceof Interrupted)) throw error;
     console.log(`interrupted during the test evaluation; the run is complete: alexnet eval --model ${opts.out} --data ${opts.data}`);

@@ -2,8 +2,8 @@
  * Training batches from a store assembled on worker threads, ahead of the training loop: the
  * batch the loop asks for and the next `depth` of the epoch are requested at once, spread over the
  * workers, so the engine does not wait for data while memory stays bounded (depth batches in
- * flight). An example's augmentation depends only on (seed, epoch, its place in the epoch), never on which worker made it or when:
- * runs are the same for any number of workers.
+ * flight). An example's augmentation depends only on (seed, epoch, its place in the epoch), never
+ * on which worker made it or when: runs are the same for any number of workers.
  */
 import { Worker } from 'node:worker_threads';
 import { type Augmentation, type BatchSource, type StoreAugmentation, storeBatches } from './batches.js';

@@ -126,12 +126,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   if (o.batch > size) throw new Error(`batch size ${o.batch} is larger than the training set (${size} images)`);
   const ranks = o.collective?.size ?? 1;
   if (o.batch % ranks !== 0) throw new Error(`batch size ${o.batch} does not split over ${ranks} processes: give a multiple of ${ranks}`);
-  const leads = (o.collective?.rank ?? 0) === 0;
-  const folder = leads ? RunFolder.open(o.outDir, { resume: o.resume, force: o.force }) : undefined;
+  const rank = o.collective?.rank ?? 0;
+  const folder = rank === 0 ? RunFolder.open(o.outDir, { resume: o.resume, force: o.force }) : undefined;
   let succeeded = false;
   try {
     const net = Net.build(o.spec, { backend: o.backend, batch: o.batch / ranks, seed: o.seed, init: initializers[o.init] });
-    net.firstExample = (o.collective?.rank ?? 0) * net.batch;
+    net.firstExample = rank * net.batch;
     if (o.initFrom?.params && !o.resume) loadInitialWeights(net, o.initFrom.source, o.initFrom.params);
     const frozen = new Set((o.frozen ?? []).flatMap((layer) => net.params.filter((p) => layerOf(p.name) === layer).map((p) => p.name)));
     if (o.frozen?.length) net.freeze(o.frozen);
