@@ -159,26 +159,19 @@ function cli(ranks: number, args: string[], timeout = 120_000) {
   return spawnSync(command[0] as string, command[1] as string[], { encoding: 'utf8', timeout });
 }
 
+/** `alexnet train`'s arguments for `data` into `out`, and more. */
+const trainArgs = (data: string, out: string, ...more: string[]) => ['train', '--data', data, '--out', out, ...more];
+
+/** The CLI as two ranks told different things (mpirun's MPMD form): as if their hosts differed. */
+function twoHosts(rank0: string[], rank1: string[]) {
+  const rank = (args: string[]) => ['-np', '1', process.execPath, CLI, ...args];
+  return spawnSync('mpirun', [...MPIRUN, ...rank(rank0), ':', ...rank(rank1)], { encoding: 'utf8', timeout: 120_000 });
+}
+
 test('alexnet train --distributed: one run, printed and written once; misuse gets one line', { skip: missing }, () => {
   const out = join(dir(), 'run');
   const spec = join(data, 'tiny.json');
-  const run = cli(2, [
-    'train',
-    '--data',
-    data,
-    '--model',
-    spec,
-    '--out',
-    out,
-    '--epochs',
-    '4',
-    '--batch',
-    '12',
-    '--lr',
-    '0.05',
-    '--no-flip',
-    '--distributed',
-  ]);
+  const run = cli(2, trainArgs(data, out, '--model', spec, '--epochs', '4', '--batch', '12', '--lr', '0.05', '--no-flip', '--distributed'));
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stdout, /batch 12 over 2 processes/);
   assert.equal(run.stdout.match(/^epoch \d+:/gm)?.length, 4, run.stdout);
@@ -187,84 +180,35 @@ test('alexnet train --distributed: one run, printed and written once; misuse get
   const accuracy = Number(/^test accuracy ([\d.]+)%/m.exec(run.stdout)![1]);
   assert.ok(accuracy > 60, `the column task is learnt: ${accuracy} %\n${run.stdout}`);
   // resumed with the run folder on rank 0's host alone (rank 1 is told of a folder that does not exist)
-  const more = (out: string) => [process.execPath, CLI, 'train', '--data', data, '--out', out, '--epochs', '5', '--override', 'epochs'];
-  const continued = spawnSync(
-    'mpirun',
-    [
-      ...MPIRUN,
-      '-np',
-      '1',
-      ...more(out),
-      '--resume',
-      '--distributed',
-      ':',
-      '-np',
-      '1',
-      ...more(join(dir(), 'absent')),
-      '--resume',
-      '--distributed',
-    ],
-    { encoding: 'utf8', timeout: 120_000 },
-  );
+  const more = (out: string) => trainArgs(data, out, '--epochs', '5', '--override', 'epochs', '--resume', '--distributed');
+  const continued = twoHosts(more(out), more(join(dir(), 'absent')));
   assert.equal(continued.status, 0, continued.stderr);
   assert.match(continued.stdout, /^resuming at epoch 5, step 72; epochs 4 → 5$/m);
   assert.equal(readCheckpoint(join(out, RUN_FILES.last)).state.epoch, 5);
   // fine-tuned from that run with its weights on rank 0's host alone
-  const tuned = join(dir(), 'tuned');
-  const tune = (from: string) => [
-    process.execPath,
-    CLI,
-    'train',
-    '--data',
-    data,
-    '--init-from',
-    from,
-    '--out',
-    tuned,
-    '--epochs',
-    '1',
-    '--no-flip',
-    '--distributed',
-  ];
-  const fineTuned = spawnSync(
-    'mpirun',
-    [...MPIRUN, '-np', '1', ...tune(out), ':', '-np', '1', ...tune(join(dir(), 'absent.safetensors'))],
-    {
-      encoding: 'utf8',
-      timeout: 120_000,
-    },
-  );
+  const tune = (from: string) => trainArgs(data, join(dir(), 'tuned'), '--init-from', from, '--epochs', '1', '--no-flip', '--distributed');
+  const fineTuned = twoHosts(tune(out), tune(join(dir(), 'absent.safetensors')));
   assert.equal(fineTuned.status, 0, fineTuned.stderr);
   const firstLoss = Number(/^epoch 1: loss ([\d.]+)/m.exec(fineTuned.stdout)?.[1]);
   assert.ok(firstLoss < 0.5, `it starts from the trained weights: loss ${firstLoss}\n${fineTuned.stdout}`);
 
-  const alone = cli(0, ['train', '--data', data, '--model', spec, '--out', join(dir(), 'run'), '--distributed']);
+  const elsewhere = () => join(dir(), 'run');
+  const alone = cli(0, trainArgs(data, elsewhere(), '--model', spec, '--distributed'));
   assert.equal(alone.status, 1);
   assert.match(alone.stderr, /^alexnet: --distributed: this process was not started by an MPI launcher \(run it under mpirun/);
-  const without = cli(2, ['train', '--data', data, '--model', spec, '--out', join(dir(), 'run'), '--epochs', '1']);
+  const without = cli(2, trainArgs(data, elsewhere(), '--model', spec, '--epochs', '1'));
   assert.notEqual(without.status, 0);
   assert.match(without.stderr, /alexnet \(rank [01] of 2\): started by an MPI launcher as one of 2 processes, without --distributed/);
-  const odd = cli(2, ['train', '--data', data, '--model', spec, '--out', join(dir(), 'run'), '--batch', '13', '--distributed']);
+  const odd = cli(2, trainArgs(data, elsewhere(), '--model', spec, '--batch', '13', '--distributed'));
   assert.notEqual(odd.status, 0);
   assert.match(odd.stderr, /batch size 13 does not split over 2 processes: give a multiple of 2/);
   // one rank alone fails (its host lacks the data): it says so, and the job ends within seconds
-  const args = (data: string) => [
-    process.execPath,
-    CLI,
-    'train',
-    '--data',
-    data,
-    '--model',
-    spec,
-    '--out',
-    join(dir(), 'run'),
-    '--distributed',
-  ];
+  const run0 = elsewhere();
   const start = performance.now();
-  const lopsided = spawnSync('mpirun', [...MPIRUN, '-np', '1', ...args(data), ':', '-np', '1', ...args(join(dir(), 'no-data'))], {
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const lopsided = twoHosts(
+    trainArgs(data, run0, '--model', spec, '--distributed'),
+    trainArgs(join(dir(), 'no-data'), run0, '--model', spec, '--distributed'),
+  );
   assert.notEqual(lopsided.status, 0);
   assert.ok((performance.now() - start) / 1000 < 30, 'no hang');
   assert.match(lopsided.stderr, /^alexnet \(rank 1 of 2\): .*no-data/m);
@@ -301,20 +245,8 @@ function ranksOf(mpirun: number): number[] {
     .map(([pid]) => Number(pid));
 }
 
-const longRun = (out: string) => [
-  'train',
-  '--data',
-  data,
-  '--model',
-  join(data, 'tiny.json'),
-  '--out',
-  out,
-  '--epochs',
-  '100000',
-  '--batch',
-  '12',
-  '--distributed',
-];
+const longRun = (out: string) =>
+  trainArgs(data, out, '--model', join(data, 'tiny.json'), '--epochs', '100000', '--batch', '12', '--distributed');
 
 /** Waits until these processes have ended (a job's ranks outlive mpirun by a moment). */
 async function gone(pids: number[]) {

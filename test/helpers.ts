@@ -61,23 +61,43 @@ export function idx(dims: number[], values: ArrayLike<number>): Uint8Array {
   return out;
 }
 
+/** A new folder of IDX files (train and t10k) of side² grey images, each split's labels and pixels from `make`. */
+function idxFolder(prefix: string, side: number, make: (split: 'train' | 't10k') => { labels: Uint8Array; pixels: Uint8Array }): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  for (const split of ['train', 't10k'] as const) {
+    const { labels, pixels } = make(split);
+    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([labels.length, side, side], pixels));
+    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([labels.length], labels));
+  }
+  return dir;
+}
+
+/** `count` side² images of `classes` classes in turn, pixel k of an image of class c bright (plus
+ * noise) where `bright(k, c)`. */
+function brightPattern(
+  count: number,
+  side: number,
+  classes: number,
+  rng: Philox,
+  bright: (k: number, c: number) => boolean,
+  levels: number[],
+) {
+  const [dark, light, noise] = levels as [number, number, number];
+  const labels = Uint8Array.from({ length: count }, (_, i) => i % classes);
+  const pixels = new Uint8Array(count * side * side);
+  labels.forEach((label, i) => {
+    for (let k = 0; k < side * side; k++) pixels[i * side * side + k] = (bright(k, label) ? light : dark) + rng.nextInt(noise);
+  });
+  return { labels, pixels };
+}
+
 /** A folder of IDX files (train and t10k) of 8×8 images whose class (of up to 4) is the bright
  * column pair, learnable in an epoch, with `spec` written beside as tiny.json. */
 export function columnDataset(o: { train: number; test: number; classes: number; seed: number; spec: NetSpec }): string {
-  const dir = mkdtempSync(join(tmpdir(), 'column-data-'));
   const rng = new Philox(o.seed);
-  for (const [split, count] of [
-    ['train', o.train],
-    ['t10k', o.test],
-  ] as const) {
-    const labels = Uint8Array.from({ length: count }, (_, i) => i % o.classes);
-    const pixels = new Uint8Array(count * 64);
-    labels.forEach((label, i) => {
-      for (let k = 0; k < 64; k++) pixels[i * 64 + k] = ((k % 8) >> 1 === label ? 180 : 40) + rng.nextInt(60);
-    });
-    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([count, 8, 8], pixels));
-    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([count], labels));
-  }
+  const dir = idxFolder('column-data-', 8, (split) =>
+    brightPattern(split === 'train' ? o.train : o.test, 8, o.classes, rng, (k, c) => (k % 8) >> 1 === c, [40, 180, 60]),
+  );
   writeFileSync(join(dir, 'tiny.json'), JSON.stringify(o.spec));
   return dir;
 }
@@ -120,21 +140,10 @@ export async function photoFolder(perClass: { train: number; val: number }, clas
 
 /** 28×28 grey images whose class (of 4) is the bright band of rows, with noise, as IDX files. */
 export function bandDataset(train: number, test: number): string {
-  const dir = mkdtempSync(join(tmpdir(), 'band-idx-'));
   const rng = new Philox(28);
-  for (const [split, count] of [
-    ['train', train],
-    ['t10k', test],
-  ] as const) {
-    const labels = Uint8Array.from({ length: count }, (_, i) => i % 4);
-    const pixels = new Uint8Array(count * 784);
-    labels.forEach((label, i) => {
-      for (let k = 0; k < 784; k++) pixels[i * 784 + k] = (Math.floor(k / 28 / 7) === label ? 150 : 30) + rng.nextInt(100);
-    });
-    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([count, 28, 28], pixels));
-    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([count], labels));
-  }
-  return dir;
+  return idxFolder('band-idx-', 28, (split) =>
+    brightPattern(split === 'train' ? train : test, 28, 4, rng, (k, c) => Math.floor(k / 28 / 7) === c, [30, 150, 100]),
+  );
 }
 
 /** Debian's Fashion-MNIST (dataset-fashion-mnist), installed by .ci/run. */
@@ -142,16 +151,8 @@ export const FASHION_MNIST = '/usr/share/datasets/fashion-mnist';
 
 /** The first `train` and `test` images of Fashion-MNIST, as IDX files in a folder of their own. */
 export function fashionSubset(train: number, test: number): string {
-  const dir = mkdtempSync(join(tmpdir(), 'fashion-mnist-'));
   const whole = loadDataset(FASHION_MNIST);
-  for (const [split, set] of [
-    ['train', firstImages(whole.train, train)],
-    ['t10k', firstImages(whole.test, test)],
-  ] as const) {
-    writeFileSync(join(dir, `${split}-images-idx3-ubyte`), idx([set.labels.length, 28, 28], set.pixels));
-    writeFileSync(join(dir, `${split}-labels-idx1-ubyte`), idx([set.labels.length], set.labels));
-  }
-  return dir;
+  return idxFolder('fashion-mnist-', 28, (split) => (split === 'train' ? firstImages(whole.train, train) : firstImages(whole.test, test)));
 }
 
 /** CIFAR-10's binary layout (data_batch_1.bin, test_batch.bin) holding 32×32 colour images whose
