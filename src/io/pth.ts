@@ -63,7 +63,11 @@ const CALLABLES: Record<string, (args: unknown[], fail: (what: string) => never)
 /** Reads a `.pth` file's tensors: a state_dict, or a checkpoint dict holding one (under
  * `state_dict` or `model`). DataParallel's `module.` prefix is removed. */
 export function readPth(path: string): Record<string, NamedTensor> {
-  const bytes = readFileBytes(path, 'PyTorch file');
+  return parsePth(readFileBytes(path, 'PyTorch file'), path);
+}
+
+/** `readPth` of a file's bytes; `path` names it in errors. */
+export function parsePth(bytes: Uint8Array, path: string): Record<string, NamedTensor> {
   const fail = (what: string): never => {
     throw new Error(`${path}: ${what}`);
   };

@@ -4,7 +4,7 @@
  * tool re-packed may deflate them. Everything is checked against the archive's length, so a
  * truncated file is named as such rather than read past its end.
  */
-import { inflateRawSync } from 'node:zlib';
+import { inflateSync } from 'fflate';
 
 export interface ZipEntry {
   name: string;
@@ -54,7 +54,7 @@ export class ZipArchive {
       return this.fail(`entry '${name}' is compressed with method ${entry.method}; only stored and deflated are read`);
     let inflated: Uint8Array;
     try {
-      inflated = inflateRawSync(data);
+      inflated = inflateSync(data);
     } catch (error) {
       return this.fail(`entry '${name}' does not inflate: ${(error as Error).message}`);
     }

@@ -54,11 +54,15 @@ export function resolveModel(nameOrPath: string): NetSpec {
   if (zoo) return zoo.spec();
   if (!nameOrPath.endsWith('.json'))
     throw new Error(`unknown model '${nameOrPath}' (known: ${Object.keys(models).join(', ')}; or a .json spec file)`);
-  const text = new TextDecoder().decode(readFileBytes(nameOrPath, 'model spec'));
+  return parseSpec(readFileBytes(nameOrPath, 'model spec'), nameOrPath);
+}
+
+/** A JSON spec file's bytes; `source` names it in errors. */
+export function parseSpec(bytes: Uint8Array, source: string): NetSpec {
   try {
-    return JSON.parse(text) as NetSpec;
+    return JSON.parse(new TextDecoder().decode(bytes)) as NetSpec;
   } catch (error) {
-    throw new Error(`model spec ${nameOrPath} is not valid JSON: ${(error as Error).message}`, { cause: error });
+    throw new Error(`model spec ${source} is not valid JSON: ${(error as Error).message}`, { cause: error });
   }
 }
 

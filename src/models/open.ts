@@ -4,23 +4,24 @@
  * zoo architecture. Each becomes a spec, its weights under the spec's parameter names, and what the
  * weights expect: the preprocessing of photos and the class names.
  */
-import { existsSync, readSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../backend/backend.js';
 import { checkPreprocess, PRESETS, type Preprocess, uniformPreprocess } from '../data/preprocess.js';
-import { type Checkpoint, readCheckpoint, readSafetensorsMetadata, RUN_CHECKPOINTS } from '../net/checkpoint.js';
-import { readFileBytes, withOpenFile } from '../io/files.js';
-import { readPth } from '../io/pth.js';
+import { type Checkpoint, decodeCheckpoint, RUN_CHECKPOINTS } from '../net/checkpoint.js';
+import { readFileBytes } from '../io/files.js';
+import { parsePth } from '../io/pth.js';
 import { type NamedTensor, parseSafetensors } from '../io/safetensors.js';
 import { ZipArchive } from '../io/zip.js';
 import { Net, paramShapes, planNet } from '../net/net.js';
 import { classifierLayer, netRoles, type NetRoles, replaceClasses, specClasses } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
-import { loadOnnxFile } from '../onnx/import.js';
+import { importOnnx } from '../onnx/import.js';
+import { decodeModel } from '../onnx/proto.js';
 import { formatShape } from '../tensor.js';
 import { alexnetTorchvision } from './alexnet.js';
 import { IMAGENET_CLASSES } from './imagenet-classes.js';
-import { models, resolveModel } from './index.js';
+import { models, parseSpec, resolveModel } from './index.js';
 
 type Tensors = Record<string, { shape: readonly number[]; data: ArrayLike<number> }>;
 
@@ -52,7 +53,18 @@ export const MODEL_KINDS =
   'a zoo name, a JSON spec, a run folder or checkpoint, an .onnx file, or a PyTorch state_dict (.pth/.pt or .safetensors)';
 
 export function readModel(source: string, options: ReadOptions = {}): ModelFile {
-  const file = readModelFile(source, options);
+  return completed(readModelFile(source, options), options);
+}
+
+/** `readModel` of a file's bytes (a page's file input): `name`, the file's name, tells its kind
+ * where the bytes do not. */
+export function readModelBytes(name: string, bytes: Uint8Array, options: ReadOptions = {}): ModelFile {
+  return completed(modelFromBytes(name, bytes, options), options);
+}
+
+/** Checked weights, and what a model's weights expect: the preprocessing, and ImageNet's class
+ * names for a 1000-class net with an ImageNet convention's preprocessing. */
+function completed(file: ModelFile, options: ReadOptions): ModelFile {
   if (file.params) checkFinite(file.params, file.source);
   const preprocess = options.preprocess ?? file.preprocess;
   const classes = netClasses(file.spec);
@@ -78,15 +90,18 @@ function readModelFile(source: string, options: ReadOptions): ModelFile {
     if (/[/\\]|\.\w+$/.test(source)) throw new Error(`cannot read model ${source}: no such file`);
     throw new Error(`unknown model '${source}' (known: ${Object.keys(models).join(', ')}; or ${MODEL_KINDS.replace(/^a zoo name, /, '')})`);
   }
-  if (stat.isDirectory()) return readCheckpointModel(runCheckpoint(source));
-  if (source.endsWith('.json')) return { kind: 'spec', source, spec: resolveModel(source) };
-  if (source.endsWith('.onnx')) return readOnnxModel(source);
-  const head = firstBytes(source, 16);
-  const pth = /\.(pth|pt|bin|ckpt|tar)$/.test(source) || ZipArchive.recognise(head) || head[0] === 0x80;
-  if (pth && !source.endsWith('.safetensors')) return readStateDict(source, readPth(source), options.arch);
-  if (source.endsWith('.safetensors') || looksLikeSafetensors(head)) {
-    if (readSafetensorsMetadata(source, 'model').format?.startsWith('alexnet-ts')) return readCheckpointModel(source);
-    const { tensors, metadata } = parseSafetensors(readFileBytes(source, 'model'), source);
+  const path = stat.isDirectory() ? runCheckpoint(source) : source;
+  return modelFromBytes(path, readFileBytes(path, 'model'), options);
+}
+
+function modelFromBytes(source: string, bytes: Uint8Array, options: ReadOptions): ModelFile {
+  if (source.endsWith('.json')) return { kind: 'spec', source, spec: parseSpec(bytes, source) };
+  if (source.endsWith('.onnx')) return onnxModel(source, bytes);
+  const pth = /\.(pth|pt|bin|ckpt|tar)$/.test(source) || ZipArchive.recognise(bytes) || bytes[0] === 0x80;
+  if (pth && !source.endsWith('.safetensors')) return readStateDict(source, parsePth(bytes, source), options.arch);
+  if (source.endsWith('.safetensors') || looksLikeSafetensors(bytes)) {
+    const { tensors, metadata } = parseSafetensors(bytes, source);
+    if (metadata.format?.startsWith('alexnet-ts')) return checkpointModel(decodeCheckpoint(bytes, source), source);
     return { ...readStateDict(source, tensors, options.arch), ...described(metadata, source) };
   }
   throw new Error(`${source}: not a model file this reads (${MODEL_KINDS})`);
@@ -140,8 +155,7 @@ export function inferenceOptionsOf(checkpoint: Checkpoint, path: string): Infere
   return o;
 }
 
-function readCheckpointModel(path: string): ModelFile {
-  const checkpoint = readCheckpoint(path);
+function checkpointModel(checkpoint: Checkpoint, path: string): ModelFile {
   const run = inferenceOptionsOf(checkpoint, path);
   const channels = Object.values(checkpoint.spec.inputs).find((shape) => shape.length === 3)?.[0] ?? 1;
   return {
@@ -162,8 +176,8 @@ function runCheckpoint(dir: string): string {
 
 /** An ONNX graph: preprocessing and class names from its metadata when we wrote it; else the
  * layout suggests the convention (227-pixel input: Caffe's; 3×224×224: torchvision's). */
-function readOnnxModel(path: string): ModelFile {
-  const imported = loadOnnxFile(path);
+function onnxModel(path: string, bytes: Uint8Array): ModelFile {
+  const imported = importOnnx(decodeModel(bytes, path), { source: path });
   const params = Object.fromEntries(Object.entries(imported.params).map(([name, data]) => [name, { shape: [], data }]));
   const input = Object.values(imported.spec.inputs)[0]!;
   const suggested = input.join() === '3,227,227' ? PRESETS.caffe : input.join() === '3,224,224' ? PRESETS.torchvision : undefined;
@@ -284,11 +298,6 @@ function netClasses(spec: NetSpec): number | undefined {
   const plan = planNet(spec, 1);
   const last = plan.layers[plan.layers.length - 1]!.outputs[0]!;
   return specClasses(spec) ?? plan.shapes.get(last)![1];
-}
-
-function firstBytes(path: string, count: number): Uint8Array {
-  const bytes = new Uint8Array(count);
-  return withOpenFile(path, 'model', (fd) => bytes.subarray(0, readSync(fd, bytes, 0, count, 0)));
 }
 
 /** An 8-byte little-endian length, then a JSON object's `{`. */

@@ -29,14 +29,24 @@ const FORMAT = 'alexnet-ts/1';
 export const RUN_CHECKPOINTS = { last: 'last.safetensors', best: 'best.safetensors' } as const;
 
 export function writeCheckpoint(path: string, checkpoint: Checkpoint): void {
+  writeFileAtomic(path, encodeCheckpoint(checkpoint));
+}
+
+/** A checkpoint's bytes: what `writeCheckpoint` stores, and what a page offers to download. */
+export function encodeCheckpoint(checkpoint: Checkpoint): Uint8Array {
   const tensors: Tensors = { ...checkpoint.params };
   for (const [name, t] of Object.entries(checkpoint.velocities ?? {})) tensors[`velocity.${name}`] = t;
   const metadata = { format: FORMAT, spec: JSON.stringify(checkpoint.spec), state: JSON.stringify(checkpoint.state) };
-  writeFileAtomic(path, serializeSafetensors(tensors, metadata));
+  return serializeSafetensors(tensors, metadata);
 }
 
 export function readCheckpoint(path: string): Checkpoint {
-  const { tensors, metadata } = parseSafetensors(readFileBytes(path, 'checkpoint'), path);
+  return decodeCheckpoint(readFileBytes(path, 'checkpoint'), path);
+}
+
+/** A checkpoint from its bytes, checked as `readCheckpoint` checks a file; `path` names it in errors. */
+export function decodeCheckpoint(bytes: Uint8Array, path: string): Checkpoint {
+  const { tensors, metadata } = parseSafetensors(bytes, path);
   const fail = (what: string): never => {
     throw new Error(`${path}: ${what}`);
   };
@@ -85,7 +95,7 @@ export function readCheckpointHeader(path: string): Pick<Checkpoint, 'spec' | 's
 }
 
 /** A safetensors file's metadata, from its header alone (a checkpoint's is small; its tensors are not). */
-export function readSafetensorsMetadata(path: string, what: string): Record<string, string> {
+function readSafetensorsMetadata(path: string, what: string): Record<string, string> {
   return withOpenFile(path, what, (fd, size) => {
     const first = new Uint8Array(8);
     readSync(fd, first, 0, 8, 0);

@@ -1,7 +1,7 @@
 /** Reading ONNX protobufs with protobufjs and ONNX's own schema (onnx.proto, shipped beside this). */
-import { readFileSync } from 'node:fs';
 import protobuf from 'protobufjs';
 import { formatShape, sizeOf } from '../tensor.js';
+import { onnxSchemaText } from './schema.js';
 
 // Plain-object views of the messages this project reads (protobufjs `toObject` with longs as numbers).
 export interface AttributeProto {
@@ -53,8 +53,7 @@ export interface ModelProto {
 
 let schema: protobuf.Root | null = null;
 function onnxType(name: string): protobuf.Type {
-  // dist/src/onnx/proto.js → <package>/src/onnx/onnx.proto
-  schema ??= protobuf.parse(readFileSync(new URL('../../../src/onnx/onnx.proto', import.meta.url), 'utf8'), { keepCase: false }).root;
+  schema ??= protobuf.parse(onnxSchemaText(), { keepCase: false }).root;
   return schema.lookupType(`onnx.${name}`);
 }
 
