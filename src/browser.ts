@@ -5,6 +5,7 @@ export type { Backend, DeviceBuffer, FloatArray } from './backend/backend.js';
 export type { KernelName, KernelTable } from './backend/kernels.js';
 export { ReferenceBackend } from './backend/reference/backend.js';
 export { WasmBackend, type WasmBackendOptions } from './backend/wasm/backend.js';
+export { setWasmPaths } from './backend/wasm/platform.js';
 export { WebGpuBackend, type WebGpuBackendOptions } from './backend/webgpu/backend.js';
 export { Tensor, type Shape, sizeOf, formatShape } from './tensor.js';
 export { Philox, philox4x32, type PhiloxState } from './random.js';

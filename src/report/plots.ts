@@ -8,7 +8,8 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../io/files.js';
 import type { Net } from '../net/net.js';
 import { firstConvolution } from '../net/roles.js';
-import { readMetricsFile, RUN_FILES, type EpochMetrics } from '../train/run-folder.js';
+import { readMetricsFile, RUN_FILES } from '../train/run-folder.js';
+import type { EpochMetrics } from '../train/run-store.js';
 
 /** Loss and error per epoch, side by side, as a PNG. */
 export async function curvesPng(metrics: EpochMetrics[]): Promise<Buffer> {

@@ -4,7 +4,7 @@
  * Results are means ± sample standard deviations over seeds; differences between two arms are
  * paired by seed, and an effect counts when its mean exceeds twice its standard error.
  */
-import type { EpochMetrics } from '../train/run-folder.js';
+import type { EpochMetrics } from '../train/run-store.js';
 import type { Claim, RunResult } from './reproduce.js';
 import { epochsTo } from './reproduce.js';
 

@@ -7,7 +7,9 @@
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describeError, processAlive, removeStaleTemporaries, writeFileAtomic } from '../io/files.js';
-import { RUN_CHECKPOINTS } from '../net/checkpoint.js';
+import { type Checkpoint, readCheckpoint, readCheckpointHeader, RUN_CHECKPOINTS, writeCheckpoint } from '../net/checkpoint.js';
+import { readFileBytes } from '../io/files.js';
+import { type CheckpointName, type EpochMetrics, type PartialEpochMetrics, rewound, type RunStore } from './run-store.js';
 
 export const RUN_FILES = {
   ...RUN_CHECKPOINTS,
@@ -18,25 +20,7 @@ export const RUN_FILES = {
 
 const LOCK = 'train.lock';
 
-/** One line of `metrics.jsonl`: an epoch's results. */
-export interface EpochMetrics {
-  epoch: number;
-  step: number;
-  loss: number;
-  trainError: number;
-  valTop1Error: number;
-  valTop5Error: number;
-  valLoss: number;
-  lr: number;
-  imagesPerSecond: number;
-  /** Training time of the whole run so far (time spent evaluating excluded). */
-  wallSeconds: number;
-}
-
-/** The line an interrupted epoch leaves: its training so far, no validation. Dropped on resume. */
-export type PartialEpochMetrics = Omit<EpochMetrics, 'valTop1Error' | 'valTop5Error' | 'valLoss'> & { partial: true };
-
-export class RunFolder {
+export class RunFolder implements RunStore {
   private constructor(
     readonly dir: string,
     private readonly created: boolean,
@@ -105,21 +89,34 @@ export class RunFolder {
     for (const file of Object.keys(RUN_FILES) as (keyof typeof RUN_FILES)[]) rmSync(this.path(file), { force: true });
   }
 
+  describe(file: CheckpointName): string {
+    return this.path(file);
+  }
+
+  readCheckpoint(file: CheckpointName): Checkpoint {
+    return readCheckpoint(this.path(file));
+  }
+
+  checkpointState(file: CheckpointName): Record<string, unknown> {
+    return readCheckpointHeader(this.path(file)).state;
+  }
+
+  writeCheckpoint(file: CheckpointName, checkpoint: Checkpoint): void {
+    writeCheckpoint(this.path(file), checkpoint);
+  }
+
+  copyCheckpoint(from: CheckpointName, to: CheckpointName): void {
+    writeFileAtomic(this.path(to), readFileBytes(this.path(from), 'checkpoint'));
+  }
+
   appendMetrics(m: EpochMetrics | PartialEpochMetrics): void {
     appendFileSync(this.path('metrics'), `${JSON.stringify(m)}\n`);
   }
 
-  /**
-   * Resuming at `epochs` completed epochs: keeps the metrics of those epochs only (dropping an
-   * epoch that ran past the checkpoint before a crash, and interrupted epochs' partial lines), and
-   * returns the run's training time up to the checkpoint.
-   */
   rewindMetrics(epochs: number, step: number): number {
-    const all = this.has('metrics') ? readLines(this.path('metrics')) : [];
-    const kept = all.filter((m) => !('partial' in m) && m.epoch <= epochs);
+    const { kept, wallSeconds } = rewound(this.has('metrics') ? readLines(this.path('metrics')) : [], epochs, step);
     writeFileAtomic(this.path('metrics'), kept.map((m) => `${JSON.stringify(m)}\n`).join(''));
-    const atCheckpoint = all.findLast((m) => m.step === step && ('partial' in m || m.epoch <= epochs));
-    return atCheckpoint?.wallSeconds ?? kept.at(-1)?.wallSeconds ?? 0;
+    return wallSeconds;
   }
 
   /** Releases the lock; after a failure, a folder this run created and left without a checkpoint

@@ -9,9 +9,8 @@
 import type { Backend } from '../backend/backend.js';
 import type { BatchSource } from '../data/batches.js';
 import type { Preprocess } from '../data/preprocess.js';
-import { type Checkpoint, readCheckpoint, readCheckpointHeader, writeCheckpoint } from '../net/checkpoint.js';
+import type { Checkpoint } from '../net/checkpoint.js';
 import { type RunOptions, runOptionsOf, type SettingChange } from './run-options.js';
-import { readFileBytes, writeFileAtomic } from '../io/files.js';
 import { initializers } from '../net/init.js';
 import { Net } from '../net/net.js';
 import { classifierLayer, trainingRoles, type TrainingRoles } from '../net/roles.js';
@@ -19,14 +18,15 @@ import { formatShape } from '../tensor.js';
 import type { NetSpec } from '../net/spec.js';
 import { type PhiloxState, shuffled, streams } from '../random.js';
 import { classesAbove, evaluate, Interrupted, yieldToEvents } from './evaluate.js';
-import { type EpochMetrics, RunFolder } from './run-folder.js';
+import { RunFolder } from './run-folder.js';
+import type { EpochMetrics, RunStore } from './run-store.js';
 import { afterEpoch, initialScheduleState, learningRateAt, type ScheduleSpec, type ScheduleState } from './schedule.js';
 import { resumeSettings } from './settings.js';
 import { type Collective, DataParallel } from './distributed.js';
 import { formatNumber } from './recipes.js';
 import { Sgd } from './sgd.js';
 
-export { type EpochMetrics } from './run-folder.js';
+export { type EpochMetrics, MemoryRun, type RunStore } from './run-store.js';
 export { evaluate, type EvalResult } from './evaluate.js';
 
 export interface TrainOptions {
@@ -36,7 +36,9 @@ export interface TrainOptions {
   train: BatchSource;
   /** Evaluated after every epoch; drives the plateau schedule and the best checkpoint. */
   validation: BatchSource;
-  outDir: string;
+  /** The run folder, created or resumed; or `store`, where the run is kept instead (a page's, in memory). */
+  outDir?: string;
+  store?: RunStore;
   epochs: number;
   batch: number;
   lr: number;
@@ -127,7 +129,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const ranks = o.collective?.size ?? 1;
   if (o.batch % ranks !== 0) throw new Error(`batch size ${o.batch} does not split over ${ranks} processes: give a multiple of ${ranks}`);
   const rank = o.collective?.rank ?? 0;
-  const folder = rank === 0 ? RunFolder.open(o.outDir, { resume: o.resume, force: o.force }) : undefined;
+  const folder = rank === 0 ? openStore(o) : undefined;
   let succeeded = false;
   try {
     const net = Net.build(o.spec, { backend: o.backend, batch: o.batch / ranks, seed: o.seed, init: initializers[o.init] });
@@ -210,12 +212,21 @@ function runOptions(o: TrainOptions): RunOptions {
   };
 }
 
-/** Trains `net`; `folder` is the run's on the leader, undefined on the other ranks of a data-parallel run. */
+function openStore(o: TrainOptions): RunStore {
+  if (o.store) {
+    if (o.resume && !o.store.has('last')) throw new Error(`${o.store.describe('last')} does not exist: nothing to resume`);
+    return o.store;
+  }
+  if (o.outDir === undefined) throw new Error('a training run needs outDir or store: where its checkpoints go');
+  return RunFolder.open(o.outDir, { resume: o.resume, force: o.force });
+}
+
+/** Trains `net`; `folder` keeps the run on the leader, undefined on the other ranks of a data-parallel run. */
 async function trainWith(
   net: Net,
   sgd: Sgd,
   o: TrainOptions,
-  folder: RunFolder | undefined,
+  folder: RunStore | undefined,
   parallel?: DataParallel,
 ): Promise<TrainResult> {
   const settings = runOptions(o);
@@ -232,8 +243,8 @@ async function trainWith(
   };
   let wallSeconds = 0;
   if (o.resume && folder) {
-    const lastPath = folder.path('last');
-    const checkpoint = readCheckpoint(lastPath);
+    const lastPath = folder.describe('last');
+    const checkpoint = folder.readCheckpoint('last');
     state = restore(net, sgd, checkpoint, lastPath);
     const resumed = resumeSettings({
       stored: runOptionsOf(checkpoint, lastPath),
@@ -260,7 +271,7 @@ async function trainWith(
     net.setRandomState(state.dropout[0]!);
   }
   const save = async (file: 'last' | 'best') => {
-    if (folder) writeCheckpoint(folder.path(file), await snapshot(net, sgd, { ...state, dropout: [net.randomState()] }, settings));
+    if (folder) folder.writeCheckpoint(file, await snapshot(net, sgd, { ...state, dropout: [net.randomState()] }, settings));
   };
   const roles = trainingRoles(net);
   const { classes } = roles;
@@ -346,19 +357,15 @@ async function trainWith(
     if (isBest) state = { ...state, best: m.valTop1Error, bestEpoch: state.epoch };
     await parallel?.checkSameWeights(`after epoch ${state.epoch}`);
     await save('last');
-    if (isBest && folder) copyCheckpoint(folder, 'last', 'best'); // the same state: the same bytes
+    if (isBest) folder?.copyCheckpoint('last', 'best'); // the same state: the same bytes
   }
   return { net, metrics, interrupted: false };
 }
 
-function copyCheckpoint(folder: RunFolder, from: 'last', to: 'best'): void {
-  writeFileAtomic(folder.path(to), readFileBytes(folder.path(from), 'checkpoint'));
-}
-
 /** A crash between writing `last` and copying it to `best` leaves `best` one epoch behind. */
-function repairBest(folder: RunFolder, step: number): void {
-  const current = folder.has('best') ? readCheckpointHeader(folder.path('best')).state.step : undefined;
-  if (current !== step) copyCheckpoint(folder, 'last', 'best');
+function repairBest(folder: RunStore, step: number): void {
+  const current = folder.has('best') ? folder.checkpointState('best').step : undefined;
+  if (current !== step) folder.copyCheckpoint('last', 'best');
 }
 
 function epochSums(state: RunState) {
@@ -382,8 +389,8 @@ export function divergenceBound(classes: number, firstLoss = 0): number {
   return 100 * Math.max(Math.log(Math.max(classes, 2)), Number.isFinite(firstLoss) ? firstLoss : 0);
 }
 
-function divergence(what: string, loss: number, classes: number, state: RunState, o: TrainOptions, folder?: RunFolder): string {
-  const last = !folder ? `in ${o.outDir} on rank 0` : folder.has('last') ? folder.path('last') : 'none (it diverged in the first epoch)';
+function divergence(what: string, loss: number, classes: number, state: RunState, o: TrainOptions, folder?: RunStore): string {
+  const last = !folder ? `in ${o.outDir} on rank 0` : folder.has('last') ? folder.describe('last') : 'none (it diverged in the first epoch)';
   const settings =
     `${o.recipe ? `recipe ${o.recipe}, ` : ''}learning rate ${formatNumber(state.schedule.lr)}, momentum ${o.momentum}, ` +
     `weight decay ${o.weightDecay}, batch ${o.batch}, init ${o.initFrom ? `from ${o.initFrom.source}` : o.init}`;

@@ -32,11 +32,21 @@ export interface Platform {
 
 export const isNode = typeof process !== 'undefined' && typeof process.versions?.node === 'string';
 
-function wasmUrl({ relaxed, shared }: WasmVariant): URL {
-  return new URL(`../../../wasm/kernels-${relaxed ? 'relaxed' : 'simd'}${shared ? '' : '-unshared'}.wasm`, import.meta.url);
+/** Where the kernels and the worker script are: beside this module in the package, unless a page's
+ * bundle moved them (setWasmPaths). */
+const paths = { kernels: new URL('../../../wasm/', import.meta.url), worker: new URL('./worker.js', import.meta.url) };
+
+/** For a bundled page: the folder holding the `kernels-*.wasm` files and the URL of the bundled
+ * kernel worker (src/backend/wasm/worker.ts), relative to the page. */
+export function setWasmPaths(where: { kernels?: string | URL; worker?: string | URL }): void {
+  const base = (globalThis as { location?: { href: string } }).location?.href;
+  if (where.kernels !== undefined) paths.kernels = new URL(String(where.kernels).replace(/\/?$/, '/'), base);
+  if (where.worker !== undefined) paths.worker = new URL(where.worker, base);
 }
 
-const workerUrl = new URL('./worker.js', import.meta.url);
+function wasmUrl({ relaxed, shared }: WasmVariant): URL {
+  return new URL(`kernels-${relaxed ? 'relaxed' : 'simd'}${shared ? '' : '-unshared'}.wasm`, paths.kernels);
+}
 
 async function nodePlatform(): Promise<Platform> {
   const [{ readFile }, { availableParallelism }, { default: v8 }, { Worker }] = await Promise.all([
@@ -61,7 +71,7 @@ async function nodePlatform(): Promise<Platform> {
     canShareMemory: () => true,
     canBlock: () => true,
     startWorker(data, onReport) {
-      const worker = new Worker(workerUrl, { workerData: data });
+      const worker = new Worker(paths.worker, { workerData: data });
       worker.on('message', (report: WorkerReport) => {
         worker.unref(); // once started, an idle pool must not keep the process alive
         onReport(report);
@@ -88,7 +98,7 @@ function webPlatform(): Platform {
     canShareMemory: () => typeof SharedArrayBuffer !== 'undefined' && scope.crossOriginIsolated !== false,
     canBlock: () => typeof scope.WorkerGlobalScope !== 'undefined',
     startWorker(data, onReport) {
-      const worker = new Worker(workerUrl, { type: 'module' });
+      const worker = new Worker(paths.worker, { type: 'module' });
       worker.onmessage = (event: MessageEvent<WorkerReport>) => onReport(event.data);
       worker.onerror = (event) => onReport({ error: event.message || 'the worker script failed to load' });
       worker.postMessage(data);
