@@ -3,7 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { colourShare, COLUMN_GAP, curvesPng, curvesSvg, filterGridPng } from '../src/report/plots.js';
+import { COLUMN_GAP } from '../src/report/filters.js';
+import { colourShare, curvesPng, curvesSvg, filterGridPng } from '../src/report/plots.js';
 
 const metrics = [1, 2, 3].map((epoch) => ({
   epoch,

@@ -7,7 +7,7 @@ import { readFileBytes, readLines } from '../io/files.js';
 import { holdsPhotos } from './photos.js';
 import { shuffled, streams } from '../random.js';
 import { basename, join } from 'node:path';
-import { readIdx } from './idx.js';
+import { type IdxArray, readIdx } from './idx.js';
 
 export interface ImageSet {
   /** N × C × H × W bytes. */
@@ -40,7 +40,8 @@ function findFile(dir: string, names: string[]): string {
   throw new Error(`${dir}: no ${names.map((n) => `${n}[.gz]`).join(' or ')} found`);
 }
 
-interface RawSet {
+/** A split as its files hold it, before its labels are checked against the classes. */
+export interface RawSet {
   pixels: Uint8Array;
   labels: Uint8Array;
   shape: [number, number, number];
@@ -65,8 +66,11 @@ function idxSplit(dir: string, split: Split): RawSet {
   const [imageNames, labelNames] = IDX_FILES[split];
   const imagesPath = findFile(dir, imageNames),
     labelsPath = findFile(dir, labelNames);
-  const images = readIdx(imagesPath),
-    labels = readIdx(labelsPath);
+  return idxSet(readIdx(imagesPath), readIdx(labelsPath), imagesPath, labelsPath);
+}
+
+/** IDX images N×H×W and their N labels, as `parseIdx` reads them (a page's files, or a folder's). */
+export function idxSet(images: IdxArray, labels: IdxArray, imagesPath: string, labelsPath: string): RawSet {
   if (images.dims.length !== 3) throw new Error(`${imagesPath}: expected images N×H×W, got ${images.dims.join('×')}`);
   if (labels.dims.length !== 1) throw new Error(`${labelsPath}: expected labels N, got ${labels.dims.join('×')}`);
   if (labels.dims[0] !== images.dims[0])
@@ -150,6 +154,17 @@ function readSplit(dir: string, split: Split): RawSet {
   const set = isCifar(dir) ? cifarSplit(dir, split) : idxSplit(dir, split);
   if (set.labels.length === 0) throw new Error(`${set.files[0]!.path}: the ${split} split holds no images`);
   return set;
+}
+
+/** A training and a test split as checked sets: every label one of the classes, which `options`
+ * give or the training labels tell (0…the largest, each with images). */
+export function checkedSets(train: RawSet, test: RawSet, options: DatasetOptions = {}): { train: ImageSet; test: ImageSet } {
+  for (const set of [train, test]) if (set.labels.length === 0) throw new Error(`${set.files[0]!.path}: holds no images`);
+  const names = options.classNames;
+  if (options.classes !== undefined && names && names.length !== options.classes)
+    throw new Error(`${names.length} class names for ${options.classes} classes`);
+  const count = options.classes ?? names?.length ?? inferredClasses(train);
+  return { train: checked(train, count, names), test: checked(test, count, names) };
 }
 
 function classCount(dir: string, train: RawSet | undefined, options: DatasetOptions): { count: number; names?: string[] } {

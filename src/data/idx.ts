@@ -4,7 +4,7 @@
  * uint32, then the values.
  */
 import { readFileBytes } from '../io/files.js';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync } from 'fflate';
 
 export interface IdxArray {
   dims: number[];

@@ -6,7 +6,7 @@
  * store's val split), with the settings to record.
  */
 import { type BatchSource, imageSetBatches, storeBatches, storePreprocess } from '../data/batches.js';
-import { imageCount, isPhotoFolder, loadDataset, pixelStatistics, splitValidation } from '../data/dataset.js';
+import { imageCount, type ImageSet, isPhotoFolder, loadDataset, pixelStatistics, splitValidation } from '../data/dataset.js';
 import type { PhotoDataset } from '../data/photos.js';
 import type { Preprocess } from '../data/preprocess.js';
 import { prefetchingStoreBatches } from '../data/loader.js';
@@ -92,7 +92,12 @@ export async function openTrainingData(dir: string, o: DataOptions): Promise<Tra
     if (!readers.train) throw new Error(`${dir} has no training images (a train/ folder, or class folders)`);
     return recordData(readers.train, readers.val, { ...o, loaders: 0 });
   }
-  const { train: all, test } = loadDataset(dir, { classes: o.classes, classNames: o.classNames });
+  return imageSetData(loadDataset(dir, { classes: o.classes, classNames: o.classNames }), o);
+}
+
+/** In-memory sets (IDX, CIFAR; a page's files): `val` training images held out for validation
+ * (chosen by the seed), normalised by the training images' statistics unless told otherwise. */
+export function imageSetData({ train: all, test }: { train: ImageSet; test: ImageSet }, o: DataOptions): TrainingData {
   const val = o.val ?? defaultHoldOut(imageCount(all));
   const { train, validation } = splitValidation(all, val, o.seed);
   const { mean, std } = o.normalisation ?? pixelStatistics(train);

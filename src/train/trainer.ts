@@ -222,13 +222,7 @@ function openStore(o: TrainOptions): RunStore {
 }
 
 /** Trains `net`; `folder` keeps the run on the leader, undefined on the other ranks of a data-parallel run. */
-async function trainWith(
-  net: Net,
-  sgd: Sgd,
-  o: TrainOptions,
-  folder: RunStore | undefined,
-  parallel?: DataParallel,
-): Promise<TrainResult> {
+async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunStore | undefined, parallel?: DataParallel): Promise<TrainResult> {
   const settings = runOptions(o);
   let state: RunState = {
     epoch: 0,
@@ -390,7 +384,11 @@ export function divergenceBound(classes: number, firstLoss = 0): number {
 }
 
 function divergence(what: string, loss: number, classes: number, state: RunState, o: TrainOptions, folder?: RunStore): string {
-  const last = !folder ? `in ${o.outDir} on rank 0` : folder.has('last') ? folder.describe('last') : 'none (it diverged in the first epoch)';
+  const last = !folder
+    ? `in ${o.outDir} on rank 0`
+    : folder.has('last')
+      ? folder.describe('last')
+      : 'none (it diverged in the first epoch)';
   const settings =
     `${o.recipe ? `recipe ${o.recipe}, ` : ''}learning rate ${formatNumber(state.schedule.lr)}, momentum ${o.momentum}, ` +
     `weight decay ${o.weightDecay}, batch ${o.batch}, init ${o.initFrom ? `from ${o.initFrom.source}` : o.init}`;
