@@ -26,6 +26,7 @@ const LAYERS = [
   ['report', 'bench'],
   ['reproduce'],
   ['browser.ts'],
+  ['app'],
   ['index.ts', 'cli'],
 ];
 

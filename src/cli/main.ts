@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 /** The `alexnet` command line. */
+import { openInBrowser, serveApp } from '../app/serve.js';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { existsSync, readFileSync } from 'node:fs';
@@ -670,6 +671,21 @@ program
       if (stop.signal) process.exitCode = 128 + osConstants.signals[stop.signal];
     },
   );
+
+program
+  .command('serve')
+  .description('the browser app: train, watch and use AlexNet in a web page (WebGPU, or wasm on threads)')
+  .option('--port <n>', 'the port to listen on (0: any free one)', numberIn(0, 65_535, { integer: true }), 8080)
+  .option('--host <address>', 'the address to listen on (0.0.0.0: every interface of this machine)', '127.0.0.1')
+  .option('--open', "open the page in the desktop's browser")
+  .action(async (opts: { port: number; host: string; open?: boolean }) => {
+    const { url } = await serveApp({ port: opts.port, host: opts.host });
+    console.log(`serving the app at ${url} (Ctrl-C stops)`);
+    if (opts.open) {
+      const failed = await openInBrowser(url);
+      if (failed) console.error(`alexnet: ${failed}; open ${url} yourself`);
+    }
+  });
 
 function parseClaims(value: string): Claim[] {
   const names = value.split(',').map((s) => s.trim());

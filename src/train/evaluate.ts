@@ -45,7 +45,13 @@ export class Interrupted extends Error {
 
 /** Lets queued events run (a signal's handler among them) between synchronous kernel calls. */
 export function yieldToEvents(): Promise<void> {
-  return new Promise((resolve) => setImmediate(resolve));
+  if (typeof setImmediate === 'function') return new Promise((resolve) => setImmediate(resolve));
+  // a browser's worker: a message runs after the events queued before it, without setTimeout's 4 ms clamp
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => resolve();
+    channel.port2.postMessage(0);
+  });
 }
 
 /** How many classes score above the label in one row of scores (0: a top-1 hit). A row with a NaN

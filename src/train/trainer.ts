@@ -82,6 +82,8 @@ export interface TrainOptions {
    * batch of `batch` examples and their gradients are summed; the leader (rank 0) alone writes the
    * run folder. The run equals one process's with the same batch, to float-sum rounding. */
   collective?: Collective;
+  /** Given the net once it is built: a page reads its first layer's filters as they learn. */
+  onNet?: (net: Net) => void;
   /** Called once the run folder, the model and (when resuming) the settings have been checked. */
   onStart?: () => void;
   /** Told what `resume` continues from and what it changed. */
@@ -134,6 +136,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   try {
     const net = Net.build(o.spec, { backend: o.backend, batch: o.batch / ranks, seed: o.seed, init: initializers[o.init] });
     net.firstExample = rank * net.batch;
+    o.onNet?.(net);
     if (o.initFrom?.params && !o.resume) loadInitialWeights(net, o.initFrom.source, o.initFrom.params);
     const frozen = new Set((o.frozen ?? []).flatMap((layer) => net.params.filter((p) => layerOf(p.name) === layer).map((p) => p.name)));
     if (o.frozen?.length) net.freeze(o.frozen);

@@ -1,0 +1,405 @@
+/**
+ * The page's engine, run in a Worker so the page never freezes: it holds the backend, the model,
+ * the data and the training run, and answers the page's requests (protocol.ts). Training is the
+ * library's own `train`, its checkpoints kept in memory (MemoryRun): pausing saves the run as the
+ * CLI would, resuming continues it exactly, and "save" hands over the bytes of the CLI's format.
+ */
+import type { Backend } from '../backend/backend.js';
+import { setWasmPaths } from '../backend/wasm/platform.js';
+import { WasmBackend } from '../backend/wasm/backend.js';
+import { WebGpuBackend } from '../backend/webgpu/backend.js';
+import { checkedSets, FASHION_MNIST, type ImageSet, idxSet } from '../data/dataset.js';
+import { parseIdx } from '../data/idx.js';
+import { normaliseImage, type Preprocess, uniformPreprocess } from '../data/preprocess.js';
+import { type ModelFile, readModelBytes } from '../models/open.js';
+import { models } from '../models/index.js';
+import { decodeCheckpoint, encodeCheckpoint } from '../net/checkpoint.js';
+import { type initializers } from '../net/init.js';
+import { softmaxRows } from '../net/inference.js';
+import { Net, paramShapes, planNet, summarize } from '../net/net.js';
+import { classifierLayer, firstConvolution, netRoles, replaceClasses, specClasses, withLoss } from '../net/roles.js';
+import type { NetSpec } from '../net/spec.js';
+import { formatShape } from '../tensor.js';
+import { defaultHoldOut, imageSetData } from '../train/data.js';
+import { resolveSettings } from '../train/recipes.js';
+import { runOptionsOf } from '../train/run-options.js';
+import { MemoryRun } from '../train/run-store.js';
+import { parseSchedule } from '../train/schedule.js';
+import { train } from '../train/trainer.js';
+import type { BackendInfo, DataInfo, Event, Filters, ModelInfo, NamedBytes, Prediction, Reply, Request, RunState } from './protocol.js';
+
+type Tensors = NonNullable<ModelFile['params']>;
+
+const scope = globalThis as unknown as {
+  postMessage(message: Reply | Event, transfer?: Transferable[]): void;
+  onmessage: ((event: MessageEvent<Request & { id: number }>) => void) | null;
+  crossOriginIsolated?: boolean;
+  navigator: { hardwareConcurrency?: number; gpu?: unknown };
+};
+
+setWasmPaths({ kernels: './wasm/', worker: './kernel-worker.js' });
+
+let backend: Backend | undefined;
+let backendInfo: BackendInfo | undefined;
+/** The model the page shows: its spec (made trainable), weights once it has them, how its inputs are made. */
+let model: { source: string; kind: string; spec: NetSpec; params?: Tensors; preprocess?: Preprocess; classNames?: string[] } | undefined;
+let sets: { train: ImageSet; test: ImageSet; source: string } | undefined;
+/** The training run of this model on this data; its `last` checkpoint is where a paused run resumes. */
+let run = new MemoryRun('the page');
+let state: RunState = 'idle';
+let pauseAsked = false;
+/** A stopped run keeps its weights and its checkpoint; training again continues it. */
+let stopAsked = false;
+/** A batch-1 net for predictions, built from the weights it was made for. */
+let predictor: { net: Net; params: Tensors } | undefined;
+
+const post = (message: Reply | Event, transfer: Transferable[] = []) => scope.postMessage(message, transfer);
+
+function setState(next: RunState, error?: string): void {
+  state = next;
+  post({ event: 'state', state, ...(error ? { error } : {}) });
+}
+
+async function start(request: Extract<Request, { type: 'start' }>): Promise<BackendInfo> {
+  let refused = '';
+  if (request.backend !== 'wasm' && scope.navigator.gpu) {
+    try {
+      backend = await WebGpuBackend.create();
+      backendInfo = { name: 'webgpu', detail: backend.name === 'webgpu' ? 'WebGPU: the browser offers a GPU adapter' : backend.name };
+      return backendInfo;
+    } catch (error) {
+      if (request.backend === 'webgpu') throw error;
+      refused = `WebGPU is not usable here (${(error as Error).message}); `;
+    }
+  } else if (request.backend !== 'wasm') {
+    refused = 'this browser has no WebGPU; ';
+  }
+  const shared = scope.crossOriginIsolated === true && typeof SharedArrayBuffer !== 'undefined';
+  const threads = shared ? (request.threads ?? Math.min(8, scope.navigator.hardwareConcurrency ?? 1)) : 1;
+  const wasm = await WasmBackend.create({ threads, sharedMemory: shared });
+  backend = wasm;
+  const isolation = shared ? '' : ': the page is not cross-origin isolated (its server sends no COOP/COEP headers), so one thread';
+  backendInfo = {
+    name: 'wasm',
+    detail: `${refused}WebAssembly SIMD on ${threads} thread${threads > 1 ? 's' : ''}${isolation} (${wasm.name})`,
+  };
+  return backendInfo;
+}
+
+function needBackend(): Backend {
+  if (!backend) throw new Error('the engine has not started');
+  return backend;
+}
+
+function open(request: Extract<Request, { type: 'open' }>): ModelInfo {
+  let file: ModelFile;
+  if ('zoo' in request) {
+    const zoo = models[request.zoo];
+    if (!zoo) throw new Error(`unknown model '${request.zoo}' (known: ${Object.keys(models).join(', ')})`);
+    file = { kind: 'zoo', source: request.zoo, spec: zoo.spec(), ...(zoo.preprocess ? { preprocess: zoo.preprocess } : {}) };
+  } else {
+    file = readModelBytes(request.file.name, new Uint8Array(request.file.bytes));
+    planNet(file.spec, 1); // a spec the engine cannot build is refused here, not at the first click
+  }
+  if (state === 'training') throw new Error('a run is training: pause or stop it before opening another model');
+  const trainable = withLoss(file.spec);
+  model = {
+    source: file.source,
+    kind: file.kind,
+    spec: trainable,
+    ...(file.params ? { params: file.params } : {}),
+    ...(file.preprocess ? { preprocess: file.preprocess } : {}),
+    ...(file.classNames ? { classNames: file.classNames } : {}),
+  };
+  run = new MemoryRun('the page');
+  predictor?.net.dispose();
+  predictor = undefined;
+  const resumable = 'file' in request && hasMomentum(request.file, file);
+  if (resumable) run.checkpoints.set('last', new Uint8Array(request.file.bytes));
+  setState('idle');
+  return modelInfo(resumable);
+}
+
+/** A checkpoint of a run (not an export of weights alone): training it continues that run. */
+function hasMomentum(bytes: NamedBytes, file: ModelFile): boolean {
+  if (file.kind !== 'checkpoint') return false;
+  const checkpoint = decodeCheckpoint(new Uint8Array(bytes.bytes), bytes.name);
+  return Object.keys(checkpoint.velocities ?? {}).length > 0 && typeof checkpoint.state.step === 'number';
+}
+
+function modelInfo(resumable: boolean): ModelInfo {
+  const m = model!;
+  const plan = planNet(m.spec, 1);
+  const layers = summarize(plan);
+  const input = Object.values(m.spec.inputs).find((shape) => shape.length === 3) ?? [];
+  return {
+    kind: m.kind,
+    source: m.source,
+    input: [...input],
+    classes: specClasses(m.spec) ?? 0,
+    ...(m.classNames ? { classNames: m.classNames } : {}),
+    ...(m.preprocess ? { preprocess: m.preprocess } : {}),
+    layers,
+    parameters: layers.reduce((n, l) => n + l.params, 0),
+    trained: m.params !== undefined,
+    resumable,
+    ...(m.params ? { filters: filtersOf(m.spec, (name) => m.params![name]?.data) } : {}),
+  };
+}
+
+/** The first convolution's weights, for the page's Figure 3. */
+function filtersOf(spec: NetSpec, value: (name: string) => ArrayLike<number> | undefined): Filters | undefined {
+  const first = firstConvolution(spec);
+  const weight = first && value(`${first.name}.weight`);
+  if (!first || !weight) return undefined;
+  return { weight: Float32Array.from(weight), shape: [...paramShapes(spec).get(`${first.name}.weight`)!], columns: first.columns };
+}
+
+/** The four files of an IDX dataset, as MNIST and Fashion-MNIST name them (gzipped or not). */
+const IDX_FILES = ['train-images-idx3-ubyte', 'train-labels-idx1-ubyte', 't10k-images-idx3-ubyte', 't10k-labels-idx1-ubyte'];
+
+async function loadData(request: Extract<Request, { type: 'data' }>): Promise<DataInfo> {
+  if (state === 'training') throw new Error('a run is training: pause or stop it before changing the data');
+  let files: NamedBytes[];
+  let source: string;
+  let classNames: string[] | undefined;
+  if ('url' in request) {
+    const base = new URL(request.url, location.href);
+    files = await Promise.all(
+      IDX_FILES.map(async (file) => {
+        const name = `${file}.gz`;
+        const response = await fetch(new URL(name, base));
+        if (!response.ok) throw new Error(`the bundled sample is missing (${name}: HTTP ${response.status}); the app was built without it`);
+        return { name, bytes: await response.arrayBuffer() };
+      }),
+    );
+    source = 'the bundled Fashion-MNIST sample';
+    classNames = FASHION_MNIST;
+  } else {
+    files = request.files;
+    source = 'your IDX files';
+  }
+  const [trainImages, trainLabels, testImages, testLabels] = IDX_FILES.map((wanted) => {
+    const file = files.find((f) => f.name.replace(/\.gz$/, '').replace('.idx', '-idx') === wanted);
+    if (!file) throw new Error(`IDX data is four files (${IDX_FILES.join(', ')}; each may be gzipped): ${wanted} is missing`);
+    return { name: file.name, idx: parseIdx(new Uint8Array(file.bytes), file.name) };
+  }) as [{ name: string; idx: ReturnType<typeof parseIdx> }, ...{ name: string; idx: ReturnType<typeof parseIdx> }[]];
+  const train = idxSet(trainImages.idx, trainLabels!.idx, trainImages.name, trainLabels!.name);
+  const test = idxSet(testImages!.idx, testLabels!.idx, testImages!.name, testLabels!.name);
+  const checked = checkedSets(train, test, classNames ? { classNames } : {});
+  sets = { ...checked, source };
+  run = new MemoryRun('the page');
+  setState('idle');
+  const count = checked.train.labels.length;
+  return {
+    source,
+    train: count - defaultHoldOut(count),
+    validation: defaultHoldOut(count),
+    test: checked.test.labels.length,
+    shape: [...checked.train.shape],
+    classes: checked.train.classes,
+    ...(classNames ? { classNames } : {}),
+  };
+}
+
+/** The spec to train on the loaded data: the model's, its classifier resized for a net without weights. */
+function specForData(spec: NetSpec, set: ImageSet, hasWeights: boolean): NetSpec {
+  const input = Object.values(spec.inputs).find((shape) => shape.length === 3) ?? [];
+  if (formatShape(input) !== formatShape(set.shape))
+    throw new Error(
+      `the model takes ${formatShape(input)} images and the data's are ${formatShape(set.shape)}: ` +
+        `pick a model for them (alexnet-small-${set.shape[1]} for ${set.shape[1]}×${set.shape[2]} images) or other data`,
+    );
+  const classes = specClasses(spec);
+  if (classes === set.classes) return spec;
+  if (hasWeights && classifierLayer(spec) === undefined)
+    throw new Error(`the model scores ${classes} classes, the data has ${set.classes}`);
+  return replaceClasses(spec, set.classes);
+}
+
+async function trainModel(request: Extract<Request, { type: 'train' }>): Promise<{ state: RunState }> {
+  if (!model) throw new Error('open a model first');
+  if (!sets) throw new Error('load data first');
+  if (state === 'training') throw new Error('the run is training already');
+  const backend = needBackend();
+  const m = model;
+  const resuming = run.has('last');
+  const stored = resuming ? runOptionsOf(run.readCheckpoint('last'), run.describe('last')) : undefined;
+  const epochsDone = resuming ? (run.readCheckpoint('last').state.epoch as number) : 0;
+  const recipe = stored?.recipe ?? (m.kind === 'zoo' ? models[m.source]!.recipe : m.params ? 'fine-tune' : 'scaled');
+  const given = {
+    epochs: epochsDone + request.epochs,
+    ...(request.batch !== undefined && !resuming ? { batch: request.batch } : {}),
+    ...(request.lr !== undefined && !resuming ? { lr: request.lr } : {}),
+  };
+  const s = resolveSettings(
+    recipe,
+    stored ? { ...storedSettings(stored), epochs: given.epochs } : given,
+    sets.train.labels.length,
+  ).settings;
+  const spec = resuming ? run.readCheckpoint('last').spec : specForData(m.spec, sets.train, m.params !== undefined);
+  const seed = stored?.seed ?? 0;
+  const data = imageSetData(sets, {
+    seed,
+    cropPad: s.cropPad,
+    flip: s.flip,
+    pca: 0,
+    ...(stored ? { normalisation: { mean: stored.mean!, std: stored.std! } } : {}),
+  });
+  pauseAsked = false;
+  setState('training');
+  let lastFilters = 0;
+  let currentNet: Net | undefined;
+  const epochs = s.epochs;
+  try {
+    const result = await train({
+      spec,
+      backend,
+      train: data.train,
+      validation: data.validation,
+      store: run,
+      epochs,
+      batch: s.batch,
+      lr: s.lr,
+      momentum: s.momentum,
+      weightDecay: s.weightDecay,
+      schedule: typeof s.schedule === 'string' ? parseSchedule(s.schedule, s.epochs) : s.schedule,
+      seed,
+      init: s.init as keyof typeof initializers,
+      recipe,
+      augment: data.augment,
+      mean: data.mean,
+      std: data.std,
+      ...(data.classNames ? { classNames: data.classNames } : {}),
+      ...(m.params && !resuming ? { initFrom: { source: m.source, params: m.params } } : {}),
+      ...(resuming ? { resume: true, overrides: ['epochs'] } : {}),
+      interrupted: () => pauseAsked,
+      onNet: (net) => (currentNet = net),
+      onProgress: (p) => {
+        const steps = (epochs - p.epoch) * p.batches + (p.batches - p.batch);
+        const stepsPerSecond = p.imagesPerSecond / s.batch;
+        const progress = { ...p, epochs, step: (p.epoch - 1) * p.batches + p.batch, eta: stepsPerSecond > 0 ? steps / stepsPerSecond : 0 };
+        post({ event: 'progress', progress });
+        if (performance.now() - lastFilters > 400 && currentNet) {
+          lastFilters = performance.now();
+          void postFilters(currentNet);
+        }
+      },
+      onEpoch: (metrics) => post({ event: 'epoch', metrics, confusion: [] }),
+    });
+    if (currentNet) await postFilters(currentNet);
+    const last = run.readCheckpoint('last');
+    const preprocess = uniformPreprocess(sets.train.shape[0], data.mean, data.std);
+    model = { ...m, spec: last.spec, params: last.params, preprocess, ...(data.classNames ? { classNames: data.classNames } : {}) };
+    predictor?.net.dispose();
+    predictor = undefined;
+    result.net.dispose();
+    setState(result.interrupted ? (stopAsked ? 'stopped' : 'paused') : 'finished');
+  } catch (error) {
+    setState('idle', (error as Error).message);
+    throw error;
+  }
+  return { state };
+}
+
+/** The settings a stored run was trained with, as `resolveSettings` takes them. */
+function storedSettings(o: ReturnType<typeof runOptionsOf>) {
+  return {
+    ...(o.batch !== undefined ? { batch: o.batch } : {}),
+    ...(o.lr !== undefined ? { lr: o.lr } : {}),
+    ...(o.momentum !== undefined ? { momentum: o.momentum } : {}),
+    ...(o.weightDecay !== undefined ? { weightDecay: o.weightDecay } : {}),
+    ...(o.schedule !== undefined ? { schedule: o.schedule } : {}),
+    ...(o.init !== undefined ? { init: o.init } : {}),
+    ...(o.augment ? { cropPad: o.augment.pad, flip: o.augment.flip } : {}),
+  };
+}
+
+async function postFilters(net: Net): Promise<void> {
+  const first = firstConvolution(net.spec);
+  const param = first && net.params.find((p) => p.name === `${first.name}.weight`);
+  if (!first || !param) return;
+  const weight = Float32Array.from(await param.value.read());
+  post({ event: 'filters', filters: { weight, shape: [...param.shape], columns: first.columns } }, [weight.buffer]);
+}
+
+async function predict(request: Extract<Request, { type: 'predict' }>): Promise<Prediction> {
+  if (!model?.params) throw new Error('the model has no weights yet: train it, or open a trained model');
+  if (!model.preprocess) throw new Error(`${model.source} does not record how its images were preprocessed`);
+  if (predictor?.params !== model.params) {
+    predictor?.net.dispose();
+    const net = Net.build(model.spec, { backend: needBackend(), batch: 1, inference: true, weights: model.params });
+    predictor = { net, params: model.params };
+  }
+  const { net } = predictor;
+  const { data, logits, classes } = netRoles(net);
+  const [channels, height, width] = net.shapeOf(data).slice(1) as [number, number, number];
+  if (request.width !== width || request.height !== height)
+    throw new Error(`the image is ${request.width}×${request.height}; the model takes ${width}×${height}`);
+  const plane = width * height;
+  const planar = new Uint8Array(channels * plane);
+  for (let p = 0; p < plane; p++) {
+    const [r, g, b] = [request.rgba[4 * p]!, request.rgba[4 * p + 1]!, request.rgba[4 * p + 2]!];
+    if (channels === 1) planar[p] = Math.round(0.2126 * r + 0.7152 * g + 0.0722 * b);
+    else [planar[p], planar[plane + p], planar[2 * plane + p]] = [r, g, b];
+  }
+  const x = new Float32Array(channels * plane);
+  normaliseImage(planar, channels, model.preprocess, x, 0);
+  net.setInput(data, x);
+  net.forward({ training: false });
+  const probabilities = softmaxRows(await net.read(logits), 1, classes, new Float64Array(classes));
+  const ranked = Array.from(probabilities, (probability, c) => ({
+    class: c,
+    ...(model!.classNames ? { name: model!.classNames[c] } : {}),
+    probability,
+  }));
+  return { top: ranked.sort((a, b) => b.probability - a.probability).slice(0, request.top) };
+}
+
+function save(): NamedBytes {
+  if (state === 'training') throw new Error('pause the run first: a checkpoint is written between two steps');
+  if (run.has('last')) {
+    const bytes = run.checkpoints.get('last')!;
+    return { name: 'alexnet-run.safetensors', bytes: bytes.slice().buffer };
+  }
+  if (!model?.params) throw new Error('nothing to save: the model has no weights yet (train it first)');
+  const options = {
+    ...(model.preprocess ? { preprocess: model.preprocess } : {}),
+    ...(model.classNames ? { classNames: model.classNames } : {}),
+  };
+  const bytes = encodeCheckpoint({ spec: model.spec, params: model.params, state: { options } });
+  return { name: `${model.source.replace(/\.[^.]*$/, '').replace(/[^\w.-]+/g, '-')}.safetensors`, bytes: bytes.slice().buffer };
+}
+
+async function handle(request: Request): Promise<unknown> {
+  switch (request.type) {
+    case 'start':
+      return start(request);
+    case 'open':
+      return open(request);
+    case 'data':
+      return loadData(request);
+    case 'train':
+      return trainModel(request);
+    case 'pause':
+    case 'stop':
+      pauseAsked = state === 'training';
+      stopAsked = request.type === 'stop';
+      return { state };
+    case 'predict':
+      return predict(request);
+    case 'save':
+      return save();
+  }
+}
+
+scope.onmessage = (event) => {
+  const { id, ...request } = event.data;
+  handle(request as Request).then(
+    (value) => {
+      const transfer = value && typeof value === 'object' && 'bytes' in value ? [(value as NamedBytes).bytes] : [];
+      post({ id, ok: true, value: value as never }, transfer);
+    },
+    (error: unknown) => post({ id, ok: false, error: error instanceof Error ? error.message : String(error) }),
+  );
+};
