@@ -15,7 +15,7 @@ import { type ModelFile, readModelBytes } from '../models/open.js';
 import { models } from '../models/index.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../net/checkpoint.js';
 import { type initializers } from '../net/init.js';
-import { softmaxRows } from '../net/inference.js';
+import { logitsInBatches, softmaxRows } from '../net/inference.js';
 import { Net, paramShapes, planNet, summarize } from '../net/net.js';
 import { classifierLayer, firstConvolution, netRoles, replaceClasses, specClasses, withLoss } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
@@ -332,7 +332,7 @@ async function predict(request: Extract<Request, { type: 'predict' }>): Promise<
     predictor = { net, params: model.params };
   }
   const { net } = predictor;
-  const { data, logits, classes } = netRoles(net);
+  const { data, classes } = netRoles(net);
   const [channels, height, width] = net.shapeOf(data).slice(1) as [number, number, number];
   if (request.width !== width || request.height !== height)
     throw new Error(`the image is ${request.width}×${request.height}; the model takes ${width}×${height}`);
@@ -343,11 +343,14 @@ async function predict(request: Extract<Request, { type: 'predict' }>): Promise<
     if (channels === 1) planar[p] = Math.round(0.2126 * r + 0.7152 * g + 0.0722 * b);
     else [planar[p], planar[plane + p], planar[2 * plane + p]] = [r, g, b];
   }
-  const x = new Float32Array(channels * plane);
-  normaliseImage(planar, channels, model.preprocess, x, 0);
-  net.setInput(data, x);
-  net.forward({ training: false });
-  const probabilities = softmaxRows(await net.read(logits), 1, classes, new Float64Array(classes));
+  const probabilities = new Float64Array(classes);
+  await logitsInBatches(
+    net,
+    1,
+    (_from, _to, x) => normaliseImage(planar, channels, model!.preprocess!, x, 0),
+    (_from, _to, z) => softmaxRows(z, 1, classes, probabilities),
+    'the image',
+  );
   const ranked = Array.from(probabilities, (probability, c) => ({
     class: c,
     ...(model!.classNames ? { name: model!.classNames[c] } : {}),

@@ -116,10 +116,11 @@ async function openZoo(): Promise<void> {
 }
 
 async function showModel(open: () => Promise<ModelInfo>): Promise<void> {
+  const shown = $('model-status').textContent;
   $('model-status').textContent = 'Opening…';
   const info = await attempt(open);
   if (!info) {
-    $('model-status').textContent = model ? describeModel(model) : '';
+    $('model-status').textContent = shown;
     return;
   }
   model = info;
@@ -192,7 +193,7 @@ function onEvent(message: Event): void {
       return drawFilters(message.filters);
     case 'state':
       if (message.error) showError(message.error);
-      if (message.state !== 'training' && model) model = { ...model, trained: true };
+      if (message.state !== 'training' && message.state !== 'idle' && model) model = { ...model, trained: true };
       return setRunState(message.state);
   }
 }
@@ -271,6 +272,9 @@ function drawCurves(): void {
     g.fill();
   }
   const last = losses.at(-1);
+  // the numbers behind the picture, for scripts (the browser tests read them)
+  canvas.dataset.firstLoss = String(losses[0]?.loss ?? '');
+  canvas.dataset.lastLoss = String(last?.loss ?? '');
   canvas.setAttribute(
     'aria-label',
     last
@@ -325,6 +329,7 @@ async function classify(blob: Blob): Promise<void> {
   const rgba = g.getImageData(0, 0, width, height).data;
   const prediction = await attempt(() => call<Prediction>({ type: 'predict', width, height, rgba, top: 5 }));
   const list = $('top5');
+  list.dataset.predictions = String(Number(list.dataset.predictions ?? 0) + 1);
   list.replaceChildren(
     ...(prediction?.top ?? []).map((entry) => {
       const item = document.createElement('li');
@@ -379,9 +384,6 @@ function wire(): void {
   const drop = $('drop');
   const picker = $<HTMLInputElement>('image-file');
   picker.addEventListener('change', () => picker.files?.[0] && void classify(picker.files[0]));
-  drop.addEventListener('keydown', (event) => {
-    if (event.key === 'Enter' || event.key === ' ') picker.click();
-  });
   drop.addEventListener('dragover', (event) => {
     event.preventDefault();
     drop.classList.add('over');

@@ -1,0 +1,218 @@
+/**
+ * The browser app (dist/app, served by `alexnet serve`'s server) in headless Chromium: it loads
+ * isolated and quiet, trains on its bundled sample, predicts as the CLI does from the checkpoint it
+ * saves, continues that checkpoint's run, keeps its state through bad input, and passes axe's
+ * accessibility rules.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createReadStream, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { extname, join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import sharp from 'sharp';
+import { appFolder, serveApp } from '../src/app/serve.js';
+import { loadSplit } from '../src/data/dataset.js';
+import { FASHION_MNIST } from './helpers.js';
+
+const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
+const chromiumPath = [process.env.CHROMIUM_PATH, '/usr/lib/chromium/chromium', '/usr/bin/chromium'].find((p) => p && existsSync(p));
+const skip = !chromiumPath
+  ? 'no Chromium found (apt-get install chromium, or set CHROMIUM_PATH)'
+  : !existsSync(join(appFolder(), 'sample'))
+    ? 'the app was built without its Fashion-MNIST sample (apt-get install dataset-fashion-mnist)'
+    : false;
+
+let browser: Browser;
+let server: Server;
+let url: string;
+const dir = mkdtempSync(join(tmpdir(), 'app-'));
+
+before(async () => {
+  if (skip) return;
+  ({ server, url } = await serveApp({ port: 0, host: '127.0.0.1' }));
+  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
+});
+
+after(async () => {
+  await browser?.close();
+  server?.close();
+});
+
+/** A fresh page of the app, ready (engine started, the zoo's small net and the sample loaded); its console errors collected. */
+async function openApp(address = url): Promise<{ page: Page; errors: string[] }> {
+  const page = await browser.newPage();
+  const errors: string[] = [];
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  page.on('pageerror', (e) => errors.push(e.message));
+  await page.goto(`${address}?backend=wasm`);
+  await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
+  return { page, errors };
+}
+
+async function message(page: Page): Promise<string> {
+  await page.waitForSelector('#message:not([hidden])', { timeout: 20_000 });
+  return (await page.textContent('#message'))!;
+}
+
+async function trainEpochs(page: Page, epochs: number, state = 'finished'): Promise<void> {
+  await page.fill('#epochs', String(epochs));
+  await page.click('#train');
+  await page.waitForSelector('body[data-run=training]');
+  await page.waitForSelector(`body[data-run=${state}]`, { timeout: 240_000 });
+}
+
+/** The top-5 the page shows for an image file. */
+async function pageTop5(page: Page, image: string): Promise<{ class: number; probability: number }[]> {
+  const before = Number((await page.getAttribute('#top5', 'data-predictions')) ?? 0);
+  await page.setInputFiles('#image-file', image);
+  await page.waitForSelector(`#top5[data-predictions="${before + 1}"]`, { state: 'attached' });
+  if (!(await page.isHidden('#message'))) throw new Error(`the page says: ${await page.textContent('#message')}`);
+  return page.$$eval('#top5 li', (items) =>
+    items.map((li) => ({ class: Number((li as HTMLElement).dataset.class), probability: Number((li as HTMLElement).dataset.probability) })),
+  );
+}
+
+/** Fashion-MNIST's first test image as a 28×28 grey PNG. */
+async function testImage(): Promise<string> {
+  const set = loadSplit(FASHION_MNIST, 'test');
+  const path = join(dir, 'test-0.png');
+  await sharp(Buffer.from(set.pixels.subarray(0, 784)), { raw: { width: 28, height: 28, channels: 1 } })
+    .png()
+    .toFile(path);
+  return path;
+}
+
+test('the app loads cross-origin isolated, without a console error, on wasm threads', { skip }, async () => {
+  const { page, errors } = await openApp();
+  assert.equal(await page.evaluate(() => crossOriginIsolated), true);
+  assert.match((await page.textContent('#backend'))!, /WebAssembly SIMD on \d+ threads?/);
+  assert.equal(await page.isHidden('#isolation'), true);
+  assert.match((await page.textContent('#model-status'))!, /alexnet-small-28 \(zoo\).*663,626 parameters; no weights yet/);
+  assert.match((await page.textContent('#data-status'))!, /5,400 training images, 600 held out for validation, 1,000 test images/);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test(
+  'training on the bundled sample lowers the loss; the saved checkpoint predicts in the CLI as in the page, and trains on',
+  { skip },
+  async () => {
+    const { page, errors } = await openApp();
+    await trainEpochs(page, 1);
+    const [first, last] = await Promise.all(['data-first-loss', 'data-last-loss'].map((a) => page.getAttribute('#loss-chart', a)));
+    assert.ok(Number(last) < Number(first) / 2, `loss ${first} → ${last}`);
+    const epoch = await page.$$eval('#epochs-table tbody tr td', (cells) => cells.map((c) => c.textContent!));
+    assert.equal(epoch[0], '1');
+    assert.ok(parseFloat(epoch[3]!) < 40, `validation top-1 error ${epoch[3]} after an epoch (chance: 90 %)`);
+
+    const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
+    const checkpoint = join(dir, download.suggestedFilename());
+    await download.saveAs(checkpoint);
+    const image = await testImage();
+    const shown = await pageTop5(page, image);
+    const cli = spawnSync(process.execPath, [CLI, 'predict', image, '--model', checkpoint, '--top', '5', '--json', '--backend', 'wasm'], {
+      encoding: 'utf8',
+    });
+    assert.equal(cli.status, 0, cli.stderr);
+    const [predicted] = JSON.parse(cli.stdout) as { top: { class: number; probability: number }[] }[];
+    assert.deepEqual(
+      shown.map((s) => s.class),
+      predicted!.top.map((t) => t.class),
+    );
+    for (const [i, s] of shown.entries()) assert.ok(Math.abs(s.probability - predicted!.top[i]!.probability) < 1e-4, `class ${s.class}`);
+
+    // the downloaded run, opened again, continues where it stopped: its second epoch
+    await page.setInputFiles('#model-file', checkpoint);
+    await page.waitForFunction(() => document.querySelector('#model-status')!.textContent!.includes('a training run'));
+    await trainEpochs(page, 1);
+    assert.deepEqual(await page.$$eval('#epochs-table tbody tr td:first-child', (cells) => cells.map((c) => c.textContent)), ['2']);
+    assert.deepEqual(errors, []);
+    await page.close();
+  },
+);
+
+test('pausing saves the run between two steps and resuming continues it', { skip }, async () => {
+  const { page } = await openApp();
+  await page.fill('#epochs', '2');
+  await page.click('#train');
+  await page.waitForFunction(() => Number(document.querySelector('#loss-chart')!.getAttribute('data-last-loss')) > 0);
+  await page.click('#pause');
+  await page.waitForSelector('body[data-run=paused]');
+  assert.equal(await page.textContent('#train'), 'Resume');
+  await page.click('#train');
+  await page.waitForSelector('body[data-run=finished]', { timeout: 240_000 });
+  assert.deepEqual(await page.$$eval('#epochs-table tbody tr td:first-child', (cells) => cells.map((c) => c.textContent)), ['1', '2']);
+  await page.close();
+});
+
+test('bad input gets a message where the user looks, and the page keeps its state', { skip }, async () => {
+  const { page } = await openApp();
+  const status = await page.textContent('#model-status');
+  const junk = join(dir, 'junk.onnx');
+  writeFileSync(junk, 'not a model');
+  await page.setInputFiles('#model-file', junk);
+  assert.match(await message(page), /junk\.onnx: not a valid ONNX ModelProto/);
+  assert.equal(await page.textContent('#model-status'), status);
+
+  const notImage = join(dir, 'photo.jpg');
+  writeFileSync(notImage, 'not an image');
+  await page.setInputFiles('#image-file', notImage);
+  assert.match(await message(page), /photo\.jpg is not an image this browser can decode/);
+
+  await page.selectOption('#data-source', 'files');
+  await page.setInputFiles('#data-files', join(FASHION_MNIST, 'train-images-idx3-ubyte.gz'));
+  assert.match(await message(page), /train-labels-idx1-ubyte is missing/);
+  assert.match((await page.textContent('#data-status'))!, /the bundled Fashion-MNIST sample: 5,400 training images/);
+
+  await page.selectOption('#zoo', 'alexnet-small-32');
+  await page.waitForFunction(() => document.querySelector('#model-status')!.textContent!.startsWith('alexnet-small-32'));
+  await page.click('#train');
+  assert.match(await message(page), /the model takes \[3, 32, 32\] images and the data's are \[1, 28, 28\]/);
+  assert.equal(await page.getAttribute('body', 'data-run'), 'idle');
+  await page.close();
+});
+
+test('served without COOP/COEP headers, the page says so and runs on one thread', { skip }, async () => {
+  const plain = createServer((request, response) => {
+    const file = join(appFolder(), request.url === '/' || request.url!.startsWith('/?') ? 'index.html' : request.url!);
+    if (!existsSync(file)) return void response.writeHead(404).end();
+    const types: Record<string, string> = {
+      '.html': 'text/html',
+      '.js': 'text/javascript',
+      '.wasm': 'application/wasm',
+      '.css': 'text/css',
+    };
+    response.writeHead(200, { 'Content-Type': types[extname(file)] ?? 'application/octet-stream' });
+    createReadStream(file).pipe(response);
+  });
+  await new Promise<void>((resolve) => plain.listen(0, '127.0.0.1', resolve));
+  try {
+    const { page, errors } = await openApp(`http://127.0.0.1:${(plain.address() as AddressInfo).port}/`);
+    assert.equal(await page.evaluate(() => crossOriginIsolated), false);
+    assert.match((await page.textContent('#isolation'))!, /not cross-origin isolated/);
+    assert.match((await page.textContent('#backend'))!, /on 1 thread: the page is not cross-origin isolated/);
+    assert.deepEqual(errors, []);
+    await page.close();
+  } finally {
+    plain.close();
+  }
+});
+
+test('axe finds no serious or critical accessibility violation', { skip }, async () => {
+  const { page } = await openApp();
+  await page.addScriptTag({ path: join(import.meta.dirname, '..', '..', 'node_modules', 'axe-core', 'axe.min.js') });
+  const violations = await page.evaluate(async () => {
+    const axe = (globalThis as unknown as { axe: { run(): Promise<{ violations: { id: string; impact: string; nodes: unknown[] }[] }> } })
+      .axe;
+    return (await axe.run()).violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.length }));
+  });
+  assert.deepEqual(
+    violations.filter((v) => v.impact === 'serious' || v.impact === 'critical'),
+    [],
+  );
+  await page.close();
+});
