@@ -5,7 +5,7 @@
  * accessibility rules.
  */
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { createReadStream, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -215,4 +215,28 @@ test('axe finds no serious or critical accessibility violation', { skip }, async
     [],
   );
   await page.close();
+});
+
+test('alexnet serve: the app with the isolation headers, files of its folder only; a port in use is one line', async () => {
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      child.stdout.setEncoding('utf8').on('data', (text: string) => resolve(text));
+      child.once('exit', (code) => reject(new Error(`serve exited with ${code}`)));
+    });
+    const address = /serving the app at (http:\/\/127\.0\.0\.1:(\d+)\/) \(Ctrl-C stops\)/.exec(line);
+    assert.ok(address, line);
+    const page = await fetch(address[1]!);
+    assert.equal(page.status, 200);
+    assert.equal(page.headers.get('cross-origin-opener-policy'), 'same-origin');
+    assert.equal(page.headers.get('cross-origin-embedder-policy'), 'require-corp');
+    assert.match(await page.text(), /<title>AlexNet in TypeScript<\/title>/);
+    assert.equal((await fetch(`${address[1]}wasm/kernels-simd.wasm`)).headers.get('content-type'), 'application/wasm');
+    assert.equal((await fetch(`${address[1]}..%2F..%2Fpackage.json`)).status, 404);
+    const busy = spawnSync(process.execPath, [CLI, 'serve', '--port', address[2]!], { encoding: 'utf8' });
+    assert.equal(busy.status, 1);
+    assert.equal(busy.stderr.trim(), `alexnet: port ${address[2]} on 127.0.0.1 is in use: give another with --port`);
+  } finally {
+    child.kill();
+  }
 });

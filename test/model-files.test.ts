@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
+import { zipSync } from 'fflate';
 import sharp from 'sharp';
 import * as ort from 'onnxruntime-web';
 import { ReferenceBackend } from '../src/backend/reference/backend.js';
@@ -20,9 +21,10 @@ import { Net } from '../src/index.js';
 import { parseNpy, serializeNpy } from '../src/io/npy.js';
 import { readPth, unpickle } from '../src/io/pth.js';
 import { parseSafetensors, serializeSafetensors } from '../src/io/safetensors.js';
+import { ZipArchive } from '../src/io/zip.js';
 import { alexnetTorchvision } from '../src/models/alexnet.js';
 import { IMAGENET_CLASSES } from '../src/models/imagenet-classes.js';
-import { openModel, readModel } from '../src/models/open.js';
+import { openModel, readModel, readModelBytes } from '../src/models/open.js';
 import { paramShapes } from '../src/net/net.js';
 import { loadOnnxFile } from '../src/onnx/import.js';
 import { Philox } from '../src/random.js';
@@ -62,6 +64,35 @@ for (const [file, expected] of [
     assertClose(out, expected.data, 1e-5, 1e-4, file);
   });
 }
+
+test("a file read from bytes (a page's file input) is the model read from its path, a re-zipped (deflated) .pth too", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bytes-'));
+  const pth = join(FILES, 'small_alexnet.pth');
+  const deflated = new ZipArchive(readFileSync(pth), pth);
+  const rezipped = zipSync(Object.fromEntries([...deflated.entries.keys()].map((name) => [name, deflated.read(name).slice()])), {
+    level: 6,
+  });
+  assert.equal(new ZipArchive(rezipped, 'rezipped').entries.values().next().value!.method, 8, 'deflated entries');
+  writeFileSync(join(dir, 'rezipped.pth'), rezipped);
+  const sources = [
+    pth,
+    join(FILES, 'small_alexnet.safetensors'),
+    join(CAFFE, 'bvlc_alexnet_small_opset12.onnx'),
+    join(dir, 'rezipped.pth'),
+  ];
+  for (const path of sources) {
+    const fromPath = readModel(path);
+    const fromBytes = readModelBytes(path, new Uint8Array(readFileSync(path)));
+    assert.equal(fromBytes.kind, fromPath.kind, path);
+    assert.deepEqual(fromBytes.spec, fromPath.spec, path);
+    assert.deepEqual(fromBytes.preprocess, fromPath.preprocess, path);
+    for (const [name, t] of Object.entries(fromPath.params!))
+      assert.deepEqual(Array.from(fromBytes.params![name]!.data), Array.from(t.data), name);
+  }
+  assert.throws(() => readModelBytes('notes.txt', new TextEncoder().encode('hello')), {
+    message: /^notes\.txt: not a model file this reads/,
+  });
+});
 
 test("one training step's gradients equal PyTorch's, parameter by parameter", async () => {
   const { tensors } = parseSafetensors(readFileSync(join(FILES, 'small_alexnet_grads.safetensors')), 'grads');

@@ -12,7 +12,7 @@ import { cropAndFlip } from '../src/data/augment.js';
 import { colourComponents, imageSetBatches } from '../src/data/batches.js';
 import { readCheckpoint, writeCheckpoint } from '../src/net/checkpoint.js';
 import { afterEpoch, initialScheduleState, learningRateAt, parseSchedule } from '../src/train/schedule.js';
-import { divergenceBound, evaluate, train } from '../src/train/trainer.js';
+import { divergenceBound, evaluate, MemoryRun, train } from '../src/train/trainer.js';
 import { classesAbove } from '../src/train/evaluate.js';
 import { setUpRun } from '../src/train/setup.js';
 import { resolveModel } from '../src/models/index.js';
@@ -239,7 +239,7 @@ function randomSet(count: number, seed: number): ImageSet {
 /** The trainer's sources for a set, normalised as `options` records (mean 0.4, std 0.3). */
 const batches = (set: ImageSet, augment = { pad: 0, flip: false }) => imageSetBatches(set, 0.4, 0.3, augment);
 
-function options(outDir: string, extra: object = {}) {
+function options(outDir: string | undefined, extra: object = {}) {
   return {
     spec: tinySpec,
     backend: new ReferenceBackend(),
@@ -277,6 +277,26 @@ test('a run stopped in the middle and resumed ends with the same weights, bit fo
     ...straight.metrics.at(-1),
     imagesPerSecond: resumed.metrics.at(-1)!.imagesPerSecond,
     wallSeconds: resumed.metrics.at(-1)!.wallSeconds,
+  });
+});
+
+test("a run kept in memory (a page's) stops, resumes and ends as a run folder does, and its checkpoints are the folder's bytes", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'run-'));
+  const straight = await train(options(dir));
+  const store = new MemoryRun();
+  await train({ ...options(undefined), store, stopAfterSteps: 9 });
+  assert.equal(store.has('last'), true);
+  const resumed = await train({ ...options(undefined), store, resume: true });
+  const a = await straight.net.readParams(),
+    b = await resumed.net.readParams();
+  for (const name of Object.keys(a)) assert.deepEqual(b[name], a[name], name);
+  assert.deepEqual(store.checkpoints.get('last'), new Uint8Array(readFileSync(join(dir, 'last.safetensors'))));
+  assert.deepEqual(
+    store.metrics.map((m) => m.epoch),
+    [1, 2, 3],
+  );
+  await assert.rejects(train({ ...options(undefined), store: new MemoryRun('the page'), resume: true }), {
+    message: "the page's last checkpoint does not exist: nothing to resume",
   });
 });
 
