@@ -108,6 +108,18 @@ test(
     const epoch = await page.$$eval('#epochs-table tbody tr td', (cells) => cells.map((c) => c.textContent!));
     assert.equal(epoch[0], '1');
     assert.ok(parseFloat(epoch[3]!) < 40, `validation top-1 error ${epoch[3]} after an epoch (chance: 90 %)`);
+    const confusion = await page.$$eval('#confusion tbody td', (cells) => cells.map((c) => Number(c.textContent)));
+    assert.equal(confusion.length, 100);
+    assert.equal(
+      confusion.reduce((a, b) => a + b, 0),
+      600,
+      'every validation image counted once',
+    );
+    const wrong = 600 - confusion.filter((_, i) => i % 11 === 0).reduce((a, b) => a + b, 0);
+    assert.equal(Math.round((100 * wrong) / 600), Math.round(parseFloat(epoch[3]!)), 'the off-diagonal is the top-1 error');
+    const misses = await page.$$eval('#misses li', (items) => items.map((li) => li.textContent));
+    assert.equal(misses.length, Math.min(24, wrong));
+    assert.match(misses[0]!, /^[\w/ -]+ → [\w/ -]+$/);
 
     const [download] = await Promise.all([page.waitForEvent('download'), page.click('#save')]);
     const checkpoint = join(dir, download.suggestedFilename());

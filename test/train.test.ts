@@ -378,6 +378,29 @@ test("evaluation with mirror images averages each image's softmax with its refle
   assert.deepEqual(result.singleView, plain, 'the same pass scores the images alone');
 });
 
+test('evaluation counts the confusion matrix and lists the misses, each image once, as the logits rank them', async () => {
+  const net = Net.build(tinySpec, { backend: new ReferenceBackend(), batch: 4, seed: 5 });
+  const set = randomSet(10, 9);
+  const result = await evaluate(net, imageSetBatches(set, 0.4, 0.3, { pad: 0, flip: false }), { confusion: true });
+  const expected = Array.from({ length: 4 }, () => new Array<number>(4).fill(0));
+  const misses = [];
+  for (let i = 0; i < 10; i++) {
+    net.setInput(
+      'data',
+      Array.from({ length: 4 * 64 }, (_, k) => (set.pixels[64 * i + (k % 64)]! / 255 - 0.4) / 0.3),
+    );
+    net.forward();
+    const row = Array.from((await net.read('out')).slice(0, 4));
+    const predicted = row.indexOf(Math.max(...row)),
+      label = set.labels[i]!;
+    expected[label]![predicted]!++;
+    if (predicted !== label) misses.push({ index: i, label, predicted });
+  }
+  assert.deepEqual(result.confusion, expected);
+  assert.deepEqual(result.misses, misses);
+  assert.equal(result.top1, (10 - misses.length) / 10);
+});
+
 test('a batch larger than the dataset is refused', async () => {
   await assert.rejects(
     train(options(mkdtempSync(join(tmpdir(), 'big-')), { batch: 100 })),

@@ -20,13 +20,26 @@ import { Net, paramShapes, planNet, summarize } from '../net/net.js';
 import { classifierLayer, firstConvolution, netRoles, replaceClasses, specClasses, withLoss } from '../net/roles.js';
 import type { NetSpec } from '../net/spec.js';
 import { formatShape } from '../tensor.js';
-import { defaultHoldOut, imageSetData } from '../train/data.js';
+import { defaultHoldOut, imageSetData, type TrainingData } from '../train/data.js';
+import type { EvalResult } from '../train/evaluate.js';
 import { resolveSettings } from '../train/recipes.js';
 import { runOptionsOf } from '../train/run-options.js';
 import { MemoryRun } from '../train/run-store.js';
 import { parseSchedule } from '../train/schedule.js';
 import { train } from '../train/trainer.js';
-import type { BackendInfo, DataInfo, Event, Filters, ModelInfo, NamedBytes, Prediction, Reply, Request, RunState } from './protocol.js';
+import type {
+  BackendInfo,
+  DataInfo,
+  Event,
+  Filters,
+  Miss,
+  ModelInfo,
+  NamedBytes,
+  Prediction,
+  Reply,
+  Request,
+  RunState,
+} from './protocol.js';
 
 type Tensors = NonNullable<ModelFile['params']>;
 
@@ -250,6 +263,7 @@ async function trainModel(request: Extract<Request, { type: 'train' }>): Promise
   setState('training');
   let lastFilters = 0;
   let currentNet: Net | undefined;
+  let shown: Promise<void> = Promise.resolve();
   const epochs = s.epochs;
   try {
     const result = await train({
@@ -285,8 +299,10 @@ async function trainModel(request: Extract<Request, { type: 'train' }>): Promise
           void postFilters(currentNet);
         }
       },
-      onEpoch: (metrics) => post({ event: 'epoch', metrics, confusion: [] }),
+      onEpoch: (metrics) => post({ event: 'epoch', metrics }),
+      onValidation: (result) => (shown = postValidation(result, data)),
     });
+    await shown;
     if (currentNet) await postFilters(currentNet);
     const last = run.readCheckpoint('last');
     const preprocess = uniformPreprocess(sets.train.shape[0], data.mean, data.std);
@@ -313,6 +329,23 @@ function storedSettings(o: ReturnType<typeof runOptionsOf>) {
     ...(o.init !== undefined ? { init: o.init } : {}),
     ...(o.augment ? { cropPad: o.augment.pad, flip: o.augment.flip } : {}),
   };
+}
+
+/** The validation images a page shows of the misses: the first ones. */
+const MISSES_SHOWN = 24;
+
+async function postValidation(result: EvalResult, data: TrainingData): Promise<void> {
+  const shape = data.validation.shape;
+  const size = shape[0] * shape[1] * shape[2];
+  const x = new Float32Array(size),
+    y = new Float32Array(1);
+  const misses: Miss[] = [];
+  for (const miss of (result.misses ?? []).slice(0, MISSES_SHOWN)) {
+    await data.validation.fill(Uint32Array.of(miss.index), 0, 1, x, y);
+    const pixels = Uint8Array.from(x, (v) => Math.round((v * data.std + data.mean) * 255)); // the source's (x/255 − mean)/std undone
+    misses.push({ pixels, shape: [...shape], label: miss.label, predicted: miss.predicted });
+  }
+  post({ event: 'validation', confusion: result.confusion ?? [], misses });
 }
 
 async function postFilters(net: Net): Promise<void> {

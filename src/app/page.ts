@@ -13,6 +13,7 @@ import type {
   DataInfo,
   Event,
   Filters,
+  Miss,
   ModelInfo,
   NamedBytes,
   Prediction,
@@ -144,7 +145,11 @@ async function showModel(open: () => Promise<ModelInfo>): Promise<void> {
 }
 
 function describeModel(info: ModelInfo): string {
-  const weights = info.resumable ? 'a training run: Train continues it' : info.trained ? 'trained weights' : 'no weights yet: train it';
+  const weights = info.resumable
+    ? 'a training run: Train continues it'
+    : info.trained
+      ? 'trained weights (Save checkpoint writes them for the CLI)'
+      : 'no weights yet: train it';
   return (
     `${info.source} (${info.kind}): ${formatShape(info.input)} input, ${info.classes} classes, ` +
     `${info.parameters.toLocaleString('en')} parameters; ${weights}.`
@@ -191,9 +196,14 @@ function onEvent(message: Event): void {
       return showEpoch(message.metrics);
     case 'filters':
       return drawFilters(message.filters);
+    case 'validation':
+      return showValidation(message.confusion, message.misses);
     case 'state':
       if (message.error) showError(message.error);
-      if (message.state !== 'training' && message.state !== 'idle' && model) model = { ...model, trained: true };
+      if (message.state !== 'training' && message.state !== 'idle' && model) {
+        model = { ...model, trained: true };
+        $('model-status').textContent = describeModel(model);
+      }
       return setRunState(message.state);
   }
 }
@@ -226,11 +236,66 @@ function showEpoch(m: EpochMetrics): void {
   drawCurves();
 }
 
+const className = (c: number) => (c < 0 ? 'no class (NaN scores)' : (data?.classNames?.[c] ?? `class ${c}`));
+
+/** The confusion matrix as a table (each cell shaded by its share of its row), and the misses as pictures. */
+function showValidation(confusion: number[][], misses: Miss[]): void {
+  const table = $('confusion');
+  table.hidden = confusion.length === 0;
+  const header = document.createElement('tr');
+  header.append(cell('th', 'label ↓ top-1 →'), ...confusion.map((_, c) => cell('th', className(c), 'col')));
+  table.querySelector('thead')!.replaceChildren(header);
+  table.querySelector('tbody')!.replaceChildren(
+    ...confusion.map((row, r) => {
+      const tr = document.createElement('tr');
+      const total = row.reduce((a, b) => a + b, 0) || 1;
+      tr.append(
+        cell('th', className(r), 'row'),
+        ...row.map((count, c) => {
+          const td = cell('td', String(count));
+          const share = count / total;
+          td.style.background = `rgba(${r === c ? '26, 95, 180' : '192, 28, 40'}, ${share.toFixed(3)})`;
+          if (share > 0.5) td.style.color = 'white';
+          return td;
+        }),
+      );
+      return tr;
+    }),
+  );
+  $('misses-box').hidden = misses.length === 0;
+  $('misses').replaceChildren(
+    ...misses.map((miss) => {
+      const item = document.createElement('li');
+      const [channels, height, width] = miss.shape as [number, number, number];
+      const canvas = document.createElement('canvas');
+      [canvas.width, canvas.height] = [width, height];
+      const image = new ImageData(width, height);
+      for (let p = 0; p < width * height; p++)
+        for (let k = 0; k < 3; k++) image.data[4 * p + k] = miss.pixels[(channels === 3 ? k : 0) * width * height + p]!;
+      for (let p = 0; p < width * height; p++) image.data[4 * p + 3] = 255;
+      canvas.getContext('2d')!.putImageData(image, 0, 0);
+      const words = `${className(miss.label)} → ${className(miss.predicted)}`;
+      canvas.setAttribute('role', 'img');
+      canvas.setAttribute('aria-label', words);
+      item.append(canvas, words);
+      return item;
+    }),
+  );
+}
+
+function cell(kind: 'td' | 'th', text: string, scope?: 'col' | 'row'): HTMLTableCellElement {
+  const element = document.createElement(kind);
+  element.textContent = text;
+  if (scope) element.scope = scope;
+  return element;
+}
+
 function resetCurves(): void {
   losses.length = 0;
   validation.length = 0;
   $('epochs-table').querySelector('tbody')!.replaceChildren();
   $('progress').textContent = '';
+  showValidation([], []);
   drawCurves();
 }
 
@@ -287,7 +352,7 @@ function drawCurves(): void {
 function drawFilters(filters: Filters): void {
   const { pixels, width, height } = filterGrid(filters.weight, filters.shape, filters.columns);
   const canvas = $<HTMLCanvasElement>('filters');
-  const scale = Math.max(1, Math.floor(240 / Math.max(width, height)));
+  const scale = Math.max(1, Math.ceil(240 / Math.max(width, height)));
   canvas.width = width * scale;
   canvas.height = height * scale;
   const image = new ImageData(width, height);

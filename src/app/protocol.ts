@@ -78,6 +78,14 @@ export interface Progress {
   eta: number;
 }
 
+/** A validation image the net got wrong: its pixels (C×H×W bytes), its label, its top-1 class. */
+export interface Miss {
+  pixels: Uint8Array;
+  shape: number[];
+  label: number;
+  predicted: number;
+}
+
 export interface Prediction {
   top: { class: number; name?: string; probability: number }[];
 }
@@ -90,6 +98,8 @@ export type Reply =
 
 export type Event =
   | { event: 'progress'; progress: Progress }
-  | { event: 'epoch'; metrics: EpochMetrics; confusion: number[][] }
+  | { event: 'epoch'; metrics: EpochMetrics }
+  /** After each epoch: the validation images by label and top-1 class, and the first misses. */
+  | { event: 'validation'; confusion: number[][]; misses: Miss[] }
   | { event: 'filters'; filters: Filters }
   | { event: 'state'; state: RunState; error?: string };

@@ -14,6 +14,11 @@ export interface EvalResult {
   count: number;
   /** With `mirror` or several `views`: the scores of the first view alone, from the same pass. */
   singleView?: EvalResult;
+  /** With `confusion`: images counted by label (row) and top-1 class (column). */
+  confusion?: number[][];
+  /** With `confusion`: the images whose top-1 class is not their label, in the set's order (a
+   * row of scores with a NaN has no class: -1). */
+  misses?: { index: number; label: number; predicted: number }[];
 }
 
 export interface EvalOptions {
@@ -27,6 +32,8 @@ export interface EvalOptions {
   /** One of the processes of a data-parallel run: it scores every `size`-th batch from its `rank`-th,
    * and the processes' hits and losses are summed (`sum`, on every rank) into the whole set's. */
   shard?: EvalShard;
+  /** Also count the confusion matrix and list the misses (a page shows them after every epoch). */
+  confusion?: boolean;
 }
 
 export interface EvalShard {
@@ -84,7 +91,7 @@ export async function evaluate(net: Net, set: BatchSource, options: EvalOptions 
     sum = new Float64Array(batch * classes);
   const indices = Uint32Array.from({ length: size }, (_, i) => i);
   const singleScore = new Score(),
-    averagedScore = new Score();
+    averagedScore = new Score(options.confusion ? classes : 0);
   const shard = options.shard ?? { rank: 0, size: 1 };
   for (let from = shard.rank * batch; from < size; from += shard.size * batch) {
     await yieldToEvents();
@@ -102,13 +109,14 @@ export async function evaluate(net: Net, set: BatchSource, options: EvalOptions 
       net.setInput(data, x);
       net.forward({ training: false });
       softmaxRows(await net.read(logits), batch, classes, view);
-      if (v === 0) singleScore.add(view, to - from, classes, y);
+      if (v === 0 && views.length > 1) singleScore.add(view, from, to - from, classes, y);
       for (let i = 0; i < sum.length; i++) sum[i] = sum[i]! + view[i]! / views.length;
     }
-    averagedScore.add(sum, to - from, classes, y);
+    averagedScore.add(sum, from, to - from, classes, y);
   }
   if (options.shard) for (const score of [singleScore, averagedScore]) score.sumOver(options.shard);
-  return views.length > 1 ? { ...averagedScore.result(size), singleView: singleScore.result(size) } : singleScore.result(size);
+  // one view: its average is itself (0 + p/1), so the averaged score is the single one, confusion included
+  return views.length > 1 ? { ...averagedScore.result(size), singleView: singleScore.result(size) } : averagedScore.result(size);
 }
 
 /** The paper's ten test patches (section 4.1) for small images trained on crops of the image padded
@@ -137,24 +145,51 @@ class Score {
   private top1 = 0;
   private top5 = 0;
   private loss = 0;
+  /** With `classes`: the confusion matrix, row-major, and the misses. */
+  private readonly confusion: Float64Array;
+  private misses: { index: number; label: number; predicted: number }[] = [];
 
-  add(probabilities: Float64Array, images: number, classes: number, labels: Float32Array): void {
+  constructor(private readonly classes = 0) {
+    this.confusion = new Float64Array(classes * classes);
+  }
+
+  add(probabilities: Float64Array, first: number, images: number, classes: number, labels: Float32Array): void {
     for (let b = 0; b < images; b++) {
-      const above = classesAbove(probabilities, b * classes, classes, labels[b]!);
-      this.loss -= Math.log(Math.max(probabilities[b * classes + labels[b]!]!, Number.MIN_VALUE));
+      const label = labels[b]!;
+      const above = classesAbove(probabilities, b * classes, classes, label);
+      this.loss -= Math.log(Math.max(probabilities[b * classes + label]!, Number.MIN_VALUE));
       if (above === 0) this.top1++;
       if (above < 5) this.top5++;
+      if (this.classes === 0) continue;
+      const predicted = topClass(probabilities, b * classes, classes);
+      if (predicted >= 0) this.confusion[label * classes + predicted]!++;
+      if (predicted !== label) this.misses.push({ index: first + b, label, predicted });
     }
   }
 
-  /** The hits and losses of every process's share, summed. */
+  /** The hits and losses (and confusion counts) of every process's share, summed; misses are each process's own. */
   sumOver(shard: EvalShard): void {
-    [this.top1, this.top5, this.loss] = shard.sum(Float64Array.of(this.top1, this.top5, this.loss));
+    const sums = shard.sum(Float64Array.of(this.top1, this.top5, this.loss, ...this.confusion));
+    [this.top1, this.top5, this.loss] = sums;
+    this.confusion.set(sums.subarray(3));
   }
 
   result(count: number): EvalResult {
-    return { top1: this.top1 / count, top5: this.top5 / count, loss: this.loss / count, count };
+    const scores = { top1: this.top1 / count, top5: this.top5 / count, loss: this.loss / count, count };
+    if (this.classes === 0) return scores;
+    const rows = Array.from({ length: this.classes }, (_, r) => Array.from(this.confusion.subarray(r * this.classes, (r + 1) * this.classes)));
+    return { ...scores, confusion: rows, misses: this.misses };
   }
+}
+
+/** The class of a row's highest score; -1 for a row with a NaN. */
+function topClass(scores: ArrayLike<number>, start: number, classes: number): number {
+  let best = 0;
+  for (let c = 0; c < classes; c++) {
+    if (Number.isNaN(scores[start + c]!)) return -1;
+    if (scores[start + c]! > scores[start + best]!) best = c;
+  }
+  return best;
 }
 
 /** The paper's test patches (section 4.1) of a `size`² image for a `crop`² input: the centre
@@ -224,7 +259,7 @@ export async function evaluateStore(
       for (let k = 0; k < windows.length; k++)
         for (let c = 0; c < classes; c++)
           averaged[i * classes + c]! += probabilities[(i * windows.length + k) * classes + c]! / windows.length;
-    score.add(averaged, images, classes, imageLabels);
+    score.add(averaged, from, images, classes, imageLabels);
     options.onProgress?.(from + images);
   }
   return score.result(reader.count);

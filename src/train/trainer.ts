@@ -17,7 +17,7 @@ import { classifierLayer, trainingRoles, type TrainingRoles } from '../net/roles
 import { formatShape } from '../tensor.js';
 import type { NetSpec } from '../net/spec.js';
 import { type PhiloxState, shuffled, streams } from '../random.js';
-import { classesAbove, evaluate, Interrupted, yieldToEvents } from './evaluate.js';
+import { classesAbove, evaluate, type EvalResult, Interrupted, yieldToEvents } from './evaluate.js';
 import { RunFolder } from './run-folder.js';
 import type { EpochMetrics, RunStore } from './run-store.js';
 import { afterEpoch, initialScheduleState, learningRateAt, type ScheduleSpec, type ScheduleState } from './schedule.js';
@@ -76,6 +76,8 @@ export interface TrainOptions {
   stopAfterSteps?: number;
   onProgress?: (p: { epoch: number; batch: number; batches: number; loss: number; imagesPerSecond: number }) => void;
   onEpoch?: (m: EpochMetrics) => void;
+  /** Given each epoch's validation scores with their confusion matrix and misses (a page shows them). */
+  onValidation?: (result: EvalResult) => void;
   /** Polled between steps: true saves and stops (Ctrl-C). */
   interrupted?: () => boolean;
   /** Data-parallel training over these processes (MPI's ranks): each trains on its slice of every
@@ -329,7 +331,8 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunStore |
     let val;
     try {
       // data-parallel, the ranks split the validation images; a stop waits for the step's end
-      val = await evaluate(net, o.validation, parallel ? { shard: parallel } : { interrupted: o.interrupted });
+      const confusion = o.onValidation !== undefined;
+      val = await evaluate(net, o.validation, parallel ? { shard: parallel, confusion } : { interrupted: o.interrupted, confusion });
     } catch (error) {
       if (error instanceof Interrupted) return stopHere(epochStart, seenAtStart);
       throw error;
@@ -348,6 +351,7 @@ async function trainWith(net: Net, sgd: Sgd, o: TrainOptions, folder: RunStore |
     metrics.push(m);
     folder?.appendMetrics(m);
     o.onEpoch?.(m);
+    o.onValidation?.(val);
     state.schedule = afterEpoch(o.schedule, state.schedule, state.epoch + 1, m.valTop1Error);
     state = { ...state, epoch: state.epoch + 1, batchInEpoch: 0, lossSum: 0, correct: 0, seen: 0 };
     const isBest = state.best === null || m.valTop1Error < state.best;
