@@ -177,7 +177,9 @@ class Score {
   result(count: number): EvalResult {
     const scores = { top1: this.top1 / count, top5: this.top5 / count, loss: this.loss / count, count };
     if (this.classes === 0) return scores;
-    const rows = Array.from({ length: this.classes }, (_, r) => Array.from(this.confusion.subarray(r * this.classes, (r + 1) * this.classes)));
+    const rows = Array.from({ length: this.classes }, (_, r) =>
+      Array.from(this.confusion.subarray(r * this.classes, (r + 1) * this.classes)),
+    );
     return { ...scores, confusion: rows, misses: this.misses };
   }
 }
