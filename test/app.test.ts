@@ -136,6 +136,22 @@ test(
       predicted!.top.map((t) => t.class),
     );
     for (const [i, s] of shown.entries()) assert.ok(Math.abs(s.probability - predicted!.top[i]!.probability) < 1e-4, `class ${s.class}`);
+    assert.deepEqual(await page.$$eval('.maps-row span', (rows) => rows.map((r) => r.textContent)), [
+      'relu1: 16 of 32, 28×28',
+      'relu2: 16 of 64, 14×14',
+      'relu3: 16 of 64, 7×7',
+      'relu4: 16 of 64, 7×7',
+      'relu5: 16 of 64, 7×7',
+    ]);
+    await page.waitForSelector('#neighbours li:nth-child(5)', { timeout: 60_000 });
+    assert.match((await page.textContent('#neighbours-status'))!, /^In relu7, nearest first:$/);
+    const distances = await page.$$eval('#neighbours li', (items) =>
+      items.map((li) => Number(/distance ([\d.]+)/.exec(li.textContent!)![1])),
+    );
+    assert.deepEqual(
+      distances,
+      [...distances].sort((a, b) => a - b),
+    );
 
     // the downloaded run, opened again, continues where it stopped: its second epoch
     await page.setInputFiles('#model-file', checkpoint);

@@ -10,7 +10,8 @@ import { WasmBackend } from '../backend/wasm/backend.js';
 import { WebGpuBackend } from '../backend/webgpu/backend.js';
 import { checkedSets, FASHION_MNIST, type ImageSet, idxSet } from '../data/dataset.js';
 import { parseIdx } from '../data/idx.js';
-import { normaliseImage, type Preprocess, uniformPreprocess } from '../data/preprocess.js';
+import { normaliseImage, type Preprocess, uniformNormalisation, uniformPreprocess } from '../data/preprocess.js';
+import { imageSetBatches } from '../data/batches.js';
 import { type ModelFile, readModelBytes } from '../models/open.js';
 import { models } from '../models/index.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../net/checkpoint.js';
@@ -21,6 +22,7 @@ import { classifierLayer, firstConvolution, netRoles, replaceClasses, specClasse
 import type { NetSpec } from '../net/spec.js';
 import { formatShape } from '../tensor.js';
 import { defaultHoldOut, imageSetData, type TrainingData } from '../train/data.js';
+import { features, lastHiddenBlob, nearestNeighbours } from '../train/features.js';
 import type { EvalResult } from '../train/evaluate.js';
 import { resolveSettings } from '../train/recipes.js';
 import { runOptionsOf } from '../train/run-options.js';
@@ -31,8 +33,10 @@ import type {
   BackendInfo,
   DataInfo,
   Event,
+  FeatureMaps,
   Filters,
   Miss,
+  Neighbours,
   ModelInfo,
   NamedBytes,
   Prediction,
@@ -389,8 +393,68 @@ async function predict(request: Extract<Request, { type: 'predict' }>): Promise<
     ...(model!.classNames ? { name: model!.classNames[c] } : {}),
     probability,
   }));
-  return { top: ranked.sort((a, b) => b.probability - a.probability).slice(0, request.top) };
+  query = { net, hidden: await net.read(lastHiddenBlob(net)).then((v) => Float32Array.from(v)) };
+  return { top: ranked.sort((a, b) => b.probability - a.probability).slice(0, request.top), maps: await featureMaps(net) };
 }
+
+/** Channels of each ReLU's maps a page shows. */
+const MAPS_SHOWN = 16;
+
+/** What each convolution (after its ReLU) makes of the image the net last ran: its first channels. */
+async function featureMaps(net: Net): Promise<FeatureMaps[]> {
+  const maps: FeatureMaps[] = [];
+  for (const layer of net.layers) {
+    const [blob] = net.layerOutputs(layer.spec.name);
+    const shape = net.shapeOf(blob!);
+    if (layer.spec.type !== 'relu' || shape.length !== 4) continue;
+    const [, channels, height, width] = shape as [number, number, number, number];
+    const shown = Math.min(channels, MAPS_SHOWN);
+    const values = Float32Array.from((await net.read(blob!)).subarray(0, shown * height * width));
+    maps.push({ layer: layer.spec.name, channels, shape: [shown, height, width], values });
+  }
+  return maps;
+}
+
+/** The last image's last hidden layer, from the predictor that ran it. */
+let query: { net: Net; hidden: Float32Array } | undefined;
+/** The training images' last hidden layer under the weights it was computed with. */
+let database: { params: Tensors; sets: typeof sets; rows: Float32Array; width: number } | undefined;
+
+/** The training images nearest to the last image in the last hidden layer (the paper's Figure 4). */
+async function neighbours(request: Extract<Request, { type: 'neighbours' }>): Promise<Neighbours> {
+  if (!query || !model?.params || query.net !== predictor?.net) throw new Error('classify an image first');
+  if (!sets) throw new Error('load data first: its training images are searched');
+  const m = model,
+    params = model.params;
+  const [channels, height, width] = query.net.shapeOf(netRoles(query.net).data).slice(1);
+  const shape = sets.train.shape;
+  if (formatShape([channels!, height!, width!]) !== formatShape(shape))
+    throw new Error(
+      `the data's images are ${formatShape(shape)} and the model takes ${formatShape([channels!, height!, width!])}: no neighbours to search`,
+    );
+  if (database?.params !== params || database.sets !== sets) {
+    const { mean, std } = uniformNormalisation(m.preprocess!, m.source);
+    const net = Net.build(m.spec, { backend: needBackend(), batch: 100, inference: true, weights: params });
+    try {
+      database = { params, sets, ...(await features(net, lastHiddenBlob(net), imageSetBatches(sets.train, mean, std, PLAIN))) };
+    } finally {
+      net.dispose();
+    }
+  }
+  const [found] = nearestNeighbours(query.hidden, database.rows, database.width, request.count);
+  const size = shape[0] * shape[1] * shape[2];
+  return {
+    layer: lastHiddenBlob(query.net),
+    images: found!.map((n) => ({
+      pixels: sets!.train.pixels.slice(n.index * size, (n.index + 1) * size),
+      shape: [...shape],
+      label: sets!.train.labels[n.index]!,
+      distance: n.distance,
+    })),
+  };
+}
+
+const PLAIN = { pad: 0, flip: false };
 
 function save(): NamedBytes {
   if (state === 'training') throw new Error('pause the run first: a checkpoint is written between two steps');
@@ -424,6 +488,8 @@ async function handle(request: Request): Promise<unknown> {
       return { state };
     case 'predict':
       return predict(request);
+    case 'neighbours':
+      return neighbours(request);
     case 'save':
       return save();
   }

@@ -12,10 +12,12 @@ import type {
   BackendInfo,
   DataInfo,
   Event,
+  FeatureMaps,
   Filters,
   Miss,
   ModelInfo,
   NamedBytes,
+  Neighbours,
   Prediction,
   Progress,
   Reply,
@@ -266,18 +268,8 @@ function showValidation(confusion: number[][], misses: Miss[]): void {
   $('misses').replaceChildren(
     ...misses.map((miss) => {
       const item = document.createElement('li');
-      const [channels, height, width] = miss.shape as [number, number, number];
-      const canvas = document.createElement('canvas');
-      [canvas.width, canvas.height] = [width, height];
-      const image = new ImageData(width, height);
-      for (let p = 0; p < width * height; p++)
-        for (let k = 0; k < 3; k++) image.data[4 * p + k] = miss.pixels[(channels === 3 ? k : 0) * width * height + p]!;
-      for (let p = 0; p < width * height; p++) image.data[4 * p + 3] = 255;
-      canvas.getContext('2d')!.putImageData(image, 0, 0);
       const words = `${className(miss.label)} → ${className(miss.predicted)}`;
-      canvas.setAttribute('role', 'img');
-      canvas.setAttribute('aria-label', words);
-      item.append(canvas, words);
+      item.append(imageCanvas(miss.pixels, miss.shape, words), words);
       return item;
     }),
   );
@@ -410,6 +402,68 @@ async function classify(blob: Blob): Promise<void> {
       return item;
     }),
   );
+  showMaps(prediction?.maps ?? []);
+  if (prediction) await showNeighbours();
+  else $('neighbours-box').hidden = true;
+}
+
+/** A C×H×W byte image (grey for one channel) as a canvas labelled with `words`. */
+function imageCanvas(pixels: ArrayLike<number>, [channels, height, width]: number[], words: string): HTMLCanvasElement {
+  const canvas = document.createElement('canvas');
+  [canvas.width, canvas.height] = [width!, height!];
+  const plane = width! * height!;
+  const image = new ImageData(width!, height!);
+  for (let p = 0; p < plane; p++) {
+    for (let k = 0; k < 3; k++) image.data[4 * p + k] = pixels[(channels === 3 ? k : 0) * plane + p]!;
+    image.data[4 * p + 3] = 255;
+  }
+  canvas.getContext('2d')!.putImageData(image, 0, 0);
+  canvas.setAttribute('role', 'img');
+  canvas.setAttribute('aria-label', words);
+  return canvas;
+}
+
+/** Each layer's maps in a row, each map scaled to its own range. */
+function showMaps(maps: FeatureMaps[]): void {
+  $('maps-box').hidden = maps.length === 0;
+  $('maps').replaceChildren(
+    ...maps.map((m) => {
+      const row = document.createElement('div');
+      row.className = 'maps-row';
+      const [shown, height, width] = m.shape as [number, number, number];
+      const title = document.createElement('span');
+      title.textContent = `${m.layer}: ${shown} of ${m.channels}, ${width}×${height}`;
+      row.append(title);
+      for (let c = 0; c < shown; c++) {
+        const map = m.values.subarray(c * width * height, (c + 1) * width * height);
+        let [lo, hi] = [Infinity, -Infinity];
+        for (const v of map) [lo, hi] = [Math.min(lo, v), Math.max(hi, v)];
+        const grey = Array.from(map, (v) => Math.round((255 * (v - lo)) / (hi - lo || 1)));
+        row.append(imageCanvas(grey, [1, height, width], `${m.layer} map ${c + 1}: from ${lo.toFixed(3)} to ${hi.toFixed(3)}`));
+      }
+      return row;
+    }),
+  );
+}
+
+async function showNeighbours(): Promise<void> {
+  $('neighbours-box').hidden = false;
+  $('neighbours-status').textContent = 'Searching the training images…';
+  $('neighbours').replaceChildren();
+  try {
+    const found = await call<Neighbours>({ type: 'neighbours', count: 5 });
+    $('neighbours-status').textContent = `In ${found.layer}, nearest first:`;
+    $('neighbours').replaceChildren(
+      ...found.images.map((n) => {
+        const item = document.createElement('li');
+        const words = `${className(n.label)}, distance ${n.distance.toFixed(2)}`;
+        item.append(imageCanvas(n.pixels, n.shape, words), words);
+        return item;
+      }),
+    );
+  } catch (error) {
+    $('neighbours-status').textContent = `No neighbours: ${(error as Error).message}`;
+  }
 }
 
 function download(file: NamedBytes): void {

@@ -24,6 +24,8 @@ export type Request =
   | { type: 'stop' }
   /** An image already brought to the model's input size: RGBA, row by row. */
   | { type: 'predict'; width: number; height: number; rgba: Uint8ClampedArray; top: number }
+  /** The training images nearest to the last image classified, in the last hidden layer. */
+  | { type: 'neighbours'; count: number }
   | { type: 'save' };
 
 export interface BackendInfo {
@@ -88,12 +90,26 @@ export interface Miss {
 
 export interface Prediction {
   top: { class: number; name?: string; probability: number }[];
+  maps: FeatureMaps[];
+}
+
+/** A layer's activations for the image: the first `shape[0]` of its `channels` maps. */
+export interface FeatureMaps {
+  layer: string;
+  channels: number;
+  shape: number[];
+  values: Float32Array;
+}
+
+export interface Neighbours {
+  layer: string;
+  images: { pixels: Uint8Array; shape: number[]; label: number; distance: number }[];
 }
 
 export type RunState = 'idle' | 'training' | 'paused' | 'stopped' | 'finished';
 
 export type Reply =
-  | { id: number; ok: true; value?: BackendInfo | ModelInfo | DataInfo | Prediction | NamedBytes | { state: RunState } }
+  | { id: number; ok: true; value?: BackendInfo | ModelInfo | DataInfo | Prediction | Neighbours | NamedBytes | { state: RunState } }
   | { id: number; ok: false; error: string };
 
 export type Event =
