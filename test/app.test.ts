@@ -16,7 +16,7 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { appFolder, serveApp } from '../src/app/serve.js';
 import { loadSplit } from '../src/data/dataset.js';
-import { FASHION_MNIST } from './helpers.js';
+import { FASHION_MNIST, photoFolder } from './helpers.js';
 
 const CLI = join(import.meta.dirname, '..', 'src', 'cli', 'main.js');
 const chromiumPath = [process.env.CHROMIUM_PATH, '/usr/lib/chromium/chromium', '/usr/bin/chromium'].find((p) => p && existsSync(p));
@@ -201,6 +201,35 @@ test('bad input gets a message where the user looks, and the page keeps its stat
   await page.click('#train');
   assert.match(await message(page), /the model takes \[3, 32, 32\] images and the data's are \[1, 28, 28\]/);
   assert.equal(await page.getAttribute('body', 'data-run'), 'idle');
+  await page.close();
+});
+
+test("a folder of photos by class (train/ and val/) is decoded to the model's input and trains", { skip }, async () => {
+  const photos = await photoFolder({ train: 12, val: 4 });
+  writeFileSync(join(photos, 'train', 'notes.txt'), 'not a photo: skipped');
+  const { page, errors } = await openApp();
+  await page.selectOption('#zoo', 'alexnet-small-32');
+  await page.waitForFunction(() => document.querySelector('#model-status')!.textContent!.startsWith('alexnet-small-32'));
+  await page.selectOption('#data-source', 'folder');
+  await page.setInputFiles('#data-folder', photos);
+  await page.waitForFunction(() => document.querySelector('#data-status')!.textContent!.startsWith('your photos'));
+  assert.match(
+    (await page.textContent('#data-status'))!,
+    /decoded to 32×32\): 43 training images, 5 held out for validation, 16 test images of \[3, 32, 32\], 4 classes\.$/,
+  );
+  await trainEpochs(page, 2);
+  const confusion = await page.$$eval('#confusion tbody td', (cells) => cells.map((c) => Number(c.textContent)));
+  assert.equal(
+    confusion.reduce((a, b) => a + b, 0),
+    5,
+  );
+  assert.deepEqual(await page.$$eval('#confusion thead th', (cells) => cells.slice(1).map((c) => c.textContent)), [
+    'class0',
+    'class1',
+    'class2',
+    'class3',
+  ]);
+  assert.deepEqual(errors, []);
   await page.close();
 });
 

@@ -10,6 +10,7 @@ import { WasmBackend } from '../backend/wasm/backend.js';
 import { WebGpuBackend } from '../backend/webgpu/backend.js';
 import { checkedSets, FASHION_MNIST, type ImageSet, idxSet } from '../data/dataset.js';
 import { parseIdx } from '../data/idx.js';
+import { PHOTO_EXTENSIONS } from '../data/photos.js';
 import { normaliseImage, type Preprocess, uniformNormalisation, uniformPreprocess } from '../data/preprocess.js';
 import { imageSetBatches } from '../data/batches.js';
 import { type ModelFile, readModelBytes } from '../models/open.js';
@@ -192,6 +193,8 @@ async function loadData(request: Extract<Request, { type: 'data' }>): Promise<Da
     );
     source = 'the bundled Fashion-MNIST sample';
     classNames = FASHION_MNIST;
+  } else if ('photos' in request) {
+    return useSets(await decodePhotos(request.photos));
   } else {
     files = request.files;
     source = 'your IDX files';
@@ -203,20 +206,93 @@ async function loadData(request: Extract<Request, { type: 'data' }>): Promise<Da
   }) as [{ name: string; idx: ReturnType<typeof parseIdx> }, ...{ name: string; idx: ReturnType<typeof parseIdx> }[]];
   const train = idxSet(trainImages.idx, trainLabels!.idx, trainImages.name, trainLabels!.name);
   const test = idxSet(testImages!.idx, testLabels!.idx, testImages!.name, testLabels!.name);
-  const checked = checkedSets(train, test, classNames ? { classNames } : {});
-  sets = { ...checked, source };
+  return useSets({ ...checkedSets(train, test, classNames ? { classNames } : {}), source });
+}
+
+function useSets(loaded: NonNullable<typeof sets>): DataInfo {
+  sets = loaded;
   run = new MemoryRun('the page');
   setState('idle');
-  const count = checked.train.labels.length;
+  const { train, test, source } = loaded;
+  const count = train.labels.length;
   return {
     source,
     train: count - defaultHoldOut(count),
     validation: defaultHoldOut(count),
-    test: checked.test.labels.length,
-    shape: [...checked.train.shape],
-    classes: checked.train.classes,
-    ...(classNames ? { classNames } : {}),
+    test: test.labels.length,
+    shape: [...train.shape],
+    classes: train.classes,
+    ...(train.classNames ? { classNames: train.classNames } : {}),
   };
+}
+
+/** A folder's photos by split and class: `class/*` (one split), or `train/class/*` and `val/class/*`.
+ * Paths start with the chosen folder's own name, as a browser gives them. */
+function photoLayout(photos: NamedBytes[]): { classes: string[]; splits: Record<'train' | 'val', { photo: NamedBytes; label: string }[]> } {
+  const images = photos.filter((p) => PHOTO_EXTENSIONS.includes(p.name.slice(p.name.lastIndexOf('.')).toLowerCase()));
+  const parts = images.map((p) => p.name.split('/').slice(1)); // without the chosen folder's name
+  const split = parts.some((path) => path.length === 3 && (path[0] === 'train' || path[0] === 'val'));
+  const splits: Record<'train' | 'val', { photo: NamedBytes; label: string }[]> = { train: [], val: [] };
+  images.forEach((photo, i) => {
+    const path = parts[i]!;
+    if (split && path.length === 3 && (path[0] === 'train' || path[0] === 'val'))
+      splits[path[0] as 'train' | 'val'].push({ photo, label: path[1]! });
+    else if (!split && path.length === 2) splits.train.push({ photo, label: path[0]! });
+  });
+  const classes = [...new Set(splits.train.map((p) => p.label))].sort();
+  if (classes.length < 2)
+    throw new Error(
+      `the folder holds ${classes.length === 0 ? 'no class folders of photos' : `one class (${classes[0]})`}: ` +
+        'expected class/*.jpg, or train/class/*.jpg and val/class/*.jpg, with at least 2 classes',
+    );
+  const stray = splits.val.find((p) => !classes.includes(p.label));
+  if (stray) throw new Error(`${stray.photo.name}: class '${stray.label}' is not among the training classes`);
+  return { classes, splits };
+}
+
+/** Photos decoded (upright, centre-cropped to the model's aspect, resized by the browser) to the
+ * current model's input, as in-memory sets; a photo that does not decode is named. */
+async function decodePhotos(photos: NamedBytes[]): Promise<NonNullable<typeof sets>> {
+  if (!model) throw new Error('open a model first: photos are decoded to its input size');
+  const input = Object.values(model.spec.inputs).find((shape) => shape.length === 3);
+  if (!input || (input[0] !== 1 && input[0] !== 3)) throw new Error(`${model.source} does not take grey or colour images`);
+  const [channels, height, width] = input as [number, number, number];
+  const { classes, splits } = photoLayout(photos);
+  const canvas = new OffscreenCanvas(width, height);
+  const g = canvas.getContext('2d', { willReadFrequently: true })!;
+  const decode = async (list: { photo: NamedBytes; label: string }[], source: string): Promise<ImageSet> => {
+    const size = channels * width * height;
+    const pixels = new Uint8Array(list.length * size);
+    const labels = new Uint8Array(list.length);
+    for (const [i, { photo, label }] of list.entries()) {
+      let bitmap: ImageBitmap;
+      try {
+        bitmap = await createImageBitmap(new Blob([photo.bytes]));
+      } catch {
+        throw new Error(`${photo.name} is not an image this browser can decode`);
+      }
+      const scale = Math.max(width / bitmap.width, height / bitmap.height);
+      const [w, h] = [width / scale, height / scale];
+      g.drawImage(bitmap, (bitmap.width - w) / 2, (bitmap.height - h) / 2, w, h, 0, 0, width, height);
+      bitmap.close();
+      planarPixels(g.getImageData(0, 0, width, height).data, channels, pixels.subarray(i * size, (i + 1) * size));
+      labels[i] = classes.indexOf(label);
+    }
+    return { pixels, labels, shape: [channels, height, width], classes: classes.length, source, classNames: classes };
+  };
+  const train = await decode(splits.train, 'your photos');
+  const test = splits.val.length > 0 ? await decode(splits.val, 'your photos (val)') : train;
+  return { train, test, source: `your photos (${photos[0]!.name.split('/')[0]}, decoded to ${width}×${height})` };
+}
+
+/** RGBA pixels as the planes of an image of `channels` (grey: ITU-R BT.709 luma, as libvips). */
+function planarPixels(rgba: Uint8ClampedArray, channels: number, out: Uint8Array): void {
+  const plane = rgba.length / 4;
+  for (let p = 0; p < plane; p++) {
+    const [r, g, b] = [rgba[4 * p]!, rgba[4 * p + 1]!, rgba[4 * p + 2]!];
+    if (channels === 1) out[p] = Math.round(0.2126 * r + 0.7152 * g + 0.0722 * b);
+    else [out[p], out[plane + p], out[2 * plane + p]] = [r, g, b];
+  }
 }
 
 /** The spec to train on the loaded data: the model's, its classifier resized for a net without weights. */
@@ -373,13 +449,8 @@ async function predict(request: Extract<Request, { type: 'predict' }>): Promise<
   const [channels, height, width] = net.shapeOf(data).slice(1) as [number, number, number];
   if (request.width !== width || request.height !== height)
     throw new Error(`the image is ${request.width}×${request.height}; the model takes ${width}×${height}`);
-  const plane = width * height;
-  const planar = new Uint8Array(channels * plane);
-  for (let p = 0; p < plane; p++) {
-    const [r, g, b] = [request.rgba[4 * p]!, request.rgba[4 * p + 1]!, request.rgba[4 * p + 2]!];
-    if (channels === 1) planar[p] = Math.round(0.2126 * r + 0.7152 * g + 0.0722 * b);
-    else [planar[p], planar[plane + p], planar[2 * plane + p]] = [r, g, b];
-  }
+  const planar = new Uint8Array(channels * width * height);
+  planarPixels(request.rgba, channels, planar);
   const probabilities = new Float64Array(classes);
   await logitsInBatches(
     net,

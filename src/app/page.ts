@@ -186,7 +186,7 @@ function setRunState(state: RunState): void {
   $<HTMLButtonElement>('pause').disabled = !training;
   $<HTMLButtonElement>('stop').disabled = !training;
   $<HTMLButtonElement>('save').disabled = training || !(model?.trained || state !== 'idle');
-  for (const id of ['zoo', 'model-file', 'data-source', 'data-files', 'batch']) $<HTMLInputElement>(id).disabled = training;
+  for (const id of ['zoo', 'model-file', 'data-source', 'data-files', 'data-folder', 'batch']) $<HTMLInputElement>(id).disabled = training;
   document.body.dataset.run = state;
 }
 
@@ -482,9 +482,17 @@ function wire(): void {
     if (file) void showModel(async () => call<ModelInfo>({ type: 'open', file: await readFile(file) }));
   });
   $<HTMLSelectElement>('data-source').addEventListener('change', (event) => {
-    const files = (event.target as HTMLSelectElement).value === 'files';
-    $('data-files-label').hidden = !files;
-    if (!files) void loadSample();
+    const source = (event.target as HTMLSelectElement).value;
+    $('data-files-label').hidden = source !== 'files';
+    $('data-folder-label').hidden = source !== 'folder';
+    if (source === 'sample') void loadSample();
+  });
+  $<HTMLInputElement>('data-folder').addEventListener('change', (event) => {
+    const files = Array.from((event.target as HTMLInputElement).files ?? []);
+    if (files.length === 0) return;
+    $('data-status').textContent = `Decoding ${files.length} files…`;
+    const read = (file: File) => file.arrayBuffer().then((bytes) => ({ name: file.webkitRelativePath || file.name, bytes }));
+    void showData(async () => call<DataInfo>({ type: 'data', photos: await Promise.all(files.map(read)) }));
   });
   $<HTMLInputElement>('data-files').addEventListener('change', (event) => {
     const files = Array.from((event.target as HTMLInputElement).files ?? []);

@@ -19,6 +19,8 @@ export type Request =
   /** The bundled sample (`url`), or the user's IDX files (train and t10k images and labels). */
   | { type: 'data'; url: string }
   | { type: 'data'; files: NamedBytes[] }
+  /** A folder of photos (`class/*.jpg`, or `train/class/…` and `val/class/…`): names are paths in it. */
+  | { type: 'data'; photos: NamedBytes[] }
   | { type: 'train'; epochs: number; batch?: number; lr?: number }
   | { type: 'pause' }
   | { type: 'stop' }
