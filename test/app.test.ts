@@ -34,7 +34,9 @@ const dir = mkdtempSync(join(tmpdir(), 'app-'));
 before(async () => {
   if (skip) return;
   ({ server, url } = await serveApp({ port: 0, host: '127.0.0.1' }));
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox'] });
+  // a fake camera (a test pattern) for the webcam
+  const camera = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];
+  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', ...camera] });
 });
 
 after(async () => {
@@ -51,6 +53,12 @@ async function openApp(address = url): Promise<{ page: Page; errors: string[] }>
   await page.goto(`${address}?backend=wasm`);
   await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
   return { page, errors };
+}
+
+/** Picks a zoo net (or the bundled one) and waits until the page shows it. */
+async function selectModel(page: Page, name: string): Promise<void> {
+  await page.selectOption('#zoo', name);
+  await page.waitForFunction((n) => document.querySelector('#model-status')!.textContent!.startsWith(`${n} (`), name);
 }
 
 async function message(page: Page): Promise<string> {
@@ -91,7 +99,7 @@ test('the app loads cross-origin isolated, without a console error, on wasm thre
   assert.equal(await page.evaluate(() => crossOriginIsolated), true);
   assert.match((await page.textContent('#backend'))!, /WebAssembly SIMD on \d+ threads?/);
   assert.equal(await page.isHidden('#isolation'), true);
-  assert.match((await page.textContent('#model-status'))!, /alexnet-small-28 \(zoo\).*663,626 parameters; no weights yet/);
+  assert.match((await page.textContent('#model-status'))!, /^fashion-mnist\.safetensors \(pytorch\).*663,626 parameters; trained weights/);
   assert.match((await page.textContent('#data-status'))!, /5,400 training images, 600 held out for validation, 1,000 test images/);
   assert.deepEqual(errors, []);
   await page.close();
@@ -102,6 +110,7 @@ test(
   { skip },
   async () => {
     const { page, errors } = await openApp();
+    await selectModel(page, 'alexnet-small-28');
     await trainEpochs(page, 1);
     const [first, last] = await Promise.all(['data-first-loss', 'data-last-loss'].map((a) => page.getAttribute('#loss-chart', a)));
     assert.ok(Number(last) < Number(first) / 2, `loss ${first} → ${last}`);
@@ -163,7 +172,33 @@ test(
   },
 );
 
-test('pausing saves the run between two steps and resuming continues it', { skip }, async () => {
+test("the bundled net classifies as the CLI does with its file, and the webcam's frames are classified", { skip }, async () => {
+  const { page, errors } = await openApp();
+  const image = await testImage();
+  const shown = await pageTop5(page, image);
+  const bundled = join(appFolder(), 'assets', 'fashion-mnist.safetensors');
+  const cli = spawnSync(process.execPath, [CLI, 'predict', image, '--model', bundled, '--top', '5', '--json', '--backend', 'wasm'], {
+    encoding: 'utf8',
+  });
+  assert.equal(cli.status, 0, cli.stderr);
+  const [predicted] = JSON.parse(cli.stdout) as { top: { class: number; name: string; probability: number }[] }[];
+  assert.equal(predicted!.top[0]!.name, 'Ankle boot', "Fashion-MNIST's first test image");
+  for (const [i, s] of shown.entries()) {
+    assert.equal(s.class, predicted!.top[i]!.class);
+    assert.ok(Math.abs(s.probability - predicted!.top[i]!.probability) < 1e-4, `class ${s.class}`);
+  }
+  await page.context().grantPermissions(['camera']);
+  const before = Number(await page.getAttribute('#top5', 'data-predictions'));
+  await page.click('#webcam');
+  await page.waitForFunction((n) => Number(document.querySelector('#top5')!.getAttribute('data-predictions')) >= n + 2, before);
+  assert.equal(await page.textContent('#webcam'), 'Stop the webcam');
+  await page.click('#webcam');
+  assert.equal(await page.isHidden('#webcam-video'), true);
+  assert.deepEqual(errors, []);
+  await page.close();
+});
+
+test('pausing saves a run fine-tuning the bundled net between two steps, and resuming continues it', { skip }, async () => {
   const { page } = await openApp();
   await page.fill('#epochs', '2');
   await page.click('#train');
@@ -196,8 +231,7 @@ test('bad input gets a message where the user looks, and the page keeps its stat
   assert.match(await message(page), /train-labels-idx1-ubyte is missing/);
   assert.match((await page.textContent('#data-status'))!, /the bundled Fashion-MNIST sample: 5,400 training images/);
 
-  await page.selectOption('#zoo', 'alexnet-small-32');
-  await page.waitForFunction(() => document.querySelector('#model-status')!.textContent!.startsWith('alexnet-small-32'));
+  await selectModel(page, 'alexnet-small-32');
   await page.click('#train');
   assert.match(await message(page), /the model takes \[3, 32, 32\] images and the data's are \[1, 28, 28\]/);
   assert.equal(await page.getAttribute('body', 'data-run'), 'idle');
@@ -208,8 +242,7 @@ test("a folder of photos by class (train/ and val/) is decoded to the model's in
   const photos = await photoFolder({ train: 12, val: 4 });
   writeFileSync(join(photos, 'train', 'notes.txt'), 'not a photo: skipped');
   const { page, errors } = await openApp();
-  await page.selectOption('#zoo', 'alexnet-small-32');
-  await page.waitForFunction(() => document.querySelector('#model-status')!.textContent!.startsWith('alexnet-small-32'));
+  await selectModel(page, 'alexnet-small-32');
   await page.selectOption('#data-source', 'folder');
   await page.setInputFiles('#data-folder', photos);
   await page.waitForFunction(() => document.querySelector('#data-status')!.textContent!.startsWith('your photos'));

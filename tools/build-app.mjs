@@ -2,8 +2,9 @@
 /**
  * Builds the browser app into dist/app/ (static files any web server can serve; `alexnet serve`
  * serves them): the page and its engine bundled by esbuild from src/app/, the wasm kernels and their
- * worker, and a sample of Fashion-MNIST (the first 6,000 training and 1,000 test images, from
- * Debian's dataset-fashion-mnist or the folder in ALEXNET_APP_SAMPLE) for the first click.
+ * worker, a net trained on Fashion-MNIST (src/app/assets/), and a sample of Fashion-MNIST (the first
+ * 6,000 training and 1,000 test images, from Debian's dataset-fashion-mnist or the folder in
+ * ALEXNET_APP_SAMPLE) to train on at the first click.
  *
  * The engine shares the library's modules, some of which also hold Node-only paths (files, sharp,
  * the FFI). Those packages resolve here to a module whose every export throws "not available in a
@@ -12,7 +13,7 @@
  * src/onnx/onnx.proto, is inlined.
  */
 import { build } from 'esbuild';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
@@ -56,6 +57,8 @@ const result = await build({
   metafile: true,
 });
 for (const file of ['index.html', 'style.css']) copyFileSync(join(root, 'src/app', file), join(out, file));
+// the net the page opens first: the scaled AlexNet trained on all of Fashion-MNIST (README, "The browser app", says how)
+cpSync(join(root, 'src/app/assets'), join(out, 'assets'), { recursive: true });
 for (const file of readdirSync(join(root, 'dist/wasm')).filter((f) => f.endsWith('.wasm')))
   copyFileSync(join(root, 'dist/wasm', file), join(out, 'wasm', file));
 

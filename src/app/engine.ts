@@ -365,7 +365,14 @@ async function trainModel(request: Extract<Request, { type: 'train' }>): Promise
       mean: data.mean,
       std: data.std,
       ...(data.classNames ? { classNames: data.classNames } : {}),
-      ...(m.params && !resuming ? { initFrom: { source: m.source, params: m.params } } : {}),
+      // a run fine-tuned from weights names them again when it resumes (the trainer loads the checkpoint's)
+      ...(resuming
+        ? stored?.initFrom
+          ? { initFrom: { source: stored.initFrom } }
+          : {}
+        : m.params
+          ? { initFrom: { source: m.source, params: m.params } }
+          : {}),
       ...(resuming ? { resume: true, overrides: ['epochs'] } : {}),
       interrupted: () => pauseAsked,
       onNet: (net) => (currentNet = net),

@@ -106,16 +106,29 @@ async function start(): Promise<void> {
   }
   $('backend').textContent = `Backend: ${info.name} — ${info.detail}`;
   const zoo = $<HTMLSelectElement>('zoo');
+  zoo.add(new Option(`${BUNDLED.name}: ${BUNDLED.describe}`, BUNDLED.name));
   for (const [name, entry] of Object.entries(models)) zoo.add(new Option(`${name}: ${entry.describe}`, name));
-  zoo.value = 'alexnet-small-28';
   await openZoo();
   await loadSample();
   document.body.dataset.ready = 'true';
 }
 
+/** The net the page opens first, built with it (tools/build-app.mjs): something to classify with at once. */
+const BUNDLED = {
+  name: 'fashion-mnist.safetensors',
+  describe: 'the scaled AlexNet trained on Fashion-MNIST (bundled: 91.1 % test accuracy)',
+  url: './assets/fashion-mnist.safetensors',
+};
+
 async function openZoo(): Promise<void> {
   const name = $<HTMLSelectElement>('zoo').value;
-  await showModel(() => call<ModelInfo>({ type: 'open', zoo: name }));
+  if (name !== BUNDLED.name) return showModel(() => call<ModelInfo>({ type: 'open', zoo: name }));
+  await showModel(async () => {
+    const response = await fetch(BUNDLED.url);
+    if (!response.ok) throw new Error(`the bundled model is missing (${BUNDLED.url}: HTTP ${response.status})`);
+    const bytes = await response.arrayBuffer();
+    return call<ModelInfo>({ type: 'open', file: { name: BUNDLED.name, bytes } }, [bytes]);
+  });
 }
 
 async function showModel(open: () => Promise<ModelInfo>): Promise<void> {
@@ -360,13 +373,14 @@ function drawFilters(filters: Filters): void {
 /** The image brought to the model's input as its preprocessing says: the shorter side rescaled and the
  * centre cropped, or stretched. The browser's resampling is not libvips': a photo of another size
  * than the input can score slightly differently than `alexnet predict` scores it. */
-async function classify(blob: Blob): Promise<void> {
+async function classify(image: Blob | HTMLVideoElement, { neighbours = true } = {}): Promise<void> {
   if (!model) return;
   let bitmap: ImageBitmap;
   try {
-    bitmap = await createImageBitmap(blob);
+    bitmap = await createImageBitmap(image);
   } catch {
-    showError(`${blob instanceof File ? blob.name : 'the pasted data'} is not an image this browser can decode`);
+    const what = image instanceof File ? image.name : image instanceof Blob ? 'the pasted data' : "the webcam's frame";
+    showError(`${what} is not an image this browser can decode`);
     return;
   }
   const [, height, width] = model.input as [number, number, number];
@@ -403,8 +417,41 @@ async function classify(blob: Blob): Promise<void> {
     }),
   );
   showMaps(prediction?.maps ?? []);
-  if (prediction) await showNeighbours();
+  if (prediction && neighbours) await showNeighbours();
   else $('neighbours-box').hidden = true;
+}
+
+/** The webcam's frames classified once a second while it is on. */
+let webcam: { stream: MediaStream; timer: ReturnType<typeof setInterval> } | undefined;
+
+async function toggleWebcam(): Promise<void> {
+  const button = $<HTMLButtonElement>('webcam');
+  const video = $<HTMLVideoElement>('webcam-video');
+  if (webcam) {
+    clearInterval(webcam.timer);
+    for (const track of webcam.stream.getTracks()) track.stop();
+    webcam = undefined;
+    video.hidden = true;
+    button.textContent = 'Start the webcam';
+    return;
+  }
+  let stream: MediaStream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ video: true });
+  } catch (error) {
+    return showError(`no webcam: ${(error as Error).message}`);
+  }
+  video.srcObject = stream;
+  video.hidden = false;
+  await video.play();
+  let busy = false;
+  const timer = setInterval(() => {
+    if (busy || video.readyState < 2) return;
+    busy = true;
+    void classify(video, { neighbours: false }).finally(() => (busy = false));
+  }, 1000);
+  webcam = { stream, timer };
+  button.textContent = 'Stop the webcam';
 }
 
 /** A C×H×W byte image (grey for one channel) as a canvas labelled with `words`. */
@@ -522,6 +569,7 @@ function wire(): void {
     const file = event.dataTransfer?.files[0];
     if (file) void classify(file);
   });
+  $('webcam').addEventListener('click', () => void toggleWebcam());
   document.addEventListener('paste', (event) => {
     const item = Array.from(event.clipboardData?.items ?? []).find((i) => i.type.startsWith('image/'));
     const file = item?.getAsFile();
