@@ -35,7 +35,7 @@ try {
   await page.goto(`${url}?backend=wasm`);
   await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
   await page.selectOption('#zoo', 'alexnet-small-28');
-  await page.waitForSelector('#model-status:text-matches("^alexnet-small-28 \\(")');
+  await page.waitForSelector('#model-status:text-matches("^alexnet-small-28 [(]")');
   await page.fill('#epochs', '2');
   await page.click('#train');
   await page.waitForSelector('body[data-run=training]');
@@ -46,7 +46,7 @@ try {
     .screenshot({ path: join(out, 'train.png') });
 
   await page.selectOption('#zoo', 'fashion-mnist.safetensors');
-  await page.waitForSelector('#model-status:text-matches("^fashion-mnist\\.safetensors \\(")');
+  await page.waitForSelector('#model-status:text-matches("^fashion-mnist[.]safetensors [(]")');
   await page.setInputFiles('#image-file', image);
   await page.waitForSelector('#neighbours li:nth-child(5)', { timeout: 60_000 });
   await page
