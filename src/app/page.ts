@@ -229,8 +229,15 @@ function showProgress(p: Progress): void {
   $('progress').textContent =
     `Epoch ${p.epoch} of ${p.epochs}, batch ${p.batch} of ${p.batches}: loss ${p.loss.toFixed(4)}, ` +
     `${Math.round(p.imagesPerSecond)} images/s, about ${duration(p.eta)} left.`;
-  drawCurves();
+  // drawn with the screen's frames, not every step: on a machine of few cores the page's own
+  // work takes time from the training threads
+  redraw ??= requestAnimationFrame(() => {
+    redraw = undefined;
+    drawCurves();
+  });
 }
+
+let redraw: number | undefined;
 
 function showEpoch(m: EpochMetrics): void {
   validation.push({ step: m.step, error: m.valTop1Error });
