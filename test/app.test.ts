@@ -36,7 +36,8 @@ before(async () => {
   ({ server, url } = await serveApp({ port: 0, host: '127.0.0.1' }));
   // a fake camera (a test pattern) for the webcam
   const camera = ['--use-fake-device-for-media-stream', '--use-fake-ui-for-media-stream'];
-  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', ...camera] });
+  // and WebGPU: Chromium's SwiftShader adapter where there is no GPU
+  browser = await chromium.launch({ executablePath: chromiumPath, args: ['--no-sandbox', '--enable-unsafe-webgpu', ...camera] });
 });
 
 after(async () => {
@@ -45,12 +46,12 @@ after(async () => {
 });
 
 /** A fresh page of the app, ready (engine started, the zoo's small net and the sample loaded); its console errors collected. */
-async function openApp(address = url): Promise<{ page: Page; errors: string[] }> {
+async function openApp(address = url, backend = 'wasm'): Promise<{ page: Page; errors: string[] }> {
   const page = await browser.newPage();
   const errors: string[] = [];
   page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
   page.on('pageerror', (e) => errors.push(e.message));
-  await page.goto(`${address}?backend=wasm`);
+  await page.goto(`${address}?backend=${backend}`);
   await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
   return { page, errors };
 }
@@ -82,6 +83,23 @@ async function pageTop5(page: Page, image: string): Promise<{ class: number; pro
   return page.$$eval('#top5 li', (items) =>
     items.map((li) => ({ class: Number((li as HTMLElement).dataset.class), probability: Number((li as HTMLElement).dataset.probability) })),
   );
+}
+
+/** The page's top-5 for Fashion-MNIST's first test image with the bundled net are `alexnet predict`'s. */
+async function assertPredictsAsCli(page: Page): Promise<void> {
+  const image = await testImage();
+  const shown = await pageTop5(page, image);
+  const bundled = join(appFolder(), 'assets', 'fashion-mnist.safetensors');
+  const cli = spawnSync(process.execPath, [CLI, 'predict', image, '--model', bundled, '--top', '5', '--json', '--backend', 'wasm'], {
+    encoding: 'utf8',
+  });
+  assert.equal(cli.status, 0, cli.stderr);
+  const [predicted] = JSON.parse(cli.stdout) as { top: { class: number; name: string; probability: number }[] }[];
+  assert.equal(predicted!.top[0]!.name, 'Ankle boot', "Fashion-MNIST's first test image");
+  for (const [i, s] of shown.entries()) {
+    assert.equal(s.class, predicted!.top[i]!.class);
+    assert.ok(Math.abs(s.probability - predicted!.top[i]!.probability) < 1e-4, `class ${s.class}`);
+  }
 }
 
 /** Fashion-MNIST's first test image as a 28×28 grey PNG. */
@@ -174,19 +192,7 @@ test(
 
 test("the bundled net classifies as the CLI does with its file, and the webcam's frames are classified", { skip }, async () => {
   const { page, errors } = await openApp();
-  const image = await testImage();
-  const shown = await pageTop5(page, image);
-  const bundled = join(appFolder(), 'assets', 'fashion-mnist.safetensors');
-  const cli = spawnSync(process.execPath, [CLI, 'predict', image, '--model', bundled, '--top', '5', '--json', '--backend', 'wasm'], {
-    encoding: 'utf8',
-  });
-  assert.equal(cli.status, 0, cli.stderr);
-  const [predicted] = JSON.parse(cli.stdout) as { top: { class: number; name: string; probability: number }[] }[];
-  assert.equal(predicted!.top[0]!.name, 'Ankle boot', "Fashion-MNIST's first test image");
-  for (const [i, s] of shown.entries()) {
-    assert.equal(s.class, predicted!.top[i]!.class);
-    assert.ok(Math.abs(s.probability - predicted!.top[i]!.probability) < 1e-4, `class ${s.class}`);
-  }
+  await assertPredictsAsCli(page);
   await page.context().grantPermissions(['camera']);
   const before = Number(await page.getAttribute('#top5', 'data-predictions'));
   await page.click('#webcam');
@@ -196,6 +202,20 @@ test("the bundled net classifies as the CLI does with its file, and the webcam's
   assert.equal(await page.isHidden('#webcam-video'), true);
   assert.deepEqual(errors, []);
   await page.close();
+});
+
+test('on WebGPU the bundled net predicts as the CLI does; a CPU adapter is passed over unless asked for', { skip }, async () => {
+  const { page, errors } = await openApp(url, 'webgpu');
+  assert.match((await page.textContent('#backend'))!, /^Backend: webgpu — WebGPU on \S/);
+  await assertPredictsAsCli(page);
+  assert.deepEqual(errors, []);
+  await page.close();
+  const auto = await openApp(url, 'auto');
+  assert.match(
+    (await auto.page.textContent('#backend'))!,
+    /^Backend: (webgpu — WebGPU on |wasm — the WebGPU adapter \(.*\) runs on the CPU)/,
+  );
+  await auto.page.close();
 });
 
 test('pausing saves a run fine-tuning the bundled net between two steps, and resuming continues it', { skip }, async () => {

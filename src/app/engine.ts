@@ -7,7 +7,7 @@
 import type { Backend } from '../backend/backend.js';
 import { setWasmPaths } from '../backend/wasm/platform.js';
 import { WasmBackend } from '../backend/wasm/backend.js';
-import { WebGpuBackend } from '../backend/webgpu/backend.js';
+import { adapterDescription, requestDevice, WebGpuBackend } from '../backend/webgpu/backend.js';
 import { checkedSets, FASHION_MNIST, type ImageSet, idxSet } from '../data/dataset.js';
 import { parseIdx } from '../data/idx.js';
 import { PHOTO_EXTENSIONS } from '../data/photos.js';
@@ -52,7 +52,7 @@ const scope = globalThis as unknown as {
   postMessage(message: Reply | Event, transfer?: Transferable[]): void;
   onmessage: ((event: MessageEvent<Request & { id: number }>) => void) | null;
   crossOriginIsolated?: boolean;
-  navigator: { hardwareConcurrency?: number; gpu?: unknown };
+  navigator: { hardwareConcurrency?: number; gpu?: GPU };
 };
 
 setWasmPaths({ kernels: './wasm/', worker: './kernel-worker.js' });
@@ -80,17 +80,19 @@ function setState(next: RunState, error?: string): void {
 
 async function start(request: Extract<Request, { type: 'start' }>): Promise<BackendInfo> {
   let refused = '';
-  if (request.backend !== 'wasm' && scope.navigator.gpu) {
+  if (request.backend !== 'wasm') {
     try {
-      backend = await WebGpuBackend.create();
-      backendInfo = { name: 'webgpu', detail: backend.name === 'webgpu' ? 'WebGPU: the browser offers a GPU adapter' : backend.name };
-      return backendInfo;
+      const gpu = await gpuAdapter(request.backend === 'webgpu');
+      if (typeof gpu === 'string') refused = gpu;
+      else {
+        backend = await WebGpuBackend.create({ device: await requestDevice(gpu.adapter), description: gpu.description });
+        backendInfo = { name: 'webgpu', detail: `WebGPU on ${gpu.description}` };
+        return backendInfo;
+      }
     } catch (error) {
       if (request.backend === 'webgpu') throw error;
       refused = `WebGPU is not usable here (${(error as Error).message}); `;
     }
-  } else if (request.backend !== 'wasm') {
-    refused = 'this browser has no WebGPU; ';
   }
   const shared = scope.crossOriginIsolated === true && typeof SharedArrayBuffer !== 'undefined';
   const threads = shared ? (request.threads ?? Math.min(8, scope.navigator.hardwareConcurrency ?? 1)) : 1;
@@ -102,6 +104,22 @@ async function start(request: Extract<Request, { type: 'start' }>): Promise<Back
     detail: `${refused}WebAssembly SIMD on ${threads} thread${threads > 1 ? 's' : ''}${isolation} (${wasm.name})`,
   };
   return backendInfo;
+}
+
+/** The browser's GPU adapter, or why the page runs without one. An adapter that is the CPU itself
+ * (SwiftShader, llvmpipe: what headless browsers and machines without a GPU offer) trains the small
+ * net at a few images/s where WebAssembly's threads train hundreds, so it is passed over unless asked for. */
+async function gpuAdapter(asked: boolean): Promise<{ adapter: GPUAdapter; description: string } | string> {
+  const gpu = scope.navigator.gpu;
+  if (!gpu) return 'this browser has no WebGPU; ';
+  const adapter = await gpu.requestAdapter();
+  if (!adapter) return 'WebGPU offers no adapter; ';
+  const description = adapterDescription(adapter);
+  const software =
+    (adapter.info as { isFallbackAdapter?: boolean }).isFallbackAdapter === true || /swiftshader|llvmpipe|lavapipe/i.test(description);
+  if (software && !asked)
+    return `the WebGPU adapter (${description}) runs on the CPU, slower than WebAssembly (?backend=webgpu takes it); `;
+  return { adapter, description };
 }
 
 function needBackend(): Backend {
