@@ -251,6 +251,13 @@ test('bad input gets a message where the user looks, and the page keeps its stat
   assert.match(await message(page), /train-labels-idx1-ubyte is missing/);
   assert.match((await page.textContent('#data-status'))!, /the bundled Fashion-MNIST sample: 5,400 training images/);
 
+  const flat = mkdtempSync(join(tmpdir(), 'flat-'));
+  writeFileSync(join(flat, 'one.jpg'), 'not even a photo');
+  await page.selectOption('#data-source', 'folder');
+  await page.setInputFiles('#data-folder', flat);
+  assert.match(await message(page), /the folder holds no class folders of photos: expected class\/\*\.jpg/);
+  assert.match((await page.textContent('#data-status'))!, /the bundled Fashion-MNIST sample: 5,400 training images/);
+
   await selectModel(page, 'alexnet-small-32');
   await page.click('#train');
   assert.match(await message(page), /the model takes \[3, 32, 32\] images and the data's are \[1, 28, 28\]/);

@@ -58,7 +58,6 @@ const scope = globalThis as unknown as {
 setWasmPaths({ kernels: './wasm/', worker: './kernel-worker.js' });
 
 let backend: Backend | undefined;
-let backendInfo: BackendInfo | undefined;
 /** The model the page shows: its spec (made trainable), weights once it has them, how its inputs are made. */
 let model: { source: string; kind: string; spec: NetSpec; params?: Tensors; preprocess?: Preprocess; classNames?: string[] } | undefined;
 let sets: { train: ImageSet; test: ImageSet; source: string } | undefined;
@@ -86,8 +85,7 @@ async function start(request: Extract<Request, { type: 'start' }>): Promise<Back
       if (typeof gpu === 'string') refused = gpu;
       else {
         backend = await WebGpuBackend.create({ device: await requestDevice(gpu.adapter), description: gpu.description });
-        backendInfo = { name: 'webgpu', detail: `WebGPU on ${gpu.description}` };
-        return backendInfo;
+        return { name: 'webgpu', detail: `WebGPU on ${gpu.description}` };
       }
     } catch (error) {
       if (request.backend === 'webgpu') throw error;
@@ -99,11 +97,7 @@ async function start(request: Extract<Request, { type: 'start' }>): Promise<Back
   const wasm = await WasmBackend.create({ threads, sharedMemory: shared });
   backend = wasm;
   const isolation = shared ? '' : ': the page is not cross-origin isolated (its server sends no COOP/COEP headers), so one thread';
-  backendInfo = {
-    name: 'wasm',
-    detail: `${refused}WebAssembly SIMD on ${threads} thread${threads > 1 ? 's' : ''}${isolation} (${wasm.name})`,
-  };
-  return backendInfo;
+  return { name: 'wasm', detail: `${refused}WebAssembly SIMD on ${threads} thread${threads > 1 ? 's' : ''}${isolation} (${wasm.name})` };
 }
 
 /** The browser's GPU adapter, or why the page runs without one. An adapter that is the CPU itself
@@ -128,6 +122,7 @@ function needBackend(): Backend {
 }
 
 function open(request: Extract<Request, { type: 'open' }>): ModelInfo {
+  if (state === 'training') throw new Error('a run is training: pause or stop it before opening another model');
   let file: ModelFile;
   if ('zoo' in request) {
     const zoo = models[request.zoo];
@@ -137,7 +132,6 @@ function open(request: Extract<Request, { type: 'open' }>): ModelInfo {
     file = readModelBytes(request.file.name, new Uint8Array(request.file.bytes));
     planNet(file.spec, 1); // a spec the engine cannot build is refused here, not at the first click
   }
-  if (state === 'training') throw new Error('a run is training: pause or stop it before opening another model');
   const trainable = withLoss(file.spec);
   model = {
     source: file.source,
@@ -334,9 +328,10 @@ async function trainModel(request: Extract<Request, { type: 'train' }>): Promise
   if (state === 'training') throw new Error('the run is training already');
   const backend = needBackend();
   const m = model;
-  const resuming = run.has('last');
-  const stored = resuming ? runOptionsOf(run.readCheckpoint('last'), run.describe('last')) : undefined;
-  const epochsDone = resuming ? (run.readCheckpoint('last').state.epoch as number) : 0;
+  const resumed = run.has('last') ? run.readCheckpoint('last') : undefined;
+  const resuming = resumed !== undefined;
+  const stored = resumed && runOptionsOf(resumed, run.describe('last'));
+  const epochsDone = resumed ? (resumed.state.epoch as number) : 0;
   const recipe = stored?.recipe ?? (m.kind === 'zoo' ? models[m.source]!.recipe : m.params ? 'fine-tune' : 'scaled');
   const given = {
     epochs: epochsDone + request.epochs,
@@ -348,15 +343,9 @@ async function trainModel(request: Extract<Request, { type: 'train' }>): Promise
     stored ? { ...storedSettings(stored), epochs: given.epochs } : given,
     sets.train.labels.length,
   ).settings;
-  const spec = resuming ? run.readCheckpoint('last').spec : specForData(m.spec, sets.train, m.params !== undefined);
+  const spec = resumed ? resumed.spec : specForData(m.spec, sets.train, m.params !== undefined);
   const seed = stored?.seed ?? 0;
-  const data = imageSetData(sets, {
-    seed,
-    cropPad: s.cropPad,
-    flip: s.flip,
-    pca: 0,
-    ...(stored ? { normalisation: { mean: stored.mean!, std: stored.std! } } : {}),
-  });
+  const data = imageSetData(sets, { seed, cropPad: s.cropPad, flip: s.flip, pca: 0, ...trainedNormalisation(m, stored) });
   pauseAsked = false;
   setState('training');
   let lastFilters = 0;
@@ -421,6 +410,19 @@ async function trainModel(request: Extract<Request, { type: 'train' }>): Promise
     throw error;
   }
   return { state };
+}
+
+/** The inputs' normalisation a net with weights was trained with — a resumed run's, or a model's
+ * own where it is one mean and deviation — so fine-tuning feeds it what it learnt on; else none
+ * (the training images' statistics are taken). */
+function trainedNormalisation(m: NonNullable<typeof model>, stored: ReturnType<typeof runOptionsOf> | undefined) {
+  if (stored?.mean !== undefined && stored.std !== undefined) return { normalisation: { mean: stored.mean, std: stored.std } };
+  if (!m.params || !m.preprocess) return {};
+  try {
+    return { normalisation: uniformNormalisation(m.preprocess, m.source) };
+  } catch {
+    return {}; // per-channel statistics (an ImageNet net's): these in-memory images take one mean and deviation
+  }
 }
 
 /** The settings a stored run was trained with, as `resolveSettings` takes them. */

@@ -533,7 +533,11 @@ function wire(): void {
   $('zoo').addEventListener('change', () => void openZoo());
   $<HTMLInputElement>('model-file').addEventListener('change', (event) => {
     const file = (event.target as HTMLInputElement).files?.[0];
-    if (file) void showModel(async () => call<ModelInfo>({ type: 'open', file: await readFile(file) }));
+    if (file)
+      void showModel(async () => {
+        const named = await readFile(file);
+        return call<ModelInfo>({ type: 'open', file: named }, [named.bytes]); // moved, not copied: a .pth can be 233 MB
+      });
   });
   $<HTMLSelectElement>('data-source').addEventListener('change', (event) => {
     const source = (event.target as HTMLSelectElement).value;
@@ -546,11 +550,24 @@ function wire(): void {
     if (files.length === 0) return;
     $('data-status').textContent = `Decoding ${files.length} files…`;
     const read = (file: File) => file.arrayBuffer().then((bytes) => ({ name: file.webkitRelativePath || file.name, bytes }));
-    void showData(async () => call<DataInfo>({ type: 'data', photos: await Promise.all(files.map(read)) }));
+    void showData(async () => {
+      const photos = await Promise.all(files.map(read));
+      return call<DataInfo>(
+        { type: 'data', photos },
+        photos.map((p) => p.bytes),
+      );
+    });
   });
   $<HTMLInputElement>('data-files').addEventListener('change', (event) => {
     const files = Array.from((event.target as HTMLInputElement).files ?? []);
-    if (files.length) void showData(async () => call<DataInfo>({ type: 'data', files: await Promise.all(files.map(readFile)) }));
+    if (files.length)
+      void showData(async () => {
+        const named = await Promise.all(files.map(readFile));
+        return call<DataInfo>(
+          { type: 'data', files: named },
+          named.map((f) => f.bytes),
+        );
+      });
   });
   $('train').addEventListener('click', () => {
     const epochs = Number($<HTMLInputElement>('epochs').value);
