@@ -85,4 +85,5 @@ def main():
                       'blas': blas_library(), 'gemmGflops': gemm_gflops(threads)}))
 
 
-main()
+if __name__ == '__main__':  # pytorch_predict.py imports the nets
+    main()
