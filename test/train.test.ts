@@ -464,6 +464,9 @@ test('a spec may name its loss layer anything; labels beyond the classes are nam
   labels[13] = 3;
   writeFileSync(join(dir, 'train-labels-idx1-ubyte'), idx([20], labels));
   assert.equal(loadDataset(dir).train.classes, 10);
+  writeFileSync(join(dir, 'train-labels-idx1-ubyte'), idx([20], new Array(20).fill(0)));
+  assert.throws(() => loadDataset(dir), /train-labels-idx1-ubyte: its labels name 1 class; a classifier needs at least 2$/);
+  writeFileSync(join(dir, 'train-labels-idx1-ubyte'), idx([20], labels));
   rmSync(join(dir, 'train-images-idx3-ubyte'));
   assert.equal(loadSplit(dir, 'test', { classes: 10 }).labels.length, 1, 'the test split alone, without the training files');
 });

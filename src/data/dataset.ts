@@ -196,6 +196,8 @@ function inferredClasses(set: RawSet): number {
 }
 
 function checked(set: RawSet, classes: number, classNames: string[] | undefined): ImageSet {
+  if (classes < 2)
+    throw new Error(`${set.files[0]!.path}: its labels name ${classes} class${classes === 1 ? '' : 'es'}; a classifier needs at least 2`);
   const bad = set.labels.findIndex((label) => label >= classes);
   if (bad >= 0)
     throw new Error(`${describeRecord(set, bad)} has label ${set.labels[bad]}, beyond the ${classes} classes (labels 0–${classes - 1})`);
