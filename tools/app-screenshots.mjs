@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
- * The README's pictures of the browser app (docs/app/*.png), taken in headless Chromium: the Train
- * view after two epochs of the scaled AlexNet on the bundled sample, and the Use view classifying
- * a Fashion-MNIST test image with the bundled net. Run after `npm run build`:
+ * The README's pictures of the browser app (docs/app/*.png), taken in headless Chromium: the Model
+ * view with the bundled net's layers, the Train view after two epochs of the scaled AlexNet on the
+ * bundled sample, and the Use view classifying a Fashion-MNIST test image with the bundled net. Run
+ * after `npm run build`:
  *   node tools/app-screenshots.mjs [--image N]   (N: the test image, default 0)
  */
 import { mkdirSync, mkdtempSync } from 'node:fs';
@@ -34,6 +35,12 @@ try {
   const page = await browser.newPage({ viewport: { width: 1100, height: 900 }, deviceScaleFactor: 1 });
   await page.goto(`${url}?backend=wasm`);
   await page.waitForSelector('body[data-ready]', { timeout: 60_000 });
+  await page.click('#layers-summary');
+  await page
+    .locator('section')
+    .nth(0)
+    .screenshot({ path: join(out, 'model.png') });
+  await page.click('#layers-summary');
   await page.selectOption('#zoo', 'alexnet-small-28');
   await page.waitForSelector('#model-status:text-matches("^alexnet-small-28 [(]")');
   await page.fill('#epochs', '2');
@@ -53,7 +60,7 @@ try {
     .locator('section')
     .nth(2)
     .screenshot({ path: join(out, 'use.png') });
-  console.log(`wrote ${join(out, 'train.png')} and ${join(out, 'use.png')}`);
+  console.log(`wrote ${['model', 'train', 'use'].map((v) => join(out, `${v}.png`)).join(', ')}`);
 } finally {
   await browser.close();
   server.close();
