@@ -54,7 +54,7 @@ let model: ModelInfo | undefined;
 let data: DataInfo | undefined;
 let runState: RunState = 'idle';
 const losses: { step: number; loss: number }[] = [];
-const validation: { step: number; error: number }[] = [];
+const errors: { step: number; train: number; validation: number }[] = [];
 let stepsPerEpoch = 1;
 
 function showError(text: string): void {
@@ -240,7 +240,7 @@ function showProgress(p: Progress): void {
 let redraw: number | undefined;
 
 function showEpoch(m: EpochMetrics): void {
-  validation.push({ step: m.step, error: m.valTop1Error });
+  errors.push({ step: m.step, train: m.trainError, validation: m.valTop1Error });
   const row = document.createElement('tr');
   for (const text of [
     String(m.epoch),
@@ -304,7 +304,7 @@ function cell(kind: 'td' | 'th', text: string, scope?: 'col' | 'row'): HTMLTable
 
 function resetCurves(): void {
   losses.length = 0;
-  validation.length = 0;
+  errors.length = 0;
   $('epochs-table').querySelector('tbody')!.replaceChildren();
   $('progress').textContent = '';
   showValidation([], []);
@@ -318,12 +318,12 @@ function clearCanvas(canvas: HTMLCanvasElement): CanvasRenderingContext2D {
   return g;
 }
 
-/** The loss of every step (left axis) and the validation error of every epoch (right axis, 0–100 %). */
+/** The loss of every step (left axis), and each epoch's training and validation error (right axis, 0–100 %). */
 function drawCurves(): void {
   const canvas = $<HTMLCanvasElement>('loss-chart');
   const g = clearCanvas(canvas);
   const [left, right, top, bottom] = [44, canvas.width - 40, 10, canvas.height - 24];
-  const steps = Math.max(stepsPerEpoch, losses.at(-1)?.step ?? 1, validation.at(-1)?.step ?? 1);
+  const steps = Math.max(stepsPerEpoch, losses.at(-1)?.step ?? 1, errors.at(-1)?.step ?? 1);
   const maxLoss = Math.max(0.5, ...losses.map((l) => (Number.isFinite(l.loss) ? l.loss : 0)));
   const x = (step: number) => left + ((right - left) * step) / steps;
   g.strokeStyle = '#888';
@@ -342,11 +342,17 @@ function drawCurves(): void {
     else g.lineTo(x(l.step), y);
   });
   g.stroke();
-  g.fillStyle = '#c01c28';
-  for (const v of validation) {
-    g.beginPath();
-    g.arc(x(v.step), bottom - (bottom - top) * v.error, 4, 0, 2 * Math.PI);
-    g.fill();
+  for (const [key, colour] of [
+    ['train', '#e66100'],
+    ['validation', '#c01c28'],
+  ] as const) {
+    g.fillStyle = colour;
+    for (const e of errors) {
+      g.beginPath();
+      if (key === 'train') g.rect(x(e.step) - 3.5, bottom - (bottom - top) * e.train - 3.5, 7, 7);
+      else g.arc(x(e.step), bottom - (bottom - top) * e.validation, 4, 0, 2 * Math.PI);
+      g.fill();
+    }
   }
   const last = losses.at(-1);
   // the numbers behind the picture, for scripts (the browser tests read them)
@@ -356,7 +362,10 @@ function drawCurves(): void {
     'aria-label',
     last
       ? `Training loss per step: ${last.loss.toFixed(4)} at step ${last.step}` +
-          (validation.length ? `; validation error ${percent(validation.at(-1)!.error)} after epoch ${validation.length}` : '')
+          (errors.length
+            ? `; after epoch ${errors.length}, training error ${percent(errors.at(-1)!.train)}, ` +
+              `validation error ${percent(errors.at(-1)!.validation)}`
+            : '')
       : 'Training loss per step: no training yet',
   );
 }
