@@ -16,7 +16,6 @@ import { imageSetBatches } from '../data/batches.js';
 import { type ModelFile, readModelBytes } from '../models/open.js';
 import { models } from '../models/index.js';
 import { decodeCheckpoint, encodeCheckpoint } from '../net/checkpoint.js';
-import { type initializers } from '../net/init.js';
 import { logitsInBatches, softmaxRows } from '../net/inference.js';
 import { Net, paramShapes, planNet, summarize } from '../net/net.js';
 import { classifierLayer, firstConvolution, netRoles, replaceClasses, specClasses, withLoss } from '../net/roles.js';
@@ -27,8 +26,8 @@ import { features, lastHiddenBlob, nearestNeighbours } from '../train/features.j
 import type { EvalResult } from '../train/evaluate.js';
 import { resolveSettings } from '../train/recipes.js';
 import { runOptionsOf } from '../train/run-options.js';
+import { runOptionsFor } from '../train/request.js';
 import { MemoryRun } from '../train/run-store.js';
-import { parseSchedule } from '../train/schedule.js';
 import { train } from '../train/trainer.js';
 import type {
   BackendInfo,
@@ -354,24 +353,9 @@ async function trainModel(request: Extract<Request, { type: 'train' }>): Promise
   const epochs = s.epochs;
   try {
     const result = await train({
-      spec,
+      ...runOptionsFor(spec, data, s, seed, recipe),
       backend,
-      train: data.train,
-      validation: data.validation,
       store: run,
-      epochs,
-      batch: s.batch,
-      lr: s.lr,
-      momentum: s.momentum,
-      weightDecay: s.weightDecay,
-      schedule: typeof s.schedule === 'string' ? parseSchedule(s.schedule, s.epochs) : s.schedule,
-      seed,
-      init: s.init as keyof typeof initializers,
-      recipe,
-      augment: data.augment,
-      mean: data.mean,
-      std: data.std,
-      ...(data.classNames ? { classNames: data.classNames } : {}),
       // a run fine-tuned from weights names them again when it resumes (the trainer loads the checkpoint's)
       ...(resuming
         ? stored?.initFrom
