@@ -171,8 +171,9 @@ function describeModel(info: ModelInfo): string {
   );
 }
 
+/** A chosen file's bytes, named by its path in a chosen folder (a photo's class is its folder) or its name. */
 async function readFile(file: File): Promise<NamedBytes> {
-  return { name: file.name, bytes: await file.arrayBuffer() };
+  return { name: file.webkitRelativePath || file.name, bytes: await file.arrayBuffer() };
 }
 
 async function loadSample(): Promise<void> {
@@ -558,9 +559,8 @@ function wire(): void {
     const files = Array.from((event.target as HTMLInputElement).files ?? []);
     if (files.length === 0) return;
     $('data-status').textContent = `Decoding ${files.length} files…`;
-    const read = (file: File) => file.arrayBuffer().then((bytes) => ({ name: file.webkitRelativePath || file.name, bytes }));
     void showData(async () => {
-      const photos = await Promise.all(files.map(read));
+      const photos = await Promise.all(files.map(readFile));
       return call<DataInfo>(
         { type: 'data', photos },
         photos.map((p) => p.bytes),
